@@ -1,0 +1,35 @@
+"""The `/fhir` blueprint: content negotiation and FHIR responses for every resource type."""
+
+from __future__ import annotations
+
+from flask import Blueprint, request
+
+from exchange.fhir.outcome import FhirError
+
+bp = Blueprint("fhir", __name__, url_prefix="/fhir")
+
+_JSON_TYPES = ("application/fhir+json", "application/json", "application/json-patch+json")
+_ACCEPTABLE = ("application/fhir+json", "application/json", "*/*", "application/*")
+_FORMATS = ("json", "application/json", "application/fhir+json")
+
+
+@bp.before_request
+def negotiate() -> None:
+    """Refuse what cannot be answered or read: FHIR JSON only (`terminology.md`)."""
+    fmt = request.args.get("_format")
+    if fmt is not None and fmt not in _FORMATS:
+        raise FhirError(406, "not-supported", "only JSON (_format=json) is supported")
+    accept = request.accept_mimetypes
+    if accept and fmt is None and not any(accept[t] for t in _ACCEPTABLE):
+        binary_read = request.path.startswith("/fhir/Binary/")
+        if not binary_read:
+            raise FhirError(406, "not-supported", "responses are application/fhir+json only")
+    if request.method in ("POST", "PUT", "PATCH") and not request.path.startswith("/fhir/Binary"):
+        if request.mimetype not in _JSON_TYPES:
+            raise FhirError(
+                415, "not-supported", "request bodies must be application/fhir+json"
+            )
+
+
+from exchange.api.fhir import conformance as _conformance  # noqa: E402,F401
+from exchange.api.fhir import registry as _registry  # noqa: E402,F401

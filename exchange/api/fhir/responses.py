@@ -1,0 +1,55 @@
+"""FHIR JSON responses: resources with their version headers, and search Bundles."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from email.utils import format_datetime
+from typing import Any
+
+from flask import Response, request
+
+FHIR_JSON = "application/fhir+json; charset=utf-8"
+
+
+def fhir_response(resource: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A FHIR JSON response; `ETag` and `Last-Modified` from `meta` when present."""
+    response = Response(
+        json.dumps(resource, separators=(",", ":"), ensure_ascii=False),
+        status=status,
+        content_type=FHIR_JSON,
+    )
+    meta = resource.get("meta", {})
+    if "versionId" in meta:
+        response.headers["ETag"] = f'W/"{meta["versionId"]}"'
+    if "lastUpdated" in meta:
+        last = datetime.fromisoformat(meta["lastUpdated"].replace("Z", "+00:00"))
+        response.headers["Last-Modified"] = format_datetime(last, usegmt=True)
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def searchset(
+    resources: list[dict[str, Any]],
+    total: int,
+    self_url: str,
+    next_url: str | None = None,
+    outcome: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A `searchset` Bundle of `resources` (already filtered to what the caller may see)."""
+    base = request.url_root.rstrip("/")
+    entries: list[dict[str, Any]] = [
+        {
+            "fullUrl": f"{base}/fhir/{resource['resourceType']}/{resource['id']}",
+            "resource": resource,
+            "search": {"mode": "match"},
+        }
+        for resource in resources
+    ]
+    if outcome is not None:
+        entries.append({"resource": outcome, "search": {"mode": "outcome"}})
+    links = [{"relation": "self", "url": self_url}]
+    if next_url is not None:
+        links.append({"relation": "next", "url": next_url})
+    return {"resourceType": "Bundle", "type": "searchset", "total": total, "link": links, "entry": entries}

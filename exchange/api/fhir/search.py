@@ -1,0 +1,120 @@
+"""Search request parsing shared by every resource type: strict parameter handling,
+`_count` bounds, opaque keyset cursors and token / reference values (`api.md`)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Final
+from urllib.parse import urlencode
+
+from flask import request
+
+from exchange.fhir.outcome import FhirError, Issue, operation_outcome
+
+DEFAULT_COUNT: Final = 20
+MAX_COUNT: Final = 100
+_CONTROL: Final = frozenset({"_count", "_cursor", "_format", "_sort"})
+
+
+@dataclass
+class SearchRequest:
+    """The parameters of one search, after strict (or lenient) handling."""
+
+    params: dict[str, list[str]]
+    count: int
+    cursor: dict[str, Any] | None
+    ignored: list[str] = field(default_factory=list)
+
+    def first(self, name: str) -> str | None:
+        """The first value of a parameter, or None."""
+        values = self.params.get(name)
+        return values[0] if values else None
+
+    def ignored_outcome(self) -> dict[str, Any] | None:
+        """The OperationOutcome listing parameters ignored under `handling=lenient`."""
+        if not self.ignored:
+            return None
+        return operation_outcome(
+            [
+                Issue("warning", "not-supported", f"search parameter {name!r} was ignored")
+                for name in self.ignored
+            ]
+        )
+
+
+def parse_search(allowed: Iterable[str]) -> SearchRequest:
+    """Read the query string of the current request as a search over `allowed` parameters.
+
+    Unknown parameters are a 400, unless the client asked for `Prefer: handling=lenient`,
+    in which case they are ignored and listed in the Bundle's OperationOutcome.
+    """
+    allowed_set = set(allowed) | _CONTROL
+    lenient = "handling=lenient" in request.headers.get("Prefer", "").replace(" ", "")
+    params: dict[str, list[str]] = {}
+    ignored: list[str] = []
+    for name in request.args:
+        base = name.split(":", 1)[0]
+        if name not in allowed_set and base not in allowed_set:
+            if lenient:
+                ignored.append(name)
+                continue
+            raise FhirError(400, "not-supported", f"unknown search parameter {name!r}")
+        params[name] = request.args.getlist(name)
+    count = _count(params.pop("_count", [None])[0])
+    cursor = decode_cursor(params.pop("_cursor", [None])[0])
+    params.pop("_format", None)
+    return SearchRequest(params, count, cursor, ignored)
+
+
+def _count(value: str | None) -> int:
+    if value is None:
+        return DEFAULT_COUNT
+    if not value.isdigit():
+        raise FhirError(400, "invalid", "_count must be a whole number", expression=("_count",))
+    return min(int(value), MAX_COUNT)
+
+
+def encode_cursor(position: dict[str, Any]) -> str:
+    """An opaque cursor for the next page (keyset: the last row's sort key)."""
+    raw = json.dumps(position, separators=(",", ":"), sort_keys=True).encode()
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def decode_cursor(value: str | None) -> dict[str, Any] | None:
+    """Read a cursor made by `encode_cursor`; 400 if it was tampered with or truncated."""
+    if value is None:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+        position = json.loads(raw)
+    except (binascii.Error, ValueError):
+        raise FhirError(400, "invalid", "_cursor is not a cursor this server issued") from None
+    if not isinstance(position, dict):
+        raise FhirError(400, "invalid", "_cursor is not a cursor this server issued")
+    return position
+
+
+def page_urls(search: SearchRequest, path: str, next_position: dict[str, Any] | None) -> tuple[str, str | None]:
+    """The `self` and `next` links of a page."""
+    base = request.url_root.rstrip("/")
+    query: list[tuple[str, str]] = [(k, v) for k, values in search.params.items() for v in values]
+    query.append(("_count", str(search.count)))
+    self_query = list(query)
+    if search.cursor is not None:
+        self_query.append(("_cursor", encode_cursor(search.cursor)))
+    self_url = f"{base}{path}?{urlencode(self_query)}"
+    if next_position is None:
+        return self_url, None
+    return self_url, f"{base}{path}?{urlencode([*query, ('_cursor', encode_cursor(next_position))])}"
+
+
+def split_token(value: str) -> tuple[str | None, str]:
+    """A token search value `system|code` (or bare `code`) as (system, code)."""
+    if "|" in value:
+        system, code = value.split("|", 1)
+        return (system or None), code
+    return None, value

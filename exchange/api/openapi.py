@@ -1,0 +1,132 @@
+"""`GET /openapi.json`: the OpenAPI 3.1 description of every endpoint.
+
+Operations are declared here, beside nothing else, and a test compares them with the app's
+URL map in both directions, so an endpoint cannot be added or removed without this
+document following.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+from flask import Blueprint, Response, jsonify
+
+from exchange import __version__
+from exchange.api.access import public
+from exchange.api.context import services
+from exchange.fhir.artefacts import ARTEFACT_TYPES
+
+bp = Blueprint("openapi", __name__)
+
+_FHIR_JSON: Final = "application/fhir+json"
+_OUTCOME: Final = {"$ref": "#/components/schemas/OperationOutcome"}
+_RESOURCE: Final = {"$ref": "#/components/schemas/Resource"}
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One documented operation."""
+
+    path: str
+    method: str
+    summary: str
+    tag: str
+    secured: bool = True
+    parameters: tuple[str, ...] = ()
+    fhir: bool = True
+
+
+def _fhir_operations() -> list[Operation]:
+    operations = [Operation("/fhir/metadata", "get", "CapabilityStatement", "FHIR conformance", secured=False)]
+    for resource_type in ARTEFACT_TYPES:
+        operations += [
+            Operation(f"/fhir/{resource_type}", "get", f"Search {resource_type} by url", "FHIR conformance", False, ("url",)),
+            Operation(f"/fhir/{resource_type}/{{resource_id}}", "get", f"Read a {resource_type}", "FHIR conformance", False),
+        ]
+    operations += [
+        Operation("/fhir/Organization", "get", "Search organisations", "Registry", parameters=("identifier", "type")),
+        Operation("/fhir/Organization/{resource_id}", "get", "Read an organisation", "Registry"),
+        Operation("/fhir/Contract", "get", "Search data-sharing agreements", "Registry", parameters=("status", "signer")),
+        Operation("/fhir/Contract/{resource_id}", "get", "Read a data-sharing agreement", "Registry"),
+    ]
+    return operations
+
+
+OPERATIONS: Final[list[Operation]] = [
+    Operation("/healthz", "get", "Liveness", "Service", secured=False, fhir=False),
+    Operation("/readyz", "get", "Readiness of the database, document store and key provider", "Service", secured=False, fhir=False),
+    Operation("/openapi.json", "get", "This document", "Service", secured=False, fhir=False),
+    *_fhir_operations(),
+]
+
+
+def _operation(operation: Operation) -> dict[str, Any]:
+    content_type = _FHIR_JSON if operation.fhir else "application/json"
+    parameters: list[dict[str, Any]] = [
+        {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
+        for name in operation.parameters
+    ]
+    if "{resource_id}" in operation.path:
+        parameters.append({"name": "resource_id", "in": "path", "required": True, "schema": {"type": "string"}})
+    responses: dict[str, Any] = {
+        "200": {"description": "OK", "content": {content_type: {"schema": _RESOURCE if operation.fhir else {"type": "object"}}}},
+    }
+    if operation.fhir:
+        for status, text in (("400", "Bad request"), ("404", "Not found"), ("406", "Not acceptable")):
+            responses[status] = {"description": text, "content": {_FHIR_JSON: {"schema": _OUTCOME}}}
+    if operation.secured:
+        responses["401"] = {"description": "Missing or invalid token", "content": {_FHIR_JSON: {"schema": _OUTCOME}}}
+        responses["403"] = {"description": "Insufficient scope", "content": {_FHIR_JSON: {"schema": _OUTCOME}}}
+    if operation.path == "/readyz":
+        responses["503"] = {"description": "A dependency is down", "content": {"application/json": {"schema": {"type": "object"}}}}
+    document: dict[str, Any] = {
+        "summary": operation.summary,
+        "tags": [operation.tag],
+        "operationId": f"{operation.method}_{operation.path.strip('/').replace('/', '_').replace('{', '').replace('}', '').replace('.', '_')}",
+        "parameters": parameters,
+        "responses": responses,
+    }
+    document["security"] = [{"bearer": []}] if operation.secured else []
+    return document
+
+
+def openapi_document(base_url: str) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the service."""
+    paths: dict[str, dict[str, Any]] = {}
+    for operation in OPERATIONS:
+        paths.setdefault(operation.path, {})[operation.method] = _operation(operation)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "SEND health-advice exchange",
+            "version": __version__,
+            "description": "FHIR R4 API for consent, advice requests, health-advice documents and their audit trail.",
+        },
+        "servers": [{"url": base_url}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "bearer": {
+                    "type": "oauth2",
+                    "description": "Client credentials with private_key_jwt (SMART Backend Services)",
+                    "flows": {"clientCredentials": {"tokenUrl": f"{base_url}/oauth2/token", "scopes": {}}},
+                }
+            },
+            "schemas": {
+                "Resource": {"type": "object", "required": ["resourceType"], "properties": {"resourceType": {"type": "string"}}},
+                "OperationOutcome": {
+                    "type": "object",
+                    "required": ["resourceType", "issue"],
+                    "properties": {"resourceType": {"const": "OperationOutcome"}, "issue": {"type": "array", "items": {"type": "object"}}},
+                },
+            },
+        },
+    }
+
+
+@bp.get("/openapi.json")
+@public
+def openapi() -> Response:
+    """The OpenAPI document."""
+    return jsonify(openapi_document(services().settings.public_base_url))

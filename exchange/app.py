@@ -1,0 +1,57 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from exchange.api import errors, health, middleware, openapi
+from exchange.api.context import EXTENSION_KEY, Services
+from exchange.api.fhir import bp as fhir_bp
+from exchange.api.fhir.registry import CONTRACT, ORGANIZATION
+from exchange.clock import Clock, SystemClock
+from exchange.db import Database
+from exchange.fhir.artefacts import Artefacts
+from exchange.fhir.capability import CapabilityRegistry
+from exchange.logs import configure_logging
+from exchange.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    database: Database | None = None,
+) -> Flask:
+    """Build the service: settings, database, FHIR registry, blueprints, error handlers.
+
+    Tests pass their own `settings`, `clock` and `database`; production passes nothing and
+    gets `Settings.from_env()` and the system clock.
+    """
+    settings = settings or Settings.from_env()
+    configure_logging(settings.log_level, settings.log_format)
+    app = Flask(__name__)
+    # Flask's own size limit is a backstop; FHIR bodies and Binary streams have their own.
+    app.config["MAX_CONTENT_LENGTH"] = None
+    app.config["JSON_SORT_KEYS"] = False
+
+    capabilities = CapabilityRegistry()
+    capabilities.add(ORGANIZATION)
+    capabilities.add(CONTRACT)
+    app.extensions[EXTENSION_KEY] = Services(
+        settings=settings,
+        database=database or Database(settings.database_url),
+        clock=clock or SystemClock(),
+        artefacts=Artefacts.load(),
+        capabilities=capabilities,
+    )
+
+    middleware.init_app(app)
+    errors.init_app(app)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(openapi.bp)
+    app.register_blueprint(fhir_bp)
+    return app

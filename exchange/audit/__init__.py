@@ -1,0 +1,1 @@
+"""The tamper-evident audit trail (`audit.md`): append, seal into a hash chain, verify."""

@@ -1,0 +1,216 @@
+"""The hash chain: canonical bytes, sealing in commit order, and verification.
+
+Each sealed record has `hash = SHA-256(previousHash || canonical)` where `canonical` is the
+canonical JSON (sorted keys, no whitespace, UTF-8) of `{"record": <AuditEvent>,
+"sequence": "<n>"}`. The stored payload is already canonical, so the canonical bytes are
+built by concatenation and verification never re-serialises: it runs at the speed of
+hashing the stored bytes (`quality.md`).
+
+Appends do not touch the chain: `record()` inserts an unsealed row in the caller's
+transaction, and the sealer (one at a time, under a lock) gives committed rows their
+sequence and hash shortly after. Serialising every business transaction on a chain head
+would cap throughput at one commit at a time (`audit.md`, `quality.md`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from sqlalchemy import func, select, text, update
+from sqlalchemy.orm import Session
+
+from exchange.audit.models import AuditRecord
+
+log = logging.getLogger(__name__)
+
+GENESIS_HASH: Final = "0" * 64
+SEAL_BATCH: Final = 5000
+#: An unsealed record older than this is an alarm: the sealer is not running (`audit.md`).
+UNSEALED_ALARM_AGE: Final = timedelta(minutes=1)
+
+
+def canonical_json(value: Any) -> str:
+    """Canonical JSON: sorted keys, no whitespace, UTF-8 characters kept as they are."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def chain_hash(previous_hash: str, sequence: int, payload: str | bytes) -> str:
+    """The hash of a sealed record, from its predecessor's hash and its own canonical JSON."""
+    payload_bytes = payload.encode("utf-8") if isinstance(payload, str) else payload
+    digest = hashlib.sha256(previous_hash.encode("ascii"))
+    digest.update(b'{"record":')
+    digest.update(payload_bytes)
+    digest.update(b',"sequence":"%d"}' % sequence)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class ChainHead:
+    """The last sealed record's position and hash."""
+
+    sequence: int
+    hash: str
+
+
+def chain_head(session: Session) -> ChainHead:
+    """The current head of the chain (sequence 0 and the genesis hash when empty)."""
+    row = session.execute(
+        select(AuditRecord.sequence, AuditRecord.hash)
+        .where(AuditRecord.sequence.is_not(None))
+        .order_by(AuditRecord.sequence.desc())
+        .limit(1)
+    ).first()
+    if row is None or row.sequence is None or row.hash is None:
+        return ChainHead(0, GENESIS_HASH)
+    return ChainHead(row.sequence, row.hash)
+
+
+def take_sealer_lock(session: Session) -> bool:
+    """Make this transaction the only sealer; False if another process holds the lock.
+
+    PostgreSQL: a transaction-scoped advisory lock, keyed by schema so separate schemas
+    (test sessions) do not contend. SQLite: every write transaction is BEGIN IMMEDIATE,
+    which already excludes other writers.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return True
+    locked = session.execute(
+        text("SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || '/' || :name))"),
+        {"name": "audit-sealer"},
+    ).scalar_one()
+    return bool(locked)
+
+
+def seal_pending(session: Session, batch: int = SEAL_BATCH) -> int:
+    """Seal up to `batch` committed, unsealed records in insertion order; return how many.
+
+    Call inside a transaction of its own. Rows inserted by transactions that commit later
+    are sealed by a later call, so the chain order is the order records became visible.
+    """
+    if not take_sealer_lock(session):
+        return 0
+    head = chain_head(session)
+    rows = session.execute(
+        select(AuditRecord.id, AuditRecord.payload)
+        .where(AuditRecord.sequence.is_(None))
+        .order_by(AuditRecord.id)
+        .limit(batch)
+    ).all()
+    if not rows:
+        return 0
+    updates = []
+    previous, sequence = head.hash, head.sequence
+    for row in rows:
+        sequence += 1
+        current = chain_hash(previous, sequence, row.payload)
+        updates.append(
+            {"id": row.id, "sequence": sequence, "previous_hash": previous, "hash": current}
+        )
+        previous = current
+    session.execute(update(AuditRecord), updates)
+    return len(updates)
+
+
+def oldest_unsealed(session: Session) -> datetime | None:
+    """When the oldest unsealed record was written, or None if all are sealed."""
+    return session.execute(
+        select(func.min(AuditRecord.recorded)).where(AuditRecord.sequence.is_(None))
+    ).scalar_one()
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    """The outcome of a verification: how far it got and the first break, if any."""
+
+    checked: int
+    last_sequence: int
+    broken_sequence: int | None = None
+    problem: str | None = None
+    unsealed: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """True when every sealed record checked out."""
+        return self.broken_sequence is None
+
+
+def iter_sealed(session: Session, start: int, chunk: int = 10_000) -> Iterator[Any]:
+    """Sealed rows in sequence order from `start`, fetched in keyset pages (no OFFSET)."""
+    after = start - 1
+    while True:
+        rows = session.execute(
+            select(
+                AuditRecord.sequence,
+                AuditRecord.previous_hash,
+                AuditRecord.hash,
+                AuditRecord.payload,
+            )
+            .where(AuditRecord.sequence > after)
+            .order_by(AuditRecord.sequence)
+            .limit(chunk)
+        ).all()
+        if not rows:
+            return
+        yield from rows
+        after = rows[-1].sequence
+
+
+def verify_chain(
+    session: Session, start: int = 1, progress: Callable[[int], None] | None = None
+) -> VerifyResult:
+    """Recompute the chain from `start`; stop at the first modified, missing, inserted or
+    reordered record and name its sequence."""
+    expected_sequence = max(start, 1)
+    previous: str | None = GENESIS_HASH if expected_sequence == 1 else None
+    checked = 0
+    pending = 0
+    for row in iter_sealed(session, expected_sequence):
+        if row.sequence != expected_sequence:
+            return VerifyResult(
+                checked,
+                expected_sequence - 1,
+                expected_sequence,
+                f"record {expected_sequence} is missing (next is {row.sequence})",
+            )
+        if previous is None:
+            previous = row.previous_hash  # --from N trusts the link into N
+        if row.previous_hash != previous:
+            return VerifyResult(
+                checked,
+                row.sequence - 1,
+                row.sequence,
+                f"record {row.sequence} does not link to record {row.sequence - 1}",
+            )
+        if chain_hash(previous, row.sequence, row.payload) != row.hash:
+            return VerifyResult(
+                checked,
+                row.sequence - 1,
+                row.sequence,
+                f"record {row.sequence} was modified (its hash does not match its content)",
+            )
+        previous = row.hash
+        expected_sequence += 1
+        checked += 1
+        pending += 1
+        if progress is not None and pending >= 1000:
+            progress(pending)
+            pending = 0
+    if progress is not None and pending:
+        progress(pending)
+    unsealed = session.execute(
+        select(func.count()).select_from(AuditRecord).where(AuditRecord.sequence.is_(None))
+    ).scalar_one()
+    return VerifyResult(checked, expected_sequence - 1, unsealed=unsealed)
+
+
+def sealed_count(session: Session, start: int = 1) -> int:
+    """How many sealed records there are from `start` (for a progress bar's total)."""
+    return session.execute(
+        select(func.count()).select_from(AuditRecord).where(AuditRecord.sequence >= start)
+    ).scalar_one()

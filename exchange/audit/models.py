@@ -1,0 +1,67 @@
+"""Audit tables. Rows are inserted unsealed inside the business transaction and sealed
+(chain position and hash) by the sealer in commit order; database triggers allow nothing
+else — no update but the one-time seal, no delete, no truncate.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Boolean, Index, String, Text, Uuid, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from exchange.db import Base, BigIntKey, UTCDateTime
+
+
+class AuditRecord(Base):
+    """One AuditEvent. `payload` is its canonical JSON (without the chain extension),
+    the bytes the hash covers; the other columns are copies of it for searching."""
+
+    __tablename__ = "audit_event"
+
+    id: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)
+    event_id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True)
+    recorded: Mapped[datetime] = mapped_column(UTCDateTime)
+    sequence: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    previous_hash: Mapped[str | None] = mapped_column(String(64))
+    hash: Mapped[str | None] = mapped_column(String(64))
+    payload: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(1))
+    outcome: Mapped[str] = mapped_column(String(2))
+    agent_client_id: Mapped[str | None] = mapped_column(String(128))
+    agent_user: Mapped[str | None] = mapped_column(String(256))
+    agent_org: Mapped[str | None] = mapped_column(String(32))
+    custodian_org: Mapped[str | None] = mapped_column(String(32))
+    patient_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    purpose: Mapped[str | None] = mapped_column(String(64))
+    break_glass: Mapped[bool] = mapped_column(Boolean, default=False)
+    request_id: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (
+        Index("ix_audit_event_recorded", "recorded"),
+        Index("ix_audit_event_agent_org_recorded", "agent_org", "recorded"),
+        Index("ix_audit_event_custodian_org_recorded", "custodian_org", "recorded"),
+        Index("ix_audit_event_patient_id_recorded", "patient_id", "recorded"),
+        Index(
+            "ix_audit_event_unsealed",
+            "id",
+            postgresql_where=text("sequence IS NULL"),
+            sqlite_where=text("sequence IS NULL"),
+        ),
+    )
+
+
+class AuditCheckpoint(Base):
+    """A signed statement of the chain head at a time (`audit.md`, Checkpoints)."""
+
+    __tablename__ = "audit_checkpoint"
+
+    id: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)
+    sequence: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+    created: Mapped[datetime] = mapped_column(UTCDateTime)
+    key_id: Mapped[str] = mapped_column(String(256))
+    algorithm: Mapped[str] = mapped_column(String(32))
+    signature: Mapped[str] = mapped_column(Text)

@@ -1,0 +1,88 @@
+"""The in-server sealer: a daemon thread per worker process that seals committed audit
+records every `interval` seconds and signs a checkpoint every hour. Only one process seals
+at a time (a database lock), so any number of workers and hosts can run it; if every one
+stops, readiness reports the unsealed backlog once it is older than a minute.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Final
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from exchange.audit.chain import seal_pending, take_sealer_lock
+from exchange.audit.checkpoint import create_checkpoint, latest_checkpoint
+from exchange.clock import Clock
+from exchange.crypto.keyring import Keyring, KeyringError
+from exchange.db import Database
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_INTERVAL: Final = timedelta(hours=1)
+
+
+def seal_all(database: Database) -> int:
+    """Seal every committed record now, batch by batch; return how many were sealed."""
+    total = 0
+    while True:
+        with database.transaction() as session:
+            sealed = seal_pending(session)
+        total += sealed
+        if sealed == 0:
+            return total
+
+
+def checkpoint_if_due(database: Database, keyring: Keyring, clock: Clock) -> bool:
+    """Write a checkpoint if the last is older than an hour; True if one was written."""
+    with database.transaction() as session:
+        if not take_sealer_lock(session):
+            return False
+        last = latest_checkpoint(session)
+        now = clock.now()
+        if last is not None and now - last.created < CHECKPOINT_INTERVAL:
+            return False
+        return create_checkpoint(session, keyring, now) is not None
+
+
+class Sealer:
+    """Runs `seal_all` (and hourly checkpoints) in the background until stopped."""
+
+    def __init__(
+        self,
+        database: Database,
+        clock: Clock,
+        load_keyring: Callable[[], Keyring],
+        interval: float = 1.0,
+    ) -> None:
+        self._database = database
+        self._clock = clock
+        self._load_keyring = load_keyring
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="audit-sealer", daemon=True)
+
+    def start(self) -> None:
+        """Start sealing in the background."""
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop after the current batch."""
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        ticks = 0
+        while not self._stop.wait(self._interval):
+            try:
+                seal_all(self._database)
+                if ticks % 60 == 0:
+                    checkpoint_if_due(self._database, self._load_keyring(), self._clock)
+            except (SQLAlchemyError, KeyringError) as exc:
+                # Transient trouble: try again next tick; readiness raises the alarm if the
+                # backlog grows old.
+                log.warning("audit sealing failed", extra={"error": type(exc).__name__})
+            ticks += 1

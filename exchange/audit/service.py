@@ -1,0 +1,44 @@
+"""`record()`: the one way anything is written to the audit trail.
+
+Every feature calls it inside the transaction of the change it audits, so the change and
+its record commit together or not at all. For reads, the caller commits the record before
+sending any personal data; if that commit fails the request fails closed (`audit.md`).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.orm import Session
+
+from exchange.audit.chain import canonical_json
+from exchange.audit.events import AuditEntry, to_fhir
+from exchange.audit.models import AuditRecord
+from exchange.clock import Clock, SystemClock
+
+_SYSTEM_CLOCK = SystemClock()
+
+
+def record(session: Session, entry: AuditEntry, clock: Clock = _SYSTEM_CLOCK) -> AuditRecord:
+    """Add an (unsealed) audit record for `entry` to the session's transaction."""
+    event_id = uuid.uuid4()
+    recorded = clock.now()
+    actor = entry.actor
+    row = AuditRecord(
+        event_id=event_id,
+        recorded=recorded,
+        payload=canonical_json(to_fhir(entry, event_id, recorded)),
+        kind=entry.kind.value,
+        action=entry.action.value,
+        outcome=entry.outcome.value,
+        agent_client_id=actor.client_id,
+        agent_user=actor.user if actor.client_id is None else None,
+        agent_org=actor.organisation,
+        custodian_org=entry.custodian,
+        patient_id=entry.patient_id,
+        purpose=actor.purpose,
+        break_glass=actor.break_glass,
+        request_id=entry.request_id,
+    )
+    session.add(row)
+    return row

@@ -1,0 +1,1 @@
+"""Who is calling: OAuth clients (private_key_jwt) and their SMART scopes."""

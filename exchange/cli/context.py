@@ -1,0 +1,49 @@
+"""What every command needs, created lazily so `--help` works without configuration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, TypeVar
+
+import click
+
+from exchange import migrate
+from exchange.clock import Clock, SystemClock
+from exchange.db import Database
+from exchange.logs import configure_logging
+from exchange.settings import Settings
+
+F = TypeVar("F")
+
+
+@dataclass
+class CliContext:
+    """Settings, clock and database for one command run."""
+
+    debug: bool = False
+    clock: Clock = field(default_factory=SystemClock)
+
+    @cached_property
+    def settings(self) -> Settings:
+        """The settings from the environment (an invalid one ends the command)."""
+        settings = Settings.from_env()
+        configure_logging("DEBUG" if self.debug else "WARNING", "text")
+        return settings
+
+    def database(self) -> Database:
+        """The database, which must have been migrated to the current schema."""
+        url = self.settings.database_url
+        revision = migrate.current_revision(url)
+        if revision != migrate.head_revision():
+            raise NotInitialisedError(
+                "the database is not initialised or not up to date: run `exchange init`"
+            )
+        return Database(url)
+
+
+class NotInitialisedError(RuntimeError):
+    """The database was never migrated, or is behind the code."""
+
+
+pass_context: Any = click.make_pass_decorator(CliContext)

@@ -1,0 +1,50 @@
+"""`exchange demo [--serve]`: the embedded default with the demo set, ready to try."""
+
+from __future__ import annotations
+
+import click
+
+from exchange.audit.events import Actor, AuditKind
+from exchange.audit.sealer import seal_all
+from exchange.cli import main
+from exchange.cli.context import CliContext, pass_context
+from exchange.demo.setup import prepare_demo
+from exchange.install import initialise
+from exchange.registry.service import apply_bootstrap, known_roles
+from exchange.registry.specs import parse_bootstrap
+from exchange.server import serve as run_server
+
+
+@main.command()
+@click.option("--serve", "then_serve", is_flag=True, help="Serve the API and console afterwards.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
+@pass_context
+def demo(cli: CliContext, then_serve: bool, host: str, port: int, workers: int) -> None:
+    """Initialise, load the demo organisations, clients, agreement and users (idempotent)."""
+    settings = cli.settings
+    for line in initialise(settings, cli.clock):
+        click.echo(line)
+    demo_set = prepare_demo(settings.data_dir)
+    database = cli.database()
+    with database.transaction() as session:
+        spec = parse_bootstrap(demo_set.bootstrap, known_roles(session))
+        changes = apply_bootstrap(session, spec, cli.clock, Actor.operator(), AuditKind.BOOTSTRAP)
+    seal_all(database)
+    click.echo(f"demo set loaded ({len(changes)} change(s))" if changes else "demo set already loaded")
+    base = settings.public_base_url
+    click.echo("")
+    click.echo(f"  API:       {base}/fhir/metadata   (health: {base}/healthz)")
+    click.echo(f"  OpenAPI:   {base}/openapi.json")
+    click.echo(f"  Console:   {base}/console/")
+    click.echo("  Console logins (password change and TOTP set-up at first login):")
+    for user in demo_set.bootstrap["users"]:
+        click.echo(f"    {user['username']:<14} {user['password']}   roles: {', '.join(user['roles'])}")
+    click.echo(f"  Demo client private keys (ES256 JWK): {demo_set.directory}/")
+    for client_id, path in demo_set.private_keys.items():
+        click.echo(f"    {client_id:<18} {path.name}")
+    click.echo("")
+    if then_serve:
+        click.echo(f"serving on http://{host}:{port} with {workers} worker(s); Ctrl-C stops")
+        run_server(settings, host, port, workers)

@@ -1,0 +1,1 @@
+"""Keys and encryption: the local keyring (KEKs and the audit signing key)."""

@@ -1,0 +1,1 @@
+"""FHIR R4 plumbing: terminology, OperationOutcome, validation, conformance artefacts."""

@@ -1,0 +1,11 @@
+"""Every table of the service, for Alembic and the model-vs-migration test."""
+
+from __future__ import annotations
+
+from sqlalchemy import MetaData
+
+from exchange.audit import models as _audit_models  # noqa: F401  (registers the tables)
+from exchange.db import Base
+from exchange.registry import models as _registry_models  # noqa: F401
+
+metadata: MetaData = Base.metadata

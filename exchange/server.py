@@ -1,0 +1,68 @@
+"""`exchange serve`: the app under gunicorn, one app (and one audit sealer) per worker."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+from gunicorn.app.base import BaseApplication
+
+from exchange.api.context import services
+from exchange.app import create_app
+from exchange.audit.sealer import Sealer
+from exchange.crypto.keyring import load_keyring
+from exchange.settings import Settings
+
+
+def _post_worker_init(worker: Any) -> None:
+    app: Flask = worker.wsgi
+    ctx = services_of(app)
+    sealer = Sealer(ctx.database, ctx.clock, lambda: load_keyring(ctx.settings.keyring_path))
+    sealer.start()
+    app.extensions["exchange.sealer"] = sealer
+
+
+def _worker_exit(_server: Any, worker: Any) -> None:
+    app = getattr(worker, "wsgi", None)
+    sealer = app.extensions.get("exchange.sealer") if app is not None else None
+    if sealer is not None:
+        sealer.stop()
+
+
+def services_of(app: Flask) -> Any:
+    """The Services bound to `app` (outside a request)."""
+    with app.app_context():
+        return services()
+
+
+class Server(BaseApplication):  # type: ignore[misc]
+    """A gunicorn application that builds the Flask app in each worker after the fork, so
+    no database connection or thread is shared between processes."""
+
+    def __init__(self, settings: Settings, host: str, port: int, workers: int) -> None:
+        self._settings = settings
+        self._options: dict[str, Any] = {
+            "bind": f"{host}:{port}",
+            "workers": workers,
+            "worker_class": "gthread",
+            "threads": 4,
+            "timeout": 120,
+            "graceful_timeout": 20,
+            "accesslog": None,  # our own log line per request carries the request id
+            "post_worker_init": _post_worker_init,
+            "worker_exit": _worker_exit,
+            "forwarded_allow_ips": "127.0.0.1",
+        }
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self._options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Flask:
+        return create_app(self._settings)
+
+
+def serve(settings: Settings, host: str, port: int, workers: int) -> None:
+    """Run the service until interrupted."""
+    Server(settings, host, port, workers).run()
