@@ -33,7 +33,7 @@ def create_app(
     """
     settings = settings or Settings.from_env()
     configure_logging(settings.log_level, settings.log_format)
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)
     # Flask's own size limit is a backstop; FHIR bodies and Binary streams have their own.
     app.config["MAX_CONTENT_LENGTH"] = None
     app.config["JSON_SORT_KEYS"] = False

@@ -14,16 +14,7 @@ from exchange.settings import Settings
 
 def initialise(settings: Settings, clock: Clock) -> list[str]:
     """Create or migrate what is missing; return what was done. Idempotent."""
-    done: list[str] = []
-    data_dir = settings.data_dir
-    if not data_dir.is_dir():
-        data_dir.mkdir(parents=True, mode=0o700)
-        done.append(f"created data directory {data_dir}")
-    os.chmod(data_dir, 0o700)
-    blobs = data_dir / "blobs"
-    if not blobs.is_dir():
-        blobs.mkdir(mode=0o700)
-        done.append(f"created document store {blobs}")
+    done = prepare_data_directory(settings, clock)
     before = migrate.current_revision(settings.database_url)
     migrate.upgrade(settings.database_url)
     after = migrate.current_revision(settings.database_url)
@@ -35,6 +26,21 @@ def initialise(settings: Settings, clock: Clock) -> list[str]:
             database_file = Path(settings.database_url.removeprefix("sqlite:///") + suffix)
             if database_file.exists():
                 os.chmod(database_file, 0o600)
+    return done
+
+
+def prepare_data_directory(settings: Settings, clock: Clock) -> list[str]:
+    """Create the data directory, document store, keyring and console secret if missing."""
+    done: list[str] = []
+    data_dir = settings.data_dir
+    if not data_dir.is_dir():
+        data_dir.mkdir(parents=True, mode=0o700)
+        done.append(f"created data directory {data_dir}")
+    os.chmod(data_dir, 0o700)
+    blobs = data_dir / "blobs"
+    if not blobs.is_dir():
+        blobs.mkdir(mode=0o700)
+        done.append(f"created document store {blobs}")
     if settings.key_provider == "local" and not settings.keyring_path.exists():
         save_keyring(settings.keyring_path, Keyring.generate(clock.now()))
         done.append(f"created keyring {settings.keyring_path} (KEK v1, audit signing key)")

@@ -53,6 +53,7 @@ def _finish(response: Response) -> Response:
     log.info(
         "request",
         extra={
+            "request_id": request_id,
             "method": request.method,
             # The path only: query strings can carry NHS numbers.
             "path": request.path,

@@ -162,7 +162,7 @@ def iter_sealed(session: Session, start: int, chunk: int = 10_000) -> Iterator[A
 
 
 def verify_chain(
-    session: Session, start: int = 1, progress: Callable[[int], None] | None = None
+    session: Session, start: int = 1, progress: Callable[[int], object] | None = None
 ) -> VerifyResult:
     """Recompute the chain from `start`; stop at the first modified, missing, inserted or
     reordered record and name its sequence."""

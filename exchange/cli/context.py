@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import TypeVar
 
 import click
 
@@ -34,6 +35,10 @@ class CliContext:
     def database(self) -> Database:
         """The database, which must have been migrated to the current schema."""
         url = self.settings.database_url
+        if self.settings.is_sqlite and not Path(url.removeprefix("sqlite:///")).exists():
+            raise NotInitialisedError(
+                "the database is not initialised or not up to date: run `exchange init`"
+            )
         revision = migrate.current_revision(url)
         if revision != migrate.head_revision():
             raise NotInitialisedError(
@@ -46,4 +51,4 @@ class NotInitialisedError(RuntimeError):
     """The database was never migrated, or is behind the code."""
 
 
-pass_context: Any = click.make_pass_decorator(CliContext)
+pass_context = click.make_pass_decorator(CliContext)

@@ -10,11 +10,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 from urllib.parse import urlsplit
 
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
+
+if TYPE_CHECKING:
+    from joserfc.jwk import KeySetSerialization
 
 from exchange.auth.scopes import ScopeError, parse_scope
 from exchange.fhir.terminology import OrganisationRole, Purpose
@@ -186,7 +189,7 @@ def check_jwks(jwks: Any) -> str | None:
             return f"jwks.keys[{position}] repeats kid {kid!r}"
         kids.add(kid)
     try:
-        KeySet.import_key_set(jwks)
+        KeySet.import_key_set(cast("KeySetSerialization", jwks))
     except (JoseError, ValueError, TypeError) as exc:
         return f"jwks is not a valid key set ({type(exc).__name__})"
     return None

@@ -9,7 +9,7 @@ from exchange.fhir.outcome import FhirError
 bp = Blueprint("fhir", __name__, url_prefix="/fhir")
 
 _JSON_TYPES = ("application/fhir+json", "application/json", "application/json-patch+json")
-_ACCEPTABLE = ("application/fhir+json", "application/json", "*/*", "application/*")
+_ACCEPTABLE = ("application/fhir+json", "application/json")
 _FORMATS = ("json", "application/json", "application/fhir+json")
 
 
@@ -20,15 +20,14 @@ def negotiate() -> None:
     if fmt is not None and fmt not in _FORMATS:
         raise FhirError(406, "not-supported", "only JSON (_format=json) is supported")
     accept = request.accept_mimetypes
-    if accept and fmt is None and not any(accept[t] for t in _ACCEPTABLE):
+    if accept and fmt is None and accept.best_match(_ACCEPTABLE) is None:
         binary_read = request.path.startswith("/fhir/Binary/")
         if not binary_read:
             raise FhirError(406, "not-supported", "responses are application/fhir+json only")
-    if request.method in ("POST", "PUT", "PATCH") and not request.path.startswith("/fhir/Binary"):
-        if request.mimetype not in _JSON_TYPES:
-            raise FhirError(
-                415, "not-supported", "request bodies must be application/fhir+json"
-            )
+    has_body = request.method in ("POST", "PUT", "PATCH")
+    streams_bytes = request.path.startswith("/fhir/Binary")
+    if has_body and not streams_bytes and request.mimetype not in _JSON_TYPES:
+        raise FhirError(415, "not-supported", "request bodies must be application/fhir+json")
 
 
 from exchange.api.fhir import conformance as _conformance  # noqa: E402,F401

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from flask import Response
 from sqlalchemy import func, select
@@ -21,8 +21,6 @@ from exchange.fhir.capability import ResourceCapability, SearchParam
 from exchange.fhir.outcome import FhirError, not_found
 from exchange.fhir.registry_resources import contract_resource, organization_resource
 from exchange.registry.models import Agreement, AgreementParty, Organisation
-
-T = TypeVar("T")
 
 ORGANIZATION = ResourceCapability(
     type="Organization",
@@ -120,10 +118,10 @@ def contract_search() -> Response:
 def _page(
     session: Session,
     search: SearchRequest,
-    query: Select[tuple[T]],
+    query: Select[Any],
     key: InstrumentedAttribute[str],
     path: str,
-    render: Callable[[T], dict[str, Any]],
+    render: Callable[[Any], dict[str, Any]],
 ) -> Response:
     """One page of a keyset-paginated search ordered by a unique string `key`."""
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0

@@ -1,0 +1,18 @@
+"""`make bench`: runs every benchmark and prints a table of ratios.
+
+The benchmarks arrive with the features they measure (token endpoint, consent decision,
+document streaming, audit appends); until then this prints what exists.
+"""
+
+from __future__ import annotations
+
+from bench import audit_verify
+
+
+def main() -> None:
+    """Run the benchmarks in turn."""
+    audit_verify.main()
+
+
+if __name__ == "__main__":
+    main()

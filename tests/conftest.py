@@ -1,0 +1,141 @@
+"""Shared fixtures: every database test runs on SQLite and, when EXCHANGE_TEST_DATABASE_URL
+is set, on PostgreSQL; each test runs inside a transaction that is rolled back.
+
+- `db`: a Database whose transactions are savepoints in a per-test outer transaction.
+- `fresh_database_url`: a newly migrated database (SQLite file or PostgreSQL schema) for
+  tests that need real commits seen by other processes (CLI, gunicorn, concurrency).
+- `app` / `client`: the real Flask app on `db`, with a frozen clock.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from exchange import migrate
+from exchange.app import create_app
+from exchange.db import Database, make_engine
+from exchange.install import prepare_data_directory
+from exchange.settings import Settings
+from tests.factories import FrozenClock
+
+PG_URL = os.environ.get("EXCHANGE_TEST_DATABASE_URL")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """CI must never skip PostgreSQL silently."""
+    if os.environ.get("CI") == "true" and not PG_URL:
+        raise pytest.UsageError("CI=true but EXCHANGE_TEST_DATABASE_URL is not set: PostgreSQL tests would be skipped")
+
+
+BACKENDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param(
+        "postgresql",
+        id="postgresql",
+        marks=[] if PG_URL else [pytest.mark.skip(reason="EXCHANGE_TEST_DATABASE_URL is not set")],
+    ),
+]
+
+
+class DatabaseFactory:
+    """Creates migrated databases (SQLite files, or PostgreSQL schemas) and drops them."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.schemas: list[str] = []
+
+    def create(self, backend: str, *, migrated: bool = True) -> str:
+        """A new empty (or migrated) database URL."""
+        if backend == "sqlite":
+            url = f"sqlite:///{self.directory / f'{uuid.uuid4().hex}.db'}"
+        else:
+            assert PG_URL is not None
+            schema = f"test_{uuid.uuid4().hex[:16]}"
+            engine = make_engine(PG_URL)
+            with engine.begin() as connection:
+                connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+            engine.dispose()
+            self.schemas.append(schema)
+            url = make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
+                hide_password=False
+            )
+        if migrated:
+            migrate.upgrade(url)
+        return url
+
+    def drop_all(self) -> None:
+        """Drop every PostgreSQL schema this factory made (SQLite files go with tmp)."""
+        if not self.schemas or PG_URL is None:
+            return
+        engine = make_engine(PG_URL)
+        with engine.begin() as connection:
+            for schema in self.schemas:
+                connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseFactory]:
+    factory = DatabaseFactory(tmp_path_factory.mktemp("databases"))
+    yield factory
+    factory.drop_all()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The database backend under test: `sqlite` or `postgresql`."""
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def session_database(backend: str, database_factory: DatabaseFactory) -> Iterator[Database]:
+    """One migrated database per backend per test session."""
+    database = Database(database_factory.create(backend))
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def db(session_database: Database) -> Iterator[Database]:
+    """The session database inside a transaction rolled back after the test."""
+    with session_database.engine.connect() as connection:
+        outer = connection.begin()
+        yield Database.bound_to(connection)
+        outer.rollback()
+
+
+@pytest.fixture
+def fresh_database_url(backend: str, database_factory: DatabaseFactory) -> str:
+    """A new migrated database of the current backend, committed to for real."""
+    return database_factory.create(backend)
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db: Database, clock: FrozenClock) -> Settings:
+    settings = Settings(data_dir=tmp_path / "var", database_url=db.url, log_format="json")
+    prepare_data_directory(settings, clock)
+    return settings
+
+
+@pytest.fixture
+def app(settings: Settings, db: Database, clock: FrozenClock) -> Flask:
+    return create_app(settings, clock=clock, database=db)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
