@@ -58,6 +58,10 @@ class Server(BaseApplication):  # type: ignore[misc]
     def load_config(self) -> None:
         for key, value in self._options.items():
             self.cfg.set(key, value)
+        if "control_socket_disable" in self.cfg.settings:
+            # gunicorn 24+ opens a control socket in $HOME; we do not use it, and two
+            # servers on one host would fight over it.
+            self.cfg.set("control_socket_disable", True)
 
     def load(self) -> Flask:
         return create_app(self._settings)
