@@ -21,7 +21,7 @@ run: $(STAMP)
 	$(BIN)/exchange demo --serve --host 127.0.0.1 --port 8000
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -n auto -m "not slow"
 
 # pytest exits 5 when no test is marked slow: that is not a failure.
 test-slow: $(STAMP)

@@ -6,10 +6,13 @@ import logging
 
 from flask import Flask
 
-from exchange.api import errors, health, middleware, openapi
+from exchange.api import errors, health, middleware, oauth, openapi
 from exchange.api.context import EXTENSION_KEY, Services
 from exchange.api.fhir import bp as fhir_bp
+from exchange.api.fhir.auditevent import AUDIT_EVENT
+from exchange.api.fhir.bearer import CLIENT_RATE
 from exchange.api.fhir.registry import CONTRACT, ORGANIZATION
+from exchange.api.ratelimit import RateLimiter
 from exchange.clock import Clock, SystemClock
 from exchange.db import Database
 from exchange.fhir.artefacts import Artefacts
@@ -41,6 +44,7 @@ def create_app(
     capabilities = CapabilityRegistry()
     capabilities.add(ORGANIZATION)
     capabilities.add(CONTRACT)
+    capabilities.add(AUDIT_EVENT)
     app.extensions[EXTENSION_KEY] = Services(
         settings=settings,
         database=database or Database(settings.database_url),
@@ -49,9 +53,12 @@ def create_app(
         capabilities=capabilities,
     )
 
+    app.extensions[CLIENT_RATE] = RateLimiter(settings.rate_limit)
     middleware.init_app(app)
     errors.init_app(app)
+    oauth.init_app(app, settings.token_rate_limit)
     app.register_blueprint(health.bp)
     app.register_blueprint(openapi.bp)
+    app.register_blueprint(oauth.bp)
     app.register_blueprint(fhir_bp)
     return app

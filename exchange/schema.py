@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import MetaData
 
 from exchange.audit import models as _audit_models  # noqa: F401  (registers the tables)
+from exchange.auth import models as _auth_models  # noqa: F401
 from exchange.db import Base
 from exchange.registry import models as _registry_models  # noqa: F401
 

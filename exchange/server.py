@@ -10,16 +10,32 @@ from gunicorn.app.base import BaseApplication
 from exchange.api.context import services
 from exchange.app import create_app
 from exchange.audit.sealer import Sealer
+from exchange.auth.failures import flush_failure_windows
+from exchange.auth.tokens import purge_expired
+from exchange.clock import Clock
 from exchange.crypto.keyring import load_keyring
+from exchange.db import Database
 from exchange.settings import Settings
 
 
 def _post_worker_init(worker: Any) -> None:
     app: Flask = worker.wsgi
     ctx = services_of(app)
-    sealer = Sealer(ctx.database, ctx.clock, lambda: load_keyring(ctx.settings.keyring_path))
+    sealer = Sealer(
+        ctx.database,
+        ctx.clock,
+        lambda: load_keyring(ctx.settings.keyring_path),
+        housekeeping=lambda: housekeeping(ctx.database, ctx.clock),
+    )
     sealer.start()
     app.extensions["exchange.sealer"] = sealer
+
+
+def housekeeping(database: Database, clock: Clock) -> None:
+    """Purge spent jtis and old tokens; audit the counts of closed token-failure windows."""
+    with database.transaction() as session:
+        purge_expired(session, clock.now())
+        flush_failure_windows(session, clock)
 
 
 def _worker_exit(_server: Any, worker: Any) -> None:

@@ -65,6 +65,7 @@ class Settings:
     vault_transit_key: str | None = None
     max_document_bytes: int = 100 * 1024**2
     rate_limit: RateLimit = RateLimit(rate=50.0, burst=200)
+    token_rate_limit: RateLimit = RateLimit(rate=20.0, burst=100)
     log_level: str = "INFO"
     log_format: LogFormat = "json"
 
@@ -130,7 +131,10 @@ class Settings:
             vault_secret_id=get("VAULT_SECRET_ID"),
             vault_transit_key=get("VAULT_TRANSIT_KEY"),
             max_document_bytes=_size(get("MAX_DOCUMENT_BYTES"), "EXCHANGE_MAX_DOCUMENT_BYTES"),
-            rate_limit=_rate_limit(get("RATE_LIMIT")),
+            rate_limit=_rate_limit(get("RATE_LIMIT"), "EXCHANGE_RATE_LIMIT", RateLimit(50.0, 200)),
+            token_rate_limit=_rate_limit(
+                get("TOKEN_RATE_LIMIT"), "EXCHANGE_TOKEN_RATE_LIMIT", RateLimit(20.0, 100)
+            ),
             log_level=_choice(
                 (get("LOG_LEVEL") or "INFO").upper(), "EXCHANGE_LOG_LEVEL", _LOG_LEVELS
             ),
@@ -203,20 +207,19 @@ def _size(value: str | None, variable: str) -> int:
     return int(match["n"]) * _SIZE_UNITS[match["unit"]]
 
 
-def _rate_limit(value: str | None) -> RateLimit:
-    """Parse `EXCHANGE_RATE_LIMIT`: `50/s:200` or `50:200` (rate, burst), `50`, or `off`."""
+def _rate_limit(value: str | None, variable: str, default: RateLimit) -> RateLimit:
+    """Parse a rate limit: `50/s:200` or `50:200` (rate, burst), `50`, or `off`."""
     if value is None:
-        return RateLimit(rate=50.0, burst=200)
+        return default
     if value.lower() in ("off", "0"):
         return RateLimit(rate=0.0, burst=0)
     match = _RATE_LIMIT.match(value)
     if match is None or float(match["rate"]) <= 0:
         raise SettingsError(
-            "EXCHANGE_RATE_LIMIT must be 'RATE[:BURST]' requests per second "
-            "(e.g. 50:200), or 'off'."
+            f"{variable} must be 'RATE[:BURST]' requests per second (e.g. 50:200), or 'off'."
         )
     rate = float(match["rate"])
     burst = int(match["burst"]) if match["burst"] else max(1, int(rate * 4))
     if burst < 1:
-        raise SettingsError("EXCHANGE_RATE_LIMIT burst must be at least 1.")
+        raise SettingsError(f"{variable} burst must be at least 1.")
     return RateLimit(rate=rate, burst=burst)

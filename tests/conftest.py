@@ -139,3 +139,88 @@ def app(settings: Settings, db: Database, clock: FrozenClock) -> Flask:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+# --- OAuth world: two LAs, a provider and an ICB, clients with real keys --------------
+
+from exchange.audit.events import Actor  # noqa: E402
+from exchange.registry.service import apply_bootstrap  # noqa: E402
+from exchange.registry.specs import parse_bootstrap  # noqa: E402
+from tests.factories import example_bootstrap  # noqa: E402
+from tests.oauth import (  # noqa: E402
+    ALGORITHMS,
+    TestClient,
+    claims_for,
+    public_jwks,
+    sign,
+    signing_key,
+    token_form,
+)
+
+TOKEN_URL = "http://127.0.0.1:8000/oauth2/token"
+ALL_SCOPES = ["system/*.cruds"]
+
+
+def world_document() -> dict[str, object]:
+    """The example bootstrap plus a second LA (LA02) with its own IG client, every client
+    keyed with test keys (la01-case-system with one key per algorithm)."""
+    document = example_bootstrap()
+    document["organisations"].append({"ods": "LA02", "name": "Other Borough Council", "role": "la"})
+    document["agreements"][0]["parties"].append("LA02")
+    clients = {c["client_id"]: c for c in document["clients"]}
+    clients["la01-case-system"]["jwks"] = public_jwks(*(signing_key(alg) for alg in ALGORITHMS))
+    for client_id in ("prv01-epr", "la01-ig"):
+        clients[client_id]["jwks"] = public_jwks(signing_key("ES256", client_id))
+    clients["icb01-dco"].pop("jwks_uri")
+    clients["icb01-dco"]["jwks"] = public_jwks(signing_key("ES256", "icb01-dco"))
+    document["clients"] += [
+        {"client_id": "la02-ig", "organisation": "LA02", "scopes": ["system/AuditEvent.rs"],
+         "jwks": public_jwks(signing_key("ES256", "la02-ig"))},
+        {"client_id": "la02-case-system", "organisation": "LA02", "scopes": ALL_SCOPES,
+         "jwks": public_jwks(signing_key("ES256", "la02-case-system"))},
+        {"client_id": "la01-everything", "organisation": "LA01", "scopes": ALL_SCOPES,
+         "jwks": public_jwks(signing_key("ES256", "la01-everything"))},
+        {"client_id": "la01-retired", "organisation": "LA01", "scopes": ALL_SCOPES, "enabled": False,
+         "jwks": public_jwks(signing_key("ES256", "la01-retired"))},
+    ]
+    return document
+
+
+def world_client(client_id: str) -> TestClient:
+    """A world client with its signing key."""
+    key = signing_key("ES256") if client_id == "la01-case-system" else signing_key("ES256", client_id)
+    organisation = "LA02" if client_id.startswith("la02") else client_id[:5].upper().replace("-", "")
+    return TestClient(client_id, key, organisation)
+
+
+@pytest.fixture
+def world(db: Database, clock: FrozenClock) -> None:
+    """The OAuth world registered in the test's database."""
+    with db.transaction() as session:
+        apply_bootstrap(session, parse_bootstrap(world_document()), clock, Actor.operator())
+
+
+class Tokens:
+    """Gets access tokens from the app's real token endpoint."""
+
+    def __init__(self, client: FlaskClient, clock: FrozenClock) -> None:
+        self.client = client
+        self.clock = clock
+
+    def request(self, client_id: str, scope: str | None = None, **claims: object) -> object:
+        tc = world_client(client_id)
+        assertion = sign(claims_for(client_id, TOKEN_URL, self.clock.now(), **claims), tc.key)
+        return self.client.post("/oauth2/token", data=token_form(assertion, scope))
+
+    def get(self, client_id: str, scope: str | None = None) -> str:
+        response = self.request(client_id, scope)
+        assert response.status_code == 200, response.get_json()  # type: ignore[attr-defined]
+        return str(response.get_json()["access_token"])  # type: ignore[attr-defined]
+
+    def headers(self, client_id: str, scope: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.get(client_id, scope)}"}
+
+
+@pytest.fixture
+def tokens(world: None, client: FlaskClient, clock: FrozenClock) -> Tokens:
+    return Tokens(client, clock)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, text
 
+from exchange import migrate
 from exchange.db import Database
 from exchange.registry.models import Client, ConsoleUser, Organisation
 from tests.audit.test_chain import drop_audit_triggers
@@ -24,7 +25,7 @@ def data_dir(tmp_path: Path) -> Path:
 def test_init_creates_everything_once_with_private_modes(data_dir: Path) -> None:
     first = exchange("init", data_dir=data_dir)
     assert first.returncode == 0, first.stderr
-    assert "migrated database from empty to 0001" in first.stdout
+    assert f"migrated database from empty to {migrate.head_revision()}" in first.stdout
     second = exchange("init", data_dir=data_dir)
     assert second.returncode == 0
     assert "already initialised" in second.stdout

@@ -38,3 +38,25 @@ def test_serve_answers_and_seals_in_the_background(tmp_path: Path, fresh_databas
                 sequence = session.scalar(select(AuditRecord.sequence).where(AuditRecord.event_id == event_id))
         database.dispose()
         assert sequence == 2  # the bootstrap's record is 1
+
+
+def test_demo_token_command_works_against_the_served_api(tmp_path: Path) -> None:
+    """What the demo prints is what works: `exchange token ... --print-token`, then a FHIR call."""
+    data_dir = tmp_path / "var"
+    demo = exchange("demo", data_dir=data_dir)
+    assert demo.returncode == 0, demo.stderr
+    assert "exchange token la01-case-system --key" in demo.stdout
+    database_url = f"sqlite:///{data_dir / 'exchange.db'}"
+    with running_server(data_dir, database_url, workers=1) as base:
+        key = data_dir / "demo" / "la01-case-system.private.jwk.json"
+        got = exchange("token", "la01-case-system", "--key", str(key), "--print-token", data_dir=data_dir,
+                       EXCHANGE_PUBLIC_BASE_URL=base)
+        assert got.returncode == 0, got.stderr
+        token = got.stdout.strip()
+        response = requests.get(f"{base}/fhir/Organization", headers={"Authorization": f"Bearer {token}"}, timeout=5)
+        assert response.status_code == 200
+        assert response.json()["total"] == 4
+        refused = exchange("token", "la01-case-system", "--key", str(data_dir / "demo" / "prv01-epr.private.jwk.json"),
+                           data_dir=data_dir, EXCHANGE_PUBLIC_BASE_URL=base)
+        assert refused.returncode == 1
+        assert "invalid_client" in refused.stderr

@@ -30,8 +30,8 @@ def public(view: F) -> F:
 def requires_scope(resource: str, permission: str) -> Callable[[F], F]:
     """Guard a FHIR view: a valid bearer token whose scopes allow `permission` on `resource`.
 
-    Token validation is installed by the OAuth feature (`g.caller`); until a caller has
-    been authenticated the guard refuses with 401, so it fails closed.
+    The `/fhir` blueprint enforces the guard before anything else runs (`bearer.py`); the
+    wrapper checks again, so a guarded view can never run for an unauthorised caller.
     """
 
     def decorate(view: F) -> F:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, g, jsonify, request
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
+from exchange.api.auditing import audit_refusal
 from exchange.fhir.outcome import FhirError
 
 log = logging.getLogger("exchange.errors")
@@ -30,7 +32,10 @@ _FHIR_CODES = {
 
 
 def fhir_error_response(error: FhirError) -> Response:
-    """Render a FhirError as an OperationOutcome response."""
+    """Render a FhirError as an OperationOutcome response, auditing the refusal if the
+    caller is known or the refusal is an access decision (401/403/429)."""
+    if not error.audited and (g.get("caller") is not None or error.status in (401, 403, 429)):
+        audit_refusal(error.status, error.details_code or error.diagnostics)
     response = jsonify(error.outcome())
     response.status_code = error.status
     response.mimetype = "application/fhir+json"
@@ -60,6 +65,18 @@ def _http_error(error: HTTPException) -> Response:
     return response
 
 
+def _database_down(error: SQLAlchemyError) -> Response:
+    # Nothing was half-done: the transaction rolled back. Say so, without details.
+    log.error("database error", extra={"error": type(error).__name__})
+    if request.path.startswith("/fhir"):
+        return fhir_error_response(
+            FhirError(503, "transient", "a service this request needs is unavailable; nothing was changed", audited=True)
+        )
+    response = jsonify(error="service-unavailable", status=503)
+    response.status_code = 503
+    return response
+
+
 def _unexpected(error: Exception) -> Response:
     # Operators get the exception type and request id (in the log line); the caller gets a
     # bare 500. Never the message: it may hold personal data.
@@ -77,4 +94,5 @@ def init_app(app: Flask) -> None:
     """Install the error handlers on `app`."""
     app.register_error_handler(FhirError, fhir_error_response)
     app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(SQLAlchemyError, _database_down)
     app.register_error_handler(Exception, _unexpected)

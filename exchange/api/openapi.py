@@ -45,6 +45,10 @@ def _fhir_operations() -> list[Operation]:
             Operation(f"/fhir/{resource_type}/{{resource_id}}", "get", f"Read a {resource_type}", "FHIR conformance", False),
         ]
     operations += [
+        Operation("/fhir/.well-known/smart-configuration", "get", "SMART configuration", "OAuth", False, fhir=False),
+        Operation("/fhir/AuditEvent", "get", "Search the organisation's audit events", "Audit",
+                  parameters=("date", "patient", "entity", "agent", "type", "subtype", "outcome", "action", "_lastUpdated", "purpose", "_sort", "_count")),
+        Operation("/fhir/AuditEvent/{resource_id}", "get", "Read an audit event", "Audit"),
         Operation("/fhir/Organization", "get", "Search organisations", "Registry", parameters=("identifier", "type")),
         Operation("/fhir/Organization/{resource_id}", "get", "Read an organisation", "Registry"),
         Operation("/fhir/Contract", "get", "Search data-sharing agreements", "Registry", parameters=("status", "signer")),
@@ -57,6 +61,10 @@ OPERATIONS: Final[list[Operation]] = [
     Operation("/healthz", "get", "Liveness", "Service", secured=False, fhir=False),
     Operation("/readyz", "get", "Readiness of the database, document store and key provider", "Service", secured=False, fhir=False),
     Operation("/openapi.json", "get", "This document", "Service", secured=False, fhir=False),
+    Operation("/oauth2/token", "post", "Client credentials with a private_key_jwt assertion", "OAuth", False, fhir=False),
+    Operation("/oauth2/revoke", "post", "Revoke an access token (RFC 7009)", "OAuth", False, fhir=False),
+    Operation("/oauth2/introspect", "post", "Introspect an access token (RFC 7662)", "OAuth", False, fhir=False),
+    Operation("/oauth2/jwks", "get", "The service's token-signing keys (none: tokens are opaque)", "OAuth", False, fhir=False),
     *_fhir_operations(),
 ]
 

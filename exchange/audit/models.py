@@ -8,8 +8,8 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, Index, String, Text, Uuid, text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, String, Text, Uuid, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from exchange.db import Base, BigIntKey, UTCDateTime
 
@@ -39,6 +39,8 @@ class AuditRecord(Base):
     break_glass: Mapped[bool] = mapped_column(Boolean, default=False)
     request_id: Mapped[str | None] = mapped_column(String(64))
 
+    entity_refs: Mapped[list[AuditEntityRef]] = relationship(lazy="raise", cascade="save-update")
+
     __table_args__ = (
         Index("ix_audit_event_recorded", "recorded"),
         Index("ix_audit_event_agent_org_recorded", "agent_org", "recorded"),
@@ -51,6 +53,18 @@ class AuditRecord(Base):
             sqlite_where=text("sequence IS NULL"),
         ),
     )
+
+
+class AuditEntityRef(Base):
+    """An index of the resources each record names (`entity` search); the payload, which
+    the chain protects, remains the record."""
+
+    __tablename__ = "audit_event_entity"
+
+    audit_id: Mapped[int] = mapped_column(ForeignKey("audit_event.id"), primary_key=True)
+    reference: Mapped[str] = mapped_column(String(160), primary_key=True)
+
+    __table_args__ = (Index("ix_audit_event_entity_reference", "reference", "audit_id"),)
 
 
 class AuditCheckpoint(Base):

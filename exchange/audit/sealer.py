@@ -1,5 +1,6 @@
 """The in-server sealer: a daemon thread per worker process that seals committed audit
-records every `interval` seconds and signs a checkpoint every hour. Only one process seals
+records every `interval` seconds, signs a checkpoint every hour, and once a minute runs
+the service's housekeeping (expired jtis and tokens, closed token-failure windows). Only one process seals
 at a time (a database lock), so any number of workers and hosts can run it; if every one
 stops, readiness reports the unsealed backlog once it is older than a minute.
 """
@@ -57,11 +58,13 @@ class Sealer:
         clock: Clock,
         load_keyring: Callable[[], Keyring],
         interval: float = 1.0,
+        housekeeping: Callable[[], object] | None = None,
     ) -> None:
         self._database = database
         self._clock = clock
         self._load_keyring = load_keyring
         self._interval = interval
+        self._housekeeping = housekeeping
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="audit-sealer", daemon=True)
 
@@ -81,6 +84,8 @@ class Sealer:
                 seal_all(self._database)
                 if ticks % 60 == 0:
                     checkpoint_if_due(self._database, self._load_keyring(), self._clock)
+                    if self._housekeeping is not None:
+                        self._housekeeping()
             except (SQLAlchemyError, KeyringError) as exc:
                 # Transient trouble: try again next tick; readiness raises the alarm if the
                 # backlog grows old.

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from exchange.audit.chain import canonical_json
 from exchange.audit.events import AuditEntry, to_fhir
-from exchange.audit.models import AuditRecord
+from exchange.audit.models import AuditEntityRef, AuditRecord
 from exchange.clock import Clock, SystemClock
 
 _SYSTEM_CLOCK = SystemClock()
@@ -40,5 +40,9 @@ def record(session: Session, entry: AuditEntry, clock: Clock = _SYSTEM_CLOCK) ->
         break_glass=actor.break_glass,
         request_id=entry.request_id,
     )
+    row.entity_refs = [
+        AuditEntityRef(reference=reference)
+        for reference in dict.fromkeys(e.reference[:160] for e in entry.entities)
+    ]
     session.add(row)
     return row

@@ -65,6 +65,28 @@ def parse_scopes(texts: Iterable[str]) -> list[Scope]:
     return [parse_scope(text) for text in texts]
 
 
+def intersect(requested: Iterable[Scope], allowed: Iterable[Scope]) -> list[Scope]:
+    """The scopes both requested and allowed, in v2 form (e.g. `system/*.read` against
+    `system/Patient.cruds` gives `system/Patient.rs`), merged per resource type."""
+    granted: dict[str, set[str]] = {}
+    allowed_list = list(allowed)
+    for want in requested:
+        for have in allowed_list:
+            if want.resource == "*":
+                resource = have.resource
+            elif have.resource in ("*", want.resource):
+                resource = want.resource
+            else:
+                continue
+            common = set(want.permissions) & set(have.permissions)
+            if common:
+                granted.setdefault(resource, set()).update(common)
+    return [
+        Scope(resource, "".join(p for p in PERMISSIONS if p in perms))
+        for resource, perms in sorted(granted.items())
+    ]
+
+
 def _is_subsequence(perms: str, of: str) -> bool:
     position = 0
     for letter in perms:

@@ -44,6 +44,10 @@ def demo(cli: CliContext, then_serve: bool, host: str, port: int, workers: int) 
     click.echo(f"  Demo client private keys (ES256 JWK): {demo_set.directory}/")
     for client_id, path in demo_set.private_keys.items():
         click.echo(f"    {client_id:<18} {path.name}")
+    key = demo_set.private_keys["la01-case-system"]
+    click.echo("  Try it (in another terminal, once the server is up):")
+    click.echo(f"    TOKEN=$(.venv/bin/exchange token la01-case-system --key {key} --print-token)")
+    click.echo(f'    curl -s -H "Authorization: Bearer $TOKEN" {base}/fhir/Organization')
     click.echo("")
     if then_serve:
         click.echo(f"serving on http://{host}:{port} with {workers} worker(s); Ctrl-C stops")

@@ -61,6 +61,8 @@ class FhirError(Exception):
     expression: tuple[str, ...] = ()
     issues: list[Issue] = field(default_factory=list)
     headers: dict[str, str] = field(default_factory=dict)
+    #: Set when the feature raising it has audited the refusal itself (with its entities).
+    audited: bool = False
 
     def __str__(self) -> str:
         return f"{self.status} {self.code}: {self.diagnostics}"

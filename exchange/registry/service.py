@@ -55,7 +55,8 @@ class Change:
 
 def known_roles(session: Session) -> dict[str, str]:
     """Every registered ODS code with its role."""
-    return dict(session.execute(select(Organisation.ods, Organisation.role)).tuples().all())
+    rows = session.execute(select(Organisation.ods, Organisation.role)).all()
+    return {row.ods: row.role for row in rows}
 
 
 def organisation_by_ods(session: Session, ods: str) -> Organisation:

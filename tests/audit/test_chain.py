@@ -93,7 +93,7 @@ def test_truncate_is_refused_on_postgresql(db: Database, clock: FrozenClock, bac
         pytest.skip("SQLite has no TRUNCATE (DELETE is refused above)")
     _append(db, clock, 1)
     with pytest.raises(DBAPIError, match="append-only"), db.transaction() as session:
-        session.execute(text("TRUNCATE audit_event"))
+        session.execute(text("TRUNCATE audit_event CASCADE"))
 
 
 def drop_audit_triggers(session: object, backend: str) -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from flask import Blueprint, request
 
+from exchange.api.fhir.bearer import authenticate
 from exchange.fhir.outcome import FhirError
 
 bp = Blueprint("fhir", __name__, url_prefix="/fhir")
+bp.before_request(authenticate)  # first: 401 and 403 come before any other answer
 
 _JSON_TYPES = ("application/fhir+json", "application/json", "application/json-patch+json")
 _ACCEPTABLE = ("application/fhir+json", "application/json")
@@ -30,5 +32,6 @@ def negotiate() -> None:
         raise FhirError(415, "not-supported", "request bodies must be application/fhir+json")
 
 
+from exchange.api.fhir import auditevent as _auditevent  # noqa: E402,F401
 from exchange.api.fhir import conformance as _conformance  # noqa: E402,F401
 from exchange.api.fhir import registry as _registry  # noqa: E402,F401

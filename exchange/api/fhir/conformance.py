@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, request
+from flask import Response, jsonify, request
 
 from exchange.api.access import public
 from exchange.api.context import services
 from exchange.api.fhir import bp
 from exchange.api.fhir.responses import fhir_response, searchset
 from exchange.api.fhir.search import parse_search
+from exchange.api.oauth import smart_configuration
 from exchange.fhir.artefacts import ARTEFACT_TYPES
 from exchange.fhir.outcome import not_found
 
@@ -56,6 +57,13 @@ def _security(base_url: str) -> dict[str, Any]:
             }
         ],
     }
+
+
+@bp.get("/.well-known/smart-configuration")
+@public
+def smart_configuration_view() -> Response:
+    """SMART configuration: where and how to obtain tokens (`api.md`)."""
+    return jsonify(smart_configuration(services().settings.public_base_url))
 
 
 def _artefact_search(resource_type: str) -> Response:

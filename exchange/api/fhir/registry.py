@@ -12,10 +12,12 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.sql import Select
 
 from exchange.api.access import requires_scope
+from exchange.api.auditing import audit_request
 from exchange.api.context import services
 from exchange.api.fhir import bp
 from exchange.api.fhir.responses import fhir_response, searchset
 from exchange.api.fhir.search import SearchRequest, page_urls, parse_search, split_token
+from exchange.audit.events import Entity
 from exchange.fhir import terminology as t
 from exchange.fhir.capability import ResourceCapability, SearchParam
 from exchange.fhir.outcome import FhirError, not_found
@@ -62,7 +64,9 @@ def organization_read(resource_id: str) -> Response:
         organisation = session.get(Organisation, _uuid(resource_id, "Organization"))
         if organisation is None:
             raise not_found("Organization", resource_id)
-        return fhir_response(organization_resource(organisation))
+        resource = organization_resource(organisation)
+        audit_request(session, entities=(Entity(f"Organization/{resource_id}"),))
+    return fhir_response(resource)
 
 
 @bp.get("/Organization")
@@ -79,7 +83,9 @@ def organization_search() -> Response:
             raise FhirError(400, "invalid", "type must use the organisation-role system")
         query = query.where(Organisation.role == code)
     with services().database.transaction() as session:
-        return _page(session, search, query, Organisation.ods, "/fhir/Organization", organization_resource)
+        bundle = _page(session, search, query, Organisation.ods, "/fhir/Organization", organization_resource)
+        audit_request(session)
+    return fhir_response(bundle)
 
 
 @bp.get("/Contract/<resource_id>")
@@ -90,7 +96,9 @@ def contract_read(resource_id: str) -> Response:
         agreement = session.get(Agreement, _uuid(resource_id, "Contract"))
         if agreement is None:
             raise not_found("Contract", resource_id)
-        return fhir_response(contract_resource(agreement))
+        resource = contract_resource(agreement)
+        audit_request(session, entities=(Entity(f"Contract/{resource_id}", "agreement"),))
+    return fhir_response(resource)
 
 
 @bp.get("/Contract")
@@ -112,7 +120,9 @@ def contract_search() -> Response:
             )
         )
     with services().database.transaction() as session:
-        return _page(session, search, query, Agreement.agreement_id, "/fhir/Contract", contract_resource)
+        bundle = _page(session, search, query, Agreement.agreement_id, "/fhir/Contract", contract_resource)
+        audit_request(session)
+    return fhir_response(bundle)
 
 
 def _page(
@@ -122,7 +132,7 @@ def _page(
     key: InstrumentedAttribute[str],
     path: str,
     render: Callable[[Any], dict[str, Any]],
-) -> Response:
+) -> dict[str, Any]:
     """One page of a keyset-paginated search ordered by a unique string `key`."""
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     if search.cursor is not None:
@@ -132,5 +142,4 @@ def _page(
     rows = rows[: search.count]
     next_position = {"after": getattr(rows[-1], key.key)} if more and rows else None
     self_url, next_url = page_urls(search, path, next_position)
-    bundle = searchset([render(row) for row in rows], total, self_url, next_url, search.ignored_outcome())
-    return fhir_response(bundle)
+    return searchset([render(row) for row in rows], total, self_url, next_url, search.ignored_outcome())

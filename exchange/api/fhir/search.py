@@ -6,13 +6,17 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final
 from urllib.parse import urlencode
 
 from flask import request
+from sqlalchemy import and_
 
+from exchange.clock import LONDON
 from exchange.fhir.outcome import FhirError, Issue, operation_outcome
 
 DEFAULT_COUNT: Final = 20
@@ -118,3 +122,67 @@ def split_token(value: str) -> tuple[str | None, str]:
         system, code = value.split("|", 1)
         return (system or None), code
     return None, value
+
+
+_DATE_PREFIXES: Final = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
+_DATE_PATTERN: Final = re.compile(
+    r"^(?P<y>\d{4})(?:-(?P<m>\d{2})(?:-(?P<d>\d{2})(?:T(?P<time>\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)(?P<tz>Z|[+-]\d{2}:\d{2})?)?)?)?$"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DateBound:
+    """A date search value: comparator and the [low, high) instant range it denotes."""
+
+    prefix: str
+    low: datetime
+    high: datetime
+
+
+def parse_date(value: str, name: str) -> DateBound:
+    """A FHIR date search value (`ge2026-11-01`, `2026-11`, `lt2026-11-23T10:00:00Z` ...).
+
+    Dates without a time are Europe/London calendar days (`consent.md`); times without an
+    offset are UTC.
+    """
+    prefix = value[:2] if value[:2] in _DATE_PREFIXES else "eq"
+    text = value[2:] if value[:2] in _DATE_PREFIXES else value
+    match = _DATE_PATTERN.match(text)
+    if match is None or prefix not in ("eq", "gt", "lt", "ge", "le"):
+        raise FhirError(400, "invalid", f"{name}: {value!r} is not a supported date search value", expression=(name,))
+    try:
+        year, month, day = int(match["y"]), int(match["m"] or 1), int(match["d"] or 1)
+        if match["time"]:
+            tz = UTC if match["tz"] in (None, "Z") else datetime.strptime(match["tz"], "%z").tzinfo
+            clock = match["time"] if match["time"].count(":") == 2 else match["time"] + ":00"
+            low = datetime.fromisoformat(f"{year:04d}-{month:02d}-{day:02d}T{clock}").replace(tzinfo=tz)
+            high = low + timedelta(seconds=1)
+        else:
+            start = date(year, month, day)
+            if match["d"]:
+                end = start + timedelta(days=1)
+            elif match["m"]:
+                end = date(year + (month == 12), month % 12 + 1, 1)
+            else:
+                end = date(year + 1, 1, 1)
+            low = datetime.combine(start, time(), LONDON)
+            high = datetime.combine(end, time(), LONDON)
+    except ValueError:
+        raise FhirError(400, "invalid", f"{name}: {value!r} is not a valid date", expression=(name,)) from None
+    return DateBound(prefix, low.astimezone(UTC), high.astimezone(UTC))
+
+
+def date_clause(column: Any, bound: DateBound) -> Any:
+    """The SQL condition for a date bound on a timestamp column."""
+    return {
+        "eq": and_(column >= bound.low, column < bound.high),
+        "ge": column >= bound.low,
+        "gt": column >= bound.high,
+        "le": column < bound.high,
+        "lt": column < bound.low,
+    }[bound.prefix]
+
+
+def split_values(values: list[str]) -> list[str]:
+    """Comma-separated alternatives of a parameter (OR), over all its repetitions."""
+    return [item for value in values for item in value.split(",") if item]

@@ -1,0 +1,104 @@
+"""Auditing API requests: who (from the token), what (the interaction), from where, why
+(the purpose header), with the request id, into the caller's transaction."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from flask import g, request
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from exchange.api.context import services
+from exchange.audit.events import Action, Actor, AuditEntry, AuditKind, Entity, Outcome
+from exchange.audit.service import record
+from exchange.auth.caller import Caller
+from exchange.fhir.terminology import BREAK_GLASS_PURPOSES, Purpose
+
+log = logging.getLogger(__name__)
+
+_METHOD_KINDS = {"POST": AuditKind.CREATE, "PUT": AuditKind.UPDATE, "PATCH": AuditKind.PATCH, "DELETE": AuditKind.DELETE}
+_KIND_ACTIONS = {
+    AuditKind.CREATE: Action.CREATE,
+    AuditKind.UPDATE: Action.UPDATE,
+    AuditKind.PATCH: Action.UPDATE,
+    AuditKind.DELETE: Action.DELETE,
+    AuditKind.OPERATION: Action.EXECUTE,
+}
+
+
+def request_purpose() -> str:
+    """The purpose of use: `X-Purpose-Of-Use` if it names a purpose code, else ehcna-advice."""
+    value = request.headers.get("X-Purpose-Of-Use", "").strip()
+    return value if value in {p.value for p in Purpose} else Purpose.EHCNA_ADVICE.value
+
+
+def interaction_kind() -> AuditKind:
+    """The FHIR interaction of the current request, from its method and path."""
+    if request.method in _METHOD_KINDS:
+        return _METHOD_KINDS[request.method]
+    parts = [p for p in request.path.split("/") if p][1:]  # drop "fhir"
+    if any(p.startswith("$") for p in parts):
+        return AuditKind.OPERATION
+    if "_history" in parts:
+        return AuditKind.VREAD if parts[-1] != "_history" else AuditKind.HISTORY
+    return AuditKind.READ if len(parts) >= 2 else AuditKind.SEARCH
+
+
+def current_actor(caller: Caller | None = None) -> Actor:
+    """The Actor of the current request."""
+    caller = caller or g.get("caller")
+    purpose = request_purpose()
+    if caller is None:
+        return Actor(user="anonymous", address=request.remote_addr, purpose=purpose)
+    return Actor(
+        client_id=caller.client_id,
+        organisation=caller.organisation,
+        address=request.remote_addr,
+        purpose=purpose,
+        break_glass=purpose in BREAK_GLASS_PURPOSES,
+        token_jti=caller.token_jti,
+    )
+
+
+def audit_request(
+    session: Session,
+    outcome: Outcome = Outcome.SUCCESS,
+    *,
+    entities: tuple[Entity, ...] = (),
+    patient_id: uuid.UUID | None = None,
+    custodian: str | None = None,
+    outcome_desc: str | None = None,
+    kind: AuditKind | None = None,
+) -> None:
+    """Record the current request in `session`'s transaction."""
+    kind = kind or interaction_kind()
+    query = request.query_string.decode("utf-8", "replace") if kind is AuditKind.SEARCH else None
+    record(
+        session,
+        AuditEntry(
+            kind=kind,
+            action=_KIND_ACTIONS.get(kind, Action.READ),
+            outcome=outcome,
+            actor=current_actor(),
+            outcome_desc=outcome_desc,
+            entities=entities,
+            patient_id=patient_id,
+            custodian=custodian,
+            query=query,
+            request_id=g.get("request_id"),
+        ),
+        services().clock,
+    )
+
+
+def audit_refusal(status: int, reason: str) -> None:
+    """Record a refused FHIR request in a transaction of its own (the refusal stands even
+    if this fails, so a failure is logged rather than raised)."""
+    outcome = Outcome.for_status(status)
+    try:
+        with services().database.transaction() as session:
+            audit_request(session, outcome, outcome_desc=reason)
+    except SQLAlchemyError as exc:
+        log.error("could not audit a refused request", extra={"error": type(exc).__name__, "status": status})
