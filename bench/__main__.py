@@ -6,13 +6,14 @@ document streaming, audit appends); until then this prints what exists.
 
 from __future__ import annotations
 
-from bench import audit_verify, token_endpoint
+from bench import audit_verify, consent_decision, token_endpoint
 
 
 def main() -> None:
     """Run the benchmarks in turn."""
     audit_verify.main()
     token_endpoint.main()
+    consent_decision.main()
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ from exchange.api.context import EXTENSION_KEY, Services
 from exchange.api.fhir import bp as fhir_bp
 from exchange.api.fhir.auditevent import AUDIT_EVENT
 from exchange.api.fhir.bearer import CLIENT_RATE
+from exchange.api.fhir.consent import CONSENT
+from exchange.api.fhir.patient import PATIENT
 from exchange.api.fhir.registry import CONTRACT, ORGANIZATION
 from exchange.api.ratelimit import RateLimiter
 from exchange.clock import Clock, SystemClock
@@ -45,6 +47,8 @@ def create_app(
     capabilities.add(ORGANIZATION)
     capabilities.add(CONTRACT)
     capabilities.add(AUDIT_EVENT)
+    capabilities.add(PATIENT)
+    capabilities.add(CONSENT)
     app.extensions[EXTENSION_KEY] = Services(
         settings=settings,
         database=database or Database(settings.database_url),

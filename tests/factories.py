@@ -44,3 +44,103 @@ def audit_entry(number: int = 0, **overrides: Any) -> AuditEntry:
     }
     values.update(overrides)
     return AuditEntry(**values)
+
+
+NHS_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
+CB = "https://fhir.send-exchange.example"
+
+
+def nhs_number(seed: int) -> str:
+    """A valid NHS number (Modulus 11) derived from `seed`."""
+    number = seed
+    while True:
+        digits = f"{900000000 + number % 99999999:09d}"
+        total = sum(int(d) * w for d, w in zip(digits, range(10, 1, -1), strict=True))
+        check = (11 - total % 11) % 11
+        if check != 10:
+            return f"{digits}{check}"
+        number += 1
+
+
+def patient_json(number: str, birth_date: str, given: str = "Alex") -> dict[str, Any]:
+    """A Patient resource as a client would send it."""
+    return {
+        "resourceType": "Patient",
+        "identifier": [{"system": NHS_SYSTEM, "value": number}],
+        "birthDate": birth_date,
+        "name": [{"given": [given], "family": "Example"}],
+    }
+
+
+def consent_json(
+    patient_id: str,
+    date_time: str,
+    *,
+    maker: str = "parent-with-pr",
+    provision: str = "permit",
+    purposes: tuple[str, ...] = ("ehcna-advice",),
+    gillick: tuple[str, str] | None = None,
+    mca: tuple[str, str] | None = None,
+    actors: tuple[str, ...] = (),
+    status: str = "active",
+) -> dict[str, Any]:
+    """A Consent as an LA would record it. `maker`: a parental-responsibility or
+    young-person-representative code, or `self` (the child or young person)."""
+    resource: dict[str, Any] = {
+        "resourceType": "Consent",
+        "status": status,
+        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+        "patient": {"reference": f"Patient/{patient_id}"},
+        "dateTime": date_time,
+        "provision": {
+            "type": provision,
+            "action": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentaction", "code": "disclose"}]}],
+            "purpose": [{"system": f"{CB}/CodeSystem/purpose", "code": p} for p in purposes],
+        },
+    }
+    contained: list[dict[str, Any]] = []
+    extension: list[dict[str, Any]] = []
+    representative = maker in ("personal-welfare-deputy", "health-welfare-attorney", "parent-acting-for-young-person")
+    if maker == "self":
+        resource["performer"] = [{"reference": f"Patient/{patient_id}"}]
+        basis = "gillick-competent-child"  # young_person_json() makes the young-person form
+    else:
+        system = "young-person-representative" if representative else "parental-responsibility"
+        contained.append({
+            "resourceType": "RelatedPerson", "id": "maker", "patient": {"reference": f"Patient/{patient_id}"},
+            "relationship": [{"coding": [{"system": f"{CB}/CodeSystem/{system}", "code": maker}]}],
+        })
+        resource["performer"] = [{"reference": "#maker"}]
+        basis = "young-person-representative" if representative else "parental-responsibility"
+    extension.append({"url": "basis", "valueCode": basis})
+    for kind, assessment in (("gillick", gillick), ("mental-capacity-act", mca)):
+        if assessment is None:
+            continue
+        outcome, effective = assessment
+        contained.append({
+            "resourceType": "Observation", "id": kind, "status": "final",
+            "code": {"coding": [{"system": f"{CB}/CodeSystem/capacity-assessment-type", "code": kind}]},
+            "subject": {"reference": f"Patient/{patient_id}"},
+            "effectiveDateTime": effective,
+            "performer": [{"display": "Dr A Example"}],
+            "valueCodeableConcept": {"coding": [{"system": f"{CB}/CodeSystem/capacity-assessment-outcome", "code": outcome}]},
+        })
+        extension.append({"url": "capacityAssessment", "valueReference": {"reference": f"#{kind}"}})
+    if contained:
+        resource["contained"] = contained
+    resource["extension"] = [{"url": f"{CB}/StructureDefinition/decision-maker", "extension": extension}]
+    if actors:
+        resource["provision"]["actor"] = [
+            {"role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}]},
+             "reference": {"identifier": {"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": ods}}}
+            for ods in actors
+        ]
+    return resource
+
+
+def young_person_json(patient_id: str, date_time: str, **kwargs: Any) -> dict[str, Any]:
+    """A Consent made by a young person themself (basis young-person)."""
+    resource = consent_json(patient_id, date_time, maker="self", **kwargs)
+    resource["extension"][0]["extension"][0]["valueCode"] = "young-person"
+    return resource

@@ -49,6 +49,21 @@ def _fhir_operations() -> list[Operation]:
         Operation("/fhir/AuditEvent", "get", "Search the organisation's audit events", "Audit",
                   parameters=("date", "patient", "entity", "agent", "type", "subtype", "outcome", "action", "_lastUpdated", "purpose", "_sort", "_count")),
         Operation("/fhir/AuditEvent/{resource_id}", "get", "Read an audit event", "Audit"),
+        Operation("/fhir/Patient", "post", "Register a child or young person (conditional create: If-None-Exist)", "Patients"),
+        Operation("/fhir/Patient", "get", "Find a patient by NHS number", "Patients", parameters=("identifier",)),
+        Operation("/fhir/Patient/{resource_id}", "get", "Read a patient", "Patients"),
+        Operation("/fhir/Patient/{resource_id}", "put", "Update a patient", "Patients"),
+        Operation("/fhir/Patient/{resource_id}/_history", "get", "A patient's versions", "Patients"),
+        Operation("/fhir/Patient/{resource_id}/_history/{version}", "get", "One version of a patient", "Patients"),
+        Operation("/fhir/Consent", "post", "Record a consent decision", "Consent"),
+        Operation("/fhir/Consent", "get", "Search consents", "Consent",
+                  parameters=("patient", "patient.identifier", "status", "category", "date", "_tag", "_sort", "_count")),
+        Operation("/fhir/Consent/$evaluate", "get", "The consent decision for a recipient and purpose", "Consent",
+                  parameters=("patient.identifier", "recipient", "purpose", "at")),
+        Operation("/fhir/Consent/{resource_id}", "get", "Read a consent", "Consent"),
+        Operation("/fhir/Consent/{resource_id}", "put", "Change a consent's status (withdrawal)", "Consent"),
+        Operation("/fhir/Consent/{resource_id}/_history", "get", "A consent's versions", "Consent"),
+        Operation("/fhir/Consent/{resource_id}/_history/{version}", "get", "One version of a consent", "Consent"),
         Operation("/fhir/Organization", "get", "Search organisations", "Registry", parameters=("identifier", "type")),
         Operation("/fhir/Organization/{resource_id}", "get", "Read an organisation", "Registry"),
         Operation("/fhir/Contract", "get", "Search data-sharing agreements", "Registry", parameters=("status", "signer")),
@@ -75,8 +90,9 @@ def _operation(operation: Operation) -> dict[str, Any]:
         {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
         for name in operation.parameters
     ]
-    if "{resource_id}" in operation.path:
-        parameters.append({"name": "resource_id", "in": "path", "required": True, "schema": {"type": "string"}})
+    for name in ("resource_id", "version"):
+        if f"{{{name}}}" in operation.path:
+            parameters.append({"name": name, "in": "path", "required": True, "schema": {"type": "string"}})
     responses: dict[str, Any] = {
         "200": {"description": "OK", "content": {content_type: {"schema": _RESOURCE if operation.fhir else {"type": "object"}}}},
     }

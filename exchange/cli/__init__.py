@@ -114,6 +114,7 @@ def serve(cli: CliContext, host: str, port: int, workers: int) -> None:
 
 
 from exchange.cli import audit as _audit  # noqa: E402,F401
+from exchange.cli import consent as _consent  # noqa: E402,F401
 from exchange.cli import demo as _demo  # noqa: E402,F401
 from exchange.cli import registry as _registry  # noqa: E402,F401
 from exchange.cli import token as _token  # noqa: E402,F401

@@ -1,0 +1,192 @@
+"""`Patient`: conditional create by NHS number, read, search by identifier, update."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from flask import Response, g, request
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from exchange.api.access import requires_scope
+from exchange.api.auditing import audit_request
+from exchange.api.context import services
+from exchange.api.fhir import bp
+from exchange.api.fhir.responses import fhir_response, searchset
+from exchange.api.fhir.rest import (
+    check_if_match,
+    history_bundle,
+    read_response,
+    request_body,
+    resource_uuid,
+    write_response,
+)
+from exchange.api.fhir.search import page_urls, parse_search, split_token
+from exchange.audit.events import AuditKind, Entity
+from exchange.clock import london_date
+from exchange.fhir.capability import ResourceCapability, SearchParam
+from exchange.fhir.outcome import FhirError, Issue, invalid, not_found
+from exchange.fhir.terminology import NHS_NUMBER_SYSTEM
+from exchange.fhir.validation import register_profile_check, validate_resource
+from exchange.patients import service
+from exchange.patients.models import Patient, PatientAccess
+from exchange.patients.profile import patient_profile_issues
+from exchange.resources.service import read_version, versions
+
+register_profile_check("Patient", patient_profile_issues)
+
+PATIENT = ResourceCapability(
+    type="Patient",
+    interactions=("create", "read", "vread", "update", "search-type", "history-instance"),
+    search_params=(SearchParam("identifier", "token", documentation="required: https://fhir.nhs.uk/Id/nhs-number|NNNNNNNNNN"),),
+    conditional_create=True,
+)
+
+
+def _entity(patient: Patient) -> Entity:
+    return Entity(f"Patient/{patient.id}", "patient")
+
+
+def _validated(data: Any) -> dict[str, Any]:
+    resource = validate_resource(data, "Patient")
+    if date.fromisoformat(resource["birthDate"]) > london_date(services().clock.now()):
+        raise invalid([Issue("error", "value", "Patient.birthDate is in the future", ("Patient.birthDate",))])
+    return resource
+
+
+def _if_none_exist() -> str | None:
+    """The NHS number of a conditional create (`If-None-Exist: identifier=<system>|<n>`)."""
+    header = request.headers.get("If-None-Exist")
+    if header is None:
+        return None
+    name, _, value = header.partition("=")
+    system, code = split_token(value)
+    if name.strip() != "identifier" or system != NHS_NUMBER_SYSTEM or not code:
+        raise FhirError(400, "invalid", f"If-None-Exist must be identifier={NHS_NUMBER_SYSTEM}|<NHS number>")
+    return code
+
+
+@bp.post("/Patient")
+@requires_scope("Patient", "c")
+def patient_create() -> Response:
+    """Register a child or young person (conditional create by NHS number)."""
+    resource = _validated(request_body())
+    conditional = _if_none_exist()
+    nhs_number = service.nhs_number_of(resource)
+    if conditional is not None and conditional != nhs_number:
+        raise invalid([Issue("error", "invariant", "If-None-Exist names another NHS number than the resource",
+                             ("Patient.identifier",))])
+    now = services().clock.now()
+    for attempt in (1, 2):  # a concurrent first registration of the NHS number: retry once
+        try:
+            with services().database.transaction() as session:
+                existing = service.find_by_nhs_number(session, nhs_number or "")
+                if (
+                    conditional is None
+                    and existing is not None
+                    and service.can_see(session, existing.id, g.caller.organisation_id)
+                ):
+                    raise FhirError(409, "duplicate", "a Patient with this NHS number is already registered; "
+                                    "use If-None-Exist for a conditional create")
+                try:
+                    registration = service.register(session, resource, g.caller.organisation_id, now)
+                except service.BirthDateConflict:
+                    raise FhirError(409, "conflict", "the NHS number is registered with a different birth date") from None
+                stored = registration.patient.resource
+                audit_request(session, entities=(_entity(registration.patient),), patient_id=registration.patient.id,
+                              kind=AuditKind.CREATE)
+            break
+        except IntegrityError:
+            if attempt == 2:
+                raise
+    return write_response(stored, 201 if registration.first_for_organisation else 200)
+
+
+@bp.get("/Patient/<resource_id>")
+@requires_scope("Patient", "r")
+def patient_read(resource_id: str) -> Response:
+    """Read a patient the caller's organisation may see (others: 404)."""
+    patient_id = resource_uuid("Patient", resource_id)
+    with services().database.transaction() as session:
+        patient = service.visible_patient(session, patient_id, g.caller.organisation_id)
+        if patient is None:
+            raise not_found("Patient", resource_id)
+        audit_request(session, entities=(_entity(patient),), patient_id=patient.id)
+        resource = patient.resource
+    return read_response(resource)
+
+
+@bp.get("/Patient/<resource_id>/_history/<version>")
+@requires_scope("Patient", "r")
+def patient_vread(resource_id: str, version: str) -> Response:
+    """Read one version of a patient."""
+    patient_id = resource_uuid("Patient", resource_id)
+    with services().database.transaction() as session:
+        patient = service.visible_patient(session, patient_id, g.caller.organisation_id)
+        stored = read_version(session, "Patient", patient_id, int(version)) if version.isdigit() and patient else None
+        if patient is None or stored is None:
+            raise not_found("Patient", resource_id)
+        audit_request(session, entities=(_entity(patient),), patient_id=patient.id)
+    return fhir_response(stored)
+
+
+@bp.get("/Patient/<resource_id>/_history")
+@requires_scope("Patient", "r")
+def patient_history(resource_id: str) -> Response:
+    """Every version of a patient."""
+    patient_id = resource_uuid("Patient", resource_id)
+    with services().database.transaction() as session:
+        patient = service.visible_patient(session, patient_id, g.caller.organisation_id)
+        if patient is None:
+            raise not_found("Patient", resource_id)
+        bundle = history_bundle(versions(session, "Patient", patient_id))
+        audit_request(session, entities=(_entity(patient),), patient_id=patient.id)
+    return fhir_response(bundle)
+
+
+@bp.get("/Patient")
+@requires_scope("Patient", "s")
+def patient_search() -> Response:
+    """Find a patient by NHS number (`identifier` is required); invisible ones are absent."""
+    search = parse_search({"identifier"})
+    identifier = search.first("identifier")
+    if identifier is None:
+        raise FhirError(400, "required", "searching Patient needs identifier=https://fhir.nhs.uk/Id/nhs-number|<n>")
+    system, code = split_token(identifier)
+    if system not in (None, NHS_NUMBER_SYSTEM):
+        raise FhirError(400, "invalid", f"identifier must use the system {NHS_NUMBER_SYSTEM}")
+    with services().database.transaction() as session:
+        patient = session.scalars(
+            select(Patient)
+            .join(PatientAccess, PatientAccess.patient_id == Patient.id)
+            .where(Patient.nhs_number == code, PatientAccess.organisation_id == g.caller.organisation_id)
+            .limit(1)
+        ).first()
+        found = [patient.resource] if patient is not None else []
+        self_url, _ = page_urls(search, "/fhir/Patient", None)
+        bundle = searchset(found, len(found), self_url)
+        audit_request(session, entities=(_entity(patient),) if patient else (), patient_id=patient.id if patient else None)
+    return fhir_response(bundle)
+
+
+@bp.put("/Patient/<resource_id>")
+@requires_scope("Patient", "u")
+def patient_update(resource_id: str) -> Response:
+    """Update a patient the caller can see; the NHS number cannot change."""
+    patient_id = resource_uuid("Patient", resource_id)
+    data = request_body()
+    with services().database.transaction() as session:
+        patient = service.visible_patient(session, patient_id, g.caller.organisation_id)
+        if patient is None:
+            raise not_found("Patient", resource_id)
+        check_if_match(patient.version)
+        resource = _validated(data)
+        if resource.get("id") not in (None, resource_id):
+            raise invalid([Issue("error", "invariant", "the resource id does not match the URL", ("Patient.id",))])
+        if service.nhs_number_of(resource) != patient.nhs_number:
+            raise invalid([Issue("error", "business-rule", "the NHS number of a Patient cannot change", ("Patient.identifier",))])
+        updated = service.update(session, patient, resource, services().clock.now())
+        audit_request(session, entities=(_entity(updated),), patient_id=updated.id)
+        stored = updated.resource
+    return write_response(stored, 200)

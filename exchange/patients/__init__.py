@@ -1,0 +1,1 @@
+"""Patients (children and young people) and which organisations may see them."""

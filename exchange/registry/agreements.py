@@ -1,0 +1,62 @@
+"""Data-sharing agreements as access rules (`access.md`): "A and B may exchange for purpose
+P at time t" holds only if some executed DSA in force at t lists both and covers P."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import date
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session, aliased
+
+from exchange.registry.models import Agreement, AgreementParty, AgreementPurpose
+
+
+def _in_force(on: date) -> object:
+    return and_(
+        Agreement.status == "executed",
+        Agreement.start <= on,
+        or_(Agreement.end.is_(None), Agreement.end >= on),
+    )
+
+
+def agreement_between(
+    session: Session, first: uuid.UUID, second: uuid.UUID, purpose: str, on: date
+) -> Agreement | None:
+    """An executed agreement in force on `on` between two organisations covering
+    `purpose` (the earliest registered, for a stable audit record), or None."""
+    party_a, party_b = aliased(AgreementParty), aliased(AgreementParty)
+    return session.scalars(
+        select(Agreement)
+        .join(party_a, party_a.agreement_id == Agreement.id)
+        .join(party_b, party_b.agreement_id == Agreement.id)
+        .join(AgreementPurpose, AgreementPurpose.agreement_id == Agreement.id)
+        .where(
+            party_a.organisation_id == first,
+            party_b.organisation_id == second,
+            AgreementPurpose.purpose == purpose,
+            _in_force(on),  # type: ignore[arg-type]
+        )
+        .order_by(Agreement.created)
+        .limit(1)
+    ).first()
+
+
+def uncovered_purposes(session: Session, organisation: uuid.UUID, purposes: Iterable[str], on: date) -> list[str]:
+    """The purposes no executed agreement in force on `on` with `organisation` as a party
+    covers (recording a Consent needs every one covered: `access.md`)."""
+    wanted = sorted(set(purposes))
+    covered = set(
+        session.scalars(
+            select(AgreementPurpose.purpose)
+            .join(Agreement, Agreement.id == AgreementPurpose.agreement_id)
+            .join(AgreementParty, AgreementParty.agreement_id == Agreement.id)
+            .where(
+                AgreementParty.organisation_id == organisation,
+                AgreementPurpose.purpose.in_(wanted),
+                _in_force(on),  # type: ignore[arg-type]
+            )
+        )
+    )
+    return [purpose for purpose in wanted if purpose not in covered]

@@ -1,0 +1,1 @@
+"""Versioned FHIR resources: every version of every resource this service stores."""
