@@ -232,6 +232,11 @@ def test_search(child: Any, client: FlaskClient, tokens: Tokens) -> None:
     assert client.get(f"/fhir/Consent?patient=Patient/{c.id}&category=http://loinc.org|59284-0", headers=headers).get_json()["total"] == 2
     assert client.get(f"/fhir/Consent?patient.identifier={NHS_SYSTEM}|{c.number}",
                       headers=tokens.headers("la02-case-system")).get_json()["total"] == 0
+    first = client.get(f"/fhir/Consent?patient=Patient/{c.id}&_count=1&_sort=date", headers=headers).get_json()
+    following = next(link["url"] for link in first["link"] if link["relation"] == "next")
+    second = client.get(following.replace("http://localhost", ""), headers=headers).get_json()
+    assert [p["entry"][0]["resource"]["provision"]["type"] for p in (first, second)] == ["permit", "deny"]
+    assert not [link for link in second["link"] if link["relation"] == "next"]
 
 
 # --- $evaluate -------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import uuid
 from typing import Any
 
 from flask import Response, g
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
 from exchange.api.access import requires_scope
@@ -23,7 +23,7 @@ from exchange.api.fhir.responses import fhir_response, searchset
 from exchange.api.fhir.search import (
     SearchRequest,
     date_clause,
-    page_urls,
+    keyset_page,
     parse_date,
     parse_search,
     split_token,
@@ -182,24 +182,15 @@ def audit_event_search() -> Response:
 def _search(session: Session, search: SearchRequest, descending: bool) -> dict[str, Any]:
     conditions = [_visible_to(g.caller.organisation), *_filters(search)]
     total = session.scalar(select(func.count()).select_from(AuditRecord).where(*conditions)) or 0
-    query = select(AuditRecord).where(*conditions)
-    if search.cursor is not None:
-        try:
-            recorded, last_id = search.cursor["recorded"], int(search.cursor["id"])
-            position = parse_date(recorded, "_cursor").low
-        except (KeyError, TypeError, ValueError, FhirError):
-            raise FhirError(400, "invalid", "_cursor is not a cursor this server issued") from None
-        if descending:
-            query = query.where(or_(AuditRecord.recorded < position, and_(AuditRecord.recorded == position, AuditRecord.id < last_id)))
-        else:
-            query = query.where(or_(AuditRecord.recorded > position, and_(AuditRecord.recorded == position, AuditRecord.id > last_id)))
-    order = (AuditRecord.recorded.desc(), AuditRecord.id.desc()) if descending else (AuditRecord.recorded, AuditRecord.id)
-    rows = list(session.scalars(query.order_by(*order).limit(search.count + 1)))
-    more = len(rows) > search.count
-    rows = rows[: search.count]
-    next_position = (
-        {"recorded": rows[-1].recorded.isoformat(timespec="microseconds"), "id": rows[-1].id} if more and rows else None
+    page = keyset_page(
+        session,
+        select(AuditRecord).where(*conditions),
+        search,
+        moment=AuditRecord.recorded,
+        tiebreak=AuditRecord.id,
+        parse_tiebreak=int,
+        descending=descending,
+        path="/fhir/AuditEvent",
     )
-    search.params["_sort"] = ["-date" if descending else "date"]
-    self_url, next_url = page_urls(search, "/fhir/AuditEvent", next_position)
-    return searchset([audit_event_resource(r) for r in rows], total, self_url, next_url, search.ignored_outcome())
+    resources = [audit_event_resource(r) for r in page.rows]
+    return searchset(resources, total, page.self_url, page.next_url, search.ignored_outcome())

@@ -8,7 +8,7 @@ from datetime import datetime, time, timedelta
 from typing import Any, Final
 
 from flask import Response, g
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from exchange.api.access import requires_scope
@@ -27,7 +27,7 @@ from exchange.api.fhir.rest import (
 from exchange.api.fhir.search import (
     SearchRequest,
     date_clause,
-    page_urls,
+    keyset_page,
     parse_date,
     parse_search,
     split_token,
@@ -250,27 +250,17 @@ def _search(session: Session, search: SearchRequest, descending: bool) -> dict[s
         else:
             conditions.append(ConsentRow.id.is_(None))
     total = session.scalar(select(func.count()).select_from(ConsentRow).where(*conditions)) or 0
-    query = select(ConsentRow).where(*conditions)
-    if search.cursor is not None:
-        try:
-            position = parse_date(str(search.cursor["at"]), "_cursor").low
-            last = uuid.UUID(str(search.cursor["id"]))
-        except (KeyError, ValueError, FhirError):
-            raise FhirError(400, "invalid", "_cursor is not a cursor this server issued") from None
-        if descending:
-            query = query.where(or_(ConsentRow.date_time < position, and_(ConsentRow.date_time == position, ConsentRow.id < last)))
-        else:
-            query = query.where(or_(ConsentRow.date_time > position, and_(ConsentRow.date_time == position, ConsentRow.id > last)))
-    order = (ConsentRow.date_time.desc(), ConsentRow.id.desc()) if descending else (ConsentRow.date_time, ConsentRow.id)
-    rows = list(session.scalars(query.order_by(*order).limit(search.count + 1)))
-    more = len(rows) > search.count
-    rows = rows[: search.count]
-    next_position = (
-        {"at": rows[-1].date_time.isoformat(timespec="microseconds"), "id": str(rows[-1].id)} if more and rows else None
+    page = keyset_page(
+        session,
+        select(ConsentRow).where(*conditions),
+        search,
+        moment=ConsentRow.date_time,
+        tiebreak=ConsentRow.id,
+        parse_tiebreak=uuid.UUID,
+        descending=descending,
+        path="/fhir/Consent",
     )
-    search.params["_sort"] = ["-date" if descending else "date"]
-    self_url, next_url = page_urls(search, "/fhir/Consent", next_position)
-    return searchset([r.resource for r in rows], total, self_url, next_url, search.ignored_outcome())
+    return searchset([r.resource for r in page.rows], total, page.self_url, page.next_url, search.ignored_outcome())
 
 
 def _uuid_or_none(value: str) -> uuid.UUID | None:

@@ -7,14 +7,15 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final
 from urllib.parse import urlencode
 
 from flask import request
-from sqlalchemy import and_
+from sqlalchemy import Select, and_, or_
+from sqlalchemy.orm import Session
 
 from exchange.clock import LONDON
 from exchange.fhir.outcome import FhirError, Issue, operation_outcome
@@ -186,3 +187,52 @@ def date_clause(column: Any, bound: DateBound) -> Any:
 def split_values(values: list[str]) -> list[str]:
     """Comma-separated alternatives of a parameter (OR), over all its repetitions."""
     return [item for value in values for item in value.split(",") if item]
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a keyset search, with its links."""
+
+    rows: list[Any]
+    self_url: str
+    next_url: str | None
+
+
+def keyset_page(
+    session: Session,
+    query: Select[Any],
+    search: SearchRequest,
+    *,
+    moment: Any,
+    tiebreak: Any,
+    parse_tiebreak: Callable[[str], Any],
+    descending: bool,
+    path: str,
+) -> Page:
+    """The page of `query` after the cursor, ordered by (`moment`, `tiebreak`), newest first
+    when `descending`. The cursor holds the last row's position, not an offset, so pages
+    do not shift while records are written."""
+    if search.cursor is not None:
+        try:
+            position = parse_date(str(search.cursor["at"]), "_cursor").low
+            last = parse_tiebreak(str(search.cursor["id"]))
+        except (KeyError, ValueError, FhirError):
+            raise FhirError(400, "invalid", "_cursor is not a cursor this server issued") from None
+        if descending:
+            query = query.where(or_(moment < position, and_(moment == position, tiebreak < last)))
+        else:
+            query = query.where(or_(moment > position, and_(moment == position, tiebreak > last)))
+    order = (moment.desc(), tiebreak.desc()) if descending else (moment, tiebreak)
+    rows = list(session.scalars(query.order_by(*order).limit(search.count + 1)))
+    more = len(rows) > search.count
+    rows = rows[: search.count]
+    next_position = None
+    if more and rows:
+        last_row = rows[-1]
+        next_position = {
+            "at": getattr(last_row, moment.key).isoformat(timespec="microseconds"),
+            "id": str(getattr(last_row, tiebreak.key)),
+        }
+    search.params["_sort"] = ["-date" if descending else "date"]
+    self_url, next_url = page_urls(search, path, next_position)
+    return Page(rows, self_url, next_url)
