@@ -47,7 +47,7 @@ def _fhir_operations() -> list[Operation]:
     operations += [
         Operation("/fhir/.well-known/smart-configuration", "get", "SMART configuration", "OAuth", False, fhir=False),
         Operation("/fhir/AuditEvent", "get", "Search the organisation's audit events", "Audit",
-                  parameters=("date", "patient", "entity", "agent", "type", "subtype", "outcome", "action", "_lastUpdated", "purpose", "_sort", "_count")),
+                  parameters=("date", "patient", "patient.identifier", "entity", "agent", "type", "subtype", "outcome", "action", "_lastUpdated", "purpose", "_sort", "_count")),
         Operation("/fhir/AuditEvent/{resource_id}", "get", "Read an audit event", "Audit"),
         Operation("/fhir/Patient", "post", "Register a child or young person (conditional create: If-None-Exist)", "Patients"),
         Operation("/fhir/Patient", "get", "Find a patient by NHS number", "Patients", parameters=("identifier",)),

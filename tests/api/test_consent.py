@@ -260,6 +260,18 @@ def test_evaluate_names_the_deciding_consent_and_is_audited(child: Any, db: Data
     assert str(rows[-2].patient_id) == c.id
 
 
+def test_ig_lead_finds_a_childs_audit_trail_by_nhs_number(child: Any, client: FlaskClient, tokens: Tokens) -> None:
+    c = child("2015-03-02")
+    c.consent("2026-10-01T10:00:00+01:00")
+    c.decision("2026-11-20")
+    trail = client.get(f"/fhir/AuditEvent?patient.identifier={NHS_SYSTEM}|{c.number}&_count=100",
+                       headers=tokens.headers("la01-ig")).get_json()
+    subtypes = sorted(e["resource"]["subtype"][0]["code"] for e in trail["entry"])
+    assert subtypes == ["create", "create", "operation"]  # the registration, the Consent, the $evaluate
+    assert all(any(x.get("what", {}).get("reference") == f"Patient/{c.id}" for x in e["resource"]["entity"])
+               for e in trail["entry"])
+
+
 @pytest.mark.parametrize("query", ["recipient=PRV01&purpose=ehcna-advice", "patient.identifier=x&purpose=ehcna-advice",
                                    "patient.identifier=x&recipient=PRV01&purpose=marketing"])
 def test_evaluate_needs_its_parameters(client: FlaskClient, tokens: Tokens, query: str) -> None:

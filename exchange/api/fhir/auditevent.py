@@ -34,10 +34,11 @@ from exchange.audit.models import AuditEntityRef, AuditRecord
 from exchange.fhir import terminology as t
 from exchange.fhir.capability import ResourceCapability, SearchParam
 from exchange.fhir.outcome import FhirError, not_found
+from exchange.patients.models import Patient
 
 SEARCH_PARAMS = (
     "date", "entity", "agent", "agent:identifier", "type", "subtype", "outcome", "action", "_lastUpdated",
-    "purpose", "patient",
+    "purpose", "patient", "patient.identifier",
 )
 
 AUDIT_EVENT = ResourceCapability(
@@ -46,6 +47,7 @@ AUDIT_EVENT = ResourceCapability(
     search_params=(
         SearchParam("date", "date"),
         SearchParam("patient", "reference"),
+        SearchParam("patient.identifier", "token", documentation="https://fhir.nhs.uk/Id/nhs-number|<n>"),
         SearchParam("entity", "reference"),
         SearchParam("agent", "reference", documentation="client id, console user or ODS code; system|value accepted"),
         SearchParam("type", "token"),
@@ -137,6 +139,13 @@ def _filters(search: SearchRequest) -> list[ColumnElement[bool]]:
         clauses.append(or_(*(_agent_clause(v) for v in agents)))
     if "patient" in search.params:
         clauses.append(or_(*(_patient_clause(v) for v in split_values(search.params["patient"]))))
+    numbers = split_values(search.params.get("patient.identifier", []))
+    if numbers:
+        if any(split_token(v)[0] not in (None, t.NHS_NUMBER_SYSTEM) for v in numbers):
+            raise FhirError(400, "invalid", f"patient.identifier must use the system {t.NHS_NUMBER_SYSTEM}")
+        clauses.append(
+            AuditRecord.patient_id.in_(select(Patient.id).where(Patient.nhs_number.in_([split_token(v)[1] for v in numbers])))
+        )
     if "entity" in search.params:
         references = split_values(search.params["entity"])
         clauses.append(
