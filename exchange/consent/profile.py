@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any, Final
 
-from exchange.consent.decision import maker_validity
+from exchange.consent.makers import maker_validity
 from exchange.consent.records import (
     ASSESSMENT_OUTCOME_SYSTEM,
     ASSESSMENT_TYPE_SYSTEM,

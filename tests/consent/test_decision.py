@@ -14,8 +14,9 @@ import pytest
 
 from exchange.clock import LONDON
 from exchange.consent.calendar import LifeStage
-from exchange.consent.decision import Decision, Ignored, decide, maker_validity
+from exchange.consent.decision import Decision, Ignored, decide
 from exchange.consent.explain import explain
+from exchange.consent.makers import maker_validity
 from exchange.consent.records import ConsentRecord, consent_record
 from exchange.fhir.terminology import (
     EXT_DECISION_MAKER,
