@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from exchange.api import errors, health, middleware, oauth, openapi
 from exchange.api.context import EXTENSION_KEY, Services
@@ -65,4 +66,10 @@ def create_app(
     app.register_blueprint(openapi.bp)
     app.register_blueprint(oauth.bp)
     app.register_blueprint(fhir_bp)
+    if settings.proxy_hops:
+        # Behind N trusted proxies, take the client address and scheme from their headers
+        # (for the audit trail, rate limits and HSTS); never from an untrusted client.
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops, x_host=settings.proxy_hops
+        )
     return app

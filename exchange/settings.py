@@ -68,6 +68,9 @@ class Settings:
     token_rate_limit: RateLimit = RateLimit(rate=20.0, burst=100)
     log_level: str = "INFO"
     log_format: LogFormat = "json"
+    #: How many reverse proxies in front of the service to trust for X-Forwarded-For/-Proto
+    #: (0: none, so a client cannot forge its audited address).
+    proxy_hops: int = 0
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -141,6 +144,7 @@ class Settings:
             log_format=_choice(  # type: ignore[arg-type]
                 (get("LOG_FORMAT") or "json").lower(), "EXCHANGE_LOG_FORMAT", ("json", "text")
             ),
+            proxy_hops=_small_count(get("PROXY_HOPS"), "EXCHANGE_PROXY_HOPS"),
         )
         settings._check_backends()
         return settings
@@ -194,6 +198,14 @@ def _choice(value: str, variable: str, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
         raise SettingsError(f"{variable} must be one of {', '.join(allowed)} (got {value!r}).")
     return value
+
+
+def _small_count(value: str | None, variable: str) -> int:
+    if value is None:
+        return 0
+    if not value.isdigit() or int(value) > 5:
+        raise SettingsError(f"{variable} must be a whole number from 0 to 5.")
+    return int(value)
 
 
 def _size(value: str | None, variable: str) -> int:

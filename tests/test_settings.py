@@ -72,6 +72,7 @@ def test_rate_limit(value: str, expected: RateLimit, tmp_path: Path) -> None:
         ({"EXCHANGE_RATE_LIMIT": "fast"}, "EXCHANGE_RATE_LIMIT"),
         ({"EXCHANGE_LOG_LEVEL": "LOUD"}, "EXCHANGE_LOG_LEVEL"),
         ({"EXCHANGE_LOG_FORMAT": "xml"}, "EXCHANGE_LOG_FORMAT"),
+        ({"EXCHANGE_PROXY_HOPS": "many"}, "EXCHANGE_PROXY_HOPS"),
     ],
 )
 def test_invalid_values_name_the_variable(environment: dict[str, str], variable: str, tmp_path: Path) -> None:

@@ -88,3 +88,22 @@ def test_log_line_is_json_with_request_id_and_no_query(client: FlaskClient, capl
     assert entry["request_id"] == "trace-1"
     assert entry["path"] == "/fhir/CodeSystem"
     assert "9434765919" not in lines[-1]
+
+
+def test_forwarded_for_is_trusted_only_behind_configured_proxies(db: Database, clock: FrozenClock, settings: Settings) -> None:
+    from dataclasses import replace
+
+    from flask import request
+
+    from exchange.app import create_app
+
+    seen: list[str | None] = []
+
+    def note_address() -> None:
+        seen.append(request.remote_addr)
+
+    for hops in (0, 1):
+        app = create_app(replace(settings, proxy_hops=hops), clock=clock, database=db)
+        app.before_request(note_address)
+        app.test_client().get("/healthz", headers={"X-Forwarded-For": "203.0.113.9"}, environ_base={"REMOTE_ADDR": "127.0.0.1"})
+    assert seen == ["127.0.0.1", "203.0.113.9"]
