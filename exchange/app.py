@@ -15,6 +15,7 @@ from exchange.api.fhir.bearer import CLIENT_RATE
 from exchange.api.fhir.consent import CONSENT
 from exchange.api.fhir.patient import PATIENT
 from exchange.api.fhir.registry import CONTRACT, ORGANIZATION
+from exchange.api.fhir.task import TASK
 from exchange.api.ratelimit import RateLimiter
 from exchange.clock import Clock, SystemClock
 from exchange.db import Database
@@ -50,6 +51,7 @@ def create_app(
     capabilities.add(AUDIT_EVENT)
     capabilities.add(PATIENT)
     capabilities.add(CONSENT)
+    capabilities.add(TASK)
     app.extensions[EXTENSION_KEY] = Services(
         settings=settings,
         database=database or Database(settings.database_url),

@@ -10,6 +10,7 @@ from exchange.consent import models as _consent_models  # noqa: F401
 from exchange.db import Base
 from exchange.patients import models as _patient_models  # noqa: F401
 from exchange.registry import models as _registry_models  # noqa: F401
+from exchange.requests import models as _request_models  # noqa: F401
 from exchange.resources import models as _resource_models  # noqa: F401
 
 metadata: MetaData = Base.metadata

@@ -144,3 +144,32 @@ def young_person_json(patient_id: str, date_time: str, **kwargs: Any) -> dict[st
     resource = consent_json(patient_id, date_time, maker="self", **kwargs)
     resource["extension"][0]["extension"][0]["valueCode"] = "young-person"
     return resource
+
+
+def task_json(patient_id: str, owner: str = "PRV01", *, task_type: str = "ehcna-health-advice",
+              reason: str | None = "6-1-c", **extra: Any) -> dict[str, Any]:
+    """An advice request as an LA sends it (the spec's example, for a given patient)."""
+    resource: dict[str, Any] = {
+        "resourceType": "Task",
+        "status": "requested",
+        "intent": "order",
+        "code": {"coding": [{"system": f"{CB}/CodeSystem/task-type", "code": task_type}]},
+        "identifier": [{"system": f"{CB}/Id/la-case-reference", "value": "EHC-2026-00412"}],
+        "for": {"reference": f"Patient/{patient_id}"},
+        "owner": {"identifier": {"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": owner}},
+        "note": [{"text": "EHC needs assessment agreed at panel on 2026-11-18."}],
+    }
+    if reason is not None:
+        resource["reasonCode"] = {"coding": [{"system": f"{CB}/CodeSystem/regulation", "code": reason}]}
+    resource.update(extra)
+    return resource
+
+
+def status_reason(code: str) -> dict[str, Any]:
+    """A task-status-reason CodeableConcept."""
+    return {"coding": [{"system": f"{CB}/CodeSystem/task-status-reason", "code": code}]}
+
+
+def output(kind: str, **value: Any) -> dict[str, Any]:
+    """A Task.output of a task-output-type."""
+    return {"type": {"coding": [{"system": f"{CB}/CodeSystem/task-output-type", "code": kind}]}, **value}

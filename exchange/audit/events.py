@@ -48,6 +48,7 @@ class AuditKind(StrEnum):
     AUDIT_EXPORT = "operator:audit-export"
     AUDIT_CHECKPOINT = "operator:audit-checkpoint"
     AUDIT_VERIFY = "operator:audit-verify"
+    REPORT = "operator:report"
 
     @property
     def type_coding(self) -> dict[str, str]:

@@ -34,7 +34,7 @@ def _apply(cli: CliContext, section: str, entry: dict[str, Any]) -> None:
         click.echo("no changes")
 
 
-def _table(rows: Sequence[Sequence[object]], headers: Sequence[str]) -> None:
+def table(rows: Sequence[Sequence[object]], headers: Sequence[str]) -> None:
     cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     for row in cells:
@@ -77,7 +77,7 @@ def org_list(cli: CliContext) -> None:
             (o.ods, o.role, o.name, o.commissioner_ods or "", "yes" if o.break_glass else "")
             for o in service.list_organisations(session)
         ]
-    _table(rows, ("ODS", "ROLE", "NAME", "COMMISSIONER", "BREAK-GLASS"))
+    table(rows, ("ODS", "ROLE", "NAME", "COMMISSIONER", "BREAK-GLASS"))
 
 
 @main.group()
@@ -116,7 +116,7 @@ def client_list(cli: CliContext) -> None:
             (c.client_id, c.organisation.ods, "enabled" if c.enabled else "disabled", " ".join(c.scopes))
             for c in service.list_clients(session)
         ]
-    _table(rows, ("CLIENT", "ORG", "STATE", "SCOPES"))
+    table(rows, ("CLIENT", "ORG", "STATE", "SCOPES"))
 
 
 @client.command("disable")
@@ -175,7 +175,7 @@ def agreement_list(cli: CliContext) -> None:
             (a.agreement_id, a.status, a.start, a.end or "", " ".join(a.party_ods), " ".join(a.purpose_codes))
             for a in service.list_agreements(session)
         ]
-    _table(rows, ("AGREEMENT", "STATUS", "START", "END", "PARTIES", "PURPOSES"))
+    table(rows, ("AGREEMENT", "STATUS", "START", "END", "PARTIES", "PURPOSES"))
 
 
 @main.group()

@@ -243,6 +243,7 @@ class OperatorAction(StrEnum):
     AUDIT_EXPORT = "audit-export"
     AUDIT_CHECKPOINT = "audit-checkpoint"
     AUDIT_VERIFY = "audit-verify"
+    REPORT = "report"
     LOGIN = "login"
     LOGOUT = "logout"
     LOGIN_FAILED = "login-failed"

@@ -198,6 +198,10 @@ class Page:
     next_url: str | None
 
 
+def _position(value: Any) -> str:
+    return str(value.isoformat(timespec="microseconds") if isinstance(value, datetime) else value.isoformat())
+
+
 def keyset_page(
     session: Session,
     query: Select[Any],
@@ -208,13 +212,16 @@ def keyset_page(
     parse_tiebreak: Callable[[str], Any],
     descending: bool,
     path: str,
+    sort_name: str = "date",
+    parse_moment: Callable[[str], Any] | None = None,
 ) -> Page:
     """The page of `query` after the cursor, ordered by (`moment`, `tiebreak`), newest first
     when `descending`. The cursor holds the last row's position, not an offset, so pages
     do not shift while records are written."""
     if search.cursor is not None:
         try:
-            position = parse_date(str(search.cursor["at"]), "_cursor").low
+            text = str(search.cursor["at"])
+            position = parse_moment(text) if parse_moment else parse_date(text, "_cursor").low
             last = parse_tiebreak(str(search.cursor["id"]))
         except (KeyError, ValueError, FhirError):
             raise FhirError(400, "invalid", "_cursor is not a cursor this server issued") from None
@@ -230,9 +237,9 @@ def keyset_page(
     if more and rows:
         last_row = rows[-1]
         next_position = {
-            "at": getattr(last_row, moment.key).isoformat(timespec="microseconds"),
+            "at": _position(getattr(last_row, moment.key)),
             "id": str(getattr(last_row, tiebreak.key)),
         }
-    search.params["_sort"] = ["-date" if descending else "date"]
+    search.params["_sort"] = [f"-{sort_name}" if descending else sort_name]
     self_url, next_url = page_urls(search, path, next_position)
     return Page(rows, self_url, next_url)

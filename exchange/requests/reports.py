@@ -1,0 +1,52 @@
+"""Reports over advice requests: the overdue list (the six-week report comes with completion)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, aliased
+
+from exchange.fhir.terminology import LA_CASE_REFERENCE_SYSTEM
+from exchange.registry.models import Organisation
+from exchange.requests.clock_rules import OPEN_STATUSES
+from exchange.requests.models import TaskRow
+
+
+@dataclass(frozen=True, slots=True)
+class OverdueRequest:
+    """One open request past its due date."""
+
+    task_id: str
+    owner: str
+    requester: str
+    task_type: str
+    status: str
+    received: date
+    due: date
+    days_overdue: int
+    case_reference: str
+
+
+def overdue(session: Session, today: date, owner: str | None = None, requester: str | None = None) -> list[OverdueRequest]:
+    """Open requests past their due date on `today`, most overdue first."""
+    owners, requesters = aliased(Organisation), aliased(Organisation)
+    query = (
+        select(TaskRow, owners.ods, requesters.ods)
+        .join(owners, owners.id == TaskRow.owner_id)
+        .join(requesters, requesters.id == TaskRow.requester_id)
+        .where(TaskRow.status.in_(sorted(OPEN_STATUSES)), TaskRow.due_date < today)
+        .order_by(TaskRow.due_date, TaskRow.id)
+    )
+    if owner:
+        query = query.where(owners.ods == owner)
+    if requester:
+        query = query.where(requesters.ods == requester)
+    found = []
+    for row, owner_ods, requester_ods in session.execute(query):
+        references = [i.get("value", "") for i in row.resource.get("identifier", [])
+                      if isinstance(i, dict) and i.get("system") == LA_CASE_REFERENCE_SYSTEM]
+        found.append(OverdueRequest(str(row.id), owner_ods, requester_ods, row.task_type, row.status, row.received_on,
+                                    row.due_date, (today - row.due_date).days, references[0] if references else ""))
+    return found
