@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -62,3 +63,20 @@ def running_server(data_dir: Path, database_url: str, workers: int = 2, **env: s
             process.kill()
         if process.stderr:
             process.stderr.close()
+
+
+@contextmanager
+def world_server(tmp_path: Path, database_url: str, workers: int = 2) -> Iterator[str]:
+    """`exchange init` + bootstrap of the test world (tests.conftest), then serve it."""
+    from tests.cli_runner import exchange
+    from tests.conftest import world_document
+
+    data_dir = tmp_path / "var"
+    world = tmp_path / "world.json"
+    world.write_text(json.dumps(world_document()), encoding="utf-8")
+    for args in (("init",), ("bootstrap", str(world))):
+        result = exchange(*args, data_dir=data_dir, database_url=database_url)
+        if result.returncode != 0:
+            raise RuntimeError(f"exchange {args[0]} failed: {result.stderr}")
+    with running_server(data_dir, database_url, workers=workers) as base:
+        yield base

@@ -3,7 +3,6 @@ make one Patient, and a withdrawal takes effect for the very next request in eve
 
 from __future__ import annotations
 
-import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -11,19 +10,13 @@ from typing import Any
 import requests
 
 from exchange.auth.client import request_token
-from tests.cli_runner import exchange
-from tests.conftest import world_client, world_document
+from tests.conftest import world_client
 from tests.factories import NHS_SYSTEM, consent_json, nhs_number, patient_json
-from tests.server import running_server
+from tests.server import world_server
 
 
 def test_conditional_create_and_withdrawal_across_workers(tmp_path: Path, fresh_database_url: str) -> None:
-    data_dir = tmp_path / "var"
-    world = tmp_path / "world.json"
-    world.write_text(json.dumps(world_document()), encoding="utf-8")
-    assert exchange("init", data_dir=data_dir, database_url=fresh_database_url).returncode == 0
-    assert exchange("bootstrap", str(world), data_dir=data_dir, database_url=fresh_database_url).returncode == 0
-    with running_server(data_dir, fresh_database_url, workers=2) as base:
+    with world_server(tmp_path, fresh_database_url) as base:
         token = request_token("la01-case-system", world_client("la01-case-system").key, f"{base}/oauth2/token")
         auth = {"Authorization": f"Bearer {token['access_token']}", "Connection": "close"}
         number = nhs_number(4242)

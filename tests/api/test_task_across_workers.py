@@ -3,7 +3,6 @@ workers: one wins (200), the other gets 412 (`quality.md`, Concurrency)."""
 
 from __future__ import annotations
 
-import json
 import threading
 from pathlib import Path
 from typing import Any
@@ -11,19 +10,13 @@ from typing import Any
 import requests
 
 from exchange.auth.client import request_token
-from tests.cli_runner import exchange
-from tests.conftest import world_client, world_document
+from tests.conftest import world_client
 from tests.factories import nhs_number, patient_json, task_json
-from tests.server import running_server
+from tests.server import world_server
 
 
 def test_same_if_match_from_two_workers(tmp_path: Path, fresh_database_url: str) -> None:
-    data_dir = tmp_path / "var"
-    world = tmp_path / "world.json"
-    world.write_text(json.dumps(world_document()), encoding="utf-8")
-    assert exchange("init", data_dir=data_dir, database_url=fresh_database_url).returncode == 0
-    assert exchange("bootstrap", str(world), data_dir=data_dir, database_url=fresh_database_url).returncode == 0
-    with running_server(data_dir, fresh_database_url, workers=2) as base:
+    with world_server(tmp_path, fresh_database_url) as base:
         def bearer(client_id: str) -> dict[str, str]:
             token = request_token(client_id, world_client(client_id).key, f"{base}/oauth2/token")["access_token"]
             return {"Authorization": f"Bearer {token}", "Connection": "close"}

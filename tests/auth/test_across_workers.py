@@ -3,7 +3,6 @@ the jti store and the token table are in the database, not in a worker's memory.
 
 from __future__ import annotations
 
-import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -11,10 +10,9 @@ from pathlib import Path
 
 import requests
 
-from tests.cli_runner import exchange
-from tests.conftest import world_client, world_document
+from tests.conftest import world_client
 from tests.oauth import ASSERTION_TYPE, claims_for, sign, token_form
-from tests.server import running_server
+from tests.server import world_server
 
 
 def _fresh(session_url: str) -> requests.Response:
@@ -23,12 +21,7 @@ def _fresh(session_url: str) -> requests.Response:
 
 
 def test_replay_and_revocation_across_two_workers(tmp_path: Path, fresh_database_url: str) -> None:
-    data_dir = tmp_path / "var"
-    world = tmp_path / "world.json"
-    world.write_text(json.dumps(world_document()), encoding="utf-8")
-    assert exchange("init", data_dir=data_dir, database_url=fresh_database_url).returncode == 0
-    assert exchange("bootstrap", str(world), data_dir=data_dir, database_url=fresh_database_url).returncode == 0
-    with running_server(data_dir, fresh_database_url, workers=2) as base:
+    with world_server(tmp_path, fresh_database_url) as base:
         token_url = f"{base}/oauth2/token"
         key = world_client("la01-case-system").key
         assertion = sign(claims_for("la01-case-system", token_url, datetime.now(UTC)), key)
