@@ -6,7 +6,7 @@ document streaming, audit appends); until then this prints what exists.
 
 from __future__ import annotations
 
-from bench import audit_verify, consent_decision, token_endpoint
+from bench import aead, audit_verify, consent_decision, token_endpoint
 
 
 def main() -> None:
@@ -14,6 +14,7 @@ def main() -> None:
     audit_verify.main()
     token_endpoint.main()
     consent_decision.main()
+    aead.main()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,84 @@
+"""Key providers: fresh 256-bit data keys (DEKs), kept only wrapped by a key-encryption key
+(`documents.md`, Encryption). The wrap is bound to the object it protects (the Binary id
+as associated data / encryption context), so a wrapped key moved to another object does
+not unwrap. This module holds the `local` provider; `aws-kms` and `vault-transit` follow
+the same protocol.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Final, Protocol
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from exchange.crypto.keyring import Keyring
+
+_NONCE: Final = 12
+
+
+class KeyUnwrapError(Exception):
+    """A wrapped data key does not unwrap (wrong object, altered, or its KEK is gone)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WrappedKey:
+    """A data key as stored: the wrapped bytes and which key-encryption key wrapped them."""
+
+    wrapped: bytes
+    key_ref: str
+
+
+class KeyProvider(Protocol):
+    """Makes and unwraps data keys for objects."""
+
+    def new_data_key(self, context: str) -> tuple[bytes, WrappedKey]:
+        """A fresh data key for the object `context`, in plaintext and wrapped."""
+        ...
+
+    def unwrap(self, key: WrappedKey, context: str) -> bytes:
+        """The plaintext data key; KeyUnwrapError if it is not the object's."""
+        ...
+
+
+def _associated(context: str, version: int) -> bytes:
+    return b"exchange-dek\x1f" + context.encode("utf-8") + b"\x1f" + str(version).encode("ascii")
+
+
+class LocalKeyProvider:
+    """Data keys wrapped with AES-256-GCM by the keyring's versioned KEKs."""
+
+    def __init__(self, keyring: Keyring) -> None:
+        self._keyring = keyring
+
+    def new_data_key(self, context: str) -> tuple[bytes, WrappedKey]:
+        """A fresh data key wrapped by the current KEK."""
+        data_key = os.urandom(32)
+        return data_key, self._wrap(data_key, context)
+
+    def _wrap(self, data_key: bytes, context: str) -> WrappedKey:
+        version = self._keyring.current_kek_version
+        nonce = os.urandom(_NONCE)
+        sealed = AESGCM(self._keyring.keks[version]).encrypt(nonce, data_key, _associated(context, version))
+        return WrappedKey(nonce + sealed, f"local:{version}")
+
+    def unwrap(self, key: WrappedKey, context: str) -> bytes:
+        """Unwrap with the KEK version named in `key_ref`."""
+        kind, _, version_text = key.key_ref.partition(":")
+        if kind != "local" or not version_text.isdigit():
+            raise KeyUnwrapError("the data key was not wrapped by the local keyring")
+        version = int(version_text)
+        kek = self._keyring.keks.get(version)
+        if kek is None:
+            raise KeyUnwrapError(f"KEK version {version} is no longer in the keyring")
+        try:
+            return AESGCM(kek).decrypt(key.wrapped[:_NONCE], key.wrapped[_NONCE:], _associated(context, version))
+        except InvalidTag:
+            raise KeyUnwrapError("the data key does not unwrap for this object") from None
+
+    def rewrap(self, key: WrappedKey, context: str) -> WrappedKey:
+        """The same data key wrapped by the current KEK (`exchange keys rotate`): no
+        content is re-encrypted."""
+        return self._wrap(self.unwrap(key, context), context)

@@ -1,0 +1,1 @@
+"""Blob stores for encrypted document content: `file` (embedded) and `s3` (production)."""

@@ -1,0 +1,116 @@
+"""The blob store interface, and the `file` store (`documents.md`, Storage).
+
+Blobs hold ciphertext only. Names are random (never derived from personal data) and
+checked, so a name can never reach outside the store. A blob is written to a temporary
+name, fsynced and renamed, so a crash never leaves half an object under a real name.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import BinaryIO, Final, Protocol
+
+_NAME: Final = re.compile(r"^[0-9a-f]{32}$")
+READ_SIZE: Final = 1024 * 1024
+
+
+class BlobMissing(FileNotFoundError):
+    """No blob has that name."""
+
+
+class BlobStore(Protocol):
+    """Where encrypted content lives."""
+
+    def write(self, name: str, pieces: Iterable[bytes]) -> int:
+        """Store a blob from a stream of pieces; its size. Durable when it returns."""
+        ...
+
+    def read(self, name: str) -> Iterator[bytes]:
+        """The blob's bytes, in pieces; BlobMissing if there is none."""
+        ...
+
+    def delete(self, name: str) -> None:
+        """Remove a blob (no error if it is already gone)."""
+        ...
+
+    def names(self) -> Iterator[str]:
+        """Every blob's name (for the sweeper)."""
+        ...
+
+
+def _pieces(handle: BinaryIO) -> Iterator[bytes]:
+    with handle:
+        while piece := handle.read(READ_SIZE):
+            yield piece
+
+
+def new_blob_name() -> str:
+    """A random blob name."""
+    return secrets.token_hex(16)
+
+
+def check_name(name: str) -> str:
+    """`name` if it is a blob name this service makes; ValueError otherwise."""
+    if not _NAME.match(name):
+        raise ValueError("not a blob name")
+    return name
+
+
+class FileBlobStore:
+    """Blobs as files under `<data dir>/blobs/`, fanned out by the first two characters."""
+
+    def __init__(self, root: Path) -> None:
+        self._root = root
+        self._temporary = root / ".incoming"
+
+    def _path(self, name: str) -> Path:
+        name = check_name(name)
+        return self._root / name[:2] / name
+
+    def write(self, name: str, pieces: Iterable[bytes]) -> int:
+        """Write to a temporary file, fsync, then rename into place and fsync the folder."""
+        path = self._path(name)
+        self._temporary.mkdir(mode=0o700, exist_ok=True)
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        temporary = self._temporary / f"{name}.{secrets.token_hex(4)}"
+        size = 0
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(descriptor, "wb") as handle:
+                for piece in pieces:
+                    handle.write(piece)
+                    size += len(piece)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+        return size
+
+    def read(self, name: str) -> Iterator[bytes]:
+        """Stream the file in 1 MiB pieces (opened now: a missing blob fails here)."""
+        try:
+            handle = self._path(name).open("rb")
+        except FileNotFoundError:
+            raise BlobMissing(name) from None
+        return _pieces(handle)
+
+    def delete(self, name: str) -> None:
+        """Remove the file."""
+        self._path(name).unlink(missing_ok=True)
+
+    def names(self) -> Iterator[str]:
+        """Every stored blob (temporary files are not blobs)."""
+        for path in self._root.glob("??/*"):
+            if _NAME.match(path.name):
+                yield path.name

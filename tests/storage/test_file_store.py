@@ -1,0 +1,52 @@
+"""The file blob store: atomic, durable writes; streamed reads; names that cannot escape."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from exchange.storage.blobs import BlobMissing, FileBlobStore, new_blob_name
+
+
+def test_write_read_delete(tmp_path: Path) -> None:
+    store = FileBlobStore(tmp_path)
+    name = new_blob_name()
+    data = os.urandom(3 * 1024 * 1024 + 5)
+    assert store.write(name, (data[i : i + 100_000] for i in range(0, len(data), 100_000))) == len(data)
+    assert b"".join(store.read(name)) == data
+    assert list(store.names()) == [name]
+    path = tmp_path / name[:2] / name
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    store.delete(name)
+    with pytest.raises(BlobMissing):
+        store.read(name)
+    store.delete(name)  # already gone: fine
+
+
+def test_a_failed_write_leaves_nothing_under_the_name(tmp_path: Path) -> None:
+    store = FileBlobStore(tmp_path)
+    name = new_blob_name()
+
+    def broken() -> Iterator[bytes]:
+        yield b"x" * 1000
+        raise ConnectionResetError("the client went away")
+
+    with pytest.raises(ConnectionResetError):
+        store.write(name, broken())
+    assert list(store.names()) == []
+    assert list((tmp_path / ".incoming").iterdir()) == []
+    with pytest.raises(BlobMissing):
+        store.read(name)
+
+
+@pytest.mark.parametrize("name", ["../../etc/passwd", "ab/../../x", "A" * 32, "", "0" * 31, "0" * 32 + "/x"])
+def test_names_cannot_escape(tmp_path: Path, name: str) -> None:
+    store = FileBlobStore(tmp_path)
+    with pytest.raises(ValueError, match="not a blob name"):
+        store.write(name, [b"x"])
+    with pytest.raises(ValueError, match="not a blob name"):
+        store.read(name)
