@@ -1,0 +1,121 @@
+"""Real backing servers on loopback for the storage and key-provider tests
+(`documents.md`, "Test servers"): SeaweedFS for S3, OpenBao for Vault transit, and moto's
+server for the AWS KMS API. Each runs from a PyPI wheel on free ports and is stopped after."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+BIN = Path(sys.executable).parent
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free TCP ports on loopback."""
+    with ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for probe in sockets:
+            probe.bind(("127.0.0.1", 0))
+        return [int(probe.getsockname()[1]) for probe in sockets]
+
+
+def _wait(ready: Callable[[], bool], process: subprocess.Popen[bytes], what: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited early")
+        try:
+            if ready():
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"{what} did not become ready")
+
+
+@contextmanager
+def _process(args: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("wb") as output:
+        process = subprocess.Popen(args, stdout=output, stderr=subprocess.STDOUT)
+        try:
+            yield process
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@dataclass(frozen=True)
+class S3Server:
+    """An S3 endpoint and the credentials it enforces (SigV4)."""
+
+    endpoint: str
+    access_key: str
+    secret_key: str
+
+
+@contextmanager
+def seaweedfs(directory: Path) -> Iterator[S3Server]:
+    """`weed mini` with S3 on its own port, SigV4 credentials and encryption at rest."""
+    directory.mkdir(parents=True, exist_ok=True)
+    access, secret = "exchange-test", "exchange-test-secret"
+    config = directory / "s3.json"
+    config.write_text(json.dumps({"identities": [{"name": "exchange", "credentials": [
+        {"accessKey": access, "secretKey": secret}], "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
+    ports = free_ports(12)
+    names = ["master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port", "filer.port.grpc",
+             "s3.port", "s3.port.grpc", "admin.port", "admin.port.grpc", "webdav.port", "debug.port"]
+    args = [str(BIN / "weed"), "mini", f"-dir={directory / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+            "-admin.ui=false", f"-s3.config={config}", "-s3.encryptVolumeData",
+            *(f"-{name}={port}" for name, port in zip(names, ports, strict=True))]
+    endpoint = f"http://127.0.0.1:{ports[6]}"
+    with _process(args, directory / "weed.log") as process:
+        _wait(lambda: requests.get(endpoint, timeout=2).status_code in (200, 403), process, "SeaweedFS")
+        yield S3Server(endpoint, access, secret)
+    shutil.rmtree(directory / "data", ignore_errors=True)
+
+
+@contextmanager
+def moto_kms(directory: Path) -> Iterator[str]:
+    """moto's server: the AWS KMS API on loopback (lenient: it proves wiring, not policy)."""
+    port = free_ports(1)[0]
+    endpoint = f"http://127.0.0.1:{port}"
+    with _process([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], directory / "moto.log") as process:
+        _wait(lambda: requests.get(f"{endpoint}/moto-api/", timeout=2).status_code == 200, process, "moto")
+        yield endpoint
+
+
+@dataclass(frozen=True)
+class VaultServer:
+    """An OpenBao dev server and its root token."""
+
+    address: str
+    token: str
+
+
+@contextmanager
+def openbao(directory: Path) -> Iterator[VaultServer]:
+    """`bao server -dev` on loopback, with the transit engine enabled."""
+    port, token = free_ports(1)[0], "exchange-test-root"
+    address = f"http://127.0.0.1:{port}"
+    args = [str(BIN / "bao"), "server", "-dev", f"-dev-listen-address=127.0.0.1:{port}", f"-dev-root-token-id={token}"]
+    with _process(args, directory / "bao.log") as process:
+        _wait(lambda: requests.get(f"{address}/v1/sys/health", timeout=2).status_code == 200, process, "OpenBao")
+        enabled = requests.post(f"{address}/v1/sys/mounts/transit", json={"type": "transit"},
+                                headers={"X-Vault-Token": token}, timeout=10)
+        if enabled.status_code not in (200, 204):
+            raise RuntimeError("could not enable the transit engine")
+        yield VaultServer(address, token)
