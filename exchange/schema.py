@@ -8,6 +8,7 @@ from exchange.audit import models as _audit_models  # noqa: F401  (registers the
 from exchange.auth import models as _auth_models  # noqa: F401
 from exchange.consent import models as _consent_models  # noqa: F401
 from exchange.db import Base
+from exchange.documents import models as _document_models  # noqa: F401
 from exchange.patients import models as _patient_models  # noqa: F401
 from exchange.registry import models as _registry_models  # noqa: F401
 from exchange.requests import models as _request_models  # noqa: F401

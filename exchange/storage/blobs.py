@@ -74,7 +74,7 @@ class FileBlobStore:
     def write(self, name: str, pieces: Iterable[bytes]) -> int:
         """Write to a temporary file, fsync, then rename into place and fsync the folder."""
         path = self._path(name)
-        self._temporary.mkdir(mode=0o700, exist_ok=True)
+        self._temporary.mkdir(mode=0o700, parents=True, exist_ok=True)
         path.parent.mkdir(mode=0o700, exist_ok=True)
         temporary = self._temporary / f"{name}.{secrets.token_hex(4)}"
         size = 0

@@ -1,0 +1,1 @@
+"""Health-advice documents: encrypted content (Binary) and its metadata (DocumentReference)."""
