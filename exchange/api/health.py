@@ -11,7 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from exchange.api.access import public
 from exchange.api.context import services
 from exchange.audit.chain import UNSEALED_ALARM_AGE, oldest_unsealed
-from exchange.readiness import check_document_store, check_key_provider
+from exchange.backends import check_document_store, check_key_provider
 
 bp = Blueprint("health", __name__)
 

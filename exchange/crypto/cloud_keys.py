@@ -73,6 +73,10 @@ class VaultTransitKeyProvider:
         except VaultError as error:
             raise KeyServiceUnavailable(f"Vault did not create the transit key ({type(error).__name__})") from None
 
+    def read_key(self) -> None:
+        """Raise unless the transit key exists and this token may use it (readiness)."""
+        self._client.secrets.transit.read_key(name=self._key)
+
     @staticmethod
     def _context(context: str) -> str:
         return base64.b64encode(context.encode("utf-8")).decode("ascii")

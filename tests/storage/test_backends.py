@@ -5,17 +5,23 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import boto3
 import pytest
 from botocore.config import Config
 
+from exchange.app import create_app
+from exchange.backends import blob_store, key_provider
 from exchange.crypto.aead import decrypt_stream, encrypt_stream
 from exchange.crypto.cloud_keys import AwsKmsKeyProvider, VaultTransitKeyProvider
 from exchange.crypto.keys import KeyUnwrapError
+from exchange.db import Database
+from exchange.settings import Settings
 from exchange.storage.blobs import BlobMissing, new_blob_name
 from exchange.storage.s3 import PART_SIZE, S3BlobStore
+from tests.factories import FrozenClock
 from tests.servers import S3Server, VaultServer, moto_kms, openbao, seaweedfs
 
 
@@ -102,3 +108,47 @@ def test_vault_transit_provider(tmp_path: Path) -> None:
 
 def _vault(vault: VaultServer) -> VaultTransitKeyProvider:
     return VaultTransitKeyProvider(vault.address, "exchange-test", token=vault.token)
+
+
+def _ready(settings: Settings, db: Database, clock: FrozenClock) -> tuple[int, dict[str, str]]:
+    response = create_app(settings, clock=clock, database=db).test_client().get("/readyz")
+    return response.status_code, response.get_json()["checks"]
+
+
+def test_readiness_probes_s3(s3_server: S3Server, s3_store: S3BlobStore, settings: Settings, db: Database,
+                             clock: FrozenClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server.secret_key)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    configured = replace(settings, blob_store="s3", s3_bucket=s3_store._bucket, s3_endpoint_url=s3_server.endpoint)
+    assert _ready(configured, db, clock) == (200, {"database": "ok", "document-store": "ok", "key-provider": "ok",
+                                                   "audit-sealer": "ok"})
+    status, checks = _ready(replace(configured, s3_bucket="no-such-bucket"), db, clock)
+    assert status == 503
+    assert checks["document-store"].startswith("the S3 bucket is not usable")
+    store = blob_store(configured)
+    assert isinstance(store, S3BlobStore)
+
+
+def test_readiness_probes_kms_and_vault(tmp_path: Path, settings: Settings, db: Database, clock: FrozenClock,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-2")
+    with moto_kms(tmp_path) as endpoint:
+        client = boto3.client("kms", endpoint_url=endpoint)
+        key_id = client.create_key()["KeyMetadata"]["KeyId"]
+        kms = replace(settings, key_provider="aws-kms", kms_key_id=key_id, kms_endpoint_url=endpoint)
+        assert _ready(kms, db, clock)[0] == 200
+        client.disable_key(KeyId=key_id)
+        status, checks = _ready(kms, db, clock)
+        assert (status, checks["key-provider"]) == (503, "the KMS key is Disabled")
+    with openbao(tmp_path) as vault:
+        transit = replace(settings, key_provider="vault-transit", vault_addr=vault.address, vault_token=vault.token,
+                          vault_transit_key="exchange-ready")
+        status, checks = _ready(transit, db, clock)
+        assert status == 503 and checks["key-provider"].startswith("Vault transit is not usable")
+        provider = key_provider(transit)
+        assert isinstance(provider, VaultTransitKeyProvider)
+        provider.ensure_key()
+        assert _ready(transit, db, clock)[0] == 200
