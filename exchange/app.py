@@ -12,6 +12,7 @@ from exchange.api.context import EXTENSION_KEY, Services
 from exchange.api.fhir import bp as fhir_bp
 from exchange.api.fhir.auditevent import AUDIT_EVENT
 from exchange.api.fhir.bearer import CLIENT_RATE
+from exchange.api.fhir.binary import BINARY
 from exchange.api.fhir.consent import CONSENT
 from exchange.api.fhir.patient import PATIENT
 from exchange.api.fhir.registry import CONTRACT, ORGANIZATION
@@ -52,6 +53,7 @@ def create_app(
     capabilities.add(PATIENT)
     capabilities.add(CONSENT)
     capabilities.add(TASK)
+    capabilities.add(BINARY)
     app.extensions[EXTENSION_KEY] = Services(
         settings=settings,
         database=database or Database(settings.database_url),

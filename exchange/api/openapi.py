@@ -73,6 +73,8 @@ def _fhir_operations() -> list[Operation]:
         Operation("/fhir/Task/{resource_id}", "patch", "Change an advice request with JSON Patch", "Advice requests"),
         Operation("/fhir/Task/{resource_id}/_history", "get", "An advice request's versions", "Advice requests"),
         Operation("/fhir/Task/{resource_id}/_history/{version}", "get", "One version of an advice request", "Advice requests"),
+        Operation("/fhir/Binary", "post", "Upload document content (raw body, streamed)", "Documents"),
+        Operation("/fhir/Binary/{resource_id}", "get", "Download document content (streamed)", "Documents"),
         Operation("/fhir/Organization", "get", "Search organisations", "Registry", parameters=("identifier", "type")),
         Operation("/fhir/Organization/{resource_id}", "get", "Read an organisation", "Registry"),
         Operation("/fhir/Contract", "get", "Search data-sharing agreements", "Registry", parameters=("status", "signer")),

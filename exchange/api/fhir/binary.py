@@ -1,0 +1,155 @@
+"""`Binary`: streaming upload of document content and streaming, verified download
+(`documents.md`). A Binary not yet attached to a DocumentReference is readable only by the
+organisation that uploaded it; once attached, reads follow the document's access decision
+(with the document exchange's DocumentReference)."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import re
+import uuid
+from collections.abc import Iterator
+from typing import Any, Final
+
+from flask import Response, g, request, stream_with_context
+
+from exchange.api.access import requires_scope
+from exchange.api.auditing import audit_request
+from exchange.api.context import services
+from exchange.api.fhir import bp
+from exchange.api.fhir.responses import fhir_response
+from exchange.api.fhir.rest import resource_uuid, write_response
+from exchange.audit.events import AuditKind, Entity, Outcome
+from exchange.crypto.aead import TamperedError
+from exchange.crypto.cloud_keys import KeyServiceUnavailable
+from exchange.crypto.keyring import KeyringError
+from exchange.crypto.keys import KeyUnwrapError
+from exchange.documents.content import ContentError, media_type
+from exchange.documents.models import BinaryRow
+from exchange.documents.service import ContentGone, open_content, store_content
+from exchange.fhir.capability import ResourceCapability
+from exchange.fhir.outcome import FhirError, not_found
+from exchange.resources.service import instant
+from exchange.storage.blobs import BlobMissing
+from exchange.storage.s3 import StorageUnavailable
+
+log = logging.getLogger("exchange.documents")
+
+BINARY = ResourceCapability(type="Binary", interactions=("create", "read"), versioning="no-version")
+READ_SIZE: Final = 1024 * 1024
+INLINE_LIMIT: Final = 10 * 1024 * 1024
+_SHA256: Final = re.compile(r"^[0-9a-fA-F]{64}$")
+_UNAVAILABLE = (StorageUnavailable, KeyServiceUnavailable, KeyringError, OSError)
+
+
+def binary_resource(row: BinaryRow) -> dict[str, Any]:
+    """The Binary's metadata (never its content)."""
+    resource: dict[str, Any] = {
+        "resourceType": "Binary",
+        "id": str(row.id),
+        "meta": {"versionId": "1", "lastUpdated": instant(row.created)},
+        "contentType": row.content_type,
+    }
+    if row.document_id is not None:
+        resource["securityContext"] = {"reference": f"DocumentReference/{row.document_id}"}
+    return resource
+
+
+def _request_pieces() -> Iterator[bytes]:
+    stream = request.stream
+    while piece := stream.read(READ_SIZE):
+        yield piece
+
+
+def _unavailable(what: str) -> FhirError:
+    return FhirError(503, "transient", f"the {what} is unavailable; nothing was stored or disclosed", audited=True)
+
+
+@bp.post("/Binary")
+@requires_scope("Binary", "c")
+def binary_create() -> Response:
+    """Upload document content as the raw body, streamed, checked and encrypted."""
+    declared = media_type(request.headers.get("Content-Type"))
+    expected = request.headers.get("X-Content-SHA256")
+    if expected is not None and not _SHA256.match(expected.strip()):
+        raise FhirError(400, "invalid", "X-Content-SHA256 must be 64 hexadecimal characters")
+    ctx = services()
+    limit = ctx.settings.max_document_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise FhirError(413, "too-costly", f"the document is larger than {limit} bytes")
+    now = ctx.clock.now()
+    try:
+        with ctx.database.transaction() as session:
+            row = store_content(session, ctx.blob_store(), ctx.key_provider(), _request_pieces(), declared, limit,
+                                g.caller.organisation_id, now, expected.strip() if expected else None)
+            audit_request(session, entities=(Entity(f"Binary/{row.id}"),), kind=AuditKind.CREATE)
+            resource = binary_resource(row)
+    except ContentError as error:
+        code = {400: "structure", 413: "too-costly", 415: "not-supported", 422: "invalid"}[error.status]
+        raise FhirError(error.status, code, str(error)) from None
+    except _UNAVAILABLE:
+        raise _unavailable("document store or key service") from None
+    return write_response(resource, 201)
+
+
+def _readable(resource_id: str) -> BinaryRow:
+    """The Binary if the caller may read it: for now, an unattached Binary to its uploader.
+    Attached Binaries follow their DocumentReference's access decision, which arrives with
+    the document exchange; until then they are not served (404)."""
+    binary_id = resource_uuid("Binary", resource_id)
+    with services().database.transaction() as session:
+        row = session.get(BinaryRow, binary_id)
+        if row is None or row.document_id is not None or row.uploader_id != g.caller.organisation_id:
+            raise not_found("Binary", resource_id)
+        session.expunge(row)
+        return row
+
+
+@bp.get("/Binary/<resource_id>")
+@requires_scope("Binary", "r")
+def binary_read(resource_id: str) -> Response:
+    """The decrypted content, streamed with its digests; FHIR JSON when asked for it."""
+    row = _readable(resource_id)
+    ctx = services()
+    as_fhir = request.accept_mimetypes.best_match(["application/fhir+json", "application/octet-stream", "*/*"]) == "application/fhir+json"
+    if as_fhir and row.size > INLINE_LIMIT:
+        raise FhirError(406, "too-costly", "documents over 10 MiB are served as raw bytes only")
+    try:
+        stream = open_content(row, ctx.blob_store(), ctx.key_provider())
+    except (TamperedError, KeyUnwrapError, BlobMissing, ContentGone) as error:
+        with ctx.database.transaction() as session:
+            audit_request(session, Outcome.SERIOUS_FAILURE, entities=(Entity(f"Binary/{row.id}"),),
+                          outcome_desc=f"integrity: {type(error).__name__}")
+        raise FhirError(500, "exception", "the document could not be served", audited=True) from None
+    except _UNAVAILABLE:
+        raise _unavailable("document store or key service") from None
+    # The audit record commits before a byte is sent (fail closed: no record, no content).
+    with ctx.database.transaction() as session:
+        audit_request(session, entities=(Entity(f"Binary/{row.id}"),))
+    if as_fhir:
+        data = b"".join(stream)
+        return fhir_response({**binary_resource(row), "data": base64.b64encode(data).decode("ascii")})
+    digest = base64.b64encode(bytes.fromhex(row.sha256)).decode("ascii")
+    response = Response(stream_with_context(_guarded(stream, row.id)), content_type=row.content_type)
+    response.headers["Content-Length"] = str(row.size)
+    response.headers["ETag"] = f'"{row.sha256}"'
+    response.headers["Repr-Digest"] = f"sha-256=:{digest}:"
+    response.headers["Content-Disposition"] = f'attachment; filename="{_safe_filename(str(row.id))}"'
+    return response
+
+
+def _guarded(stream: Iterator[bytes], binary_id: uuid.UUID) -> Iterator[bytes]:
+    """Pass the content on; a chunk failing authentication mid-stream ends the response
+    (the client sees a short body against Content-Length) and is logged, never sent."""
+    try:
+        yield from stream
+    except TamperedError:
+        log.error("document failed authentication while streaming", extra={"binary": str(binary_id)})
+        raise
+
+
+def _safe_filename(title: str) -> str:
+    """A filename that cannot break the header or the client's file system."""
+    cleaned = re.sub(r"[^A-Za-z0-9._ -]", "_", title).strip(" .")[:100]
+    return cleaned or "document"
