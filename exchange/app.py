@@ -14,6 +14,7 @@ from exchange.api.fhir.auditevent import AUDIT_EVENT
 from exchange.api.fhir.bearer import CLIENT_RATE
 from exchange.api.fhir.binary import BINARY
 from exchange.api.fhir.consent import CONSENT
+from exchange.api.fhir.document import DOCUMENT_REFERENCE
 from exchange.api.fhir.patient import PATIENT
 from exchange.api.fhir.registry import CONTRACT, ORGANIZATION
 from exchange.api.fhir.task import TASK
@@ -54,6 +55,7 @@ def create_app(
     capabilities.add(CONSENT)
     capabilities.add(TASK)
     capabilities.add(BINARY)
+    capabilities.add(DOCUMENT_REFERENCE)
     app.extensions[EXTENSION_KEY] = Services(
         settings=settings,
         database=database or Database(settings.database_url),

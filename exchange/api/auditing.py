@@ -71,6 +71,7 @@ def audit_request(
     custodian: str | None = None,
     outcome_desc: str | None = None,
     kind: AuditKind | None = None,
+    justification: str | None = None,
 ) -> None:
     """Record the current request in `session`'s transaction."""
     kind = kind or interaction_kind()
@@ -87,6 +88,7 @@ def audit_request(
             patient_id=patient_id,
             custodian=custodian,
             query=query,
+            justification=justification,
             request_id=g.get("request_id"),
         ),
         services().clock,

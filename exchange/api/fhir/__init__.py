@@ -36,6 +36,7 @@ from exchange.api.fhir import auditevent as _auditevent  # noqa: E402,F401
 from exchange.api.fhir import binary as _binary  # noqa: E402,F401
 from exchange.api.fhir import conformance as _conformance  # noqa: E402,F401
 from exchange.api.fhir import consent as _consent  # noqa: E402,F401
+from exchange.api.fhir import document as _document  # noqa: E402,F401
 from exchange.api.fhir import patient as _patient  # noqa: E402,F401
 from exchange.api.fhir import registry as _registry  # noqa: E402,F401
 from exchange.api.fhir import task as _task  # noqa: E402,F401

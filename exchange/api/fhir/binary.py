@@ -1,7 +1,6 @@
 """`Binary`: streaming upload of document content and streaming, verified download
 (`documents.md`). A Binary not yet attached to a DocumentReference is readable only by the
-organisation that uploaded it; once attached, reads follow the document's access decision
-(with the document exchange's DocumentReference)."""
+organisation that uploaded it; once attached, reads follow the document's access decision."""
 
 from __future__ import annotations
 
@@ -18,6 +17,7 @@ from exchange.api.access import requires_scope
 from exchange.api.auditing import audit_request
 from exchange.api.context import services
 from exchange.api.fhir import bp
+from exchange.api.fhir.document import enforce
 from exchange.api.fhir.responses import fhir_response
 from exchange.api.fhir.rest import resource_uuid, write_response
 from exchange.audit.events import AuditKind, Entity, Outcome
@@ -26,7 +26,7 @@ from exchange.crypto.cloud_keys import KeyServiceUnavailable
 from exchange.crypto.keyring import KeyringError
 from exchange.crypto.keys import KeyUnwrapError
 from exchange.documents.content import ContentError, media_type
-from exchange.documents.models import BinaryRow
+from exchange.documents.models import BinaryRow, DocumentRow
 from exchange.documents.service import ContentGone, open_content, store_content
 from exchange.fhir.capability import ResourceCapability
 from exchange.fhir.outcome import FhirError, not_found
@@ -94,14 +94,23 @@ def binary_create() -> Response:
 
 
 def _readable(resource_id: str) -> BinaryRow:
-    """The Binary if the caller may read it: for now, an unattached Binary to its uploader.
-    Attached Binaries follow their DocumentReference's access decision, which arrives with
-    the document exchange; until then they are not served (404)."""
+    """The Binary if the caller may read it, the read audited (committed) before anything
+    is sent: an unattached upload only to its uploader; an attached one under its
+    DocumentReference's access decision (`access.md`)."""
     binary_id = resource_uuid("Binary", resource_id)
     with services().database.transaction() as session:
         row = session.get(BinaryRow, binary_id)
-        if row is None or row.document_id is not None or row.uploader_id != g.caller.organisation_id:
+        if row is None:
             raise not_found("Binary", resource_id)
+        if row.document_id is None:
+            if row.uploader_id != g.caller.organisation_id:
+                raise not_found("Binary", resource_id)
+            audit_request(session, entities=(Entity(f"Binary/{row.id}"),))
+        else:
+            document = session.get(DocumentRow, row.document_id)
+            if document is None:
+                raise not_found("Binary", resource_id)
+            enforce(session, document, AuditKind.READ)
         session.expunge(row)
         return row
 
@@ -124,9 +133,6 @@ def binary_read(resource_id: str) -> Response:
         raise FhirError(500, "exception", "the document could not be served", audited=True) from None
     except _UNAVAILABLE:
         raise _unavailable("document store or key service") from None
-    # The audit record commits before a byte is sent (fail closed: no record, no content).
-    with ctx.database.transaction() as session:
-        audit_request(session, entities=(Entity(f"Binary/{row.id}"),))
     if as_fhir:
         data = b"".join(stream)
         return fhir_response({**binary_resource(row), "data": base64.b64encode(data).decode("ascii")})

@@ -1,0 +1,257 @@
+"""`DocumentReference`: attach uploaded (or inline) content to a Task's patient, supersede
+an earlier version, and read or search under the access decision of `access.md`."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from datetime import timedelta
+from typing import Any, Final
+
+from flask import Response, g, request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from exchange.api.access import requires_scope
+from exchange.api.auditing import audit_request, request_purpose
+from exchange.api.context import services
+from exchange.api.fhir import bp
+from exchange.api.fhir.responses import fhir_response, searchset
+from exchange.api.fhir.rest import read_response, request_body, resource_uuid, write_response
+from exchange.api.fhir.search import page_urls, parse_search, split_token, split_values
+from exchange.audit.events import AuditKind, Entity, Outcome
+from exchange.documents.access import DocumentDecision, Reader, decide_document
+from exchange.documents.content import ContentError
+from exchange.documents.models import BinaryRow, DocumentRow
+from exchange.documents.profile import (
+    LA_DOCUMENT_TYPES,
+    document_profile_issues,
+    document_type_of,
+    related_task_ids,
+)
+from exchange.documents.service import store_content
+from exchange.fhir import terminology as t
+from exchange.fhir.capability import ResourceCapability, SearchParam
+from exchange.fhir.outcome import FhirError, Issue, forbidden, invalid, not_found
+from exchange.fhir.validation import register_profile_check, validate_resource
+from exchange.patients.models import Patient
+from exchange.patients.service import grant_access, visible_patient
+from exchange.registry.models import Organisation
+from exchange.requests.models import TaskRow
+from exchange.requests.service import organisation_reference, roles_of
+from exchange.resources.service import instant, keep_version, stamp
+
+register_profile_check("DocumentReference", document_profile_issues)
+
+DOCUMENT_REFERENCE = ResourceCapability(
+    type="DocumentReference",
+    interactions=("create", "read", "search-type"),
+    search_params=tuple(SearchParam(n, k) for n, k in (
+        ("patient", "reference"), ("patient.identifier", "token"), ("subject", "reference"), ("type", "token"),
+        ("status", "token"), ("related", "reference"))),
+    profile=t.PROFILE_HEALTH_ADVICE,
+)
+INLINE_LIMIT: Final = 10 * 1024 * 1024
+UNATTACHED_LIFETIME: Final = timedelta(hours=24)
+_JUSTIFICATION: Final = (20, 1000)
+
+
+def reader() -> Reader:
+    """The current caller as a document reader, with the purpose of use (and, for
+    break-glass purposes, a justification of 20 to 1000 characters)."""
+    purpose = request_purpose()
+    if purpose in t.BREAK_GLASS_PURPOSES:
+        justification = request.headers.get("X-Justification", "").strip()
+        if not _JUSTIFICATION[0] <= len(justification) <= _JUSTIFICATION[1]:
+            raise FhirError(400, "required", "break-glass access needs X-Justification of 20 to 1000 characters")
+    caller = g.caller
+    return Reader(caller.organisation_id, caller.organisation, caller.role, caller.break_glass, purpose)
+
+
+def _decision_entities(document: DocumentRow, decision: DocumentDecision) -> tuple[Entity, ...]:
+    entities = [Entity(f"DocumentReference/{document.id}"), Entity(f"Patient/{document.patient_id}", "patient")]
+    if decision.agreement is not None:
+        entities.append(Entity(f"Contract/{decision.agreement.id}", "agreement"))
+    if decision.consent_id is not None:
+        entities.append(Entity(f"Consent/{decision.consent_id}", "consent"))
+    return tuple(entities)
+
+
+def enforce(session: Session, document: DocumentRow, kind: AuditKind | None = None) -> DocumentDecision:
+    """Decide a read of `document`; 404 or 403 (audited with the deciding records) if refused."""
+    decision = decide_document(session, document, reader(), services().clock.now())
+    if not decision.visible:
+        raise not_found("DocumentReference", str(document.id))
+    justification = request.headers.get("X-Justification") if decision.break_glass else None
+    if not decision.allowed:
+        reason = decision.reason or t.AccessDenialReason.NO_CONSENT
+        with services().database.transaction() as audit_session:
+            audit_request(audit_session, Outcome.MINOR_FAILURE, entities=_decision_entities(document, decision),
+                          patient_id=document.patient_id, outcome_desc=reason.value, kind=kind)
+        error = forbidden(reason, f"disclosure refused: {reason.value}")
+        error.audited = True
+        raise error
+    audit_request(session, entities=_decision_entities(document, decision), patient_id=document.patient_id,
+                  custodian=_custodian_ods(session, document), kind=kind, justification=justification)
+    return decision
+
+
+def _custodian_ods(session: Session, document: DocumentRow) -> str | None:
+    organisation = session.get(Organisation, document.custodian_id)
+    return organisation.ods if organisation else None
+
+
+def _attach_binary(session: Session, attachment: dict[str, Any]) -> BinaryRow:
+    now = services().clock.now()
+    if "data" in attachment:
+        try:
+            data = base64.b64decode(attachment["data"], validate=True)
+        except (binascii.Error, ValueError):
+            raise invalid([Issue("error", "value", "attachment.data is not base64",
+                                 ("DocumentReference.content[0].attachment.data",))]) from None
+        if len(data) > INLINE_LIMIT:
+            raise FhirError(413, "too-costly", "inline content is limited to 10 MiB; upload a Binary first")
+        try:
+            return store_content(session, services().blob_store(), services().key_provider(), [data],
+                                 str(attachment.get("contentType", "")), services().settings.max_document_bytes,
+                                 g.caller.organisation_id, now)
+        except ContentError as error:
+            raise FhirError(error.status, "invalid" if error.status == 422 else "not-supported", str(error)) from None
+    binary_id = resource_uuid("Binary", str(attachment["url"]).removeprefix("Binary/"))
+    binary = session.get(BinaryRow, binary_id, with_for_update=True)
+    if (binary is None or binary.uploader_id != g.caller.organisation_id or binary.document_id is not None
+            or now - binary.created > UNATTACHED_LIFETIME):
+        raise invalid([Issue("error", "business-rule", "attachment.url must be an unattached Binary your "
+                             "organisation uploaded in the last 24 hours", ("DocumentReference.content[0].attachment.url",))])
+    return binary
+
+
+@bp.post("/DocumentReference")
+@requires_scope("DocumentReference", "c")
+def document_create() -> Response:
+    """Record a document for a Task's patient, held encrypted; its custodian is the caller."""
+    data = request_body()
+    if not isinstance(data, dict) or data.get("resourceType") != "DocumentReference":
+        validate_resource(data, "DocumentReference")
+    now = services().clock.now()
+    with services().database.transaction() as session:
+        subject = str((data.get("subject") or {}).get("reference", ""))
+        patient = None
+        if subject.startswith("Patient/"):
+            patient = visible_patient(session, resource_uuid("Patient", subject[8:]), g.caller.organisation_id)
+            if patient is None:
+                raise not_found("Patient", subject[8:])
+        tasks = related_task_ids(data)
+        task = session.get(TaskRow, resource_uuid("Task", tasks[0])) if tasks else None
+        roles = roles_of(session, task.id, g.caller.organisation_id) if task is not None else set()
+        if tasks and not roles:
+            raise not_found("Task", tasks[0])
+        resource = validate_resource(data, "DocumentReference")
+        if patient is None or task is None:
+            raise not_found("Patient")
+        if task.patient_id != patient.id:
+            raise invalid([Issue("error", "business-rule", "the Task is for another patient",
+                                 ("DocumentReference.context.related",))])
+        doc_type = document_type_of(resource) or ""
+        expected_role = "requester" if doc_type in LA_DOCUMENT_TYPES else "owner"
+        if expected_role not in roles:
+            raise FhirError(403, "forbidden", f"a {doc_type} document comes from the Task's {expected_role}")
+        binary = _attach_binary(session, resource["content"][0]["attachment"])
+        document_id = uuid.uuid4()
+        binary.document_id = document_id
+        caller = session.get(Organisation, g.caller.organisation_id)
+        if caller is None:
+            raise RuntimeError("the caller's organisation is not registered")
+        superseded = _supersede(session, resource, caller, now)
+        attachment = {k: v for k, v in resource["content"][0]["attachment"].items() if k not in ("data", "url")}
+        attachment.update({
+            "url": f"Binary/{binary.id}", "contentType": binary.content_type, "size": binary.size,
+            "hash": base64.b64encode(binary.sha1).decode("ascii"),
+            "extension": [{"url": t.EXT_SHA256, "valueString": binary.sha256}],
+        })
+        body = {**resource, "content": [{**resource["content"][0], "attachment": attachment}],
+                "custodian": organisation_reference(caller), "date": instant(now),
+                "securityLabel": [{"coding": [{"system": t.CONFIDENTIALITY_SYSTEM, "code": "R"}]}]}
+        stored = stamp(body, document_id, 1, now)
+        session.add(DocumentRow(id=document_id, patient_id=patient.id, custodian_id=caller.id, task_id=task.id,
+                                binary_id=binary.id, doc_type=doc_type, status=stored["status"], date=now, version=1,
+                                last_updated=now, resource=stored))
+        session.flush()
+        keep_version(session, stored, now)
+        grant_access(session, patient.id, caller.id, "custodian", now)
+        entities = [Entity(f"DocumentReference/{document_id}"), Entity(f"Binary/{binary.id}"),
+                    Entity(f"Patient/{patient.id}", "patient"), Entity(f"Task/{task.id}")]
+        entities += [Entity(f"DocumentReference/{old}") for old in superseded]
+        audit_request(session, entities=tuple(entities), patient_id=patient.id, custodian=caller.ods,
+                      kind=AuditKind.CREATE)
+    return write_response(stored, 201)
+
+
+def _supersede(session: Session, resource: dict[str, Any], caller: Organisation, now: Any) -> list[uuid.UUID]:
+    """`relatesTo replaces`: the old version becomes superseded in the same transaction."""
+    replaced = []
+    for relation in resource.get("relatesTo") or []:
+        if relation.get("code") != "replaces":
+            continue
+        target = str((relation.get("target") or {}).get("reference", ""))
+        old = session.get(DocumentRow, resource_uuid("DocumentReference", target.removeprefix("DocumentReference/")),
+                          with_for_update=True)
+        if old is None or old.custodian_id != caller.id or old.status != "current":
+            raise invalid([Issue("error", "business-rule", "only a current document of your own can be replaced",
+                                 ("DocumentReference.relatesTo",))])
+        old.version += 1
+        old.status = "superseded"
+        old.last_updated = now
+        old.resource = stamp({**old.resource, "status": "superseded"}, old.id, old.version, now)
+        keep_version(session, old.resource, now)
+        replaced.append(old.id)
+    return replaced
+
+
+@bp.get("/DocumentReference/<resource_id>")
+@requires_scope("DocumentReference", "r")
+def document_read(resource_id: str) -> Response:
+    """Read a document's metadata, if the access decision allows."""
+    with services().database.transaction() as session:
+        document = session.get(DocumentRow, resource_uuid("DocumentReference", resource_id))
+        if document is None:
+            raise not_found("DocumentReference", resource_id)
+        enforce(session, document)
+        resource = document.resource
+    return read_response(resource)
+
+
+@bp.get("/DocumentReference")
+@requires_scope("DocumentReference", "s")
+def document_search() -> Response:
+    """Search documents; records the decision refuses are silently left out (and each
+    refusal for consent is audited), so `total` counts only what is shown."""
+    search = parse_search({"patient", "patient.identifier", "subject", "type", "status", "related"})
+    conditions: list[Any] = []
+    for name in ("patient", "subject"):
+        for value in split_values(search.params.get(name, [])):
+            conditions.append(DocumentRow.patient_id == resource_uuid("Patient", value.removeprefix("Patient/")))
+    for value in split_values(search.params.get("patient.identifier", [])):
+        conditions.append(DocumentRow.patient_id.in_(select(Patient.id).where(Patient.nhs_number == split_token(value)[1])))
+    if "type" in search.params:
+        conditions.append(DocumentRow.doc_type.in_([split_token(v)[1] for v in split_values(search.params["type"])]))
+    if "status" in search.params:
+        conditions.append(DocumentRow.status.in_([split_token(v)[1] for v in split_values(search.params["status"])]))
+    for value in split_values(search.params.get("related", [])):
+        conditions.append(DocumentRow.task_id == resource_uuid("Task", value.removeprefix("Task/")))
+    who = reader()
+    shown = []
+    with services().database.transaction() as session:
+        candidates = session.scalars(select(DocumentRow).where(*conditions).order_by(DocumentRow.date.desc(), DocumentRow.id))
+        for document in candidates:
+            decision = decide_document(session, document, who, services().clock.now())
+            if decision.allowed:
+                shown.append(document.resource)
+            elif decision.visible and decision.reason not in (None, t.AccessDenialReason.NO_AGREEMENT):
+                audit_request(session, Outcome.MINOR_FAILURE, entities=_decision_entities(document, decision),
+                              patient_id=document.patient_id, outcome_desc=str(decision.reason), kind=AuditKind.READ)
+        audit_request(session)
+    page = shown[: search.count]
+    self_url, _ = page_urls(search, "/fhir/DocumentReference", None)
+    return fhir_response(searchset(page, len(shown), self_url, None, search.ignored_outcome()))

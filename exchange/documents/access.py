@@ -1,0 +1,92 @@
+"""The read decision for documents (`access.md`, "The read decision"), first failure wins:
+relationship (else 404) → break-glass permission → data-sharing agreement with the
+custodian for the purpose (403 no-agreement) → the consent decision (403 with its reason).
+A custodian reading its own documents needs neither agreement nor consent."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import exists, select
+from sqlalchemy.orm import Session
+
+from exchange.clock import london_date
+from exchange.consent.service import evaluate
+from exchange.documents.models import DocumentRow
+from exchange.fhir.terminology import BREAK_GLASS_PURPOSES, AccessDenialReason, Purpose, TaskType
+from exchange.patients.models import Patient
+from exchange.registry.agreements import agreement_between
+from exchange.registry.models import Agreement
+from exchange.requests.models import TaskParty, TaskRow
+
+
+@dataclass(frozen=True, slots=True)
+class Reader:
+    """Who is reading, for what."""
+
+    organisation_id: uuid.UUID
+    organisation: str  # ODS
+    role: str
+    break_glass_allowed: bool
+    purpose: str
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentDecision:
+    """The outcome: allowed (with what allowed it), not visible at all, or refused."""
+
+    visible: bool
+    allowed: bool
+    reason: AccessDenialReason | None = None
+    agreement: Agreement | None = None
+    consent_id: str | None = None
+    break_glass: bool = False
+
+
+NOT_VISIBLE = DocumentDecision(visible=False, allowed=False)
+
+
+def _related(session: Session, document: DocumentRow, reader: Reader) -> bool:
+    """The reader is the other party of the document's Task (requester or owner, now or
+    before), or an ICB owning a DCO quality-assurance Task for the same patient."""
+    party = session.scalar(select(exists().where(TaskParty.task_id == document.task_id,
+                                                 TaskParty.organisation_id == reader.organisation_id)))
+    if party:
+        return True
+    if reader.role != "icb":
+        return False
+    return bool(session.scalar(select(exists().where(
+        TaskRow.patient_id == document.patient_id, TaskRow.task_type == TaskType.DCO_QUALITY_ASSURANCE.value,
+        TaskRow.owner_id == reader.organisation_id))))
+
+
+def decide_document(session: Session, document: DocumentRow, reader: Reader, now: datetime) -> DocumentDecision:
+    """Whether `reader` may read `document` now (steps 3-5 of access.md)."""
+    if document.custodian_id == reader.organisation_id:
+        return DocumentDecision(visible=True, allowed=True)
+    if document.status == "entered-in-error" or not _related(session, document, reader):
+        return NOT_VISIBLE
+    break_glass = reader.purpose in BREAK_GLASS_PURPOSES
+    if break_glass and not reader.break_glass_allowed:
+        return DocumentDecision(visible=True, allowed=False, reason=AccessDenialReason.BREAK_GLASS_NOT_PERMITTED)
+    agreement = agreement_between(session, reader.organisation_id, document.custodian_id, reader.purpose,
+                                  london_date(now))
+    if agreement is None:
+        return DocumentDecision(visible=True, allowed=False, reason=AccessDenialReason.NO_AGREEMENT)
+    if break_glass:
+        # Safeguarding or a court order: consent is not needed (steps 1-4 still apply).
+        return DocumentDecision(visible=True, allowed=True, agreement=agreement, break_glass=True)
+    patient = session.get(Patient, document.patient_id)
+    if patient is None:
+        return NOT_VISIBLE
+    decision = evaluate(session, patient, reader.organisation, reader.purpose, now)
+    deciding = decision.deciding.id if decision.deciding else None
+    if not decision.permit:
+        return DocumentDecision(visible=True, allowed=False, reason=decision.reason, agreement=agreement,
+                                consent_id=deciding)
+    return DocumentDecision(visible=True, allowed=True, agreement=agreement, consent_id=deciding)
+
+
+__all__ = ["NOT_VISIBLE", "DocumentDecision", "Purpose", "Reader", "decide_document"]
