@@ -155,3 +155,21 @@ def test_only_the_tasks_owner_provides_advice(client: FlaskClient, tokens: Token
                          headers=tokens.headers(PROVIDER))
     assert stolen.status_code == 422  # a Binary someone else uploaded cannot be attached
     assert other.status_code == 201
+
+
+def test_the_owner_completes_with_the_advice(client: FlaskClient, tokens: Tokens) -> None:
+    flow = Flow(client, tokens)
+    task = flow.get(f"/fhir/Task/{flow.task}", PROVIDER).get_json()
+    early = client.put(f"/fhir/Task/{flow.task}", json={**task, "status": "completed"}, headers=tokens.headers(PROVIDER))
+    assert early.status_code == 422  # no advice yet
+    document = flow.upload()
+    advice = {"type": {"coding": [{"system": f"{CB}/CodeSystem/task-output-type", "code": "advice"}]},
+              "valueReference": {"reference": f"DocumentReference/{document['id']}"}}
+    by_la = client.put(f"/fhir/Task/{flow.task}", json={**task, "status": "completed", "output": [advice]},
+                       headers=tokens.headers(LA))
+    assert by_la.status_code == 403
+    done = client.put(f"/fhir/Task/{flow.task}", json={**task, "status": "completed", "output": [advice]},
+                      headers=tokens.headers(PROVIDER))
+    assert done.status_code == 200, done.get_json()
+    assert done.get_json()["businessStatus"]["coding"][0]["code"] == "completed-on-time"
+    assert "end" in done.get_json()["executionPeriod"]

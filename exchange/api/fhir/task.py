@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import uuid
+from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any, Final
 
@@ -36,6 +37,7 @@ from exchange.api.fhir.search import (
 )
 from exchange.audit.events import AuditKind, Entity
 from exchange.clock import LONDON, london_date
+from exchange.documents.models import DocumentRow
 from exchange.fhir import terminology as t
 from exchange.fhir.capability import ResourceCapability, SearchParam
 from exchange.fhir.outcome import FhirError, Issue, forbidden, invalid, not_found
@@ -74,10 +76,23 @@ TASK = ResourceCapability(
 )
 
 
-def no_documents(reference: str) -> Document | None:
-    """Document look-up for completion and written reasons: documents arrive with the
-    document-exchange feature; until then no output can reference one."""
-    return None
+def document_lookup(session: Session) -> Callable[[str], Document | None]:
+    """How the workflow sees the documents a Task's outputs reference (completion needs
+    the owner's advice document related to the Task; written reasons may be a document)."""
+
+    def lookup(reference: str) -> Document | None:
+        if not reference.startswith("DocumentReference/"):
+            return None
+        try:
+            document = session.get(DocumentRow, uuid.UUID(reference.removeprefix("DocumentReference/")))
+        except ValueError:
+            return None
+        if document is None or document.status != "current":
+            return None
+        custodian = session.get(Organisation, document.custodian_id)
+        return Document(document.doc_type, custodian.ods if custodian else "", frozenset({str(document.task_id)}))
+
+    return lookup
 
 
 def _entities(row: TaskRow) -> tuple[Entity, ...]:
@@ -209,7 +224,7 @@ def _change(resource_id: str, make_new: Any) -> Response:
         if resource.get("id") not in (None, resource_id):
             raise invalid([Issue("error", "invariant", "the resource id does not match the URL", ("Task.id",))])
         try:
-            change = check_change(row.resource, resource, roles, str(row.id), no_documents)
+            change = check_change(row.resource, resource, roles, str(row.id), document_lookup(session))
         except WorkflowError as error:
             if error.status == 422:
                 raise invalid([Issue("error", "business-rule", error.message, (error.expression,))]) from None
