@@ -116,6 +116,7 @@ def serve(cli: CliContext, host: str, port: int, workers: int) -> None:
 from exchange.cli import audit as _audit  # noqa: E402,F401
 from exchange.cli import consent as _consent  # noqa: E402,F401
 from exchange.cli import demo as _demo  # noqa: E402,F401
+from exchange.cli import documents as _documents  # noqa: E402,F401
 from exchange.cli import registry as _registry  # noqa: E402,F401
 from exchange.cli import report as _report  # noqa: E402,F401
 from exchange.cli import token as _token  # noqa: E402,F401

@@ -1,0 +1,73 @@
+"""`exchange sweep` and `exchange keys rotate`."""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import timedelta
+
+import click
+from sqlalchemy import func, select
+from tqdm import tqdm
+
+from exchange.audit.events import Action, Actor, AuditEntry, AuditKind, Outcome
+from exchange.audit.sealer import seal_all
+from exchange.audit.service import record
+from exchange.backends import blob_store
+from exchange.cli import main
+from exchange.cli.context import CliContext, pass_context
+from exchange.crypto.keyring import load_keyring, save_keyring
+from exchange.crypto.keys import LocalKeyProvider
+from exchange.documents.housekeeping import rewrap_all, sweep
+from exchange.documents.models import BinaryRow
+from exchange.storage.blobs import FileBlobStore
+
+
+@main.command("sweep")
+@pass_context
+def sweep_command(cli: CliContext) -> None:
+    """Remove orphan blobs and Binaries not attached within 24 hours."""
+    store = blob_store(cli.settings)
+    database = cli.database()
+
+    def age(name: str) -> timedelta | None:
+        if isinstance(store, FileBlobStore):
+            path = cli.settings.data_dir / "blobs" / name[:2] / name
+            return timedelta(seconds=time.time() - path.stat().st_mtime) if path.exists() else None
+        return timedelta(days=1)  # S3 listings are eventually consistent; its lifecycle rule is the backstop
+
+    with database.transaction() as session:
+        result = sweep(session, store, cli.clock.now(), age)
+        record(session, AuditEntry(kind=AuditKind.RETENTION, action=Action.DELETE, outcome=Outcome.SUCCESS,
+                                   actor=Actor.operator(), details={"job": "sweep", "orphan-blobs": str(result.orphan_blobs),
+                                                                    "expired-uploads": str(result.expired_uploads)}), cli.clock)
+    seal_all(database)
+    click.echo(f"removed {result.orphan_blobs} orphan blob(s) and {result.expired_uploads} expired upload(s)")
+
+
+@main.group()
+def keys() -> None:
+    """Key-encryption keys."""
+
+
+@keys.command()
+@pass_context
+def rotate(cli: CliContext) -> None:
+    """Add a new KEK version to the local keyring and re-wrap every data key with it."""
+    if cli.settings.key_provider != "local":
+        raise click.ClickException(
+            f"{cli.settings.key_provider} keys are rotated in the key service itself (KMS key rotation, "
+            "Vault `transit/keys/<name>/rotate`); nothing to do here"
+        )
+    keyring = load_keyring(cli.settings.keyring_path).with_new_kek()
+    database = cli.database()
+    save_keyring(cli.settings.keyring_path, keyring)  # older versions stay until every key is re-wrapped
+    with database.transaction() as session:
+        total = session.scalar(select(func.count()).select_from(BinaryRow).where(BinaryRow.wrapped_key.is_not(None))) or 0
+        with tqdm(total=total, unit="key", desc="re-wrapping", disable=None, file=sys.stderr) as bar:
+            changed = rewrap_all(session, LocalKeyProvider(keyring), bar.update)
+        record(session, AuditEntry(kind=AuditKind.KEY_ROTATION, action=Action.UPDATE, outcome=Outcome.SUCCESS,
+                                   actor=Actor.operator(), details={"kek-version": str(keyring.current_kek_version),
+                                                                    "rewrapped": str(changed)}), cli.clock)
+    seal_all(database)
+    click.echo(f"KEK version {keyring.current_kek_version} added; {changed} data key(s) re-wrapped")

@@ -1,0 +1,66 @@
+"""Operator jobs on document content: sweeping orphans and expired uploads, and re-wrapping
+data keys after a key rotation (`documents.md`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Final
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from exchange.crypto.keys import LocalKeyProvider, WrappedKey
+from exchange.documents.models import BinaryRow
+from exchange.storage.blobs import BlobStore
+
+UNATTACHED_LIFETIME: Final = timedelta(hours=24)
+#: A blob younger than this may belong to an upload whose row is not committed yet.
+ORPHAN_GRACE: Final = timedelta(hours=1)
+
+
+@dataclass(frozen=True, slots=True)
+class SweepResult:
+    """What a sweep removed."""
+
+    orphan_blobs: int
+    expired_uploads: int
+
+
+def sweep(session: Session, store: BlobStore, now: datetime, blob_age: Callable[[str], timedelta | None]) -> SweepResult:
+    """Remove blobs no Binary row names (older than the grace period, so in-flight uploads
+    are safe), and Binaries never attached within 24 hours: their key is destroyed, then
+    their blob; the row stays as a record (crypto-shredded)."""
+    known = set(session.scalars(select(BinaryRow.blob_name)))
+    orphans = 0
+    for name in list(store.names()):
+        age = blob_age(name)
+        if name not in known and age is not None and age > ORPHAN_GRACE:
+            store.delete(name)
+            orphans += 1
+    expired = session.scalars(
+        select(BinaryRow).where(BinaryRow.document_id.is_(None), BinaryRow.destroyed.is_(None),
+                                BinaryRow.created < now - UNATTACHED_LIFETIME)
+    ).all()
+    for row in expired:
+        row.wrapped_key = None
+        row.destroyed = now
+        store.delete(row.blob_name)
+    return SweepResult(orphans, len(expired))
+
+
+def rewrap_all(session: Session, provider: LocalKeyProvider, progress: Callable[[int], object] | None = None) -> int:
+    """Re-wrap every live data key with the current KEK (no content is re-encrypted)."""
+    rows = session.scalars(select(BinaryRow).where(BinaryRow.wrapped_key.is_not(None))).all()
+    changed = 0
+    for row in rows:
+        if row.wrapped_key is None:
+            continue
+        rewrapped = provider.rewrap(WrappedKey(row.wrapped_key, row.key_ref), str(row.id))
+        if rewrapped.key_ref != row.key_ref:
+            row.wrapped_key, row.key_ref = rewrapped.wrapped, rewrapped.key_ref
+            changed += 1
+        if progress is not None:
+            progress(1)
+    return changed

@@ -1,0 +1,90 @@
+"""`exchange sweep` (orphans, expired uploads) and `exchange keys rotate` (re-wrap)."""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import select
+
+from exchange.crypto.keyring import Keyring, load_keyring
+from exchange.crypto.keys import LocalKeyProvider
+from exchange.db import Database
+from exchange.documents.housekeeping import sweep
+from exchange.documents.models import BinaryRow
+from exchange.documents.service import open_content, store_content
+from exchange.install import prepare_data_directory
+from exchange.registry.models import Organisation
+from exchange.settings import Settings
+from exchange.storage.blobs import FileBlobStore, new_blob_name
+from tests.cli_runner import exchange
+from tests.factories import FrozenClock
+
+NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
+
+
+def _organisation(db: Database) -> object:
+    with db.transaction() as session:
+        organisation = Organisation(ods="PRV88", name="Sweep Trust", role="provider", break_glass=False, version=1,
+                                    created=NOW, updated=NOW)
+        session.add(organisation)
+        session.flush()
+        return organisation.id
+
+
+def _upload(db: Database, store: FileBlobStore, keys: LocalKeyProvider, uploader: object, when: datetime) -> BinaryRow:
+    with db.transaction() as session:
+        return store_content(session, store, keys, [b"%PDF-1.7\n" + os.urandom(500)], "application/pdf", 10**6,
+                             uploader, when)  # type: ignore[arg-type]
+
+
+def test_sweep(db: Database, tmp_path: Path) -> None:
+    store, keys = FileBlobStore(tmp_path / "blobs"), LocalKeyProvider(Keyring.generate(NOW))
+    uploader = _organisation(db)
+    attached = _upload(db, store, keys, uploader, NOW - timedelta(days=3))
+    expired = _upload(db, store, keys, uploader, NOW - timedelta(hours=25))
+    fresh = _upload(db, store, keys, uploader, NOW - timedelta(hours=1))
+    with db.transaction() as session:
+        session.get(BinaryRow, attached.id).document_id = attached.id  # type: ignore[union-attr]
+    old_orphan, new_orphan = new_blob_name(), new_blob_name()
+    store.write(old_orphan, [b"ciphertext"])
+    store.write(new_orphan, [b"ciphertext"])
+    two_hours_ago = time.time() - 7200
+    os.utime(tmp_path / "blobs" / old_orphan[:2] / old_orphan, (two_hours_ago, two_hours_ago))
+
+    def age(name: str) -> timedelta:
+        return timedelta(seconds=time.time() - (tmp_path / "blobs" / name[:2] / name).stat().st_mtime)
+
+    with db.transaction() as session:
+        result = sweep(session, store, NOW, age)
+    assert (result.orphan_blobs, result.expired_uploads) == (1, 1)
+    names = set(store.names())
+    assert new_orphan in names and old_orphan not in names  # an in-flight upload's blob is spared
+    assert expired.blob_name not in names
+    with db.transaction() as session:
+        shredded = session.get(BinaryRow, expired.id)
+        assert shredded is not None and shredded.wrapped_key is None and shredded.destroyed == NOW
+        kept = session.get(BinaryRow, fresh.id)
+        assert kept is not None
+        assert b"".join(open_content(kept, store, keys)).startswith(b"%PDF")
+
+
+def test_keys_rotate_rewraps_and_content_still_opens(tmp_path: Path, fresh_database_url: str) -> None:
+    data_dir = tmp_path / "var"
+    assert exchange("init", data_dir=data_dir, database_url=fresh_database_url).returncode == 0
+    settings = Settings(data_dir=data_dir, database_url=fresh_database_url)
+    prepare_data_directory(settings, FrozenClock())
+    database = Database(fresh_database_url)
+    store = FileBlobStore(data_dir / "blobs")
+    row = _upload(database, store, LocalKeyProvider(load_keyring(settings.keyring_path)), _organisation(database), NOW)
+    result = exchange("keys", "rotate", data_dir=data_dir, database_url=fresh_database_url)
+    assert result.returncode == 0, result.stderr
+    assert "KEK version 2 added; 1 data key(s) re-wrapped" in result.stdout
+    keyring = load_keyring(settings.keyring_path)
+    with database.transaction() as session:
+        rotated = session.scalars(select(BinaryRow).where(BinaryRow.id == row.id)).one()
+        assert rotated.key_ref == "local:2"
+        assert b"".join(open_content(rotated, store, LocalKeyProvider(keyring))).startswith(b"%PDF")
+    database.dispose()
