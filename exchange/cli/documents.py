@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 import time
-from datetime import timedelta
+from datetime import date, datetime, timedelta
+from datetime import time as clock_time
 
 import click
 from sqlalchemy import func, select
@@ -16,9 +17,10 @@ from exchange.audit.service import record
 from exchange.backends import blob_store
 from exchange.cli import main
 from exchange.cli.context import CliContext, pass_context
+from exchange.clock import LONDON
 from exchange.crypto.keyring import load_keyring, save_keyring
 from exchange.crypto.keys import LocalKeyProvider
-from exchange.documents.housekeeping import rewrap_all, sweep
+from exchange.documents.housekeeping import apply_retention, rewrap_all, sweep
 from exchange.documents.models import BinaryRow
 from exchange.storage.blobs import FileBlobStore
 
@@ -43,6 +45,35 @@ def sweep_command(cli: CliContext) -> None:
                                                                     "expired-uploads": str(result.expired_uploads)}), cli.clock)
     seal_all(database)
     click.echo(f"removed {result.orphan_blobs} orphan blob(s) and {result.expired_uploads} expired upload(s)")
+
+
+@main.group()
+def retention() -> None:
+    """Document retention."""
+
+
+@retention.command("apply")
+@click.option("--before", "before_text", required=True, help="Crypto-shred documents dated before this date (YYYY-MM-DD).")
+@click.option("--dry-run", is_flag=True, help="Only count what would be shredded.")
+@pass_context
+def retention_apply(cli: CliContext, before_text: str, dry_run: bool) -> None:
+    """Destroy the keys and blobs of documents past retention; keep metadata and audit."""
+    try:
+        day = date.fromisoformat(before_text)
+    except ValueError:
+        raise click.ClickException(f"--before {before_text!r} is not a date (YYYY-MM-DD)") from None
+    before = datetime.combine(day, clock_time(), LONDON)
+    database = cli.database()
+    with database.transaction() as session:
+        result = apply_retention(session, blob_store(cli.settings), before, cli.clock.now(), dry_run)
+        if not dry_run:
+            record(session, AuditEntry(kind=AuditKind.RETENTION, action=Action.DELETE, outcome=Outcome.SUCCESS,
+                                       actor=Actor.operator(), details={"before": day.isoformat(),
+                                                                        "documents": str(result.documents),
+                                                                        "shredded": str(result.binaries)}), cli.clock)
+    seal_all(database)
+    verb = "would crypto-shred" if dry_run else "crypto-shredded"
+    click.echo(f"{verb} {result.binaries} document content(s) of {result.documents} document(s) dated before {day}")
 
 
 @main.group()

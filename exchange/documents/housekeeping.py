@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from exchange.crypto.keys import LocalKeyProvider, WrappedKey
-from exchange.documents.models import BinaryRow
+from exchange.documents.models import BinaryRow, DocumentRow
 from exchange.storage.blobs import BlobStore
 
 UNATTACHED_LIFETIME: Final = timedelta(hours=24)
@@ -64,3 +64,27 @@ def rewrap_all(session: Session, provider: LocalKeyProvider, progress: Callable[
         if progress is not None:
             progress(1)
     return changed
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionResult:
+    """The documents a retention run covers (or would cover, in a dry run)."""
+
+    documents: int
+    binaries: int
+
+
+def apply_retention(session: Session, store: BlobStore, before: datetime, now: datetime, dry_run: bool) -> RetentionResult:
+    """Crypto-shred every document dated before `before`: its data key is destroyed, then its
+    blob; the DocumentReference and the audit trail are kept (`documents.md`, Changes)."""
+    documents = session.scalars(select(DocumentRow).where(DocumentRow.date < before)).all()
+    binary_ids = [document.binary_id for document in documents]
+    binaries = session.scalars(
+        select(BinaryRow).where(BinaryRow.id.in_(binary_ids), BinaryRow.destroyed.is_(None))
+    ).all() if binary_ids else []
+    if not dry_run:
+        for row in binaries:
+            row.wrapped_key = None
+            row.destroyed = now
+            store.delete(row.blob_name)
+    return RetentionResult(len(documents), len(binaries))

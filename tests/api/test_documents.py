@@ -173,3 +173,25 @@ def test_the_owner_completes_with_the_advice(client: FlaskClient, tokens: Tokens
     assert done.status_code == 200, done.get_json()
     assert done.get_json()["businessStatus"]["coding"][0]["code"] == "completed-on-time"
     assert "end" in done.get_json()["executionPeriod"]
+
+
+def test_retention_crypto_shreds_content_and_keeps_metadata(client: FlaskClient, tokens: Tokens, db: Database,
+                                                            settings: Any) -> None:
+    from datetime import UTC, datetime
+
+    from exchange.backends import blob_store
+    from exchange.documents.housekeeping import apply_retention
+
+    flow = Flow(client, tokens)
+    document = flow.upload()
+    with db.transaction() as session:
+        dry = apply_retention(session, blob_store(settings), datetime(2026, 11, 24, tzinfo=UTC),
+                              datetime(2026, 11, 25, tzinfo=UTC), dry_run=True)
+    assert (dry.documents, dry.binaries) == (1, 1)
+    assert flow.get(f"/fhir/{document['content'][0]['attachment']['url']}", LA).status_code == 200
+    with db.transaction() as session:
+        apply_retention(session, blob_store(settings), datetime(2026, 11, 24, tzinfo=UTC),
+                        datetime(2026, 11, 25, tzinfo=UTC), dry_run=False)
+    assert flow.get(f"/fhir/{document['content'][0]['attachment']['url']}", LA).status_code == 410
+    assert flow.get(f"/fhir/DocumentReference/{document['id']}", LA).status_code == 200
+    assert [p for p in (settings.data_dir / "blobs").rglob("*") if p.is_file()] == []

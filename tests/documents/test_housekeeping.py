@@ -88,3 +88,15 @@ def test_keys_rotate_rewraps_and_content_still_opens(tmp_path: Path, fresh_datab
         assert rotated.key_ref == "local:2"
         assert b"".join(open_content(rotated, store, LocalKeyProvider(keyring))).startswith(b"%PDF")
     database.dispose()
+
+
+def test_retention_command(tmp_path: Path, fresh_database_url: str) -> None:
+    data_dir = tmp_path / "var"
+    assert exchange("init", data_dir=data_dir, database_url=fresh_database_url).returncode == 0
+    dry = exchange("retention", "apply", "--before", "2030-01-01", "--dry-run", data_dir=data_dir,
+                   database_url=fresh_database_url)
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.strip() == "would crypto-shred 0 document content(s) of 0 document(s) dated before 2030-01-01"
+    bad = exchange("retention", "apply", "--before", "soon", data_dir=data_dir, database_url=fresh_database_url)
+    assert bad.returncode == 1
+    assert "is not a date" in bad.stderr

@@ -126,7 +126,9 @@ def binary_read(resource_id: str) -> Response:
         raise FhirError(406, "too-costly", "documents over 10 MiB are served as raw bytes only")
     try:
         stream = open_content(row, ctx.blob_store(), ctx.key_provider())
-    except (TamperedError, KeyUnwrapError, BlobMissing, ContentGone) as error:
+    except ContentGone:
+        raise FhirError(410, "deleted", "the document's content was destroyed under the retention policy") from None
+    except (TamperedError, KeyUnwrapError, BlobMissing) as error:
         with ctx.database.transaction() as session:
             audit_request(session, Outcome.SERIOUS_FAILURE, entities=(Entity(f"Binary/{row.id}"),),
                           outcome_desc=f"integrity: {type(error).__name__}")
