@@ -195,3 +195,20 @@ def test_retention_crypto_shreds_content_and_keeps_metadata(client: FlaskClient,
     assert flow.get(f"/fhir/{document['content'][0]['attachment']['url']}", LA).status_code == 410
     assert flow.get(f"/fhir/DocumentReference/{document['id']}", LA).status_code == 200
     assert [p for p in (settings.data_dir / "blobs").rglob("*") if p.is_file()] == []
+
+
+def test_status_changes_and_history(client: FlaskClient, tokens: Tokens) -> None:
+    flow = Flow(client, tokens)
+    document = flow.upload()
+    url = f"/fhir/DocumentReference/{document['id']}"
+    assert client.put(url, json={**document, "status": "entered-in-error"}, headers=tokens.headers(LA)).status_code == 403
+    assert client.put(url, json={**document, "docStatus": "preliminary"}, headers=tokens.headers(PROVIDER)).status_code == 422
+    assert client.put(url, json={**document, "status": "entered-in-error"},
+                      headers={**tokens.headers(PROVIDER), "If-Match": 'W/"7"'}).status_code == 412
+    changed = client.put(url, json={**document, "status": "entered-in-error"}, headers=tokens.headers(PROVIDER))
+    assert changed.status_code == 200
+    assert changed.get_json()["meta"]["versionId"] == "2"
+    assert flow.get(url, LA).status_code == 404  # entered in error: only the custodian still reads it
+    history = flow.get(f"{url}/_history", PROVIDER).get_json()
+    assert [e["resource"]["status"] for e in history["entry"]] == ["entered-in-error", "current"]
+    assert flow.get(f"{url}/_history/1", PROVIDER).get_json()["status"] == "current"

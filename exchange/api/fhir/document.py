@@ -18,7 +18,14 @@ from exchange.api.auditing import audit_request, request_purpose
 from exchange.api.context import services
 from exchange.api.fhir import bp
 from exchange.api.fhir.responses import fhir_response, searchset
-from exchange.api.fhir.rest import read_response, request_body, resource_uuid, write_response
+from exchange.api.fhir.rest import (
+    check_if_match,
+    history_bundle,
+    read_response,
+    request_body,
+    resource_uuid,
+    write_response,
+)
 from exchange.api.fhir.search import page_urls, parse_search, split_token, split_values
 from exchange.audit.events import AuditKind, Entity, Outcome
 from exchange.documents.access import DocumentDecision, Reader, decide_document
@@ -40,13 +47,13 @@ from exchange.patients.service import grant_access, visible_patient
 from exchange.registry.models import Organisation
 from exchange.requests.models import TaskRow
 from exchange.requests.service import organisation_reference, roles_of
-from exchange.resources.service import instant, keep_version, stamp
+from exchange.resources.service import instant, keep_version, read_version, stamp, versions
 
 register_profile_check("DocumentReference", document_profile_issues)
 
 DOCUMENT_REFERENCE = ResourceCapability(
     type="DocumentReference",
-    interactions=("create", "read", "search-type"),
+    interactions=("create", "read", "vread", "update", "search-type", "history-instance"),
     search_params=tuple(SearchParam(n, k) for n, k in (
         ("patient", "reference"), ("patient.identifier", "token"), ("subject", "reference"), ("type", "token"),
         ("status", "token"), ("related", "reference"))),
@@ -255,3 +262,72 @@ def document_search() -> Response:
     page = shown[: search.count]
     self_url, _ = page_urls(search, "/fhir/DocumentReference", None)
     return fhir_response(searchset(page, len(shown), self_url, None, search.ignored_outcome()))
+
+
+def _readable_document(session: Session, resource_id: str) -> DocumentRow:
+    document = session.get(DocumentRow, resource_uuid("DocumentReference", resource_id))
+    if document is None:
+        raise not_found("DocumentReference", resource_id)
+    enforce(session, document)
+    return document
+
+
+@bp.get("/DocumentReference/<resource_id>/_history/<version>")
+@requires_scope("DocumentReference", "r")
+def document_vread(resource_id: str, version: str) -> Response:
+    """One version of a document's metadata, under the same decision as a read."""
+    with services().database.transaction() as session:
+        document = _readable_document(session, resource_id)
+        stored = read_version(session, "DocumentReference", document.id, int(version)) if version.isdigit() else None
+        if stored is None:
+            raise not_found("DocumentReference", f"{resource_id}/_history/{version}")
+    return fhir_response(stored)
+
+
+@bp.get("/DocumentReference/<resource_id>/_history")
+@requires_scope("DocumentReference", "r")
+def document_history(resource_id: str) -> Response:
+    """Every version of a document's metadata."""
+    with services().database.transaction() as session:
+        document = _readable_document(session, resource_id)
+        bundle = history_bundle(versions(session, "DocumentReference", document.id))
+    return fhir_response(bundle)
+
+
+@bp.put("/DocumentReference/<resource_id>")
+@requires_scope("DocumentReference", "u")
+def document_update(resource_id: str) -> Response:
+    """The custodian changes a document's status (`superseded`, `entered-in-error`); nothing
+    else changes, and nothing is deleted."""
+    data = request_body()
+    now = services().clock.now()
+    with services().database.transaction() as session:
+        document = session.get(DocumentRow, resource_uuid("DocumentReference", resource_id), with_for_update=True)
+        if document is None:
+            raise not_found("DocumentReference", resource_id)
+        if document.custodian_id != g.caller.organisation_id:
+            enforce(session, document)  # 404 or 403 for a reader; a permitted reader still may not change it
+            raise FhirError(403, "forbidden", "only the custodian may change a document")
+        check_if_match(document.version)
+        if not isinstance(data, dict) or data.get("resourceType") != "DocumentReference":
+            validate_resource(data, "DocumentReference")
+        current = document.resource
+        changed = sorted(k for k in set(current) | set(data)
+                         if k not in ("meta", "id", "status", "text") and current.get(k) != data.get(k))
+        if changed:
+            raise invalid([Issue("error", "business-rule", f"only DocumentReference.status may change (not {changed[0]})",
+                                 (f"DocumentReference.{changed[0]}",))])
+        status = data.get("status")
+        if status not in ("superseded", "entered-in-error") or document.status != "current":
+            raise invalid([Issue("error", "business-rule", "a current document may become superseded or "
+                                 "entered-in-error, nothing else", ("DocumentReference.status",))])
+        document.version += 1
+        document.status = status
+        document.last_updated = now
+        document.resource = stamp({**current, "status": status}, document.id, document.version, now)
+        keep_version(session, document.resource, now)
+        audit_request(session, entities=(Entity(f"DocumentReference/{document.id}"),
+                                         Entity(f"Patient/{document.patient_id}", "patient")),
+                      patient_id=document.patient_id, outcome_desc=status)
+        stored = document.resource
+    return write_response(stored, 200)
