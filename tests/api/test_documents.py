@@ -212,3 +212,26 @@ def test_status_changes_and_history(client: FlaskClient, tokens: Tokens) -> None
     history = flow.get(f"{url}/_history", PROVIDER).get_json()
     assert [e["resource"]["status"] for e in history["entry"]] == ["entered-in-error", "current"]
     assert flow.get(f"{url}/_history/1", PROVIDER).get_json()["status"] == "current"
+
+
+def test_document_search_parameters_and_paging(client: FlaskClient, tokens: Tokens, clock: Any) -> None:
+    flow = Flow(client, tokens)
+    first = flow.upload()
+    clock.advance(days=1)
+    second = flow.upload()
+    ods = "https://fhir.nhs.uk/Id/ods-organization-code"
+
+    def ids(query: str) -> list[str]:
+        body = flow.get(f"/fhir/DocumentReference?{query}", LA).get_json()
+        return [e["resource"]["id"] for e in body["entry"]]
+
+    assert ids(f"patient=Patient/{flow.patient}") == [second["id"], first["id"]]
+    assert ids(f"custodian={ods}|PRV01&_sort=date") == [first["id"], second["id"]]
+    assert ids("custodian:identifier=PRV02") == []
+    assert ids(f"related=Task/{flow.task}&type={CB}/CodeSystem/document-type|health-advice") == [second["id"], first["id"]]
+    assert ids("date=lt2026-11-24") == [first["id"]]
+    assert ids("status=superseded") == []
+    page = flow.get("/fhir/DocumentReference?_count=1", LA).get_json()
+    assert page["total"] == 2
+    following = next(link["url"] for link in page["link"] if link["relation"] == "next")
+    assert [e["resource"]["id"] for e in flow.get(following.replace("http://localhost", ""), LA).get_json()["entry"]] == [first["id"]]

@@ -26,7 +26,16 @@ from exchange.api.fhir.rest import (
     resource_uuid,
     write_response,
 )
-from exchange.api.fhir.search import page_urls, parse_search, split_token, split_values
+from exchange.api.fhir.search import (
+    Page,
+    SearchRequest,
+    date_clause,
+    page_urls,
+    parse_date,
+    parse_search,
+    split_token,
+    split_values,
+)
 from exchange.audit.events import AuditKind, Entity, Outcome
 from exchange.documents.access import DocumentDecision, Reader, decide_document
 from exchange.documents.content import ContentError
@@ -56,7 +65,8 @@ DOCUMENT_REFERENCE = ResourceCapability(
     interactions=("create", "read", "vread", "update", "search-type", "history-instance"),
     search_params=tuple(SearchParam(n, k) for n, k in (
         ("patient", "reference"), ("patient.identifier", "token"), ("subject", "reference"), ("type", "token"),
-        ("status", "token"), ("related", "reference"))),
+        ("category", "token"), ("custodian", "reference"), ("author", "reference"), ("date", "date"),
+        ("status", "token"), ("related", "reference"), ("_lastUpdated", "date"))),
     profile=t.PROFILE_HEALTH_ADVICE,
 )
 INLINE_LIMIT: Final = 10 * 1024 * 1024
@@ -229,39 +239,95 @@ def document_read(resource_id: str) -> Response:
     return read_response(resource)
 
 
+SEARCH_PARAMS: Final = ("patient", "patient.identifier", "subject", "type", "category", "custodian",
+                        "custodian:identifier", "author", "author:identifier", "date", "status", "related",
+                        "_lastUpdated", "_sort")
+
+
+def _coded(resource: dict[str, Any], element: str, values: list[str]) -> bool:
+    concepts = resource.get(element) or []
+    concepts = concepts if isinstance(concepts, list) else [concepts]
+    codings = [c for concept in concepts if isinstance(concept, dict) for c in concept.get("coding", [])]
+    return any(any(c.get("code") == code and system in (None, c.get("system")) for c in codings)
+               for system, code in (split_token(v) for v in values))
+
+
+def _authored_by(resource: dict[str, Any], values: list[str]) -> bool:
+    identifiers = [(a.get("identifier") or {}) for a in resource.get("author") or [] if isinstance(a, dict)]
+    return any(any(i.get("value") == code and system in (None, i.get("system")) for i in identifiers)
+               for system, code in (split_token(v) for v in values))
+
+
 @bp.get("/DocumentReference")
 @requires_scope("DocumentReference", "s")
 def document_search() -> Response:
-    """Search documents; records the decision refuses are silently left out (and each
-    refusal for consent is audited), so `total` counts only what is shown."""
-    search = parse_search({"patient", "patient.identifier", "subject", "type", "status", "related"})
+    """Search documents, newest first; records the decision refuses are left out (each
+    consent refusal audited), so `total` counts only what the caller may see."""
+    search = parse_search(SEARCH_PARAMS)
+    sort = search.params.pop("_sort", ["-date"])[0]
+    if sort not in ("date", "-date", "_lastUpdated", "-_lastUpdated"):
+        raise FhirError(400, "not-supported", "_sort must be date or _lastUpdated (with - for descending)")
+    params = search.params
     conditions: list[Any] = []
     for name in ("patient", "subject"):
-        for value in split_values(search.params.get(name, [])):
+        for value in split_values(params.get(name, [])):
             conditions.append(DocumentRow.patient_id == resource_uuid("Patient", value.removeprefix("Patient/")))
-    for value in split_values(search.params.get("patient.identifier", [])):
+    for value in split_values(params.get("patient.identifier", [])):
         conditions.append(DocumentRow.patient_id.in_(select(Patient.id).where(Patient.nhs_number == split_token(value)[1])))
-    if "type" in search.params:
-        conditions.append(DocumentRow.doc_type.in_([split_token(v)[1] for v in split_values(search.params["type"])]))
-    if "status" in search.params:
-        conditions.append(DocumentRow.status.in_([split_token(v)[1] for v in split_values(search.params["status"])]))
-    for value in split_values(search.params.get("related", [])):
+    if "type" in params:
+        conditions.append(DocumentRow.doc_type.in_([split_token(v)[1] for v in split_values(params["type"])]))
+    if "status" in params:
+        conditions.append(DocumentRow.status.in_([split_token(v)[1] for v in split_values(params["status"])]))
+    for value in split_values(params.get("related", [])):
         conditions.append(DocumentRow.task_id == resource_uuid("Task", value.removeprefix("Task/")))
+    custodians = split_values(params.get("custodian", []) + params.get("custodian:identifier", []))
+    if custodians:
+        conditions.append(DocumentRow.custodian_id.in_(select(Organisation.id).where(
+            Organisation.ods.in_([split_token(v)[1] for v in custodians]))))
+    for value in params.get("date", []):
+        conditions.append(date_clause(DocumentRow.date, parse_date(value, "date")))
+    for value in params.get("_lastUpdated", []):
+        conditions.append(date_clause(DocumentRow.last_updated, parse_date(value, "_lastUpdated")))
+    authors = split_values(params.get("author", []) + params.get("author:identifier", []))
+    categories = split_values(params.get("category", []))
     who = reader()
-    shown = []
+    moment = DocumentRow.last_updated if "lastUpdated" in sort else DocumentRow.date
+    shown: list[DocumentRow] = []
     with services().database.transaction() as session:
-        candidates = session.scalars(select(DocumentRow).where(*conditions).order_by(DocumentRow.date.desc(), DocumentRow.id))
-        for document in candidates:
+        for document in session.scalars(select(DocumentRow).where(*conditions)):
+            if authors and not _authored_by(document.resource, authors):
+                continue
+            if categories and not _coded(document.resource, "category", categories):
+                continue
             decision = decide_document(session, document, who, services().clock.now())
             if decision.allowed:
-                shown.append(document.resource)
+                shown.append(document)
             elif decision.visible and decision.reason not in (None, t.AccessDenialReason.NO_AGREEMENT):
                 audit_request(session, Outcome.MINOR_FAILURE, entities=_decision_entities(document, decision),
                               patient_id=document.patient_id, outcome_desc=str(decision.reason), kind=AuditKind.READ)
         audit_request(session)
-    page = shown[: search.count]
-    self_url, _ = page_urls(search, "/fhir/DocumentReference", None)
-    return fhir_response(searchset(page, len(shown), self_url, None, search.ignored_outcome()))
+        page = _page(shown, search, moment.key, descending=sort.startswith("-"), sort_name=sort.lstrip("-"))
+    return fhir_response(searchset([d.resource for d in page.rows], len(shown), page.self_url, page.next_url,
+                                   search.ignored_outcome()))
+
+
+def _page(documents: list[DocumentRow], search: SearchRequest, key: str, descending: bool, sort_name: str) -> Page:
+    """Keyset paging over the documents the caller may see, ordered by (`key`, id)."""
+    documents.sort(key=lambda d: (getattr(d, key), str(d.id)), reverse=descending)
+    if search.cursor is not None:
+        try:
+            position = (parse_date(str(search.cursor["at"]), "_cursor").low, str(search.cursor["id"]))
+        except (KeyError, FhirError):
+            raise FhirError(400, "invalid", "_cursor is not a cursor this server issued") from None
+        documents = [d for d in documents
+                     if ((getattr(d, key), str(d.id)) < position if descending else (getattr(d, key), str(d.id)) > position)]
+    rows = documents[: search.count]
+    more = len(documents) > search.count
+    next_position = ({"at": getattr(rows[-1], key).isoformat(timespec="microseconds"), "id": str(rows[-1].id)}
+                     if more and rows else None)
+    search.params["_sort"] = [f"-{sort_name}" if descending else sort_name]
+    self_url, next_url = page_urls(search, "/fhir/DocumentReference", next_position)
+    return Page(rows, self_url, next_url)
 
 
 def _readable_document(session: Session, resource_id: str) -> DocumentRow:
