@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Flask
@@ -9,12 +10,17 @@ from gunicorn.app.base import BaseApplication
 
 from exchange.api.context import services
 from exchange.app import create_app
+from exchange.audit.chain import take_sealer_lock
+from exchange.audit.events import Action, Actor, AuditEntry, AuditKind, Outcome
 from exchange.audit.sealer import Sealer
+from exchange.audit.service import record
 from exchange.auth.failures import flush_failure_windows
 from exchange.auth.tokens import purge_expired
+from exchange.backends import blob_store
 from exchange.clock import Clock
 from exchange.crypto.keyring import load_keyring
 from exchange.db import Database
+from exchange.documents.housekeeping import sweep
 from exchange.settings import Settings
 
 
@@ -25,17 +31,34 @@ def _post_worker_init(worker: Any) -> None:
         ctx.database,
         ctx.clock,
         lambda: load_keyring(ctx.settings.keyring_path),
-        housekeeping=lambda: housekeeping(ctx.database, ctx.clock),
+        housekeeping=lambda: housekeeping(ctx.database, ctx.clock, ctx.settings),
     )
     sealer.start()
     app.extensions["exchange.sealer"] = sealer
 
 
-def housekeeping(database: Database, clock: Clock) -> None:
-    """Purge spent jtis and old tokens; audit the counts of closed token-failure windows."""
+def housekeeping(database: Database, clock: Clock, settings: Settings) -> None:
+    """Purge spent jtis and old tokens; audit the counts of closed token-failure windows;
+    once an hour, sweep orphan blobs and expired uploads (one process at a time)."""
     with database.transaction() as session:
         purge_expired(session, clock.now())
         flush_failure_windows(session, clock)
+    now = clock.now()
+    if now - _last_sweep.get("at", datetime.min.replace(tzinfo=UTC)) < SWEEP_INTERVAL:
+        return
+    _last_sweep["at"] = now
+    with database.transaction() as session:
+        if take_sealer_lock(session):
+            result = sweep(session, blob_store(settings), now)
+            if result.orphan_blobs or result.expired_uploads:
+                record(session, AuditEntry(kind=AuditKind.RETENTION, action=Action.DELETE, outcome=Outcome.SUCCESS,
+                                           actor=Actor(user="exchange-sweeper"),
+                                           details={"job": "sweep", "orphan-blobs": str(result.orphan_blobs),
+                                                    "expired-uploads": str(result.expired_uploads)}), clock)
+
+
+SWEEP_INTERVAL = timedelta(hours=1)
+_last_sweep: dict[str, datetime] = {}
 
 
 def _worker_exit(_server: Any, worker: Any) -> None:

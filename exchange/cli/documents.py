@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import sys
-import time
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from datetime import time as clock_time
 
 import click
@@ -22,7 +21,6 @@ from exchange.crypto.keyring import load_keyring, save_keyring
 from exchange.crypto.keys import LocalKeyProvider
 from exchange.documents.housekeeping import apply_retention, rewrap_all, sweep
 from exchange.documents.models import BinaryRow
-from exchange.storage.blobs import FileBlobStore
 
 
 @main.command("sweep")
@@ -31,15 +29,8 @@ def sweep_command(cli: CliContext) -> None:
     """Remove orphan blobs and Binaries not attached within 24 hours."""
     store = blob_store(cli.settings)
     database = cli.database()
-
-    def age(name: str) -> timedelta | None:
-        if isinstance(store, FileBlobStore):
-            path = cli.settings.data_dir / "blobs" / name[:2] / name
-            return timedelta(seconds=time.time() - path.stat().st_mtime) if path.exists() else None
-        return timedelta(days=1)  # S3 listings are eventually consistent; its lifecycle rule is the backstop
-
     with database.transaction() as session:
-        result = sweep(session, store, cli.clock.now(), age)
+        result = sweep(session, store, cli.clock.now())
         record(session, AuditEntry(kind=AuditKind.RETENTION, action=Action.DELETE, outcome=Outcome.SUCCESS,
                                    actor=Actor.operator(), details={"job": "sweep", "orphan-blobs": str(result.orphan_blobs),
                                                                     "expired-uploads": str(result.expired_uploads)}), cli.clock)

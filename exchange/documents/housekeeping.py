@@ -28,14 +28,14 @@ class SweepResult:
     expired_uploads: int
 
 
-def sweep(session: Session, store: BlobStore, now: datetime, blob_age: Callable[[str], timedelta | None]) -> SweepResult:
+def sweep(session: Session, store: BlobStore, now: datetime) -> SweepResult:
     """Remove blobs no Binary row names (older than the grace period, so in-flight uploads
     are safe), and Binaries never attached within 24 hours: their key is destroyed, then
     their blob; the row stays as a record (crypto-shredded)."""
     known = set(session.scalars(select(BinaryRow.blob_name)))
     orphans = 0
     for name in list(store.names()):
-        age = blob_age(name)
+        age = store.age(name)
         if name not in known and age is not None and age > ORPHAN_GRACE:
             store.delete(name)
             orphans += 1

@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import time
 from collections.abc import Iterable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import BinaryIO, Final, Protocol
 
@@ -39,6 +41,10 @@ class BlobStore(Protocol):
 
     def names(self) -> Iterator[str]:
         """Every blob's name (for the sweeper)."""
+        ...
+
+    def age(self, name: str) -> timedelta | None:
+        """How long ago the blob was written, or None if it is gone (for the sweeper)."""
         ...
 
 
@@ -108,6 +114,13 @@ class FileBlobStore:
     def delete(self, name: str) -> None:
         """Remove the file."""
         self._path(name).unlink(missing_ok=True)
+
+    def age(self, name: str) -> timedelta | None:
+        """Time since the file was written."""
+        try:
+            return timedelta(seconds=time.time() - self._path(name).stat().st_mtime)
+        except FileNotFoundError:
+            return None
 
     def names(self) -> Iterator[str]:
         """Every stored blob (temporary files are not blobs)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import boto3
@@ -105,6 +106,17 @@ class S3BlobStore:
             self._s3.delete_object(Bucket=self._bucket, Key=self._key(name))
         except (ClientError, BotoCoreError) as error:
             raise StorageUnavailable(f"the object store refused the delete ({type(error).__name__})") from None
+
+    def age(self, name: str) -> timedelta | None:
+        """Time since the object was last modified (S3's clock)."""
+        try:
+            modified = self._s3.head_object(Bucket=self._bucket, Key=self._key(name))["LastModified"]
+        except ClientError:
+            return None
+        except BotoCoreError as error:
+            raise StorageUnavailable(f"the object store did not answer ({type(error).__name__})") from None
+        age: timedelta = datetime.now(UTC) - modified
+        return age
 
     def names(self) -> Iterator[str]:
         """Every blob under the prefix."""

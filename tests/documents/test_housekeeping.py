@@ -53,12 +53,8 @@ def test_sweep(db: Database, tmp_path: Path) -> None:
     store.write(new_orphan, [b"ciphertext"])
     two_hours_ago = time.time() - 7200
     os.utime(tmp_path / "blobs" / old_orphan[:2] / old_orphan, (two_hours_ago, two_hours_ago))
-
-    def age(name: str) -> timedelta:
-        return timedelta(seconds=time.time() - (tmp_path / "blobs" / name[:2] / name).stat().st_mtime)
-
     with db.transaction() as session:
-        result = sweep(session, store, NOW, age)
+        result = sweep(session, store, NOW)
     assert (result.orphan_blobs, result.expired_uploads) == (1, 1)
     names = set(store.names())
     assert new_orphan in names and old_orphan not in names  # an in-flight upload's blob is spared
