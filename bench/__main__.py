@@ -6,7 +6,7 @@ document streaming, audit appends); until then this prints what exists.
 
 from __future__ import annotations
 
-from bench import aead, audit_verify, consent_decision, token_endpoint
+from bench import aead, audit_verify, consent_decision, documents, token_endpoint
 
 
 def main() -> None:
@@ -15,6 +15,7 @@ def main() -> None:
     token_endpoint.main()
     consent_decision.main()
     aead.main()
+    documents.main()
 
 
 if __name__ == "__main__":

@@ -58,6 +58,14 @@ def test_upload_and_download(client: FlaskClient, tokens: Tokens, size: int) -> 
     assert read.headers["Cache-Control"] == "no-store"
 
 
+@pytest.mark.parametrize("accept", ["*/*", "application/pdf", "application/octet-stream", "application/*"])
+def test_raw_bytes_unless_fhir_json_is_asked_for(client: FlaskClient, tokens: Tokens, accept: str) -> None:
+    data = pdf(3000)
+    binary_id = upload(client, tokens, data).get_json()["id"]
+    read = client.get(f"/fhir/Binary/{binary_id}", headers={**tokens.headers(PROVIDER), "Accept": accept})
+    assert read.data == data
+
+
 def test_fhir_json_form(client: FlaskClient, tokens: Tokens) -> None:
     data = pdf(2000)
     binary_id = upload(client, tokens, data).get_json()["id"]

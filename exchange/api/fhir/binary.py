@@ -121,7 +121,9 @@ def binary_read(resource_id: str) -> Response:
     """The decrypted content, streamed with its digests; FHIR JSON when asked for it."""
     row = _readable(resource_id)
     ctx = services()
-    as_fhir = request.accept_mimetypes.best_match(["application/fhir+json", "application/octet-stream", "*/*"]) == "application/fhir+json"
+    # Raw bytes unless the client asks for FHIR JSON specifically (`*/*` means raw).
+    wanted = request.accept_mimetypes.best_match([row.content_type, "application/octet-stream", "application/fhir+json"])
+    as_fhir = wanted == "application/fhir+json"
     if as_fhir and row.size > INLINE_LIMIT:
         raise FhirError(406, "too-costly", "documents over 10 MiB are served as raw bytes only")
     try:
