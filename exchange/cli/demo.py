@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import click
 
+from exchange.app import create_app
 from exchange.audit.events import Actor, AuditKind
 from exchange.audit.sealer import seal_all
 from exchange.cli import main
 from exchange.cli.context import CliContext, pass_context
+from exchange.demo.script import run_script
 from exchange.demo.setup import prepare_demo
 from exchange.install import initialise
 from exchange.registry.service import apply_bootstrap, known_roles
@@ -33,6 +37,12 @@ def demo(cli: CliContext, then_serve: bool, host: str, port: int, workers: int) 
         changes = apply_bootstrap(session, spec, cli.clock, Actor.operator(), AuditKind.BOOTSTRAP)
     seal_all(database)
     click.echo(f"demo set loaded ({len(changes)} change(s))" if changes else "demo set already loaded")
+    if changes:
+        click.echo("scripted exchange through the API:")
+        quiet = replace(settings, log_level="WARNING")  # the steps are the output, not request logs
+        run_script(create_app(quiet, clock=cli.clock, database=database), demo_set.private_keys,
+                   settings.token_url, cli.clock, lambda line: click.echo(f"  {line}"))
+        seal_all(database)
     base = settings.public_base_url
     click.echo("")
     click.echo(f"  API:       {base}/fhir/metadata   (health: {base}/healthz)")

@@ -7,6 +7,7 @@ import base64
 import hashlib
 import json
 import os
+import uuid
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from sqlalchemy import select
 from exchange.app import create_app
 from exchange.audit.models import AuditRecord
 from exchange.db import Database
+from exchange.documents.models import BinaryRow
 from exchange.settings import Settings
 from tests.conftest import Tokens
 from tests.factories import FrozenClock
@@ -108,15 +110,50 @@ def test_too_large_is_413_and_stores_nothing(db: Database, clock: FrozenClock, s
     assert _blobs(settings) == []
 
 
-def test_tampered_content_is_refused_and_audited(client: FlaskClient, tokens: Tokens, settings: Settings, db: Database) -> None:
-    binary_id = upload(client, tokens, pdf(5000)).get_json()["id"]
-    (blob,) = _blobs(settings)
+def _flip(blob: Path, _other: Path) -> None:
     damaged = bytearray(blob.read_bytes())
     damaged[40] ^= 0x04
     blob.write_bytes(bytes(damaged))
+
+
+def _truncate(blob: Path, _other: Path) -> None:
+    blob.write_bytes(blob.read_bytes()[:-7])
+
+
+def _swap(blob: Path, other: Path) -> None:
+    first, second = blob.read_bytes(), other.read_bytes()
+    blob.write_bytes(second)
+    other.write_bytes(first)
+
+
+@pytest.mark.parametrize("tamper", [_flip, _truncate, _swap], ids=["flipped-bit", "truncated", "swapped-blobs"])
+def test_tampered_content_is_refused_and_audited(client: FlaskClient, tokens: Tokens, settings: Settings, db: Database,
+                                                 tamper: Any) -> None:
+    binary_id = upload(client, tokens, pdf(5000)).get_json()["id"]
+    other_id = upload(client, tokens, pdf(5000)).get_json()["id"]
+    with db.transaction() as session:
+        blobs = {str(r.id): r.blob_name for r in session.scalars(select(BinaryRow))}
+    path = settings.data_dir / "blobs" / blobs[binary_id][:2] / blobs[binary_id]
+    other = settings.data_dir / "blobs" / blobs[other_id][:2] / blobs[other_id]
+    tamper(path, other)
     response = client.get(f"/fhir/Binary/{binary_id}", headers=tokens.headers(PROVIDER))
     assert response.status_code == 500
     assert b"%PDF" not in response.data
     with db.transaction() as session:
         payloads = [json.loads(p) for p in session.scalars(select(AuditRecord.payload).where(AuditRecord.outcome == "8"))]
     assert payloads[-1]["outcomeDesc"] == "integrity: TamperedError"
+
+
+def test_data_key_wrapped_for_another_document_is_refused_and_audited(client: FlaskClient, tokens: Tokens,
+                                                                      db: Database) -> None:
+    binary_id = upload(client, tokens, pdf(5000)).get_json()["id"]
+    other_id = upload(client, tokens, pdf(5000)).get_json()["id"]
+    with db.transaction() as session:
+        one, two = session.get(BinaryRow, uuid.UUID(binary_id)), session.get(BinaryRow, uuid.UUID(other_id))
+        assert one is not None and two is not None
+        one.wrapped_key, two.wrapped_key = two.wrapped_key, one.wrapped_key
+    response = client.get(f"/fhir/Binary/{binary_id}", headers=tokens.headers(PROVIDER))
+    assert response.status_code == 500
+    with db.transaction() as session:
+        payloads = [json.loads(p) for p in session.scalars(select(AuditRecord.payload).where(AuditRecord.outcome == "8"))]
+    assert payloads[-1]["outcomeDesc"] == "integrity: KeyUnwrapError"
