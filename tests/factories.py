@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from exchange.audit.events import Action, Actor, AuditEntry, AuditKind, Outcome
+from exchange.registry.models import Organisation
 
 SPEC_DIR = Path(__file__).resolve().parents[2] / "shared" / "spec"
 EXAMPLE_BOOTSTRAP = SPEC_DIR / "examples" / "bootstrap.json"
@@ -173,3 +174,14 @@ def status_reason(code: str) -> dict[str, Any]:
 def output(kind: str, **value: Any) -> dict[str, Any]:
     """A Task.output of a task-output-type."""
     return {"type": {"coding": [{"system": f"{CB}/CodeSystem/task-output-type", "code": kind}]}, **value}
+
+
+def make_organisation(db: Any, ods: str, role: str = "provider") -> Any:
+    """Register an organisation directly (for tests below the API); its id."""
+    now = datetime(2026, 11, 23, 12, tzinfo=UTC)
+    with db.transaction() as session:
+        organisation = Organisation(ods=ods, name=f"Test {ods}", role=role, break_glass=False, version=1,
+                                    created=now, updated=now)
+        session.add(organisation)
+        session.flush()
+        return organisation.id

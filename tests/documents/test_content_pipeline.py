@@ -20,8 +20,8 @@ from exchange.db import Database
 from exchange.documents.content import ContentError
 from exchange.documents.models import BinaryRow
 from exchange.documents.service import open_content, store_content
-from exchange.registry.models import Organisation
 from exchange.storage.blobs import FileBlobStore
+from tests.factories import make_organisation
 
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
 PDF = "application/pdf"
@@ -40,12 +40,7 @@ def keys() -> LocalKeyProvider:
 
 @pytest.fixture
 def uploader(db: Database) -> object:
-    with db.transaction() as session:
-        organisation = Organisation(ods="PRV77", name="Test Trust", role="provider", break_glass=False, version=1,
-                                    created=NOW, updated=NOW)
-        session.add(organisation)
-        session.flush()
-        return organisation.id
+    return make_organisation(db, "PRV77")
 
 
 def pdf(size: int) -> bytes:

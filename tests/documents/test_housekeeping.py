@@ -16,22 +16,16 @@ from exchange.documents.housekeeping import sweep
 from exchange.documents.models import BinaryRow
 from exchange.documents.service import open_content, store_content
 from exchange.install import prepare_data_directory
-from exchange.registry.models import Organisation
 from exchange.settings import Settings
 from exchange.storage.blobs import FileBlobStore, new_blob_name
 from tests.cli_runner import exchange
-from tests.factories import FrozenClock
+from tests.factories import FrozenClock, make_organisation
 
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
 
 
 def _organisation(db: Database) -> object:
-    with db.transaction() as session:
-        organisation = Organisation(ods="PRV88", name="Sweep Trust", role="provider", break_glass=False, version=1,
-                                    created=NOW, updated=NOW)
-        session.add(organisation)
-        session.flush()
-        return organisation.id
+    return make_organisation(db, "PRV88")
 
 
 def _upload(db: Database, store: FileBlobStore, keys: LocalKeyProvider, uploader: object, when: datetime) -> BinaryRow:
