@@ -95,12 +95,17 @@ def audit_request(
     )
 
 
-def audit_refusal(status: int, reason: str) -> None:
-    """Record a refused FHIR request in a transaction of its own (the refusal stands even
-    if this fails, so a failure is logged rather than raised)."""
+def audit_refusal(
+    status: int, reason: str, entities: tuple[tuple[str, str], ...] = (), patient: str | None = None
+) -> None:
+    """Record a refused FHIR request in a transaction of its own, after the request's own
+    transaction has ended (the refusal stands even if this fails, so a failure is logged
+    rather than raised)."""
     outcome = Outcome.for_status(status)
     try:
         with services().database.transaction() as session:
-            audit_request(session, outcome, outcome_desc=reason)
+            audit_request(session, outcome, outcome_desc=reason,
+                          entities=tuple(Entity(reference, role) for reference, role in entities),
+                          patient_id=uuid.UUID(patient) if patient else None)
     except SQLAlchemyError as exc:
         log.error("could not audit a refused request", extra={"error": type(exc).__name__, "status": status})

@@ -35,7 +35,7 @@ def fhir_error_response(error: FhirError) -> Response:
     """Render a FhirError as an OperationOutcome response, auditing the refusal if the
     caller is known or the refusal is an access decision (401/403/429)."""
     if not error.audited and (g.get("caller") is not None or error.status in (401, 403, 429)):
-        audit_refusal(error.status, error.details_code or error.diagnostics)
+        audit_refusal(error.status, error.details_code or error.diagnostics, error.audit_entities, error.audit_patient)
     response = jsonify(error.outcome())
     response.status_code = error.status
     response.mimetype = "application/fhir+json"

@@ -8,11 +8,13 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Final
 
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from exchange.clock import london_date
+from exchange.consent.decision import Decision, Ignored
 from exchange.consent.service import evaluate
 from exchange.documents.models import DocumentRow
 from exchange.fhir.terminology import BREAK_GLASS_PURPOSES, AccessDenialReason, Purpose, TaskType
@@ -41,7 +43,7 @@ class DocumentDecision:
     allowed: bool
     reason: AccessDenialReason | None = None
     agreement: Agreement | None = None
-    consent_id: str | None = None
+    consent_ids: tuple[str, ...] = ()
     break_glass: bool = False
 
 
@@ -82,11 +84,29 @@ def decide_document(session: Session, document: DocumentRow, reader: Reader, now
     if patient is None:
         return NOT_VISIBLE
     decision = evaluate(session, patient, reader.organisation, reader.purpose, now)
-    deciding = decision.deciding.id if decision.deciding else None
+    consents = deciding_consents(decision)
     if not decision.permit:
         return DocumentDecision(visible=True, allowed=False, reason=decision.reason, agreement=agreement,
-                                consent_id=deciding)
-    return DocumentDecision(visible=True, allowed=True, agreement=agreement, consent_id=deciding)
+                                consent_ids=consents)
+    return DocumentDecision(visible=True, allowed=True, agreement=agreement, consent_ids=consents)
+
+
+#: For a refusal with no deciding Consent, the Consents that caused it (IHE BALP's
+#: AuthZ-consent event names "the Consent(s) that decided it").
+_CAUSES: Final = {
+    AccessDenialReason.CONSENT_WITHDRAWN: Ignored.NOT_ACTIVE,
+    AccessDenialReason.NOT_A_RECIPIENT: Ignored.NOT_FOR_RECIPIENT,
+    AccessDenialReason.DECISION_MAKER_NOT_VALID: Ignored.MAKER_NOT_VALID,
+    AccessDenialReason.CONSENT_LAPSED_YOUNG_PERSON: Ignored.LAPSED,
+}
+
+
+def deciding_consents(decision: Decision) -> tuple[str, ...]:
+    """The Consent that decided, or for a fallback refusal the ones that caused it."""
+    if decision.deciding is not None:
+        return (decision.deciding.id,)
+    cause = _CAUSES.get(decision.reason) if decision.reason is not None else None
+    return tuple(c.consent.id for c in decision.considered if cause is not None and c.ignored is cause)
 
 
 __all__ = ["NOT_VISIBLE", "DocumentDecision", "Purpose", "Reader", "decide_document"]

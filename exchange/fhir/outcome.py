@@ -63,6 +63,10 @@ class FhirError(Exception):
     headers: dict[str, str] = field(default_factory=dict)
     #: Set when the feature raising it has audited the refusal itself (with its entities).
     audited: bool = False
+    #: What the refusal's audit record should name (entities as (reference, role) pairs,
+    #: and the patient), written by the error handler after the request's transaction.
+    audit_entities: tuple[tuple[str, str], ...] = ()
+    audit_patient: str | None = None
 
     def __str__(self) -> str:
         return f"{self.status} {self.code}: {self.diagnostics}"

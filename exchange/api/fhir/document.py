@@ -90,8 +90,7 @@ def _decision_entities(document: DocumentRow, decision: DocumentDecision) -> tup
     entities = [Entity(f"DocumentReference/{document.id}"), Entity(f"Patient/{document.patient_id}", "patient")]
     if decision.agreement is not None:
         entities.append(Entity(f"Contract/{decision.agreement.id}", "agreement"))
-    if decision.consent_id is not None:
-        entities.append(Entity(f"Consent/{decision.consent_id}", "consent"))
+    entities += [Entity(f"Consent/{consent}", "consent") for consent in decision.consent_ids]
     return tuple(entities)
 
 
@@ -103,11 +102,11 @@ def enforce(session: Session, document: DocumentRow, kind: AuditKind | None = No
     justification = request.headers.get("X-Justification") if decision.break_glass else None
     if not decision.allowed:
         reason = decision.reason or t.AccessDenialReason.NO_CONSENT
-        with services().database.transaction() as audit_session:
-            audit_request(audit_session, Outcome.MINOR_FAILURE, entities=_decision_entities(document, decision),
-                          patient_id=document.patient_id, outcome_desc=reason.value, kind=kind)
+        # Audited by the error handler once this request's transaction has ended: a second
+        # write transaction opened here would wait on this one (SQLite) for nothing.
         error = forbidden(reason, f"disclosure refused: {reason.value}")
-        error.audited = True
+        error.audit_entities = tuple((e.reference, e.role) for e in _decision_entities(document, decision))
+        error.audit_patient = str(document.patient_id)
         raise error
     audit_request(session, entities=_decision_entities(document, decision), patient_id=document.patient_id,
                   custodian=_custodian_ods(session, document), kind=kind, justification=justification)
