@@ -7,7 +7,6 @@ name, fsynced and renamed, so a crash never leaves half an object under a real n
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 import time
@@ -15,6 +14,8 @@ from collections.abc import Iterable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import BinaryIO, Final, Protocol
+
+from exchange.files import write_atomically
 
 _NAME: Final = re.compile(r"^[0-9a-f]{32}$")
 READ_SIZE: Final = 1024 * 1024
@@ -82,26 +83,7 @@ class FileBlobStore:
         path = self._path(name)
         self._temporary.mkdir(mode=0o700, parents=True, exist_ok=True)
         path.parent.mkdir(mode=0o700, exist_ok=True)
-        temporary = self._temporary / f"{name}.{secrets.token_hex(4)}"
-        size = 0
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(descriptor, "wb") as handle:
-                for piece in pieces:
-                    handle.write(piece)
-                    size += len(piece)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, path)
-        except BaseException:
-            temporary.unlink(missing_ok=True)
-            raise
-        directory = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
-        return size
+        return write_atomically(path, pieces, self._temporary)
 
     def read(self, name: str) -> Iterator[bytes]:
         """Stream the file in 1 MiB pieces (opened now: a missing blob fails here)."""
