@@ -44,7 +44,7 @@ def key_provider(settings: Settings) -> KeyProvider:
 def check_document_store(settings: Settings) -> str:
     """`ok`, or why the document store cannot take documents (for `/readyz`)."""
     if settings.blob_store == "s3":
-        client = boto3.client("s3", endpoint_url=settings.s3_endpoint_url, config=_PROBE)
+        client = boto3.session.Session().client("s3", endpoint_url=settings.s3_endpoint_url, config=_PROBE)
         try:
             client.head_bucket(Bucket=settings.s3_bucket)
         except ClientError as error:
@@ -63,7 +63,7 @@ def check_document_store(settings: Settings) -> str:
 def check_key_provider(settings: Settings) -> str:
     """`ok`, or why the key provider cannot wrap or unwrap keys (for `/readyz`)."""
     if settings.key_provider == "aws-kms":
-        client = boto3.client("kms", endpoint_url=settings.kms_endpoint_url, config=_PROBE)
+        client = boto3.session.Session().client("kms", endpoint_url=settings.kms_endpoint_url, config=_PROBE)
         try:
             state = client.describe_key(KeyId=settings.kms_key_id)["KeyMetadata"].get("KeyState")
         except ClientError as error:

@@ -27,7 +27,7 @@ class AwsKmsKeyProvider:
 
     def __init__(self, key_id: str, endpoint_url: str | None = None, client: Any | None = None) -> None:
         self._key_id = key_id
-        self._kms = client or boto3.client("kms", endpoint_url=endpoint_url)
+        self._kms = client or boto3.session.Session().client("kms", endpoint_url=endpoint_url)
 
     def new_data_key(self, context: str) -> tuple[bytes, WrappedKey]:
         """A fresh AES-256 data key bound to `context` by the encryption context."""

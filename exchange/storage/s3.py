@@ -30,7 +30,7 @@ class S3BlobStore:
         self._bucket = bucket
         self._prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self._encryption = {"ServerSideEncryption": server_side_encryption} if server_side_encryption else {}
-        self._s3 = client or boto3.client(
+        self._s3 = client or boto3.session.Session().client(
             "s3", endpoint_url=endpoint_url,
             config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3, "mode": "standard"},
                           connect_timeout=5, read_timeout=60),
