@@ -15,7 +15,10 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import boto3
 import requests
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 
 BIN = Path(sys.executable).parent
 
@@ -80,10 +83,25 @@ def seaweedfs(directory: Path) -> Iterator[S3Server]:
              "s3.port", "s3.port.grpc", "admin.port", "admin.port.grpc", "webdav.port", "debug.port"]
     args = [str(BIN / "weed"), "mini", f"-dir={directory / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             "-admin.ui=false", f"-s3.config={config}", "-s3.encryptVolumeData",
+            # Off: their fixed default ports (8181, 9101) clash between servers run in parallel.
+            "-s3.port.iceberg=0", "-s3.port.lance=0",
             *(f"-{name}={port}" for name, port in zip(names, ports, strict=True))]
     endpoint = f"http://127.0.0.1:{ports[6]}"
+    client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=access, aws_secret_access_key=secret,
+                          region_name="us-east-1", config=Config(retries={"max_attempts": 1}, connect_timeout=2,
+                                                                 read_timeout=5, s3={"addressing_style": "path"}))
+
+    def accepts_our_credentials() -> bool:
+        # Ready only once a signed request succeeds: the port answers before the
+        # identities are loaded.
+        try:
+            client.list_buckets()
+        except (BotoCoreError, ClientError):
+            return False
+        return True
+
     with _process(args, directory / "weed.log") as process:
-        _wait(lambda: requests.get(endpoint, timeout=2).status_code in (200, 403), process, "SeaweedFS")
+        _wait(accepts_our_credentials, process, "SeaweedFS")
         yield S3Server(endpoint, access, secret)
     shutil.rmtree(directory / "data", ignore_errors=True)
 

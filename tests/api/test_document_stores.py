@@ -41,7 +41,9 @@ def store_settings(request: pytest.FixtureRequest, settings: Settings, monkeypat
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", server.secret_key)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     bucket = f"exchange-{os.urandom(4).hex()}"
-    boto3.client("s3", endpoint_url=server.endpoint, config=Config(s3={"addressing_style": "path"})).create_bucket(Bucket=bucket)
+    boto3.client("s3", endpoint_url=server.endpoint, aws_access_key_id=server.access_key,
+                 aws_secret_access_key=server.secret_key, region_name="us-east-1",
+                 config=Config(s3={"addressing_style": "path"})).create_bucket(Bucket=bucket)
     return replace(settings, blob_store="s3", s3_bucket=bucket, s3_endpoint_url=server.endpoint,
                    max_document_bytes=400 * MIB)
 

@@ -136,7 +136,8 @@ def test_readiness_probes_kms_and_vault(tmp_path: Path, settings: Settings, db: 
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-2")
     with moto_kms(tmp_path) as endpoint:
-        client = boto3.client("kms", endpoint_url=endpoint)
+        client = boto3.client("kms", endpoint_url=endpoint, region_name="eu-west-2",
+                              aws_access_key_id="test", aws_secret_access_key="test")
         key_id = client.create_key()["KeyMetadata"]["KeyId"]
         kms = replace(settings, key_provider="aws-kms", kms_key_id=key_id, kms_endpoint_url=endpoint)
         assert _ready(kms, db, clock)[0] == 200
