@@ -232,6 +232,14 @@ def _holder_of_parental_responsibility(
     return MakerValidity(True, f"{code}: {PARENTAL_RESPONSIBILITY_SOURCES[code]}")
 
 
+def lacking_capacity(assessments: Sequence[CapacityAssessment], on: date) -> CapacityAssessment | None:
+    """A counting Mental Capacity Act assessment on `on` that found a lack of capacity
+    (Mental Capacity Act 2005 s.2), or None: capacity is then presumed (s.1(2))."""
+    return counting_assessment(
+        assessments, CapacityAssessmentType.MENTAL_CAPACITY_ACT, CapacityAssessmentOutcome.LACKS_CAPACITY, on
+    )
+
+
 def _child_themself(
     birth: date, stage: LifeStage, on: date, assessments: Sequence[CapacityAssessment]
 ) -> MakerValidity:
@@ -261,12 +269,7 @@ def _child_themself(
             f"the child themself, aged {age}: Gillick competent (assessment of "
             f"{competent.effective}; Gillick v West Norfolk 1985)",
         )
-    lacks = counting_assessment(
-        assessments,
-        CapacityAssessmentType.MENTAL_CAPACITY_ACT,
-        CapacityAssessmentOutcome.LACKS_CAPACITY,
-        on,
-    )
+    lacks = lacking_capacity(assessments, on)
     if lacks is not None:
         return MakerValidity(
             False,
@@ -290,12 +293,7 @@ def _young_person_themself(
             f"date {school_leaving_date(birth)}; Children and Families Act 2014 s.83(2)), so the "
             "basis is gillick-competent-child, not young-person",
         )
-    lacks = counting_assessment(
-        assessments,
-        CapacityAssessmentType.MENTAL_CAPACITY_ACT,
-        CapacityAssessmentOutcome.LACKS_CAPACITY,
-        on,
-    )
+    lacks = lacking_capacity(assessments, on)
     if lacks is not None:
         return MakerValidity(
             False,
@@ -325,12 +323,7 @@ def _representative(
             f"{code}: the relationship's period ({maker.relationship_start or '...'} to "
             f"{maker.relationship_end or '...'}) does not include {on}",
         )
-    lacks = counting_assessment(
-        assessments,
-        CapacityAssessmentType.MENTAL_CAPACITY_ACT,
-        CapacityAssessmentOutcome.LACKS_CAPACITY,
-        on,
-    )
+    lacks = lacking_capacity(assessments, on)
     if lacks is None:
         # Mental Capacity Act 2005 s.1(2): a person is assumed to have capacity unless it
         # is established that they lack it.
