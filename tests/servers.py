@@ -32,11 +32,11 @@ def free_ports(count: int) -> list[int]:
         return [int(probe.getsockname()[1]) for probe in sockets]
 
 
-def _wait(ready: Callable[[], bool], process: subprocess.Popen[bytes], what: str, seconds: float = 60) -> None:
+def wait_until(ready: Callable[[], bool], process: subprocess.Popen[bytes], what: str, seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"{what} exited early")
+            raise RuntimeError(f"{what} exited early (see its log)")
         try:
             if ready():
                 return
@@ -47,9 +47,11 @@ def _wait(ready: Callable[[], bool], process: subprocess.Popen[bytes], what: str
 
 
 @contextmanager
-def _process(args: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def process_running(args: list[str], log: Path, env: dict[str, str] | None = None,
+                    cwd: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """A process with its output in `log`, terminated (then killed) when the block ends."""
     with log.open("wb") as output:
-        process = subprocess.Popen(args, stdout=output, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(args, stdout=output, stderr=subprocess.STDOUT, env=env, cwd=cwd)
         try:
             yield process
         finally:
@@ -100,8 +102,8 @@ def seaweedfs(directory: Path) -> Iterator[S3Server]:
             return False
         return True
 
-    with _process(args, directory / "weed.log") as process:
-        _wait(accepts_our_credentials, process, "SeaweedFS")
+    with process_running(args, directory / "weed.log") as process:
+        wait_until(accepts_our_credentials, process, "SeaweedFS")
         yield S3Server(endpoint, access, secret)
     shutil.rmtree(directory / "data", ignore_errors=True)
 
@@ -111,8 +113,8 @@ def moto_kms(directory: Path) -> Iterator[str]:
     """moto's server: the AWS KMS API on loopback (lenient: it proves wiring, not policy)."""
     port = free_ports(1)[0]
     endpoint = f"http://127.0.0.1:{port}"
-    with _process([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], directory / "moto.log") as process:
-        _wait(lambda: requests.get(f"{endpoint}/moto-api/", timeout=2).status_code == 200, process, "moto")
+    with process_running([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], directory / "moto.log") as process:
+        wait_until(lambda: requests.get(f"{endpoint}/moto-api/", timeout=2).status_code == 200, process, "moto")
         yield endpoint
 
 
@@ -130,8 +132,8 @@ def openbao(directory: Path) -> Iterator[VaultServer]:
     port, token = free_ports(1)[0], "exchange-test-root"
     address = f"http://127.0.0.1:{port}"
     args = [str(BIN / "bao"), "server", "-dev", f"-dev-listen-address=127.0.0.1:{port}", f"-dev-root-token-id={token}"]
-    with _process(args, directory / "bao.log") as process:
-        _wait(lambda: requests.get(f"{address}/v1/sys/health", timeout=2).status_code == 200, process, "OpenBao")
+    with process_running(args, directory / "bao.log") as process:
+        wait_until(lambda: requests.get(f"{address}/v1/sys/health", timeout=2).status_code == 200, process, "OpenBao")
         enabled = requests.post(f"{address}/v1/sys/mounts/transit", json={"type": "transit"},
                                 headers={"X-Vault-Token": token}, timeout=10)
         if enabled.status_code not in (200, 204):
