@@ -64,8 +64,15 @@ def _related(session: Session, document: DocumentRow, reader: Reader) -> bool:
         TaskRow.owner_id == reader.organisation_id))))
 
 
-def decide_document(session: Session, document: DocumentRow, reader: Reader, now: datetime) -> DocumentDecision:
-    """Whether `reader` may read `document` now (steps 3-5 of access.md)."""
+def decide_document(
+    session: Session,
+    document: DocumentRow,
+    reader: Reader,
+    now: datetime,
+    consent_decisions: dict[uuid.UUID, Decision] | None = None,
+) -> DocumentDecision:
+    """Whether `reader` may read `document` now (steps 3-5 of access.md). A search passes
+    `consent_decisions` so each patient's consent decision is made once, not per document."""
     if document.custodian_id == reader.organisation_id:
         return DocumentDecision(visible=True, allowed=True)
     if document.status == "entered-in-error" or not _related(session, document, reader):
@@ -80,10 +87,14 @@ def decide_document(session: Session, document: DocumentRow, reader: Reader, now
     if break_glass:
         # Safeguarding or a court order: consent is not needed (steps 1-4 still apply).
         return DocumentDecision(visible=True, allowed=True, agreement=agreement, break_glass=True)
-    patient = session.get(Patient, document.patient_id)
-    if patient is None:
-        return NOT_VISIBLE
-    decision = evaluate(session, patient, reader.organisation, reader.purpose, now)
+    decision = consent_decisions.get(document.patient_id) if consent_decisions is not None else None
+    if decision is None:
+        patient = session.get(Patient, document.patient_id)
+        if patient is None:
+            return NOT_VISIBLE
+        decision = evaluate(session, patient, reader.organisation, reader.purpose, now)
+        if consent_decisions is not None:
+            consent_decisions[document.patient_id] = decision
     consents = deciding_consents(decision)
     if not decision.permit:
         return DocumentDecision(visible=True, allowed=False, reason=decision.reason, agreement=agreement,

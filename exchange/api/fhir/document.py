@@ -37,6 +37,7 @@ from exchange.api.fhir.search import (
     split_values,
 )
 from exchange.audit.events import AuditKind, Entity, Outcome
+from exchange.consent.decision import Decision
 from exchange.documents.access import DocumentDecision, Reader, decide_document
 from exchange.documents.content import ContentError
 from exchange.documents.models import BinaryRow, DocumentRow
@@ -292,13 +293,15 @@ def document_search() -> Response:
     who = reader()
     moment = DocumentRow.last_updated if "lastUpdated" in sort else DocumentRow.date
     shown: list[DocumentRow] = []
+    consent_decisions: dict[uuid.UUID, Decision] = {}  # one consent decision per patient
+    now = services().clock.now()
     with services().database.transaction() as session:
         for document in session.scalars(select(DocumentRow).where(*conditions)):
             if authors and not _authored_by(document.resource, authors):
                 continue
             if categories and not _coded(document.resource, "category", categories):
                 continue
-            decision = decide_document(session, document, who, services().clock.now())
+            decision = decide_document(session, document, who, now, consent_decisions)
             if decision.allowed:
                 shown.append(document)
             elif decision.visible and decision.reason not in (None, t.AccessDenialReason.NO_AGREEMENT):
