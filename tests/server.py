@@ -39,8 +39,9 @@ def running_server(data_dir: Path, database_url: str, workers: int = 2, **env: s
 
 
 @contextmanager
-def world_server(tmp_path: Path, database_url: str, workers: int = 2) -> Iterator[str]:
-    """`exchange init` + bootstrap of the test world (tests.conftest), then serve it."""
+def world_server(tmp_path: Path, database_url: str, workers: int = 2, **env: str) -> Iterator[str]:
+    """`exchange init` + bootstrap of the test world (tests.conftest), then serve it (with
+    extra `EXCHANGE_*` settings in `env`, e.g. a raised rate limit)."""
     data_dir = tmp_path / "var"
     world = tmp_path / "world.json"
     world.write_text(json.dumps(world_document()), encoding="utf-8")
@@ -48,5 +49,5 @@ def world_server(tmp_path: Path, database_url: str, workers: int = 2) -> Iterato
         result = exchange(*args, data_dir=data_dir, database_url=database_url)
         if result.returncode != 0:
             raise RuntimeError(f"exchange {args[0]} failed: {result.stderr}")
-    with running_server(data_dir, database_url, workers=workers) as base:
+    with running_server(data_dir, database_url, workers=workers, **env) as base:
         yield base
