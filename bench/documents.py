@@ -31,11 +31,12 @@ def _file(directory: Path, size: int) -> Path:
     path = directory / f"payload-{size}.pdf"
     with path.open("wb") as handle:
         handle.write(b"%PDF-1.7\n")
-        remaining = size - 9
+        remaining = size - 9 - len(b"\n%%EOF\n")
         while remaining > 0:
             piece = os.urandom(min(remaining, 8 * MIB))
             handle.write(piece)
             remaining -= len(piece)
+        handle.write(b"\n%%EOF\n")
     return path
 
 

@@ -7,7 +7,7 @@ import logging
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from exchange.api import errors, health, middleware, oauth, openapi
+from exchange.api import errors, health, limits, middleware, oauth, openapi
 from exchange.api.context import EXTENSION_KEY, Services
 from exchange.api.fhir import bp as fhir_bp
 from exchange.api.fhir.auditevent import AUDIT_EVENT
@@ -66,6 +66,7 @@ def create_app(
 
     app.extensions[CLIENT_RATE] = RateLimiter(settings.rate_limit)
     middleware.init_app(app)
+    limits.init_app(app)
     errors.init_app(app)
     oauth.init_app(app, settings.token_rate_limit)
     app.register_blueprint(health.bp)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -90,7 +91,13 @@ class Server(BaseApplication):  # type: ignore[misc]
             "accesslog": None,  # our own log line per request carries the request id
             "post_worker_init": _post_worker_init,
             "worker_exit": _worker_exit,
-            "forwarded_allow_ips": "127.0.0.1",
+            # Forwarded headers are trusted only through EXCHANGE_PROXY_HOPS (ProxyFix in
+            # create_app); gunicorn's own handling would trust X-Forwarded-Proto from any
+            # local client and make every response claim HTTPS.
+            "forwarded_allow_ips": "",
+            "secure_scheme_headers": {},
+            # FHIR searches can be long; past this the request is refused with a bare 414.
+            "limit_request_line": 8190,
         }
         super().__init__()
 
@@ -104,6 +111,21 @@ class Server(BaseApplication):  # type: ignore[misc]
 
     def load(self) -> Flask:
         return create_app(self._settings)
+
+
+def exposure_warning(settings: Settings, host: str) -> str | None:
+    """A warning when the service would face clients directly: gunicorn has no header
+    timeout, so slow clients (slowloris) can tie up every worker; production runs behind
+    the reverse proxy of `infra/`, which buffers requests and enforces timeouts."""
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if loopback or settings.proxy_hops:
+        return None
+    return (f"warning: serving on {host} without EXCHANGE_PROXY_HOPS: the service must sit behind a reverse "
+            "proxy (see infra/README.md) that enforces request timeouts; on its own it is open to slow-client "
+            "attacks and cannot see clients' addresses")
 
 
 def serve(settings: Settings, host: str, port: int, workers: int) -> None:

@@ -22,8 +22,8 @@ KeyProviderKind = Literal["local", "aws-kms", "vault-transit"]
 LogFormat = Literal["json", "text"]
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-_RATE_LIMIT = re.compile(r"^\s*(?P<rate>\d+(?:\.\d+)?)\s*(?:/\s*s)?\s*(?:[:,]\s*(?P<burst>\d+))?\s*$")
-_SIZE = re.compile(r"^\s*(?P<n>\d+)\s*(?P<unit>|B|KiB|MiB|GiB)\s*$")
+_RATE_LIMIT = re.compile(r"^\s*(?P<rate>\d+(?:\.\d+)?)\s*(?:/\s*s)?\s*(?:[:,]\s*(?P<burst>\d+))?\s*$", re.ASCII)
+_SIZE = re.compile(r"^\s*(?P<n>\d+)\s*(?P<unit>|B|KiB|MiB|GiB)\s*$", re.ASCII)
 _SIZE_UNITS = {"": 1, "B": 1, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3}
 
 
@@ -211,7 +211,7 @@ def _small_count(value: str | None, variable: str) -> int:
 def _size(value: str | None, variable: str) -> int:
     if value is None:
         return 100 * 1024**2
-    match = _SIZE.match(value)
+    match = _SIZE.fullmatch(value)
     if match is None or int(match["n"]) <= 0:
         raise SettingsError(
             f"{variable} must be a positive number of bytes, optionally with B, KiB, MiB or GiB."
@@ -225,7 +225,7 @@ def _rate_limit(value: str | None, variable: str, default: RateLimit) -> RateLim
         return default
     if value.lower() in ("off", "0"):
         return RateLimit(rate=0.0, burst=0)
-    match = _RATE_LIMIT.match(value)
+    match = _RATE_LIMIT.fullmatch(value)
     if match is None or float(match["rate"]) <= 0:
         raise SettingsError(
             f"{variable} must be 'RATE[:BURST]' requests per second (e.g. 50:200), or 'off'."

@@ -166,6 +166,8 @@ def world_document() -> dict[str, object]:
     keyed with test keys (la01-case-system with one key per algorithm)."""
     document = example_bootstrap()
     document["organisations"].append({"ods": "LA02", "name": "Other Borough Council", "role": "la"})
+    # LA03 is registered but party to no agreement: it may not register children (access.md).
+    document["organisations"].append({"ods": "LA03", "name": "Unagreed Borough Council", "role": "la"})
     document["agreements"][0]["parties"].append("LA02")
     clients = {c["client_id"]: c for c in document["clients"]}
     clients["la01-case-system"]["jwks"] = public_jwks(*(signing_key(alg) for alg in ALGORITHMS))
@@ -178,6 +180,10 @@ def world_document() -> dict[str, object]:
          "jwks": public_jwks(signing_key("ES256", "la02-ig"))},
         {"client_id": "la02-case-system", "organisation": "LA02", "scopes": ALL_SCOPES,
          "jwks": public_jwks(signing_key("ES256", "la02-case-system"))},
+        {"client_id": "la03-case-system", "organisation": "LA03", "scopes": ALL_SCOPES,
+         "jwks": public_jwks(signing_key("ES256", "la03-case-system"))},
+        {"client_id": "prv02-epr", "organisation": "PRV02", "scopes": ALL_SCOPES,
+         "jwks": public_jwks(signing_key("ES256", "prv02-epr"))},
         {"client_id": "la01-everything", "organisation": "LA01", "scopes": ALL_SCOPES,
          "jwks": public_jwks(signing_key("ES256", "la01-everything"))},
         {"client_id": "la01-retired", "organisation": "LA01", "scopes": ALL_SCOPES, "enabled": False,
@@ -189,7 +195,7 @@ def world_document() -> dict[str, object]:
 def world_client(client_id: str) -> TestClient:
     """A world client with its signing key."""
     key = signing_key("ES256") if client_id == "la01-case-system" else signing_key("ES256", client_id)
-    organisation = "LA02" if client_id.startswith("la02") else client_id[:5].upper().replace("-", "")
+    organisation = client_id[:4].upper() if client_id.startswith(("la02", "la03")) else client_id[:5].upper().replace("-", "")
     return TestClient(client_id, key, organisation)
 
 

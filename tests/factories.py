@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
+import os
+import zipfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -45,6 +48,34 @@ def audit_entry(number: int = 0, **overrides: Any) -> AuditEntry:
     }
     values.update(overrides)
     return AuditEntry(**values)
+
+
+PDF_HEAD = b"%PDF-1.7\n"
+PDF_TRAILER = b"\n%%EOF\n"
+
+
+def pdf_bytes(size: int, fill: bytes | None = None) -> bytes:
+    """A document of exactly `size` bytes that passes as a PDF: the header, random (or
+    `fill`) bytes, and the `%%EOF` trailer at its end."""
+    body_size = size - len(PDF_HEAD) - len(PDF_TRAILER)
+    if body_size < 0:
+        raise ValueError(f"a PDF has at least {len(PDF_HEAD) + len(PDF_TRAILER)} bytes")
+    body = (fill * (body_size // max(len(fill), 1) + 1))[:body_size] if fill else os.urandom(body_size)
+    return PDF_HEAD + body + PDF_TRAILER
+
+
+def docx_bytes(extra: dict[str, bytes] | None = None) -> bytes:
+    """A minimal Word document (the parts every DOCX has), as a real zip."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("[Content_Types].xml", '<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/'
+                         'package/2006/content-types"/>')
+        archive.writestr("word/document.xml", '<?xml version="1.0"?><w:document xmlns:w="http://schemas.openxmlformats.'
+                         'org/wordprocessingml/2006/main"><w:body><w:p><w:r><w:t>Advice</w:t></w:r></w:p></w:body>'
+                         "</w:document>")
+        for name, data in (extra or {}).items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
 
 
 NHS_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"

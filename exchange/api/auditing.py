@@ -14,7 +14,7 @@ from exchange.api.context import services
 from exchange.audit.events import Action, Actor, AuditEntry, AuditKind, Entity, Outcome
 from exchange.audit.service import record
 from exchange.auth.caller import Caller
-from exchange.fhir.terminology import BREAK_GLASS_PURPOSES, Purpose
+from exchange.fhir.terminology import BREAK_GLASS_PURPOSES, Purpose, ReviewReason
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,8 @@ def audit_request(
     outcome_desc: str | None = None,
     kind: AuditKind | None = None,
     justification: str | None = None,
+    details: dict[str, str] | None = None,
+    review_reason: ReviewReason | None = None,
 ) -> None:
     """Record the current request in `session`'s transaction."""
     kind = kind or interaction_kind()
@@ -90,6 +92,8 @@ def audit_request(
             query=query,
             justification=justification,
             request_id=g.get("request_id"),
+            details=details or {},
+            review_reason=review_reason,
         ),
         services().clock,
     )

@@ -50,6 +50,7 @@ def _http_error(error: HTTPException) -> Response:
         description = {
             404: "there is no such endpoint or resource",
             405: f"{request.method} is not supported here",
+            413: "the request body is larger than this service accepts",
         }.get(status, error.name)
         response = fhir_error_response(
             FhirError(status, _FHIR_CODES.get(status, "exception"), description)

@@ -27,7 +27,7 @@ def init_app(app: Flask) -> None:
 def _start() -> None:
     supplied = request.headers.get("X-Request-ID", "")
     # Echo a client's id only if it is harmless; anything else could inject into logs.
-    g.request_id = supplied if _CLIENT_REQUEST_ID.match(supplied) else str(uuid.uuid4())
+    g.request_id = supplied if _CLIENT_REQUEST_ID.fullmatch(supplied) else str(uuid.uuid4())
     g.started = time.perf_counter()
     request_id_var.set(g.request_id)
 

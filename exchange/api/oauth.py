@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -21,15 +22,17 @@ from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from sqlalchemy.orm import Session
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from exchange.api.access import public
 from exchange.api.context import services
+from exchange.api.limits import bounded_body
 from exchange.api.ratelimit import RateLimiter
 from exchange.audit.events import Action, Actor, AuditEntry, AuditKind, Outcome
 from exchange.audit.service import record
-from exchange.auth.assertion import ALGORITHMS, AssertionAuthentication
+from exchange.auth.assertion import ALGORITHMS, AssertionAuthentication, claimed_key
 from exchange.auth.failures import TokenFailure, record_token_failure
-from exchange.auth.jwks import JwksCache
+from exchange.auth.jwks import JwksCache, JwksUnavailable
 from exchange.auth.scopes import RESOURCE_TYPES, ScopeError, intersect, parse_scope, parse_scopes
 from exchange.auth.tokens import (
     TOKEN_LIFETIME,
@@ -221,7 +224,8 @@ authorization = AuthorizationServer()
 
 def init_app(app: Flask, token_rate: RateLimit) -> None:
     """Bind the authorization server and the per-address token rate limiter to `app`."""
-    assertion = AssertionAuthentication(_audiences, _consume_jti, JwksCache(), now=_now)
+    assertion = AssertionAuthentication(_audiences, _consume_jti, _remote_keys, now=_now)
+    app.extensions[_JWKS_CACHE] = JwksCache()
 
     def authenticate(query_client: Any, oauth_request: Any) -> OAuthClient | None:
         # Note who the caller claimed and proved to be, for the audit record.
@@ -244,6 +248,47 @@ def init_app(app: Flask, token_rate: RateLimit) -> None:
 
 
 _TOKEN_RATE = "exchange.token_rate"  # noqa: S105 - an extension key, not a secret
+_JWKS_CACHE = "exchange.jwks_cache"
+
+
+@dataclass(frozen=True, slots=True)
+class _RemoteKeys:
+    """A `jwks_uri` client's key set, or why it could not be had, fetched for this request."""
+
+    uri: str
+    jwks: dict[str, Any] | None
+    problem: JwksUnavailable | None
+
+
+def _prefetch_remote_keys() -> None:
+    """Fetch a `jwks_uri` client's keys before the endpoint's transaction opens: on SQLite
+    that transaction holds the database's write lock, and a slow host must not hold every
+    other client's token request with it."""
+    g.remote_keys = None
+    claimed = claimed_key(request.form.get("client_assertion", ""))
+    if claimed is None:
+        return
+    client_id, kid = claimed
+    with services().database.transaction() as session:
+        client = session.get(Client, client_id)
+        uri = client.jwks_uri if client is not None and client.enabled else None
+    if uri is None:
+        return
+    try:
+        g.remote_keys = _RemoteKeys(uri, current_app.extensions[_JWKS_CACHE].get(uri, kid), None)
+    except JwksUnavailable as problem:
+        g.remote_keys = _RemoteKeys(uri, None, problem)
+
+
+def _remote_keys(uri: str, kid: str) -> dict[str, Any]:
+    """The key set prefetched for this request (never a fetch inside the transaction)."""
+    fetched: _RemoteKeys | None = g.get("remote_keys")
+    if fetched is None or fetched.uri != uri:
+        raise JwksUnavailable("the client's keys were not fetched before the request's transaction")
+    if fetched.problem is not None:
+        raise fetched.problem
+    assert fetched.jwks is not None  # noqa: S101 - set together with problem=None
+    return fetched.jwks
 
 
 def _rate_limited() -> Response | None:
@@ -259,6 +304,12 @@ def _rate_limited() -> Response | None:
 
 def _oauth_response(respond: Callable[[], Response], endpoint: str) -> Response:
     """Run an authlib endpoint in one transaction, then audit what it answered."""
+    try:
+        bounded_body()  # the form, read through its limit before anything parses it
+    except RequestEntityTooLarge:
+        _audit_failure("invalid_request", "the request body is larger than this service accepts")
+        raise
+    _prefetch_remote_keys()
     with services().database.transaction() as session:
         g.oauth_session = session
         response = respond()

@@ -130,8 +130,31 @@ def _operation(operation: Operation) -> dict[str, Any]:
         "parameters": parameters,
         "responses": responses,
     }
+    body = _request_body(operation)
+    if body is not None:
+        document["requestBody"] = body
     document["security"] = [{"bearer": []}] if operation.secured else []
     return document
+
+
+def _request_body(operation: Operation) -> dict[str, Any] | None:
+    """What a POST, PUT or PATCH takes: a FHIR resource, a JSON Patch, raw document bytes,
+    or an OAuth form."""
+    if operation.method not in ("post", "put", "patch"):
+        return None
+    if operation.path.startswith("/oauth2/"):
+        form = {"type": "object", "properties": {name: {"type": "string"} for name in (
+            "grant_type", "client_assertion_type", "client_assertion", "scope", "token", "token_type_hint")}}
+        return {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": form}}}
+    if operation.path == "/fhir/Binary":
+        raw = {"type": "string", "format": "binary"}
+        return {"required": True, "content": {media: {"schema": raw} for media in (
+            "application/pdf", "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+            "text/plain", "image/png", "image/jpeg")}}
+    if operation.method == "patch":
+        patch = {"type": "array", "items": {"type": "object", "required": ["op", "path"]}}
+        return {"required": True, "content": {"application/json-patch+json": {"schema": patch}}}
+    return {"required": True, "content": {_FHIR_JSON: {"schema": _RESOURCE}}}
 
 
 def openapi_document(base_url: str) -> dict[str, Any]:

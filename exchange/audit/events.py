@@ -143,6 +143,8 @@ class AuditEntry:
     justification: str | None = None
     request_id: str | None = None
     details: dict[str, str] = field(default_factory=dict)
+    #: Puts the event in the IG review queue (`review-reason`), shown as a `meta.tag`.
+    review_reason: t.ReviewReason | None = None
 
 
 _ENTITY_ROLES: Final = {
@@ -220,6 +222,10 @@ def to_fhir(entry: AuditEntry, event_id: uuid.UUID, recorded: datetime) -> dict[
     event: dict[str, Any] = {
         "resourceType": "AuditEvent",
         "id": str(event_id),
+    }
+    if entry.review_reason is not None:
+        event["meta"] = {"tag": [{"system": t.code_system_url("review-reason"), "code": entry.review_reason.value}]}
+    event |= {
         "type": entry.kind.type_coding,
         "subtype": [entry.kind.subtype_coding],
         "action": entry.action.value,

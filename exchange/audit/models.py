@@ -38,6 +38,9 @@ class AuditRecord(Base):
     purpose: Mapped[str | None] = mapped_column(String(64))
     break_glass: Mapped[bool] = mapped_column(Boolean, default=False)
     request_id: Mapped[str | None] = mapped_column(String(64))
+    #: Why the event needs an IG lead's review (`review-reason`): break-glass,
+    #: contested-consent, birth-date-correction; None for the rest.
+    review_reason: Mapped[str | None] = mapped_column(String(32))
 
     entity_refs: Mapped[list[AuditEntityRef]] = relationship(lazy="raise", cascade="save-update")
 
@@ -46,6 +49,13 @@ class AuditRecord(Base):
         Index("ix_audit_event_agent_org_recorded", "agent_org", "recorded"),
         Index("ix_audit_event_custodian_org_recorded", "custodian_org", "recorded"),
         Index("ix_audit_event_patient_id_recorded", "patient_id", "recorded"),
+        Index(
+            "ix_audit_event_review_reason",
+            "review_reason",
+            "recorded",
+            postgresql_where=text("review_reason IS NOT NULL"),
+            sqlite_where=text("review_reason IS NOT NULL"),
+        ),
         Index(
             "ix_audit_event_unsealed",
             "id",

@@ -39,6 +39,7 @@ def record(session: Session, entry: AuditEntry, clock: Clock = _SYSTEM_CLOCK) ->
         purpose=actor.purpose,
         break_glass=actor.break_glass,
         request_id=entry.request_id,
+        review_reason=entry.review_reason.value if entry.review_reason is not None else None,
     )
     row.entity_refs = [
         AuditEntityRef(reference=reference)

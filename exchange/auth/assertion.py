@@ -11,6 +11,8 @@ token URL (or the endpoint's own URL for revoke/introspect), `exp` at most 5 min
 
 from __future__ import annotations
 
+import json
+import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -18,14 +20,16 @@ from typing import TYPE_CHECKING, Any, Final, cast
 
 from authlib.oauth2.rfc6749 import InvalidClientError
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
-from joserfc import jwt
+from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from exchange.auth.jwks import JwksCache, JwksUnavailable
+from exchange.auth.jwks import JwksUnavailable
 
 if TYPE_CHECKING:
     from joserfc.jwk import KeySetSerialization
+
+log = logging.getLogger("exchange.auth")
 
 ALGORITHMS: Final = ["RS256", "RS384", "RS512", "ES256", "ES384", "PS256", "PS384"]
 MAX_ASSERTION_BYTES: Final = 8 * 1024
@@ -44,13 +48,16 @@ class AssertionAuthentication(JWTBearerClientAssertion):  # type: ignore[misc]
         self,
         audiences: Callable[[], list[str]],
         consume_jti: Callable[[str, str, datetime], bool],
-        jwks_cache: JwksCache,
+        remote_keys: Callable[[str, str], dict[str, Any]],
         now: Callable[[], float] = time.time,
     ) -> None:
+        """`remote_keys(jwks_uri, kid)` gives a client's published key set or raises
+        JwksUnavailable; it must not wait on the network inside the token transaction
+        (the token endpoint fetches before it opens one: `prefetch_remote_keys`)."""
         super().__init__(validate_jti=True, leeway=SKEW_SECONDS)
         self._audiences = audiences
         self._consume_jti = consume_jti
-        self._jwks_cache = jwks_cache
+        self._remote_keys = remote_keys
         self._now = now
 
     def __call__(self, query_client: Callable[[str], Any], request: Any) -> Any:
@@ -90,9 +97,12 @@ class AssertionAuthentication(JWTBearerClientAssertion):  # type: ignore[misc]
 
     def _key_set(self, client: Any, kid: str) -> KeySet:
         try:
-            jwks = client.jwks if client.jwks is not None else self._jwks_cache.get(client.jwks_uri, kid)
+            jwks = client.jwks if client.jwks is not None else self._remote_keys(client.jwks_uri, kid)
         except JwksUnavailable as exc:
-            raise InvalidClientError(description=str(exc)) from None
+            # The detail (an upstream status, a timeout) is for the operator, not for an
+            # unauthenticated caller probing the client's infrastructure.
+            log.warning("client keys unavailable", extra={"client_id": client.client_id, "reason": str(exc)})
+            raise InvalidClientError(description="The client could not be authenticated.") from None
         return KeySet.import_key_set(cast("KeySetSerialization", jwks))
 
     def process_assertion_claims(self, assertion: str, resolve_key: Any) -> dict[str, Any]:
@@ -133,3 +143,17 @@ class AssertionAuthentication(JWTBearerClientAssertion):  # type: ignore[misc]
 
     def get_audiences(self) -> list[str]:
         return self._audiences()
+
+
+def claimed_key(assertion: str) -> tuple[str, str] | None:
+    """The client id (`sub`) and `kid` an assertion claims, read without verifying it (to
+    know whose keys to fetch), or None if it does not say."""
+    if not assertion or len(assertion) > MAX_ASSERTION_BYTES:
+        return None
+    try:
+        token = jws.extract_compact(assertion.encode("ascii"))
+        claims = json.loads(token.payload)
+    except (JoseError, UnicodeError, ValueError):
+        return None
+    subject, kid = claims.get("sub") if isinstance(claims, dict) else None, token.headers().get("kid")
+    return (subject, kid) if isinstance(subject, str) and isinstance(kid, str) and subject and kid else None

@@ -56,17 +56,18 @@ class JwksCache:
 
 
 def _fetch(uri: str) -> dict[str, Any]:
+    """The key set at `uri`, within FETCH_TIMEOUT overall (connect, headers and body
+    together: a host trickling bytes cannot hold a request longer than that)."""
+    deadline = time.monotonic() + FETCH_TIMEOUT
     try:
         with requests.get(uri, timeout=FETCH_TIMEOUT, stream=True, allow_redirects=False) as response:
             if response.status_code != 200:
                 raise JwksUnavailable(f"the client's jwks_uri answered {response.status_code}")
-            body = b""
-            for chunk in response.iter_content(8192):
-                body += chunk
-                if len(body) > MAX_JWKS_BYTES:
-                    raise JwksUnavailable("the client's JWKS is larger than 64 KiB")
+            body = _body_by(response, deadline)
     except requests.RequestException as exc:
         raise JwksUnavailable(f"the client's jwks_uri could not be fetched ({type(exc).__name__})") from None
+    except TimeoutError:
+        raise JwksUnavailable(f"the client's jwks_uri did not answer within {FETCH_TIMEOUT:g} s") from None
     try:
         jwks = json.loads(body)
     except ValueError:
@@ -76,3 +77,23 @@ def _fetch(uri: str) -> dict[str, Any]:
         raise JwksUnavailable(f"the client's jwks_uri did not return a usable key set ({problem})")
     document: dict[str, Any] = jwks
     return document
+
+
+def _body_by(response: requests.Response, deadline: float) -> bytes:
+    """Read the body, each receive limited to the time left before `deadline` (a read
+    timeout alone applies per receive, which a trickle of bytes never trips)."""
+    connection = getattr(response.raw, "_connection", None)
+    sock = getattr(connection, "sock", None)
+    body = b""
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError
+        if sock is not None:
+            sock.settimeout(remaining)
+        chunk = response.raw.read1(8192)
+        if not chunk:
+            return body
+        body += chunk
+        if len(body) > MAX_JWKS_BYTES:
+            raise JwksUnavailable("the client's JWKS is larger than 64 KiB")

@@ -48,7 +48,7 @@ class Scope:
 
 def parse_scope(text: str) -> Scope:
     """Parse one scope string; raise `ScopeError` saying what is wrong."""
-    match = _SCOPE.match(text)
+    match = _SCOPE.fullmatch(text)
     if match is None:
         raise ScopeError(f"{text!r} is not a system/<Type>.<permissions> scope")
     resource, perms = match["type"], match["perms"]

@@ -21,6 +21,7 @@ from exchange.crypto.keyring import KeyringError
 from exchange.install import initialise
 from exchange.registry.service import RegistryError, apply_bootstrap, known_roles
 from exchange.registry.specs import BootstrapError, parse_bootstrap
+from exchange.server import exposure_warning
 from exchange.server import serve as run_server
 from exchange.settings import SettingsError
 
@@ -110,6 +111,9 @@ def bootstrap(cli: CliContext, file: Path) -> None:
 @pass_context
 def serve(cli: CliContext, host: str, port: int, workers: int) -> None:
     """Run the service under gunicorn with N worker processes."""
+    warning = exposure_warning(cli.settings, host)
+    if warning:
+        click.echo(warning, err=True)
     run_server(cli.settings, host, port, workers)
 
 

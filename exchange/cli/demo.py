@@ -16,6 +16,7 @@ from exchange.demo.setup import prepare_demo
 from exchange.install import initialise
 from exchange.registry.service import apply_bootstrap, known_roles
 from exchange.registry.specs import parse_bootstrap
+from exchange.server import exposure_warning
 from exchange.server import serve as run_server
 
 
@@ -60,5 +61,8 @@ def demo(cli: CliContext, then_serve: bool, host: str, port: int, workers: int) 
     click.echo(f'    curl -s -H "Authorization: Bearer $TOKEN" {base}/fhir/Organization')
     click.echo("")
     if then_serve:
+        warning = exposure_warning(settings, host)
+        if warning:
+            click.echo(warning, err=True)
         click.echo(f"serving on http://{host}:{port} with {workers} worker(s); Ctrl-C stops")
         run_server(settings, host, port, workers)

@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Uuid
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Uuid, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from exchange.db import Base, JsonDocument, UTCDateTime
@@ -24,6 +24,8 @@ class ConsentRow(Base):
     status: Mapped[str] = mapped_column(String(32))
     date_time: Mapped[datetime] = mapped_column(UTCDateTime)
     maker_valid: Mapped[bool] = mapped_column(Boolean)
+    #: Reverses another organisation's latest decision for a purpose (`consent-review#contested`).
+    contested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     version: Mapped[int] = mapped_column(Integer)
     last_updated: Mapped[datetime] = mapped_column(UTCDateTime)
     resource: Mapped[dict[str, Any]] = mapped_column(JsonDocument)

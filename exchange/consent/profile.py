@@ -52,6 +52,8 @@ STATUSES: Final = frozenset(
 )
 PATIENT_CONSENT_LOINC: Final = "59284-0"
 _ACTIONS: Final = {"disclose", "access"}
+#: Provision elements that would narrow a Consent in ways the decision does not apply.
+_UNAPPLIED_RESTRICTIONS: Final = ("dataPeriod", "class", "code", "securityLabel", "data")
 #: A FHIR id (R4 `id` datatype).
 _PATIENT_REFERENCE = re.compile(r"^Patient/[A-Za-z0-9\-.]{1,64}$")
 _PERFORMER_TYPES: Final = ("Patient", "RelatedPerson", "Organization")
@@ -146,7 +148,7 @@ def _patient(resource: dict[str, Any]) -> list[Issue]:
             )
         ]
     reference = _dict(patient).get("reference")
-    if not isinstance(reference, str) or not _PATIENT_REFERENCE.match(reference):
+    if not isinstance(reference, str) or not _PATIENT_REFERENCE.fullmatch(reference):
         return [
             _error(
                 "value",
@@ -438,10 +440,33 @@ def _provision(resource: dict[str, Any]) -> list[Issue]:
         issues += check_coding(
             purpose, PURPOSE_SYSTEM, set(Purpose), f"Consent.provision.purpose[{i}]"
         )
-    for i, action in enumerate(_list(provision.get("action"))):
+    actions = _list(provision.get("action"))
+    for i, action in enumerate(actions):
         issues += check_coding(
             action, CONSENT_ACTION_SYSTEM, _ACTIONS, f"Consent.provision.action[{i}]"
         )
+    if not any(_coding_code(action, CONSENT_ACTION_SYSTEM) == "disclose" for action in actions):
+        # Without an action the provision would be read as covering every action; the
+        # decision is about disclosure, so the record must say it is.
+        issues.append(
+            _error(
+                "required",
+                "Consent.provision.action must include disclose (consentaction)",
+                "Consent.provision.action",
+            )
+        )
+    for element in _UNAPPLIED_RESTRICTIONS:
+        if element in provision:
+            # A restriction the decision does not apply would be stored and then ignored:
+            # the Consent would grant more than the decision-maker said.
+            issues.append(
+                _error(
+                    "not-supported",
+                    f"Consent.provision.{element} is not applied by this service's consent decision, "
+                    "so a Consent restricted by it cannot be recorded",
+                    f"Consent.provision.{element}",
+                )
+            )
     for i, actor in enumerate(_list(provision.get("actor"))):
         base = f"Consent.provision.actor[{i}]"
         issues += check_coding(

@@ -63,7 +63,7 @@ _BASIS_CODES: Final = frozenset(DecisionMakerBasis)
 #: Observation statuses that mean no assessment took place (or it was recorded in error).
 _VOID_OBSERVATION_STATUSES: Final = frozenset({"cancelled", "entered-in-error"})
 
-_PARTIAL_DATE = re.compile(r"^(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?$")
+_PARTIAL_DATE = re.compile(r"^(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?$", re.ASCII)
 _END_OF_DAY = time(23, 59, 59, 999999)
 
 
@@ -156,7 +156,7 @@ def parse_instant(value: Any, *, end: bool = False) -> datetime | None:
     """
     if not isinstance(value, str):
         return None
-    partial = _PARTIAL_DATE.match(value)
+    partial = _PARTIAL_DATE.fullmatch(value)
     if partial:
         year, month, day = partial.groups()
         try:

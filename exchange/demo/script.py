@@ -55,7 +55,7 @@ def run_script(app: Flask, keys: dict[str, Path], token_url: str, clock: Clock, 
             "owner": {"identifier": {"system": ODS, "value": "PRV01"}}}
     request = _expect(http.post("/fhir/Task", json=task, headers=la), 201, "send the request")
     say(f"4. LA01 asked PRV01 for health advice: Task/{request['id']}, due {request['restriction']['period']['end']}")
-    advice = b"%PDF-1.7\n% demo health advice\n"
+    advice = b"%PDF-1.7\n% demo health advice\n%%EOF\n"
     binary = _expect(http.post("/fhir/Binary", data=advice, headers={**provider, "Content-Type": "application/pdf"}),
                      201, "upload the advice")
     document = {
@@ -85,7 +85,10 @@ def _consent(patient_id: str, date_time: str) -> dict[str, Any]:
         "extension": [{"url": f"{CB}/StructureDefinition/decision-maker",
                        "extension": [{"url": "basis", "valueCode": "parental-responsibility"}]}],
         "performer": [{"reference": "#mother"}],
-        "provision": {"type": "permit", "purpose": [{"system": f"{CB}/CodeSystem/purpose", "code": "ehcna-advice"}]},
+        "provision": {"type": "permit",
+                      "action": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentaction",
+                                              "code": "disclose"}]}],
+                      "purpose": [{"system": f"{CB}/CodeSystem/purpose", "code": "ehcna-advice"}]},
     }
 
 

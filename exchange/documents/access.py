@@ -10,18 +10,25 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
-from sqlalchemy import exists, select
+from sqlalchemy import ColumnElement, and_, exists, or_, select
 from sqlalchemy.orm import Session
 
 from exchange.clock import london_date
 from exchange.consent.decision import Decision, Ignored
 from exchange.consent.service import evaluate
 from exchange.documents.models import DocumentRow
-from exchange.fhir.terminology import BREAK_GLASS_PURPOSES, AccessDenialReason, Purpose, TaskType
+from exchange.fhir.terminology import (
+    BREAK_GLASS_PURPOSES,
+    AccessDenialReason,
+    OrganisationRole,
+    Purpose,
+    TaskType,
+)
 from exchange.patients.models import Patient
 from exchange.registry.agreements import agreement_between
 from exchange.registry.models import Agreement
 from exchange.requests.models import TaskParty, TaskRow
+from exchange.requests.workflow import OWNER, REQUESTER
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,18 +57,30 @@ class DocumentDecision:
 NOT_VISIBLE = DocumentDecision(visible=False, allowed=False)
 
 
+#: The Task roles that relate an organisation to the Task's documents. A previous owner
+#: keeps the Task and the Patient after forwarding, not the documents (`advice-requests.md`).
+DOCUMENT_PARTIES: Final = (REQUESTER, OWNER)
+
+
 def _related(session: Session, document: DocumentRow, reader: Reader) -> bool:
-    """The reader is the other party of the document's Task (requester or owner, now or
-    before), or an ICB owning a DCO quality-assurance Task for the same patient."""
-    party = session.scalar(select(exists().where(TaskParty.task_id == document.task_id,
-                                                 TaskParty.organisation_id == reader.organisation_id)))
-    if party:
-        return True
-    if reader.role != "icb":
-        return False
+    """The reader is the other party of the document's Task (its requester or current
+    owner), or an ICB owning a DCO quality-assurance Task for the same patient."""
     return bool(session.scalar(select(exists().where(
-        TaskRow.patient_id == document.patient_id, TaskRow.task_type == TaskType.DCO_QUALITY_ASSURANCE.value,
-        TaskRow.owner_id == reader.organisation_id))))
+        DocumentRow.id == document.id, related_to(reader.organisation_id, reader.role)))))
+
+
+def related_to(organisation_id: uuid.UUID, role: str) -> ColumnElement[bool]:
+    """SQL: documents whose custodian is the organisation, or (unless entered in error)
+    to which it is related as `_related` says. Index-backed, so a search by an unrelated
+    caller costs the same whether or not the child has documents."""
+    party = DocumentRow.task_id.in_(select(TaskParty.task_id).where(
+        TaskParty.organisation_id == organisation_id, TaskParty.role.in_(DOCUMENT_PARTIES)))
+    related: ColumnElement[bool] = party
+    if role == OrganisationRole.ICB:
+        related = or_(party, DocumentRow.patient_id.in_(select(TaskRow.patient_id).where(
+            TaskRow.owner_id == organisation_id, TaskRow.task_type == TaskType.DCO_QUALITY_ASSURANCE.value)))
+    return or_(DocumentRow.custodian_id == organisation_id,
+               and_(DocumentRow.status != "entered-in-error", related))
 
 
 def decide_document(
@@ -75,7 +94,7 @@ def decide_document(
     `consent_decisions` so each patient's consent decision is made once, not per document."""
     if document.custodian_id == reader.organisation_id:
         return DocumentDecision(visible=True, allowed=True)
-    if document.status == "entered-in-error" or not _related(session, document, reader):
+    if not _related(session, document, reader):
         return NOT_VISIBLE
     break_glass = reader.purpose in BREAK_GLASS_PURPOSES
     if break_glass and not reader.break_glass_allowed:
@@ -120,4 +139,4 @@ def deciding_consents(decision: Decision) -> tuple[str, ...]:
     return tuple(c.consent.id for c in decision.considered if cause is not None and c.ignored is cause)
 
 
-__all__ = ["NOT_VISIBLE", "DocumentDecision", "Purpose", "Reader", "decide_document"]
+__all__ = ["NOT_VISIBLE", "DocumentDecision", "Purpose", "Reader", "decide_document", "related_to"]

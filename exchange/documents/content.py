@@ -1,11 +1,21 @@
 """What a document's bytes are, checked while they stream (`documents.md`, Upload):
 the declared content type must match the magic bytes (text must be UTF-8), the size must
-stay under the limit (the stream stops at once when it does not), and empty is refused."""
+stay under the limit (the stream stops at once when it does not), and empty is refused.
+
+Magic bytes alone let an executable pass with a `%PDF-` prefix, and any zip pass as DOCX,
+including one that inflates a thousandfold. So the end of the stream is checked too: a
+PDF ends with its `%%EOF` trailer, and a DOCX's zip central directory (at the end of the
+file) must be readable, name the parts every Word document has, and declare no more
+content than the document limit, at no more than 100 times the file's size.
+"""
 
 from __future__ import annotations
 
 import codecs
 import hashlib
+import io
+import zipfile
+from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import Final
 
@@ -23,6 +33,16 @@ _MAGIC: Final = {
     "image/jpeg": (b"\xff\xd8\xff",),
 }
 _SNIFF: Final = 16
+PDF: Final = "application/pdf"
+DOCX: Final = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+#: ISO 32000: the trailer's `%%EOF` is in the last KiB (PDF readers look no further).
+PDF_TRAILER_WINDOW: Final = 1024
+#: How much of a DOCX's end is kept to read its central directory (Word documents' are
+#: a few KiB; the end-of-central-directory record may trail a 64 KiB comment).
+DOCX_TAIL: Final = 1024 * 1024
+#: The most a DOCX may declare it inflates to, relative to its size (zip bombs: 1000+).
+MAX_DOCX_RATIO: Final = 100
+DOCX_PARTS: Final = ("[Content_Types].xml", "word/document.xml")
 
 
 class ContentError(ValueError):
@@ -51,6 +71,8 @@ class CheckedContent:
         self._sha256 = hashlib.sha256()
         self._sha1 = hashlib.sha1(usedforsecurity=False)  # R4 Attachment.hash is SHA-1
         self._text = codecs.getincrementaldecoder("utf-8")() if declared == "text/plain" else None
+        keep = {PDF: PDF_TRAILER_WINDOW, DOCX: DOCX_TAIL}.get(declared, 0)
+        self._tail = _Tail(keep)
 
     def __iter__(self) -> Iterator[bytes]:
         head = b""
@@ -65,6 +87,7 @@ class CheckedContent:
                 if len(head) >= _SNIFF:
                     self._check_magic(head)
             self._check_text(piece, final=False)
+            self._tail.add(piece)
             self._sha256.update(piece)
             self._sha1.update(piece)
             yield piece
@@ -73,6 +96,32 @@ class CheckedContent:
         if len(head) < _SNIFF:
             self._check_magic(head)
         self._check_text(b"", final=True)
+        if self._declared == PDF:
+            self._check_pdf_trailer()
+        elif self._declared == DOCX:
+            self._check_docx()
+
+    def _check_pdf_trailer(self) -> None:
+        if b"%%EOF" not in self._tail.bytes()[-PDF_TRAILER_WINDOW:]:
+            raise ContentError(415, "the content is not application/pdf (no %%EOF trailer at its end)")
+
+    def _check_docx(self) -> None:
+        tail = self._tail.bytes()
+        try:
+            with zipfile.ZipFile(_TailFile(tail, self.size)) as archive:
+                entries = archive.infolist()
+        except (zipfile.BadZipFile, ValueError, EOFError, OSError):
+            raise ContentError(415, "the content is not a readable DOCX (its zip directory cannot be read)") from None
+        names = {entry.filename for entry in entries}
+        missing = [part for part in DOCX_PARTS if part not in names]
+        if missing:
+            raise ContentError(415, f"the content is not a Word document (no {', '.join(missing)})")
+        inflated = sum(entry.file_size for entry in entries)
+        if inflated > self._max or inflated > MAX_DOCX_RATIO * self.size:
+            raise ContentError(415, f"the DOCX declares {inflated} bytes of content in {self.size}: refused "
+                               f"(at most the document limit, and {MAX_DOCX_RATIO} times its size)")
+        if sum(entry.compress_size for entry in entries) > self.size:
+            raise ContentError(415, "the DOCX's zip directory does not match the file")
 
     def _check_magic(self, head: bytes) -> None:
         signatures = _MAGIC.get(self._declared)
@@ -101,3 +150,59 @@ class CheckedContent:
     def sha1_digest(self) -> bytes:
         """Raw SHA-1 (R4 `Attachment.hash`)."""
         return self._sha1.digest()
+
+
+class _Tail:
+    """The last `keep` bytes of a stream, without holding the rest."""
+
+    def __init__(self, keep: int) -> None:
+        self._keep = keep
+        self._pieces: deque[bytes] = deque()
+        self._held = 0
+
+    def add(self, piece: bytes) -> None:
+        if not self._keep:
+            return
+        self._pieces.append(piece)
+        self._held += len(piece)
+        while self._pieces and self._held - len(self._pieces[0]) >= self._keep:
+            self._held -= len(self._pieces.popleft())
+
+    def bytes(self) -> bytes:
+        return b"".join(self._pieces)[-self._keep:] if self._keep else b""
+
+
+class _TailFile(io.RawIOBase):
+    """The end of a file of `size` bytes, readable at its real offsets (for `zipfile`);
+    reading before the kept tail is an error: a directory that far back is refused."""
+
+    def __init__(self, tail: bytes, size: int) -> None:
+        self._tail = tail
+        self._start = size - len(tail)
+        self._size = size
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
+        self._position = base + offset
+        if self._position < 0:
+            raise ValueError("seek before the start of the file")
+        return self._position
+
+    def read(self, size: int = -1) -> bytes:
+        if self._position < self._start:
+            raise ValueError("the zip directory is not within the end of the file")
+        begin = self._position - self._start
+        end = len(self._tail) if size is None or size < 0 else begin + size
+        data = self._tail[begin:end]
+        self._position += len(data)
+        return data

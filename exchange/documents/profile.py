@@ -52,8 +52,14 @@ def document_profile_issues(resource: dict[str, Any]) -> list[Issue]:
                             ("DocumentReference.content",)))
     else:
         attachment = content[0].get("attachment") or {}
-        if not isinstance(attachment.get("title"), str) or not attachment["title"].strip():
+        title = attachment.get("title")
+        if not isinstance(title, str) or not title.strip():
             issues.append(Issue("error", "required", "the attachment needs a title",
+                                ("DocumentReference.content[0].attachment.title",)))
+        elif "<" in title or ">" in title:
+            # A title is plain text shown to people and used as a file name; markup in it
+            # is an attempt on whatever renders it (quality.md: HTML/JS in titles is refused).
+            issues.append(Issue("error", "value", "the attachment title is plain text: < and > are not allowed",
                                 ("DocumentReference.content[0].attachment.title",)))
         has_url, has_data = "url" in attachment, "data" in attachment
         if has_url == has_data:

@@ -94,6 +94,20 @@ class ConsentValidity(StrEnum):
     DECISION_MAKER_NOT_VALID = "decision-maker-not-valid"
 
 
+class ConsentReview(StrEnum):
+    """`CB/CodeSystem/consent-review` (Consent.meta.tag)."""
+
+    CONTESTED = "contested"
+
+
+class ReviewReason(StrEnum):
+    """`CB/CodeSystem/review-reason`: what puts an AuditEvent in the IG review queue."""
+
+    BREAK_GLASS = "break-glass"
+    CONTESTED_CONSENT = "contested-consent"
+    BIRTH_DATE_CORRECTION = "birth-date-correction"
+
+
 class CapacityAssessmentType(StrEnum):
     """`CB/CodeSystem/capacity-assessment-type`."""
 
@@ -259,6 +273,8 @@ CODE_SYSTEMS: Final[dict[str, type[StrEnum]]] = {
     "parental-responsibility": ParentalResponsibility,
     "young-person-representative": YoungPersonRepresentative,
     "consent-validity": ConsentValidity,
+    "consent-review": ConsentReview,
+    "review-reason": ReviewReason,
     "capacity-assessment-type": CapacityAssessmentType,
     "capacity-assessment-outcome": CapacityAssessmentOutcome,
     "task-type": TaskType,

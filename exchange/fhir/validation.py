@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 from collections.abc import Callable
 from typing import Any, Final
 
 from pydantic import ValidationError
 
+from exchange.fhir.narrative import resource_narrative_issues
 from exchange.fhir.outcome import FhirError, Issue, invalid
 
-#: A body larger than this is refused before parsing (`api.md`: 413). Binary uploads stream
-#: and have their own limit.
-MAX_RESOURCE_BYTES: Final = 1024 * 1024
 #: Nesting deeper than this is refused: deep JSON is an attack on parsers, not a resource.
 MAX_DEPTH: Final = 64
 
@@ -39,9 +38,8 @@ def model_class(resource_type: str) -> Any:
 
 
 def parse_json(body: bytes) -> Any:
-    """Parse a request body as JSON; 400 if it is not JSON, 413 if it is too big or deep."""
-    if len(body) > MAX_RESOURCE_BYTES:
-        raise FhirError(413, "too-costly", "the resource is larger than this service accepts")
+    """Parse a request body (already size-limited) as JSON; 400 if it is not JSON or is
+    nested too deep."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
@@ -50,7 +48,9 @@ def parse_json(body: bytes) -> Any:
         raise FhirError(400, "structure", f"the JSON is nested deeper than {MAX_DEPTH} levels")
     try:
         return json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):
+        # ValueError covers malformed JSON and numbers too long to convert (Python's
+        # 4,300-digit limit on integers): neither is a resource.
         raise FhirError(400, "structure", "the body is not valid JSON") from None
 
 
@@ -105,11 +105,34 @@ def validate_resource(data: Any, resource_type: str) -> dict[str, Any]:
         model_class(resource_type).model_validate(data)
     except ValidationError as error:
         raise invalid(_pydantic_issues(error, resource_type)) from None
-    issues = [issue for check in _profile_checks.get(resource_type, []) for issue in check(data)]
+    issues = _control_character_issues(data, resource_type) or resource_narrative_issues(data)
+    issues += [issue for check in _profile_checks.get(resource_type, []) for issue in check(data)]
     errors = [issue for issue in issues if issue.severity in ("error", "fatal")]
     if errors:
         raise invalid(errors)
     return data
+
+
+#: R4's `string` is `[ \r\n\t\S]+`: no other control character (PostgreSQL cannot even
+#: store NUL in JSON).
+_CONTROL_CHARACTER: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _control_character_issues(data: Any, path: str) -> list[Issue]:
+    """Control characters anywhere in the resource (keys or values), each with its path."""
+    if isinstance(data, str):
+        return [Issue("error", "value", f"{path}: control characters are not allowed in FHIR strings", (path,))] \
+            if _CONTROL_CHARACTER.search(data) else []
+    if isinstance(data, dict):
+        issues = []
+        for key, value in data.items():
+            if _CONTROL_CHARACTER.search(key):
+                issues.append(Issue("error", "structure", f"{path}: an element name has control characters", (path,)))
+            issues += _control_character_issues(value, f"{path}.{key}")
+        return issues
+    if isinstance(data, list):
+        return [issue for index, item in enumerate(data) for issue in _control_character_issues(item, f"{path}[{index}]")]
+    return []
 
 
 def check_coding(

@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from typing import Final
 
-_TEN_DIGITS: Final = re.compile(r"^\d{10}$")
+#: Ten ASCII digits, the whole string: `\d` would take fullwidth or Arabic-Indic digits and
+#: `$` a trailing newline, each a way to register one child twice.
+_TEN_DIGITS: Final = re.compile(r"[0-9]{10}")
 
 
 def is_valid_nhs_number(value: str) -> bool:
@@ -14,7 +16,7 @@ def is_valid_nhs_number(value: str) -> bool:
     Weights 10..2 over the first nine digits; check = 11 - (sum mod 11), 11 becomes 0,
     and 10 means the number can never be valid.
     """
-    if not _TEN_DIGITS.match(value):
+    if not _TEN_DIGITS.fullmatch(value):
         return False
     total = sum(int(digit) * weight for digit, weight in zip(value[:9], range(10, 1, -1), strict=True))
     check = 11 - total % 11

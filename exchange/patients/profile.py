@@ -1,5 +1,6 @@
 """This service's rules for Patient beyond R4 structure: an NHS number that passes its
-check digit, and a birth date (the consent decision depends on it)."""
+check digit, a birth date (the consent decision depends on it), and nothing else but a name
+and gender (data minimisation, `api.md`)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,26 @@ from exchange.fhir.terminology import NHS_NUMBER_SYSTEM
 from exchange.patients.nhs_number import is_valid_nhs_number
 
 _GENDERS = frozenset({"male", "female", "other", "unknown"})
+#: Elements a client may send: what is kept, plus what the server sets anyway.
+_ACCEPTED = frozenset({"resourceType", "id", "meta", "identifier", "birthDate", "name", "gender"})
 
 
 def patient_profile_issues(resource: dict[str, Any]) -> list[Issue]:
     """Problems with a Patient's NHS number and birth date, each with its expression."""
-    issues: list[Issue] = []
+    issues: list[Issue] = [
+        Issue("error", "business-rule",
+              f"Patient.{element} is not kept: the exchange holds only the NHS number, birth date, name and gender "
+              "of a child (data minimisation, UK GDPR Art. 5(1)(c)); it is not a case-management system",
+              (f"Patient.{element}",))
+        for element in sorted(set(resource) - _ACCEPTED)
+    ]
     identifiers = resource.get("identifier") or []
+    issues += [
+        Issue("error", "business-rule", f"only the NHS number ({NHS_NUMBER_SYSTEM}) is kept as a Patient identifier",
+              (f"Patient.identifier[{index}]",))
+        for index, identifier in enumerate(identifiers)
+        if not (isinstance(identifier, dict) and identifier.get("system") == NHS_NUMBER_SYSTEM)
+    ]
     nhs = [(i, x) for i, x in enumerate(identifiers) if isinstance(x, dict) and x.get("system") == NHS_NUMBER_SYSTEM]
     if len(nhs) != 1:
         issues.append(

@@ -1,5 +1,6 @@
-"""Patient use cases: registration (one Patient per NHS number, registrants added without
-revealing earlier ones), visibility, reads and updates (`access.md`)."""
+"""Patient use cases: registration (one Patient per NHS number; every registrant keeps its
+own view of it and learns nothing of the others), visibility, reads and updates
+(`access.md`, "register Patient", "update Patient", "see a Patient")."""
 
 from __future__ import annotations
 
@@ -8,29 +9,60 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Final
 
-from sqlalchemy import exists, select
+from sqlalchemy import Select, exists, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from exchange.fhir.terminology import NHS_NUMBER_SYSTEM
-from exchange.patients.models import Patient, PatientAccess
+from exchange.patients.models import Patient, PatientAccess, PatientRegistration
 from exchange.resources.service import keep_version, stamp
 
 REGISTRANT: Final = "registrant"
+TASK_REQUESTER: Final = "task-requester"
+TASK_OWNER: Final = "task-owner"
+CUSTODIAN: Final = "custodian"
+#: Relationships that are care, not mere registration: a Task's requester or owner, now or
+#: before (`access.md`: who reads a patient's Consents).
+CARE_RELATIONSHIPS: Final = (TASK_REQUESTER, TASK_OWNER)
+#: What a Patient may hold (UK GDPR Art. 5(1)(c), `api.md`): the exchange is not a
+#: case-management system, so anything else is refused by the profile.
+KEPT_ELEMENTS: Final = ("identifier", "birthDate", "name", "gender")
 
 
 class BirthDateConflict(ValueError):
     """The NHS number is registered with a different birth date (409)."""
 
 
+class NotFirstRegistrant(PermissionError):
+    """Only the organisation that registered a patient first may update it (403)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Registration:
-    """The outcome of registering a Patient: the stored patient and whether this was the
-    organisation's first registration of that NHS number (201) or a repeat (200)."""
+    """The outcome of registering a Patient: the patient, the caller's own view of it, and
+    whether this was the organisation's first registration of that NHS number (201) or a
+    repeat (200)."""
 
     patient: Patient
+    view: PatientRegistration
     first_for_organisation: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BirthDateCorrection:
+    """A changed birth date: consent decisions depend on it, so IG reviews it."""
+
+    old: date
+    new: date
+
+
+@dataclass(frozen=True, slots=True)
+class Updated:
+    """The first registrant's new view, and the birth-date correction it made, if any."""
+
+    view: PatientRegistration
+    correction: BirthDateCorrection | None
 
 
 def nhs_number_of(resource: dict[str, Any]) -> str | None:
@@ -71,6 +103,12 @@ def can_see(session: Session, patient_id: uuid.UUID, organisation_id: uuid.UUID)
     )
 
 
+def in_care_of(organisation_id: uuid.UUID) -> Select[uuid.UUID]:
+    """The ids of patients for whom the organisation is or was a Task's requester or owner."""
+    return select(PatientAccess.patient_id).where(
+        PatientAccess.organisation_id == organisation_id, PatientAccess.relationship.in_(CARE_RELATIONSHIPS))
+
+
 def visible_patient(session: Session, patient_id: uuid.UUID, organisation_id: uuid.UUID) -> Patient | None:
     """The patient if the organisation may see them; None either way otherwise, so a caller
     with no relationship cannot tell whether the patient exists."""
@@ -80,39 +118,99 @@ def visible_patient(session: Session, patient_id: uuid.UUID, organisation_id: uu
     return patient
 
 
+def view_of(session: Session, patient: Patient, organisation_id: uuid.UUID) -> PatientRegistration:
+    """The Patient as `organisation_id` sees it: its own registration if it registered the
+    patient, else (a Task party or custodian) the first registrant's."""
+    views = session.scalars(
+        select(PatientRegistration).where(
+            PatientRegistration.patient_id == patient.id,
+            (PatientRegistration.organisation_id == organisation_id) | PatientRegistration.first.is_(True),
+        )
+    ).all()
+    own = [view for view in views if view.organisation_id == organisation_id]
+    return own[0] if own else next(view for view in views if view.first)
+
+
+def _kept(resource: dict[str, Any], nhs_number: str) -> dict[str, Any]:
+    """Only what the exchange keeps of a (validated) Patient."""
+    kept: dict[str, Any] = {"resourceType": "Patient",
+                            "identifier": [{"system": NHS_NUMBER_SYSTEM, "value": nhs_number}]}
+    for element in KEPT_ELEMENTS[1:]:
+        if element in resource:
+            kept[element] = resource[element]
+    return kept
+
+
 def register(session: Session, resource: dict[str, Any], organisation_id: uuid.UUID, now: datetime) -> Registration:
     """Register a (validated) Patient for an organisation.
 
-    A new NHS number creates the Patient. A known one makes the organisation a registrant
-    without revealing who else registered it; the stored Patient is kept as it is. A birth
-    date that contradicts the stored one raises BirthDateConflict.
+    A new NHS number creates the Patient, with the organisation as its first registrant.
+    A known one makes the organisation a registrant with its own view (the shared NHS
+    number and birth date, its own name and gender) without revealing who else registered
+    it; a repeat returns the organisation's view unchanged. A birth date that contradicts
+    the stored one raises BirthDateConflict.
     """
     nhs_number = nhs_number_of(resource)
     if nhs_number is None:
         raise ValueError("a Patient needs an NHS number")
     birth_date = date.fromisoformat(resource["birthDate"])
     patient = find_by_nhs_number(session, nhs_number)
+    first_registrant = patient is None
     if patient is None:
-        patient_id = uuid.uuid4()
-        stored = stamp(resource, patient_id, 1, now)
-        patient = Patient(
-            id=patient_id, nhs_number=nhs_number, birth_date=birth_date, version=1, last_updated=now, resource=stored
-        )
+        patient = Patient(id=uuid.uuid4(), nhs_number=nhs_number, birth_date=birth_date)
         session.add(patient)
         session.flush()  # a concurrent first registration fails here, on the unique key
-        keep_version(session, stored, now)
     elif patient.birth_date != birth_date:
         raise BirthDateConflict("the NHS number is registered with a different birth date")
-    first = grant_access(session, patient.id, organisation_id, REGISTRANT, now)
-    return Registration(patient, first)
+    existing = session.scalars(select(PatientRegistration).where(
+        PatientRegistration.patient_id == patient.id, PatientRegistration.organisation_id == organisation_id)).first()
+    if existing is not None:
+        return Registration(patient, existing, first_for_organisation=False)
+    view_id = patient.id if first_registrant else uuid.uuid4()
+    stored = stamp(_kept(resource, nhs_number), view_id, 1, now)
+    stored["id"] = str(patient.id)  # every view is the one Patient
+    view = PatientRegistration(id=view_id, patient_id=patient.id, organisation_id=organisation_id,
+                               first=first_registrant, version=1, last_updated=now, resource=stored)
+    session.add(view)
+    session.flush()  # a concurrent registration by the same organisation fails here
+    _keep_view_version(session, view, now)
+    grant_access(session, patient.id, organisation_id, REGISTRANT, now)
+    return Registration(patient, view, first_for_organisation=True)
 
 
-def update(session: Session, patient: Patient, resource: dict[str, Any], now: datetime) -> Patient:
-    """Store a new version of a Patient (the NHS number cannot change: checked by the caller)."""
-    patient.version += 1
-    stored = stamp(resource, patient.id, patient.version, now)
-    patient.resource = stored
-    patient.birth_date = date.fromisoformat(resource["birthDate"])
-    patient.last_updated = now
-    keep_version(session, stored, now)
-    return patient
+def update(session: Session, patient: Patient, organisation_id: uuid.UUID, resource: dict[str, Any],
+           now: datetime) -> Updated:
+    """The first registrant stores a new version of its Patient (the NHS number cannot
+    change: checked by the caller). A birth-date correction reaches every registrant's
+    view, since consent decisions for the child depend on it."""
+    view = view_of(session, patient, organisation_id)
+    if not view.first or view.organisation_id != organisation_id:
+        raise NotFirstRegistrant("only the organisation that registered the patient first may update it")
+    new_birth_date = date.fromisoformat(resource["birthDate"])
+    correction = None
+    if new_birth_date != patient.birth_date:
+        correction = BirthDateCorrection(patient.birth_date, new_birth_date)
+        patient.birth_date = new_birth_date
+        others = session.scalars(select(PatientRegistration).where(
+            PatientRegistration.patient_id == patient.id, PatientRegistration.id != view.id))
+        for other in others:
+            _next_version(session, other, {**other.resource, "birthDate": new_birth_date.isoformat()}, now)
+    _next_version(session, view, _kept(resource, patient.nhs_number), now)
+    return Updated(view, correction)
+
+
+def _next_version(session: Session, view: PatientRegistration, resource: dict[str, Any], now: datetime) -> None:
+    view.version += 1
+    view.resource = {**stamp(resource, view.id, view.version, now), "id": str(view.patient_id)}
+    view.last_updated = now
+    _keep_view_version(session, view, now)
+
+
+def _keep_view_version(session: Session, view: PatientRegistration, now: datetime) -> None:
+    """Each view's versions are kept under the view's id (the first one's is the patient's)."""
+    keep_version(session, {**view.resource, "id": str(view.id)}, now)
+
+
+def view_version(view: PatientRegistration, stored: dict[str, Any]) -> dict[str, Any]:
+    """A kept version of a view, as served (with the patient's id)."""
+    return {**stored, "id": str(view.patient_id)}

@@ -60,3 +60,14 @@ def uncovered_purposes(session: Session, organisation: uuid.UUID, purposes: Iter
         )
     )
     return [purpose for purpose in wanted if purpose not in covered]
+
+
+def party_to_an_agreement(session: Session, organisation: uuid.UUID, on: date) -> bool:
+    """Whether `organisation` is a party to some executed agreement in force on `on`
+    (registering a patient needs one: `access.md`)."""
+    return session.scalar(
+        select(AgreementParty.agreement_id)
+        .join(Agreement, Agreement.id == AgreementParty.agreement_id)
+        .where(AgreementParty.organisation_id == organisation, _in_force(on))  # type: ignore[arg-type]
+        .limit(1)
+    ) is not None

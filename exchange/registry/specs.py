@@ -24,6 +24,13 @@ from exchange.fhir.terminology import OrganisationRole, Purpose
 from exchange.registry.passwords import is_argon2id_hash
 
 ODS_CODE: Final = re.compile(r"^[A-Z0-9]{2,16}$")
+
+
+def is_ods_code(value: str) -> bool:
+    """Whether `value` is an ODS code: 2-16 ASCII capitals and digits, nothing else."""
+    return ODS_CODE.fullmatch(value) is not None
+
+
 IDENTIFIER: Final = re.compile(r"^[A-Za-z0-9._@-]{1,128}$")
 CONSOLE_ROLES: Final = ("ig-lead", "dco", "admin")
 AGREEMENT_STATUSES: Final = ("executed", "terminated", "revoked")
@@ -130,7 +137,7 @@ def _string(
     if not isinstance(value, str) or not value.strip():
         problems.add(where, f"{key} must be a non-empty string")
         return None
-    if pattern is not None and not pattern.match(value):
+    if pattern is not None and not pattern.fullmatch(value):
         problems.add(where, f"{key} {value!r} is not valid")
         return None
     return value

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from exchange.clock import LONDON, london_date
 from exchange.fhir.terminology import ODS_SYSTEM, Purpose, TaskInputType, TaskType
 from exchange.patients.models import Patient
-from exchange.patients.service import grant_access
+from exchange.patients.service import TASK_OWNER, TASK_REQUESTER, grant_access
 from exchange.registry.models import Organisation
 from exchange.requests.clock_rules import business_status, due_date
 from exchange.requests.models import TaskParty, TaskRow
@@ -92,8 +92,8 @@ def create_task(session: Session, resource: dict[str, Any], patient: Patient, re
     keep_version(session, stored, now)
     _add_party(session, task_id, requester.id, REQUESTER)
     _add_party(session, task_id, owner.id, OWNER)
-    grant_access(session, patient.id, requester.id, "task-requester", now)
-    grant_access(session, patient.id, owner.id, "task-owner", now)
+    grant_access(session, patient.id, requester.id, TASK_REQUESTER, now)
+    grant_access(session, patient.id, owner.id, TASK_OWNER, now)
     return row
 
 
@@ -109,7 +109,8 @@ def apply_change(session: Session, row: TaskRow, resource: dict[str, Any], chang
     body = {k: v for k, v in resource.items() if k not in ("businessStatus",)}
     current = row.resource
     # What the server manages stays the server's, whatever the client sent.
-    for key in ("requester", "authoredOn", "restriction", "for", "code", "intent"):
+    for key in ("requester", "authoredOn", "restriction", "for", "code", "intent", "text"):
+        body.pop(key, None)
         if key in current:
             body[key] = current[key]
     body["lastModified"] = instant(now)
@@ -121,7 +122,7 @@ def apply_change(session: Session, row: TaskRow, resource: dict[str, Any], chang
         _add_party(session, row.id, row.owner_id, PREVIOUS_OWNER)
         session.execute(delete(TaskParty).where(TaskParty.task_id == row.id, TaskParty.role == OWNER))
         _add_party(session, row.id, new_owner.id, OWNER)
-        grant_access(session, row.patient_id, new_owner.id, "task-owner", now)
+        grant_access(session, row.patient_id, new_owner.id, TASK_OWNER, now)
         row.owner_id = new_owner.id
         body["owner"] = organisation_reference(new_owner)
     else:

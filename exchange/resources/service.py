@@ -46,8 +46,10 @@ def keep_version(session: Session, resource: dict[str, Any], now: datetime) -> N
     )
 
 
-def read_version(session: Session, resource_type: str, resource_id: uuid.UUID, version: int) -> dict[str, Any] | None:
-    """One version of a resource, or None."""
+def read_version(session: Session, resource_type: str, resource_id: uuid.UUID, version: int | None) -> dict[str, Any] | None:
+    """One version of a resource, or None (also when `version` is None: no such version)."""
+    if version is None:
+        return None
     row = session.get(ResourceVersion, (resource_type, resource_id, version))
     return row.resource if row is not None else None
 

@@ -62,7 +62,7 @@ def new_blob_name() -> str:
 
 def check_name(name: str) -> str:
     """`name` if it is a blob name this service makes; ValueError otherwise."""
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise ValueError("not a blob name")
     return name
 
@@ -107,5 +107,5 @@ class FileBlobStore:
     def names(self) -> Iterator[str]:
         """Every stored blob (temporary files are not blobs)."""
         for path in self._root.glob("??/*"):
-            if _NAME.match(path.name):
+            if _NAME.fullmatch(path.name):
                 yield path.name

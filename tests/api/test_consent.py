@@ -19,6 +19,7 @@ from tests.factories import (
     consent_json,
     nhs_number,
     patient_json,
+    task_json,
     young_person_json,
 )
 
@@ -208,8 +209,11 @@ def test_withdrawal_rules(child: Any, client: FlaskClient, tokens: Tokens) -> No
     other = client.put(url, json={**consent, "status": "inactive"}, headers=tokens.headers("la02-case-system"))
     assert other.status_code == 404  # LA02 cannot see this child
     client.post("/fhir/Patient", json=patient_json(c.number, "2015-03-02"), headers=tokens.headers("la02-case-system"))
+    registrant = client.put(url, json={**consent, "status": "inactive"}, headers=tokens.headers("la02-case-system"))
+    assert registrant.status_code == 404  # registering the child is no care relationship (access.md)
+    assert client.post("/fhir/Task", json=task_json(c.id), headers=tokens.headers("la02-case-system")).status_code == 201
     seeing = client.put(url, json={**consent, "status": "inactive"}, headers=tokens.headers("la02-case-system"))
-    assert seeing.status_code == 403  # LA02 now sees the child but did not record the Consent
+    assert seeing.status_code == 403  # LA02 now reads the child's Consents but did not record this one
     reworded = {**consent, "provision": {**consent["provision"], "type": "deny"}}
     assert client.put(url, json=reworded, headers=tokens.headers(LA)).status_code == 422
     assert client.put(url, json={**consent, "status": "inactive"}, headers=tokens.headers(LA)).status_code == 200

@@ -19,7 +19,7 @@ from exchange.app import create_app
 from exchange.db import Database
 from exchange.settings import Settings
 from tests.conftest import Tokens
-from tests.factories import FrozenClock
+from tests.factories import FrozenClock, pdf_bytes
 from tests.servers import S3Server, seaweedfs
 
 PROVIDER = "prv01-epr"
@@ -52,8 +52,8 @@ def _round_trip(store_settings: Settings, db: Database, clock: FrozenClock, size
     app = create_app(store_settings, clock=clock, database=db)
     http = app.test_client()
     tokens = Tokens(http, clock)
-    if size >= 9:
-        data, content_type = b"%PDF-1.7\n" + os.urandom(size - 9), "application/pdf"
+    if size >= 16:
+        data, content_type = pdf_bytes(size), "application/pdf"
     else:
         data, content_type = b"x" * size, "text/plain"
     created = http.post("/fhir/Binary", input_stream=io.BytesIO(data),

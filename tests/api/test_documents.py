@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from typing import Any
 
 from flask.testing import FlaskClient
@@ -13,9 +12,10 @@ from sqlalchemy import select
 from exchange.audit.models import AuditRecord
 from exchange.db import Database
 from tests.conftest import Tokens
-from tests.factories import CB, consent_json, nhs_number, patient_json, task_json
+from tests.factories import CB, consent_json, nhs_number, patient_json, pdf_bytes, task_json
 
 LA, PROVIDER, ICB, OTHER_LA = "la01-case-system", "prv01-epr", "icb01-dco", "la02-case-system"
+REVISED = b"%PDF-1.7\nrevised advice\n%%EOF\n"
 JUSTIFICATION = "Section 47 enquiry opened today; urgent health information needed."
 
 
@@ -46,7 +46,7 @@ class Flow:
         consent = client.post("/fhir/Consent", json=consent_json(self.patient, "2026-10-01T10:00:00+01:00"), headers=headers)
         self.consent = consent.get_json()
         self.task = client.post("/fhir/Task", json=task_json(self.patient), headers=headers).get_json()["id"]
-        self.advice = b"%PDF-1.7\n" + os.urandom(200_000)
+        self.advice = pdf_bytes(200_000)
 
     def upload(self) -> dict[str, Any]:
         binary = self.client.post("/fhir/Binary", data=self.advice, headers={**self.tokens.headers(PROVIDER),
@@ -135,13 +135,13 @@ def test_break_glass_read_is_flagged(client: FlaskClient, tokens: Tokens, db: Da
 def test_inline_content_and_supersede(client: FlaskClient, tokens: Tokens) -> None:
     flow = Flow(client, tokens)
     first = flow.upload()
-    inline = _document(flow.patient, flow.task, data=b"%PDF-1.7\nrevised advice",
+    inline = _document(flow.patient, flow.task, data=REVISED,
                        relatesTo=[{"code": "replaces", "target": {"reference": f"DocumentReference/{first['id']}"}}])
     second = client.post("/fhir/DocumentReference", json=inline, headers=tokens.headers(PROVIDER))
     assert second.status_code == 201, second.get_json()
     assert flow.get(f"/fhir/DocumentReference/{first['id']}", PROVIDER).get_json()["status"] == "superseded"
     content = flow.get(f"/fhir/{second.get_json()['content'][0]['attachment']['url']}", LA)
-    assert content.data == b"%PDF-1.7\nrevised advice"
+    assert content.data == REVISED
 
 
 def test_only_the_tasks_owner_provides_advice(client: FlaskClient, tokens: Tokens) -> None:

@@ -30,7 +30,7 @@ def test_refused_document_read_is_prompt_and_audited(tmp_path: Path, fresh_datab
         consent = requests.post(f"{base}/fhir/Consent", json=consent_json(patient, "2026-10-01T10:00:00+01:00"),
                                 headers=la, timeout=20).json()
         task = requests.post(f"{base}/fhir/Task", json=task_json(patient), headers=la, timeout=20).json()["id"]
-        binary = requests.post(f"{base}/fhir/Binary", data=b"%PDF-1.7\nadvice",
+        binary = requests.post(f"{base}/fhir/Binary", data=b"%PDF-1.7\nadvice\n%%EOF",
                                headers={**provider, "Content-Type": "application/pdf"}, timeout=20).json()["id"]
         document = requests.post(f"{base}/fhir/DocumentReference", headers=provider, timeout=20, json={
             "resourceType": "DocumentReference", "status": "current", "docStatus": "final",

@@ -29,6 +29,8 @@ class JwksServer:
     def __init__(self) -> None:
         self.body: bytes = b"{}"
         self.delay = 0.0
+        self.status = 200
+        self.trickle = 0.0
         self.hits = 0
         outer = self
 
@@ -36,10 +38,18 @@ class JwksServer:
             def do_GET(self) -> None:
                 outer.hits += 1
                 time.sleep(outer.delay)
-                self.send_response(200)
+                self.send_response(outer.status)
                 self.send_header("Content-Type", "application/json")
+                if outer.status in (301, 302):
+                    self.send_header("Location", "https://elsewhere.example/jwks.json")
                 self.end_headers()
-                self.wfile.write(outer.body)
+                if not outer.trickle:
+                    self.wfile.write(outer.body)
+                    return
+                for byte in outer.body:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(outer.trickle)
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -101,11 +111,31 @@ def test_unknown_kids_cannot_make_us_hammer_the_client(client: FlaskClient, cloc
     assert jwks_server.hits == 1
 
 
-def test_oversized_jwks_is_refused(client: FlaskClient, clock: FrozenClock, remote_client: str, jwks_server: JwksServer) -> None:
-    jwks_server.body = b'{"keys": [' + b'{"kty": "EC"},' * 6000 + b"{}]}"
-    response = _request(client, clock, "remote-a")
+def _operator_reasons(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [str(getattr(r, "reason", "")) for r in caplog.records if r.getMessage() == "client keys unavailable"]
+
+
+def _refused_without_detail(response: Any) -> None:
+    """The caller learns only invalid_client, nothing of the client's host."""
     assert response.status_code == 401
-    assert "64 KiB" in response.get_json()["error_description"]
+    assert response.get_json() == {"error": "invalid_client", "error_description": "The client could not be authenticated."}
+
+
+def test_oversized_jwks_is_refused(client: FlaskClient, clock: FrozenClock, remote_client: str, jwks_server: JwksServer,
+                                   caplog: pytest.LogCaptureFixture) -> None:
+    jwks_server.body = b'{"keys": [' + b'{"kty": "EC"},' * 6000 + b"{}]}"
+    _refused_without_detail(_request(client, clock, "remote-a"))
+    assert any("64 KiB" in reason for reason in _operator_reasons(caplog))
+
+
+def test_an_upstream_status_is_told_to_the_operator_not_the_caller(
+    client: FlaskClient, clock: FrozenClock, remote_client: str, jwks_server: JwksServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    jwks_server.status = 302
+    response = _request(client, clock, "remote-a")
+    _refused_without_detail(response)
+    assert "302" not in response.get_data(as_text=True)
+    assert any("302" in reason for reason in _operator_reasons(caplog))
 
 
 def test_unreachable_or_slow_jwks_uri_is_refused(
@@ -114,7 +144,18 @@ def test_unreachable_or_slow_jwks_uri_is_refused(
     monkeypatch.setattr(jwks_module, "FETCH_TIMEOUT", 0.5)
     jwks_server.delay = 2.0
     started = time.monotonic()
-    response = _request(client, clock, "remote-a")
-    assert response.status_code == 401
-    assert "could not be fetched" in response.get_json()["error_description"]
+    _refused_without_detail(_request(client, clock, "remote-a"))
     assert time.monotonic() - started < 2.0
+
+
+def test_a_trickling_jwks_host_is_cut_off_at_the_overall_deadline(
+    client: FlaskClient, clock: FrozenClock, remote_client: str, jwks_server: JwksServer, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # One byte every 0.2 s never trips a per-read timeout; the deadline covers the whole fetch.
+    monkeypatch.setattr(jwks_module, "FETCH_TIMEOUT", 0.5)
+    jwks_server.trickle = 0.2
+    started = time.monotonic()
+    _refused_without_detail(_request(client, clock, "remote-a"))
+    assert time.monotonic() - started < 2.0
+    assert any("within" in reason for reason in _operator_reasons(caplog))

@@ -3,11 +3,25 @@ file names the newest revision, and the models match what the migrations build."
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Integer,
+    String,
+    Uuid,
+    column,
+    inspect,
+    select,
+    table,
+)
 
 from exchange import migrate
 from exchange.db import make_engine
@@ -50,3 +64,49 @@ def test_models_match_migrations(backend: str, database_factory: DatabaseFactory
         differences = compare_metadata(context, metadata)
     engine.dispose()
     assert differences == []
+
+
+def test_0007_gives_each_registrant_its_own_view_and_keeps_history(backend: str, database_factory: DatabaseFactory) -> None:
+    """Patients registered before 0007 keep their first registrant's record (with its
+    history); later registrants get a view of the identity alone; downgrading restores."""
+    url = database_factory.create(backend, migrated=False)
+    migrate.upgrade(url, "0006")
+    engine = make_engine(url)
+    now = datetime(2026, 11, 1, 12, tzinfo=UTC)
+    patient_id, first_org, second_org = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    resource = {"resourceType": "Patient", "id": str(patient_id), "meta": {"versionId": "2"},
+                "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9000000009"}],
+                "birthDate": "2015-03-02", "name": [{"given": ["Alex"]}]}
+    organisation = table("organisation", column("id", Uuid()), column("ods", String()), column("name", String()),
+                         column("role", String()), column("break_glass", Boolean()), column("version", Integer()),
+                         column("created", DateTime(timezone=True)), column("updated", DateTime(timezone=True)))
+    patient = table("patient", column("id", Uuid()), column("nhs_number", String()), column("birth_date", Date()),
+                    column("version", Integer()), column("last_updated", DateTime(timezone=True)),
+                    column("resource", JSON()))
+    access = table("patient_access", column("patient_id", Uuid()), column("organisation_id", Uuid()),
+                   column("relationship", String()), column("since", DateTime(timezone=True)))
+    with engine.begin() as connection:
+        for org, ods in ((first_org, "LA01"), (second_org, "LA02")):
+            connection.execute(organisation.insert().values(id=org, ods=ods, name=ods, role="la", break_glass=False,
+                                                            version=1, created=now, updated=now))
+        connection.execute(patient.insert().values(id=patient_id, nhs_number="9000000009", birth_date=date(2015, 3, 2),
+                                                   version=2, last_updated=now, resource=resource))
+        for org, since in ((first_org, now), (second_org, now + timedelta(days=1))):
+            connection.execute(access.insert().values(patient_id=patient_id, organisation_id=org,
+                                                      relationship="registrant", since=since))
+    migrate.upgrade(url)
+    registration = table("patient_registration", column("id", Uuid()), column("organisation_id", Uuid()),
+                         column("first", Boolean()), column("version", Integer()), column("resource", JSON()))
+    with engine.connect() as connection:
+        views = {row.organisation_id: row for row in connection.execute(select(registration))}
+    first, second = views[first_org], views[second_org]
+    assert (first.id, bool(first.first), first.version) == (patient_id, True, 2)
+    assert (bool(second.first), second.version) == (False, 1)
+    second_view = second.resource
+    assert "name" not in second_view and second_view["birthDate"] == "2015-03-02"
+    assert second_view["id"] == str(patient_id)
+    migrate.downgrade(url, "0006")
+    with engine.connect() as connection:
+        restored = connection.execute(select(patient.c.version)).one()
+    assert restored.version == 2
+    engine.dispose()

@@ -21,7 +21,7 @@ from exchange.documents.content import ContentError
 from exchange.documents.models import BinaryRow
 from exchange.documents.service import open_content, store_content
 from exchange.storage.blobs import FileBlobStore
-from tests.factories import make_organisation
+from tests.factories import make_organisation, pdf_bytes
 
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
 PDF = "application/pdf"
@@ -44,8 +44,7 @@ def uploader(db: Database) -> object:
 
 
 def pdf(size: int) -> bytes:
-    head = b"%PDF-1.7\n"
-    return (head + os.urandom(max(0, size - len(head))))[:size]
+    return pdf_bytes(size)
 
 
 def _store(db: Database, store: FileBlobStore, keys: LocalKeyProvider, uploader: object, data: bytes,
@@ -55,7 +54,7 @@ def _store(db: Database, store: FileBlobStore, keys: LocalKeyProvider, uploader:
                              content_type, kwargs.pop("max_bytes", LIMIT), uploader, NOW, **kwargs)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("size", [9, 64 * 1024 - 1, 64 * 1024, 64 * 1024 + 1, DEFAULT_CHUNK + 1, 5 * 1024 * 1024])
+@pytest.mark.parametrize("size", [16, 64 * 1024 - 1, 64 * 1024, 64 * 1024 + 1, DEFAULT_CHUNK + 1, 5 * 1024 * 1024])
 def test_round_trip(db: Database, store: FileBlobStore, keys: LocalKeyProvider, uploader: object, size: int) -> None:
     data = pdf(size)
     row = _store(db, store, keys, uploader, data)

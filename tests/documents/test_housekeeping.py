@@ -19,7 +19,7 @@ from exchange.install import prepare_data_directory
 from exchange.settings import Settings
 from exchange.storage.blobs import FileBlobStore, new_blob_name
 from tests.cli_runner import exchange
-from tests.factories import FrozenClock, make_organisation
+from tests.factories import FrozenClock, make_organisation, pdf_bytes
 
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
 
@@ -30,7 +30,7 @@ def _organisation(db: Database) -> object:
 
 def _upload(db: Database, store: FileBlobStore, keys: LocalKeyProvider, uploader: object, when: datetime) -> BinaryRow:
     with db.transaction() as session:
-        return store_content(session, store, keys, [b"%PDF-1.7\n" + os.urandom(500)], "application/pdf", 10**6,
+        return store_content(session, store, keys, [pdf_bytes(500)], "application/pdf", 10**6,
                              uploader, when)  # type: ignore[arg-type]
 
 

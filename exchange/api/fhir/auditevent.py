@@ -24,8 +24,11 @@ from exchange.api.fhir.search import (
     SearchRequest,
     date_clause,
     keyset_page,
+    nhs_number_value,
+    ods_value,
     parse_date,
     parse_search,
+    reference_id,
     split_token,
     split_values,
 )
@@ -68,7 +71,7 @@ def _instant(value: Any) -> str:
 def audit_event_resource(row: AuditRecord) -> dict[str, Any]:
     """The stored AuditEvent with its meta and chain position."""
     resource: dict[str, Any] = json.loads(row.payload)
-    resource["meta"] = {"versionId": "1", "lastUpdated": _instant(row.recorded)}
+    resource["meta"] = {**resource.get("meta", {}), "versionId": "1", "lastUpdated": _instant(row.recorded)}
     if row.sequence is not None:
         resource.setdefault("extension", []).append(
             {
@@ -99,7 +102,7 @@ def _kinds(value: str, coding: str) -> list[str]:
 def _agent_clause(value: str) -> ColumnElement[bool]:
     system, code = split_token(value)
     if system == t.ODS_SYSTEM:
-        return AuditRecord.agent_org == code
+        return AuditRecord.agent_org == ods_value(value, "agent")
     if system == t.CLIENT_ID_SYSTEM:
         return AuditRecord.agent_client_id == code
     if system == t.CONSOLE_USER_SYSTEM:
@@ -110,11 +113,7 @@ def _agent_clause(value: str) -> ColumnElement[bool]:
 
 
 def _patient_clause(value: str) -> ColumnElement[bool]:
-    try:
-        patient_id = uuid.UUID(value.removeprefix("Patient/"))
-    except ValueError:
-        return AuditRecord.id.is_(None)
-    return AuditRecord.patient_id == patient_id
+    return AuditRecord.patient_id == reference_id(value, "patient", "Patient")
 
 
 def _filters(search: SearchRequest) -> list[ColumnElement[bool]]:
@@ -141,11 +140,8 @@ def _filters(search: SearchRequest) -> list[ColumnElement[bool]]:
         clauses.append(or_(*(_patient_clause(v) for v in split_values(search.params["patient"]))))
     numbers = split_values(search.params.get("patient.identifier", []))
     if numbers:
-        if any(split_token(v)[0] not in (None, t.NHS_NUMBER_SYSTEM) for v in numbers):
-            raise FhirError(400, "invalid", f"patient.identifier must use the system {t.NHS_NUMBER_SYSTEM}")
-        clauses.append(
-            AuditRecord.patient_id.in_(select(Patient.id).where(Patient.nhs_number.in_([split_token(v)[1] for v in numbers])))
-        )
+        wanted = [nhs_number_value(v, "patient.identifier") for v in numbers]
+        clauses.append(AuditRecord.patient_id.in_(select(Patient.id).where(Patient.nhs_number.in_(wanted))))
     if "entity" in search.params:
         references = split_values(search.params["entity"])
         clauses.append(

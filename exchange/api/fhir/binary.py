@@ -20,6 +20,7 @@ from exchange.api.fhir import bp
 from exchange.api.fhir.document import enforce
 from exchange.api.fhir.responses import fhir_response
 from exchange.api.fhir.rest import resource_uuid, write_response
+from exchange.api.limits import INLINE_CONTENT_LIMIT
 from exchange.audit.events import AuditKind, Entity, Outcome
 from exchange.crypto.aead import TamperedError
 from exchange.crypto.cloud_keys import KeyServiceUnavailable
@@ -38,7 +39,7 @@ log = logging.getLogger("exchange.documents")
 
 BINARY = ResourceCapability(type="Binary", interactions=("create", "read"), versioning="no-version")
 READ_SIZE: Final = 1024 * 1024
-INLINE_LIMIT: Final = 10 * 1024 * 1024
+
 _SHA256: Final = re.compile(r"^[0-9a-fA-F]{64}$")
 _UNAVAILABLE = (StorageUnavailable, KeyServiceUnavailable, KeyringError, OSError)
 
@@ -72,7 +73,7 @@ def binary_create() -> Response:
     """Upload document content as the raw body, streamed, checked and encrypted."""
     declared = media_type(request.headers.get("Content-Type"))
     expected = request.headers.get("X-Content-SHA256")
-    if expected is not None and not _SHA256.match(expected.strip()):
+    if expected is not None and not _SHA256.fullmatch(expected.strip()):
         raise FhirError(400, "invalid", "X-Content-SHA256 must be 64 hexadecimal characters")
     ctx = services()
     limit = ctx.settings.max_document_bytes
@@ -93,11 +94,12 @@ def binary_create() -> Response:
     return write_response(resource, 201)
 
 
-def _readable(resource_id: str) -> BinaryRow:
-    """The Binary if the caller may read it, the read audited (committed) before anything
-    is sent: an unattached upload only to its uploader; an attached one under its
-    DocumentReference's access decision (`access.md`)."""
+def _readable(resource_id: str) -> tuple[BinaryRow, str | None]:
+    """The Binary if the caller may read it, with its document's title, the read audited
+    (committed) before anything is sent: an unattached upload only to its uploader; an
+    attached one under its DocumentReference's access decision (`access.md`)."""
     binary_id = resource_uuid("Binary", resource_id)
+    title = None
     with services().database.transaction() as session:
         row = session.get(BinaryRow, binary_id)
         if row is None:
@@ -110,21 +112,27 @@ def _readable(resource_id: str) -> BinaryRow:
             document = session.get(DocumentRow, row.document_id)
             if document is None:
                 raise not_found("Binary", resource_id)
-            enforce(session, document, AuditKind.READ)
+            try:
+                enforce(session, document, AuditKind.READ)
+            except FhirError as refusal:
+                if refusal.status == 404:  # never name the document to someone who may not know it
+                    raise not_found("Binary", resource_id) from None
+                raise
+            title = document.resource["content"][0]["attachment"].get("title")
         session.expunge(row)
-        return row
+        return row, title
 
 
 @bp.get("/Binary/<resource_id>")
 @requires_scope("Binary", "r")
 def binary_read(resource_id: str) -> Response:
     """The decrypted content, streamed with its digests; FHIR JSON when asked for it."""
-    row = _readable(resource_id)
+    row, title = _readable(resource_id)
     ctx = services()
     # Raw bytes unless the client asks for FHIR JSON specifically (`*/*` means raw).
     wanted = request.accept_mimetypes.best_match([row.content_type, "application/octet-stream", "application/fhir+json"])
     as_fhir = wanted == "application/fhir+json"
-    if as_fhir and row.size > INLINE_LIMIT:
+    if as_fhir and row.size > INLINE_CONTENT_LIMIT:
         raise FhirError(406, "too-costly", "documents over 10 MiB are served as raw bytes only")
     try:
         stream = open_content(row, ctx.blob_store(), ctx.key_provider())
@@ -145,7 +153,7 @@ def binary_read(resource_id: str) -> Response:
     response.headers["Content-Length"] = str(row.size)
     response.headers["ETag"] = f'"{row.sha256}"'
     response.headers["Repr-Digest"] = f"sha-256=:{digest}:"
-    response.headers["Content-Disposition"] = f'attachment; filename="{_safe_filename(str(row.id))}"'
+    response.headers["Content-Disposition"] = f'attachment; filename="{_safe_filename(title or str(row.id), row.content_type)}"'
     return response
 
 
@@ -159,7 +167,18 @@ def _guarded(stream: Iterator[bytes], binary_id: uuid.UUID) -> Iterator[bytes]:
         raise
 
 
-def _safe_filename(title: str) -> str:
-    """A filename that cannot break the header or the client's file system."""
-    cleaned = re.sub(r"[^A-Za-z0-9._ -]", "_", title).strip(" .")[:100]
-    return cleaned or "document"
+_EXTENSIONS: Final = {
+    "application/pdf": ".pdf",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": ".docx",
+    "text/plain": ".txt",
+    "image/png": ".png",
+    "image/jpeg": ".jpg",
+}
+
+
+def _safe_filename(title: str, content_type: str) -> str:
+    """The document's title as a filename that cannot break the header or the client's file
+    system, with the extension of its (checked) content type."""
+    cleaned = re.sub(r"[^A-Za-z0-9._ -]", "_", title).strip(" .")[:100] or "document"
+    extension = _EXTENSIONS.get(content_type, "")
+    return cleaned if cleaned.lower().endswith(extension) else cleaned + extension

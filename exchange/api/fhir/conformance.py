@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, jsonify, request
+from flask import Response, jsonify
 
 from exchange.api.access import public
 from exchange.api.context import services
 from exchange.api.fhir import bp
 from exchange.api.fhir.responses import fhir_response, searchset
-from exchange.api.fhir.search import parse_search
+from exchange.api.fhir.search import page_urls, parse_search
 from exchange.api.oauth import smart_configuration
 from exchange.fhir.artefacts import ARTEFACT_TYPES
 from exchange.fhir.outcome import not_found
@@ -69,7 +69,8 @@ def smart_configuration_view() -> Response:
 def _artefact_search(resource_type: str) -> Response:
     search = parse_search({"url"})
     resources = services().artefacts.search(resource_type, search.first("url"))
-    return fhir_response(searchset(resources, len(resources), request.url, None, search.ignored_outcome()))
+    self_url, _ = page_urls(search, f"/fhir/{resource_type}", None)
+    return fhir_response(searchset(resources, len(resources), self_url, None, search.ignored_outcome()))
 
 
 def _artefact_read(resource_type: str, resource_id: str) -> Response:

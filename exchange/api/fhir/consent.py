@@ -4,11 +4,11 @@ and `$evaluate`, the consent decision for a recipient and purpose (`consent.md`)
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 from flask import Response, g
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from exchange.api.access import requires_scope
@@ -22,14 +22,19 @@ from exchange.api.fhir.rest import (
     read_response,
     request_body,
     resource_uuid,
+    version_number,
     write_response,
 )
 from exchange.api.fhir.search import (
     SearchRequest,
+    code_value,
     date_clause,
     keyset_page,
+    nhs_number_value,
+    ods_value,
     parse_date,
     parse_search,
+    reference_id,
     split_token,
     split_values,
 )
@@ -37,12 +42,13 @@ from exchange.audit.events import AuditKind, Entity
 from exchange.clock import LONDON
 from exchange.consent import service
 from exchange.consent.models import ConsentRow
+from exchange.consent.profile import STATUSES as CONSENT_STATUSES
 from exchange.consent.profile import consent_profile_issues
 from exchange.fhir import terminology as t
 from exchange.fhir.capability import ResourceCapability, SearchParam
 from exchange.fhir.outcome import FhirError, Issue, forbidden, invalid, not_found
 from exchange.fhir.validation import register_profile_check, validate_resource
-from exchange.patients.models import Patient, PatientAccess
+from exchange.patients.models import Patient
 from exchange.patients.service import find_by_nhs_number, visible_patient
 from exchange.registry.agreements import uncovered_purposes
 from exchange.registry.models import Organisation
@@ -63,7 +69,9 @@ CONSENT = ResourceCapability(
 )
 #: Statuses a Consent can no longer leave: withdrawal, refusal and errors are final.
 _FINAL: Final = frozenset({"inactive", "rejected", "entered-in-error"})
-_UNCHANGEABLE_KEYS: Final = ("meta", "id", "status", "text", "organization")
+#: What a status change may leave out or differ in: the server's own elements (`text` is
+#: the client's, so it may not change either).
+_UNCHANGEABLE_KEYS: Final = ("meta", "id", "status", "organization")
 
 
 def _patient_id_of(data: Any) -> uuid.UUID | None:
@@ -125,14 +133,15 @@ def consent_create() -> Response:
             raise forbidden(t.AccessDenialReason.NO_AGREEMENT,
                             f"no data-sharing agreement in force covers {', '.join(missing)} for this organisation")
         stored = service.record_consent(session, resource, patient, g.caller.organisation_id, now)
-        audit_request(session, entities=_entities(patient, stored.row.id), patient_id=patient.id, kind=AuditKind.CREATE)
+        audit_request(session, entities=_entities(patient, stored.row.id), patient_id=patient.id, kind=AuditKind.CREATE,
+                      review_reason=t.ReviewReason.CONTESTED_CONSENT if stored.contested else None)
     return write_response(stored.row.resource, 201, [stored.warning] if stored.warning else None)
 
 
 def _visible_consent(session: Session, resource_id: str) -> tuple[ConsentRow, Patient]:
     consent_id = resource_uuid("Consent", resource_id)
-    row = session.get(ConsentRow, consent_id)
-    patient = visible_patient(session, row.patient_id, g.caller.organisation_id) if row is not None else None
+    row = service.visible_consent(session, consent_id, g.caller.organisation_id)
+    patient = session.get(Patient, row.patient_id) if row is not None else None
     if row is None or patient is None:
         raise not_found("Consent", resource_id)
     return row, patient
@@ -155,7 +164,7 @@ def consent_vread(resource_id: str, version: str) -> Response:
     """Read one version of a Consent."""
     with services().database.transaction() as session:
         row, patient = _visible_consent(session, resource_id)
-        stored = read_version(session, "Consent", row.id, int(version)) if version.isdigit() else None
+        stored = read_version(session, "Consent", row.id, version_number(version))
         if stored is None:
             raise not_found("Consent", f"{resource_id}/_history/{version}")
         audit_request(session, entities=_entities(patient, row.id), patient_id=patient.id)
@@ -220,22 +229,16 @@ def consent_search() -> Response:
 
 
 def _search(session: Session, search: SearchRequest, descending: bool) -> dict[str, Any]:
-    conditions: list[Any] = [
-        ConsentRow.patient_id.in_(
-            select(PatientAccess.patient_id).where(PatientAccess.organisation_id == g.caller.organisation_id)
-        )
-    ]
+    conditions: list[Any] = [service.visible_to(g.caller.organisation_id)]
     patients = split_values(search.params.get("patient", []))
     if patients:
-        conditions.append(or_(*(ConsentRow.patient_id == _uuid_or_none(v.removeprefix("Patient/")) for v in patients)))
+        conditions.append(ConsentRow.patient_id.in_([reference_id(v, "patient", "Patient") for v in patients]))
     for value in split_values(search.params.get("patient.identifier", [])):
-        system, code = split_token(value)
-        if system not in (None, t.NHS_NUMBER_SYSTEM):
-            raise FhirError(400, "invalid", f"patient.identifier must use the system {t.NHS_NUMBER_SYSTEM}")
-        patient = find_by_nhs_number(session, code)
+        patient = find_by_nhs_number(session, nhs_number_value(value, "patient.identifier"))
         conditions.append(ConsentRow.patient_id == (patient.id if patient else None))
     if "status" in search.params:
-        conditions.append(ConsentRow.status.in_([split_token(v)[1] for v in split_values(search.params["status"])]))
+        conditions.append(ConsentRow.status.in_([code_value(v, "status", CONSENT_STATUSES)
+                                                 for v in split_values(search.params["status"])]))
     for value in search.params.get("date", []):
         conditions.append(date_clause(ConsentRow.date_time, parse_date(value, "date")))
     for value in split_values(search.params.get("category", [])):
@@ -247,6 +250,8 @@ def _search(session: Session, search: SearchRequest, descending: bool) -> dict[s
         system, code = split_token(value)
         if code == t.ConsentValidity.DECISION_MAKER_NOT_VALID and system in (None, t.code_system_url("consent-validity")):
             conditions.append(ConsentRow.maker_valid.is_(False))
+        elif code == t.ConsentReview.CONTESTED and system in (None, t.code_system_url("consent-review")):
+            conditions.append(ConsentRow.contested.is_(True))
         else:
             conditions.append(ConsentRow.id.is_(None))
     total = session.scalar(select(func.count()).select_from(ConsentRow).where(*conditions)) or 0
@@ -263,13 +268,6 @@ def _search(session: Session, search: SearchRequest, descending: bool) -> dict[s
     return searchset([r.resource for r in page.rows], total, page.self_url, page.next_url, search.ignored_outcome())
 
 
-def _uuid_or_none(value: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        return None
-
-
 def _evaluation_instant(value: str | None) -> datetime:
     """`at`: a date (the end of that Europe/London day) or a dateTime; default now."""
     now = services().clock.now()
@@ -277,8 +275,8 @@ def _evaluation_instant(value: str | None) -> datetime:
         return now
     bound = parse_date(value, "at")
     if len(value) == 10:
-        day = bound.low.astimezone(LONDON).date()
-        return datetime.combine(day + timedelta(days=1), time(), LONDON) - timedelta(microseconds=1)
+        # The end of that London day: the start of the next one, less a microsecond.
+        return bound.high - timedelta(microseconds=1)
     return bound.low
 
 
@@ -292,10 +290,8 @@ def consent_evaluate() -> Response:
         raise FhirError(400, "required", "$evaluate needs patient.identifier, recipient and purpose")
     if purpose not in {p.value for p in t.Purpose}:
         raise FhirError(400, "code-invalid", f"purpose {purpose!r} is not a code of {t.code_system_url('purpose')}")
-    system, nhs_number = split_token(identifier)
-    if system not in (None, t.NHS_NUMBER_SYSTEM):
-        raise FhirError(400, "invalid", f"patient.identifier must use the system {t.NHS_NUMBER_SYSTEM}")
-    recipient = split_token(recipient)[1]
+    nhs_number = nhs_number_value(identifier, "patient.identifier")
+    recipient = ods_value(recipient, "recipient")
     at = _evaluation_instant(search.first("at"))
     with services().database.transaction() as session:
         patient = find_by_nhs_number(session, nhs_number)

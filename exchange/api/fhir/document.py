@@ -24,21 +24,27 @@ from exchange.api.fhir.rest import (
     read_response,
     request_body,
     resource_uuid,
+    version_number,
     write_response,
 )
 from exchange.api.fhir.search import (
     Page,
     SearchRequest,
+    code_value,
     date_clause,
+    nhs_number_value,
+    ods_value,
     page_urls,
     parse_date,
     parse_search,
+    reference_id,
     split_token,
     split_values,
 )
+from exchange.api.limits import INLINE_CONTENT_LIMIT
 from exchange.audit.events import AuditKind, Entity, Outcome
 from exchange.consent.decision import Decision
-from exchange.documents.access import DocumentDecision, Reader, decide_document
+from exchange.documents.access import DocumentDecision, Reader, decide_document, related_to
 from exchange.documents.content import ContentError
 from exchange.documents.models import BinaryRow, DocumentRow
 from exchange.documents.profile import (
@@ -53,7 +59,7 @@ from exchange.fhir.capability import ResourceCapability, SearchParam
 from exchange.fhir.outcome import FhirError, Issue, forbidden, invalid, not_found
 from exchange.fhir.validation import register_profile_check, validate_resource
 from exchange.patients.models import Patient
-from exchange.patients.service import grant_access, visible_patient
+from exchange.patients.service import CUSTODIAN, grant_access, visible_patient
 from exchange.registry.models import Organisation
 from exchange.requests.models import TaskRow
 from exchange.requests.service import organisation_reference, roles_of
@@ -70,7 +76,9 @@ DOCUMENT_REFERENCE = ResourceCapability(
         ("status", "token"), ("related", "reference"), ("_lastUpdated", "date"))),
     profile=t.PROFILE_HEALTH_ADVICE,
 )
-INLINE_LIMIT: Final = 10 * 1024 * 1024
+
+#: R4's required binding for DocumentReference.status.
+DOCUMENT_STATUSES: Final = ("current", "superseded", "entered-in-error")
 UNATTACHED_LIFETIME: Final = timedelta(hours=24)
 _JUSTIFICATION: Final = (20, 1000)
 
@@ -110,7 +118,8 @@ def enforce(session: Session, document: DocumentRow, kind: AuditKind | None = No
         error.audit_patient = str(document.patient_id)
         raise error
     audit_request(session, entities=_decision_entities(document, decision), patient_id=document.patient_id,
-                  custodian=_custodian_ods(session, document), kind=kind, justification=justification)
+                  custodian=_custodian_ods(session, document), kind=kind, justification=justification,
+                  review_reason=t.ReviewReason.BREAK_GLASS if decision.break_glass else None)
     return decision
 
 
@@ -127,7 +136,7 @@ def _attach_binary(session: Session, attachment: dict[str, Any]) -> BinaryRow:
         except (binascii.Error, ValueError):
             raise invalid([Issue("error", "value", "attachment.data is not base64",
                                  ("DocumentReference.content[0].attachment.data",))]) from None
-        if len(data) > INLINE_LIMIT:
+        if len(data) > INLINE_CONTENT_LIMIT:
             raise FhirError(413, "too-costly", "inline content is limited to 10 MiB; upload a Binary first")
         try:
             return store_content(session, services().blob_store(), services().key_provider(), [data],
@@ -196,7 +205,7 @@ def document_create() -> Response:
                                 last_updated=now, resource=stored))
         session.flush()
         keep_version(session, stored, now)
-        grant_access(session, patient.id, caller.id, "custodian", now)
+        grant_access(session, patient.id, caller.id, CUSTODIAN, now)
         entities = [Entity(f"DocumentReference/{document_id}"), Entity(f"Binary/{binary.id}"),
                     Entity(f"Patient/{patient.id}", "patient"), Entity(f"Task/{task.id}")]
         entities += [Entity(f"DocumentReference/{old}") for old in superseded]
@@ -271,19 +280,22 @@ def document_search() -> Response:
     conditions: list[Any] = []
     for name in ("patient", "subject"):
         for value in split_values(params.get(name, [])):
-            conditions.append(DocumentRow.patient_id == resource_uuid("Patient", value.removeprefix("Patient/")))
+            conditions.append(DocumentRow.patient_id == reference_id(value, name, "Patient"))
     for value in split_values(params.get("patient.identifier", [])):
-        conditions.append(DocumentRow.patient_id.in_(select(Patient.id).where(Patient.nhs_number == split_token(value)[1])))
+        number = nhs_number_value(value, "patient.identifier")
+        conditions.append(DocumentRow.patient_id.in_(select(Patient.id).where(Patient.nhs_number == number)))
     if "type" in params:
-        conditions.append(DocumentRow.doc_type.in_([split_token(v)[1] for v in split_values(params["type"])]))
+        conditions.append(DocumentRow.doc_type.in_([code_value(v, "type", t.DocumentType, t.code_system_url("document-type"))
+                                                    for v in split_values(params["type"])]))
     if "status" in params:
-        conditions.append(DocumentRow.status.in_([split_token(v)[1] for v in split_values(params["status"])]))
+        conditions.append(DocumentRow.status.in_([code_value(v, "status", DOCUMENT_STATUSES)
+                                                  for v in split_values(params["status"])]))
     for value in split_values(params.get("related", [])):
-        conditions.append(DocumentRow.task_id == resource_uuid("Task", value.removeprefix("Task/")))
+        conditions.append(DocumentRow.task_id == reference_id(value, "related", "Task"))
     custodians = split_values(params.get("custodian", []) + params.get("custodian:identifier", []))
     if custodians:
         conditions.append(DocumentRow.custodian_id.in_(select(Organisation.id).where(
-            Organisation.ods.in_([split_token(v)[1] for v in custodians]))))
+            Organisation.ods.in_([ods_value(v, "custodian") for v in custodians]))))
     for value in params.get("date", []):
         conditions.append(date_clause(DocumentRow.date, parse_date(value, "date")))
     for value in params.get("_lastUpdated", []):
@@ -296,7 +308,8 @@ def document_search() -> Response:
     consent_decisions: dict[uuid.UUID, Decision] = {}  # one consent decision per patient
     now = services().clock.now()
     with services().database.transaction() as session:
-        for document in session.scalars(select(DocumentRow).where(*conditions)):
+        related = select(DocumentRow).where(related_to(who.organisation_id, who.role), *conditions)
+        for document in session.scalars(related):
             if authors and not _authored_by(document.resource, authors):
                 continue
             if categories and not _coded(document.resource, "category", categories):
@@ -346,7 +359,7 @@ def document_vread(resource_id: str, version: str) -> Response:
     """One version of a document's metadata, under the same decision as a read."""
     with services().database.transaction() as session:
         document = _readable_document(session, resource_id)
-        stored = read_version(session, "DocumentReference", document.id, int(version)) if version.isdigit() else None
+        stored = read_version(session, "DocumentReference", document.id, version_number(version))
         if stored is None:
             raise not_found("DocumentReference", f"{resource_id}/_history/{version}")
     return fhir_response(stored)

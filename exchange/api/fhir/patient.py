@@ -20,18 +20,21 @@ from exchange.api.fhir.rest import (
     read_response,
     request_body,
     resource_uuid,
+    version_number,
     write_response,
 )
-from exchange.api.fhir.search import page_urls, parse_search, split_token
+from exchange.api.fhir.search import nhs_number_value, page_urls, parse_search, split_token
 from exchange.audit.events import AuditKind, Entity
 from exchange.clock import london_date
+from exchange.fhir import terminology as t
 from exchange.fhir.capability import ResourceCapability, SearchParam
-from exchange.fhir.outcome import FhirError, Issue, invalid, not_found
+from exchange.fhir.outcome import FhirError, Issue, forbidden, invalid, not_found
 from exchange.fhir.terminology import NHS_NUMBER_SYSTEM
 from exchange.fhir.validation import register_profile_check, validate_resource
 from exchange.patients import service
 from exchange.patients.models import Patient, PatientAccess
 from exchange.patients.profile import patient_profile_issues
+from exchange.registry.agreements import party_to_an_agreement
 from exchange.resources.service import read_version, versions
 
 register_profile_check("Patient", patient_profile_issues)
@@ -61,10 +64,9 @@ def _if_none_exist() -> str | None:
     if header is None:
         return None
     name, _, value = header.partition("=")
-    system, code = split_token(value)
-    if name.strip() != "identifier" or system != NHS_NUMBER_SYSTEM or not code:
+    if name.strip() != "identifier" or split_token(value)[0] != NHS_NUMBER_SYSTEM:
         raise FhirError(400, "invalid", f"If-None-Exist must be identifier={NHS_NUMBER_SYSTEM}|<NHS number>")
-    return code
+    return nhs_number_value(value, "If-None-Exist")
 
 
 @bp.post("/Patient")
@@ -81,6 +83,9 @@ def patient_create() -> Response:
     for attempt in (1, 2):  # a concurrent first registration of the NHS number: retry once
         try:
             with services().database.transaction() as session:
+                if not party_to_an_agreement(session, g.caller.organisation_id, london_date(now)):
+                    raise forbidden(t.AccessDenialReason.NO_AGREEMENT,
+                                    "registering a patient needs a data-sharing agreement in force")
                 existing = service.find_by_nhs_number(session, nhs_number or "")
                 if (
                     conditional is None
@@ -93,7 +98,7 @@ def patient_create() -> Response:
                     registration = service.register(session, resource, g.caller.organisation_id, now)
                 except service.BirthDateConflict:
                     raise FhirError(409, "conflict", "the NHS number is registered with a different birth date") from None
-                stored = registration.patient.resource
+                stored = registration.view.resource
                 audit_request(session, entities=(_entity(registration.patient),), patient_id=registration.patient.id,
                               kind=AuditKind.CREATE)
             break
@@ -113,7 +118,7 @@ def patient_read(resource_id: str) -> Response:
         if patient is None:
             raise not_found("Patient", resource_id)
         audit_request(session, entities=(_entity(patient),), patient_id=patient.id)
-        resource = patient.resource
+        resource = service.view_of(session, patient, g.caller.organisation_id).resource
     return read_response(resource)
 
 
@@ -124,11 +129,14 @@ def patient_vread(resource_id: str, version: str) -> Response:
     patient_id = resource_uuid("Patient", resource_id)
     with services().database.transaction() as session:
         patient = service.visible_patient(session, patient_id, g.caller.organisation_id)
-        stored = read_version(session, "Patient", patient_id, int(version)) if version.isdigit() and patient else None
-        if patient is None or stored is None:
+        if patient is None:
             raise not_found("Patient", resource_id)
+        view = service.view_of(session, patient, g.caller.organisation_id)
+        stored = read_version(session, "Patient", view.id, version_number(version))
+        if stored is None:
+            raise not_found("Patient", f"{resource_id}/_history/{version}")
         audit_request(session, entities=(_entity(patient),), patient_id=patient.id)
-    return fhir_response(stored)
+    return fhir_response(service.view_version(view, stored))
 
 
 @bp.get("/Patient/<resource_id>/_history")
@@ -140,7 +148,8 @@ def patient_history(resource_id: str) -> Response:
         patient = service.visible_patient(session, patient_id, g.caller.organisation_id)
         if patient is None:
             raise not_found("Patient", resource_id)
-        bundle = history_bundle(versions(session, "Patient", patient_id))
+        view = service.view_of(session, patient, g.caller.organisation_id)
+        bundle = history_bundle([service.view_version(view, v) for v in versions(session, "Patient", view.id)])
         audit_request(session, entities=(_entity(patient),), patient_id=patient.id)
     return fhir_response(bundle)
 
@@ -153,9 +162,7 @@ def patient_search() -> Response:
     identifier = search.first("identifier")
     if identifier is None:
         raise FhirError(400, "required", "searching Patient needs identifier=https://fhir.nhs.uk/Id/nhs-number|<n>")
-    system, code = split_token(identifier)
-    if system not in (None, NHS_NUMBER_SYSTEM):
-        raise FhirError(400, "invalid", f"identifier must use the system {NHS_NUMBER_SYSTEM}")
+    code = nhs_number_value(identifier, "identifier")
     with services().database.transaction() as session:
         patient = session.scalars(
             select(Patient)
@@ -163,7 +170,7 @@ def patient_search() -> Response:
             .where(Patient.nhs_number == code, PatientAccess.organisation_id == g.caller.organisation_id)
             .limit(1)
         ).first()
-        found = [patient.resource] if patient is not None else []
+        found = [service.view_of(session, patient, g.caller.organisation_id).resource] if patient is not None else []
         self_url, _ = page_urls(search, "/fhir/Patient", None)
         bundle = searchset(found, len(found), self_url)
         audit_request(session, entities=(_entity(patient),) if patient else (), patient_id=patient.id if patient else None)
@@ -173,20 +180,30 @@ def patient_search() -> Response:
 @bp.put("/Patient/<resource_id>")
 @requires_scope("Patient", "u")
 def patient_update(resource_id: str) -> Response:
-    """Update a patient the caller can see; the NHS number cannot change."""
+    """Update a patient (the first registrant only); the NHS number cannot change, and a
+    birth-date correction is audited with both dates and flagged for IG review."""
     patient_id = resource_uuid("Patient", resource_id)
     data = request_body()
     with services().database.transaction() as session:
         patient = service.visible_patient(session, patient_id, g.caller.organisation_id)
         if patient is None:
             raise not_found("Patient", resource_id)
-        check_if_match(patient.version)
+        check_if_match(service.view_of(session, patient, g.caller.organisation_id).version)
         resource = _validated(data)
         if resource.get("id") not in (None, resource_id):
             raise invalid([Issue("error", "invariant", "the resource id does not match the URL", ("Patient.id",))])
         if service.nhs_number_of(resource) != patient.nhs_number:
             raise invalid([Issue("error", "business-rule", "the NHS number of a Patient cannot change", ("Patient.identifier",))])
-        updated = service.update(session, patient, resource, services().clock.now())
-        audit_request(session, entities=(_entity(updated),), patient_id=updated.id)
-        stored = updated.resource
+        try:
+            updated = service.update(session, patient, g.caller.organisation_id, resource, services().clock.now())
+        except service.NotFirstRegistrant as refusal:
+            raise FhirError(403, "forbidden", str(refusal)) from None
+        correction = updated.correction
+        audit_request(
+            session, entities=(_entity(patient),), patient_id=patient.id,
+            details={"birth-date-before": correction.old.isoformat(), "birth-date-after": correction.new.isoformat()}
+            if correction else None,
+            review_reason=t.ReviewReason.BIRTH_DATE_CORRECTION if correction else None,
+        )
+        stored = updated.view.resource
     return write_response(stored, 200)

@@ -16,13 +16,14 @@ from exchange.api.auditing import audit_request
 from exchange.api.context import services
 from exchange.api.fhir import bp
 from exchange.api.fhir.responses import fhir_response, searchset
-from exchange.api.fhir.search import SearchRequest, page_urls, parse_search, split_token
+from exchange.api.fhir.search import SearchRequest, code_value, ods_value, page_urls, parse_search
 from exchange.audit.events import Entity
 from exchange.fhir import terminology as t
 from exchange.fhir.capability import ResourceCapability, SearchParam
-from exchange.fhir.outcome import FhirError, not_found
+from exchange.fhir.outcome import not_found
 from exchange.fhir.registry_resources import contract_resource, organization_resource
 from exchange.registry.models import Agreement, AgreementParty, Organisation
+from exchange.registry.specs import AGREEMENT_STATUSES
 
 ORGANIZATION = ResourceCapability(
     type="Organization",
@@ -49,13 +50,6 @@ def _uuid(value: str, resource_type: str) -> uuid.UUID:
         raise not_found(resource_type, None) from None
 
 
-def _ods_value(value: str, parameter: str) -> str:
-    system, code = split_token(value)
-    if system not in (None, t.ODS_SYSTEM):
-        raise FhirError(400, "invalid", f"{parameter} must use the ODS system {t.ODS_SYSTEM}")
-    return code
-
-
 @bp.get("/Organization/<resource_id>")
 @requires_scope("Organization", "r")
 def organization_read(resource_id: str) -> Response:
@@ -76,11 +70,9 @@ def organization_search() -> Response:
     search = parse_search({"identifier", "type"})
     query = select(Organisation)
     if (identifier := search.first("identifier")) is not None:
-        query = query.where(Organisation.ods == _ods_value(identifier, "identifier"))
+        query = query.where(Organisation.ods == ods_value(identifier, "identifier"))
     if (role := search.first("type")) is not None:
-        system, code = split_token(role)
-        if system not in (None, t.code_system_url("organisation-role")):
-            raise FhirError(400, "invalid", "type must use the organisation-role system")
+        code = code_value(role, "type", t.OrganisationRole, t.code_system_url("organisation-role"))
         query = query.where(Organisation.role == code)
     with services().database.transaction() as session:
         bundle = _page(session, search, query, Organisation.ods, "/fhir/Organization", organization_resource)
@@ -108,10 +100,10 @@ def contract_search() -> Response:
     search = parse_search({"status", "signer", "signer:identifier"})
     query = select(Agreement)
     if (status := search.first("status")) is not None:
-        query = query.where(Agreement.status == split_token(status)[1])
+        query = query.where(Agreement.status == code_value(status, "status", AGREEMENT_STATUSES))
     signer = search.first("signer") or search.first("signer:identifier")
     if signer is not None:
-        ods = _ods_value(signer, "signer")
+        ods = ods_value(signer, "signer")
         query = query.where(
             Agreement.id.in_(
                 select(AgreementParty.agreement_id)

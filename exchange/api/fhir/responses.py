@@ -7,7 +7,9 @@ from datetime import datetime
 from email.utils import format_datetime
 from typing import Any
 
-from flask import Response, request
+from flask import Response
+
+from exchange.api.context import services
 
 FHIR_JSON = "application/fhir+json; charset=utf-8"
 
@@ -38,7 +40,7 @@ def searchset(
     outcome: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A `searchset` Bundle of `resources` (already filtered to what the caller may see)."""
-    base = request.url_root.rstrip("/")
+    base = services().settings.public_base_url
     entries: list[dict[str, Any]] = [
         {
             "fullUrl": f"{base}/fhir/{resource['resourceType']}/{resource['id']}",

@@ -5,11 +5,13 @@ URL, `Prefer: return=minimal|representation|OperationOutcome`, vread and `_histo
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, Final
 
 from flask import Response, request
 
+from exchange.api.context import services
 from exchange.api.fhir.responses import FHIR_JSON, fhir_response
+from exchange.api.limits import bounded_body
 from exchange.fhir.outcome import FhirError, Issue, not_found, operation_outcome
 from exchange.fhir.validation import parse_json
 
@@ -22,11 +24,22 @@ def resource_uuid(resource_type: str, resource_id: str) -> uuid.UUID:
         raise not_found(resource_type, None) from None
 
 
+#: The largest version number a vread can name (the column is a 32-bit integer).
+_MAX_VERSION: Final = 2**31 - 1
+
+
+def version_number(text: str) -> int | None:
+    """The version of a `/_history/<n>` URL, or None when it cannot name one (not ASCII
+    digits, or beyond what is stored): such a version simply does not exist."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 10 or int(text) > _MAX_VERSION:
+        return None
+    return int(text)
+
+
 def request_body() -> Any:
-    """The request's JSON body (400 if unreadable, 413 if too large)."""
-    if request.content_length is not None and request.content_length > 1024 * 1024:
-        raise FhirError(413, "too-costly", "the resource is larger than this service accepts")
-    return parse_json(request.get_data(cache=False))
+    """The request's JSON body (400 if unreadable; 413 if larger than `api.limits` allows,
+    raised by the stream itself while reading)."""
+    return parse_json(bounded_body())
 
 
 def check_if_match(current_version: int) -> None:
@@ -58,7 +71,7 @@ def read_response(resource: dict[str, Any], conditional: bool = True) -> Respons
 
 
 def _location(resource: dict[str, Any]) -> str:
-    base = request.url_root.rstrip("/")
+    base = services().settings.public_base_url
     return f"{base}/fhir/{resource['resourceType']}/{resource['id']}/_history/{resource['meta']['versionId']}"
 
 
@@ -84,7 +97,7 @@ def write_response(resource: dict[str, Any], status: int, warnings: list[str] | 
 
 def history_bundle(versions: list[dict[str, Any]]) -> dict[str, Any]:
     """A `history` Bundle of a resource's versions, newest first."""
-    base = request.url_root.rstrip("/")
+    base = services().settings.public_base_url
     entries = []
     for position, resource in enumerate(versions):
         method = "POST" if position == len(versions) - 1 else "PUT"

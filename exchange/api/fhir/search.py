@@ -7,6 +7,7 @@ import base64
 import binascii
 import json
 import re
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -17,12 +18,18 @@ from flask import request
 from sqlalchemy import Select, and_, or_
 from sqlalchemy.orm import Session
 
+from exchange.api.context import services
 from exchange.clock import LONDON
 from exchange.fhir.outcome import FhirError, Issue, operation_outcome
+from exchange.fhir.terminology import NHS_NUMBER_SYSTEM, ODS_SYSTEM
+from exchange.patients.nhs_number import is_valid_nhs_number
+from exchange.registry.specs import is_ods_code
 
 DEFAULT_COUNT: Final = 20
 MAX_COUNT: Final = 100
 _CONTROL: Final = frozenset({"_count", "_cursor", "_format", "_sort"})
+#: NUL and the other C0 controls are in no search value (PostgreSQL cannot even compare NUL).
+_CONTROL_CHARACTER: Final = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass
@@ -62,6 +69,9 @@ def parse_search(allowed: Iterable[str]) -> SearchRequest:
     params: dict[str, list[str]] = {}
     ignored: list[str] = []
     for name in request.args:
+        values = request.args.getlist(name)
+        if any(_CONTROL_CHARACTER.search(text) for text in (name, *values)):
+            raise FhirError(400, "invalid", "search parameters may not contain control characters")
         base = name.split(":", 1)[0]
         if name not in allowed_set and base not in allowed_set:
             if lenient:
@@ -78,9 +88,10 @@ def parse_search(allowed: Iterable[str]) -> SearchRequest:
 def _count(value: str | None) -> int:
     if value is None:
         return DEFAULT_COUNT
-    if not value.isdigit():
-        raise FhirError(400, "invalid", "_count must be a whole number", expression=("_count",))
-    return min(int(value), MAX_COUNT)
+    # Compared as text first: a count of thousands of digits is not worth converting.
+    if not (value.isascii() and value.isdigit()) or len(value) > len(str(MAX_COUNT)) or int(value) > MAX_COUNT:
+        raise FhirError(400, "invalid", f"_count must be a whole number from 0 to {MAX_COUNT}", expression=("_count",))
+    return int(value)
 
 
 def encode_cursor(position: dict[str, Any]) -> str:
@@ -105,7 +116,7 @@ def decode_cursor(value: str | None) -> dict[str, Any] | None:
 
 def page_urls(search: SearchRequest, path: str, next_position: dict[str, Any] | None) -> tuple[str, str | None]:
     """The `self` and `next` links of a page."""
-    base = request.url_root.rstrip("/")
+    base = services().settings.public_base_url
     query: list[tuple[str, str]] = [(k, v) for k, values in search.params.items() for v in values]
     query.append(("_count", str(search.count)))
     self_query = list(query)
@@ -125,9 +136,53 @@ def split_token(value: str) -> tuple[str | None, str]:
     return None, value
 
 
+def code_value(value: str, parameter: str, codes: Iterable[str], system: str | None = None) -> str:
+    """A token search value that must be one of `codes` (of `system`, when given), else 400:
+    an unknown code matches nothing, and is more likely a mistake than a question."""
+    given_system, code = split_token(value)
+    if code not in set(codes) or (given_system is not None and system is not None and given_system != system):
+        raise FhirError(400, "invalid", f"{parameter}: {code!r} is not a code this parameter takes",
+                        expression=(parameter,))
+    return code
+
+
+def reference_id(value: str, parameter: str, resource_type: str) -> uuid.UUID:
+    """The id of a reference search value (`<Type>/<id>` or a bare id), else 400."""
+    try:
+        return uuid.UUID(value.removeprefix(f"{resource_type}/"))
+    except ValueError:
+        raise FhirError(400, "invalid", f"{parameter}: {value!r} is not a {resource_type} reference",
+                        expression=(parameter,)) from None
+
+
+def nhs_number_value(value: str, parameter: str) -> str:
+    """An NHS number search value (`<system>|<n>` or bare): ten ASCII digits with a valid
+    check digit, else 400 (a lookalike must never match, nor be silently empty)."""
+    system, code = split_token(value)
+    if system not in (None, NHS_NUMBER_SYSTEM):
+        raise FhirError(400, "invalid", f"{parameter} must use the system {NHS_NUMBER_SYSTEM}", expression=(parameter,))
+    if not is_valid_nhs_number(code):
+        raise FhirError(400, "invalid", f"{parameter}: not an NHS number (ten digits with a valid check digit)",
+                        expression=(parameter,))
+    return code
+
+
+def ods_value(value: str, parameter: str) -> str:
+    """An organisation search value (`<ODS system>|<code>` or bare): an ODS code, whole and
+    ASCII, else 400."""
+    system, code = split_token(value)
+    if system not in (None, ODS_SYSTEM):
+        raise FhirError(400, "invalid", f"{parameter} must use the ODS system {ODS_SYSTEM}", expression=(parameter,))
+    if not is_ods_code(code):
+        raise FhirError(400, "invalid", f"{parameter}: {code!r} is not an ODS code", expression=(parameter,))
+    return code
+
+
 _DATE_PREFIXES: Final = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
 _DATE_PATTERN: Final = re.compile(
-    r"^(?P<y>\d{4})(?:-(?P<m>\d{2})(?:-(?P<d>\d{2})(?:T(?P<time>\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)(?P<tz>Z|[+-]\d{2}:\d{2})?)?)?)?$"
+    r"(?P<y>\d{4})(?:-(?P<m>\d{2})(?:-(?P<d>\d{2})(?:T(?P<time>\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)"
+    r"(?P<tz>Z|[+-]\d{2}:\d{2})?)?)?)?",
+    re.ASCII,
 )
 
 
@@ -148,7 +203,7 @@ def parse_date(value: str, name: str) -> DateBound:
     """
     prefix = value[:2] if value[:2] in _DATE_PREFIXES else "eq"
     text = value[2:] if value[:2] in _DATE_PREFIXES else value
-    match = _DATE_PATTERN.match(text)
+    match = _DATE_PATTERN.fullmatch(text)
     if match is None or prefix not in ("eq", "gt", "lt", "ge", "le"):
         raise FhirError(400, "invalid", f"{name}: {value!r} is not a supported date search value", expression=(name,))
     try:
@@ -168,9 +223,11 @@ def parse_date(value: str, name: str) -> DateBound:
                 end = date(year + 1, 1, 1)
             low = datetime.combine(start, time(), LONDON)
             high = datetime.combine(end, time(), LONDON)
-    except ValueError:
+        bound = DateBound(prefix, low.astimezone(UTC), high.astimezone(UTC))
+    except (ValueError, OverflowError):
+        # OverflowError: the day after 9999-12-31, or an offset past the calendar's ends.
         raise FhirError(400, "invalid", f"{name}: {value!r} is not a valid date", expression=(name,)) from None
-    return DateBound(prefix, low.astimezone(UTC), high.astimezone(UTC))
+    return bound
 
 
 def date_clause(column: Any, bound: DateBound) -> Any:

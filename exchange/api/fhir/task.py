@@ -24,15 +24,19 @@ from exchange.api.fhir.rest import (
     history_bundle,
     request_body,
     resource_uuid,
+    version_number,
     write_response,
 )
 from exchange.api.fhir.search import (
     SearchRequest,
+    code_value,
     date_clause,
     keyset_page,
+    nhs_number_value,
+    ods_value,
     parse_date,
     parse_search,
-    split_token,
+    reference_id,
     split_values,
 )
 from exchange.audit.events import AuditKind, Entity
@@ -49,7 +53,7 @@ from exchange.registry.models import Organisation
 from exchange.requests import service
 from exchange.requests.clock_rules import DUE_SOON, OPEN_STATUSES, DueDateError
 from exchange.requests.models import TaskParty, TaskRow
-from exchange.requests.profile import ods_of, task_profile_issues, task_type_of
+from exchange.requests.profile import TASK_STATUSES, ods_of, task_profile_issues, task_type_of
 from exchange.requests.workflow import Document, WorkflowError, check_change
 from exchange.resources.service import read_version, versions
 
@@ -195,7 +199,7 @@ def task_vread(resource_id: str, version: str) -> Response:
     """Read one version of a request."""
     with services().database.transaction() as session:
         row, _ = _visible_task(session, resource_id)
-        stored = read_version(session, "Task", row.id, int(version)) if version.isdigit() else None
+        stored = read_version(session, "Task", row.id, version_number(version))
         if stored is None:
             raise not_found("Task", f"{resource_id}/_history/{version}")
         audit_request(session, entities=_entities(row), patient_id=row.patient_id)
@@ -281,9 +285,7 @@ def _organisation_ids(session: Session, values: list[str], parameter: str) -> li
             except ValueError:
                 found.append(None)
             continue
-        system, code = split_token(value)
-        if system not in (None, t.ODS_SYSTEM):
-            raise FhirError(400, "invalid", f"{parameter} must use the ODS system {t.ODS_SYSTEM}")
+        code = ods_value(value, parameter)
         found.append(session.scalar(select(Organisation.id).where(Organisation.ods == code)))
     return found
 
@@ -323,24 +325,21 @@ def task_conditions(session: Session, search: SearchRequest, organisation_id: uu
             conditions.append(column.in_([i for i in _organisation_ids(session, values, name) if i is not None]))
     patients = split_values(params.get("patient", []))
     if patients:
-        ids = []
-        for value in patients:
-            try:
-                ids.append(uuid.UUID(value.removeprefix("Patient/")))
-            except ValueError:
-                continue
-        conditions.append(TaskRow.patient_id.in_(ids))
+        conditions.append(TaskRow.patient_id.in_([reference_id(v, "patient", "Patient") for v in patients]))
     numbers = split_values(params.get("patient.identifier", []))
     if numbers:
         conditions.append(TaskRow.patient_id.in_(select(Patient.id).where(
-            Patient.nhs_number.in_([split_token(v)[1] for v in numbers]))))
+            Patient.nhs_number.in_([nhs_number_value(v, "patient.identifier") for v in numbers]))))
     if "status" in params:
-        conditions.append(TaskRow.status.in_([split_token(v)[1] for v in split_values(params["status"])]))
+        conditions.append(TaskRow.status.in_([code_value(v, "status", TASK_STATUSES)
+                                              for v in split_values(params["status"])]))
     if "code" in params:
-        conditions.append(TaskRow.task_type.in_([split_token(v)[1] for v in split_values(params["code"])]))
+        conditions.append(TaskRow.task_type.in_([code_value(v, "code", t.TaskType, t.code_system_url("task-type"))
+                                                 for v in split_values(params["code"])]))
     if "business-status" in params:
-        conditions.append(or_(*(business_status_clause(split_token(v)[1], today)
-                                for v in split_values(params["business-status"]))))
+        conditions.append(or_(*(business_status_clause(
+            code_value(v, "business-status", t.TaskBusinessStatus, t.code_system_url("task-business-status")), today)
+            for v in split_values(params["business-status"]))))
     for value in params.get("authored-on", []):
         conditions.append(date_clause(TaskRow.authored_on, parse_date(value, "authored-on")))
     for value in params.get("_lastUpdated", []):
