@@ -10,9 +10,9 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from exchange.clock import LONDON
+from exchange.codes import EXT_DECISION_MAKER, ODS_SYSTEM, code_system_url
 from exchange.consent.decision import decide
 from exchange.consent.records import ConsentRecord, consent_record
-from exchange.fhir.terminology import EXT_DECISION_MAKER, ODS_SYSTEM, code_system_url
 
 PATIENT_ID = "bench-patient"
 BIRTH = date(2012, 5, 10)

@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from exchange.agreements.models import Organisation
 from exchange.audit.events import Action, Actor, AuditEntry, AuditKind, Outcome
-from exchange.registry.models import Organisation
 
 SPEC_DIR = Path(__file__).resolve().parents[2] / "shared" / "spec"
 EXAMPLE_BOOTSTRAP = SPEC_DIR / "examples" / "bootstrap.json"

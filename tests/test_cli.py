@@ -10,8 +10,10 @@ import pytest
 from sqlalchemy import func, select, text
 
 from exchange import migrate
+from exchange.agreements.models import Organisation
+from exchange.auth.models import Client
 from exchange.db import Database
-from exchange.registry.models import Client, ConsoleUser, Organisation
+from exchange.users.models import ConsoleUser
 from tests.audit.test_chain import drop_audit_triggers
 from tests.cli_runner import exchange
 from tests.factories import EXAMPLE_BOOTSTRAP, example_bootstrap

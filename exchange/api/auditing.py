@@ -14,7 +14,7 @@ from exchange.api.context import services
 from exchange.audit.events import Action, Actor, AuditEntry, AuditKind, Entity, Outcome
 from exchange.audit.service import record
 from exchange.auth.caller import Caller
-from exchange.fhir.terminology import BREAK_GLASS_PURPOSES, Purpose, ReviewReason
+from exchange.codes import BREAK_GLASS_PURPOSES, Purpose, ReviewReason
 
 log = logging.getLogger(__name__)
 

@@ -33,6 +33,7 @@ from exchange.audit.service import record
 from exchange.auth.assertion import ALGORITHMS, AssertionAuthentication, claimed_key
 from exchange.auth.failures import TokenFailure, record_token_failure
 from exchange.auth.jwks import JwksCache, JwksUnavailable
+from exchange.auth.models import Client
 from exchange.auth.scopes import RESOURCE_TYPES, ScopeError, intersect, parse_scope, parse_scopes
 from exchange.auth.tokens import (
     TOKEN_LIFETIME,
@@ -43,7 +44,6 @@ from exchange.auth.tokens import (
     issue_token,
     revoke,
 )
-from exchange.registry.models import Client
 from exchange.settings import RateLimit
 
 bp = Blueprint("oauth", __name__)

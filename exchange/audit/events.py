@@ -15,7 +15,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final
 
-from exchange.fhir import terminology as t
+from exchange import codes
 
 _BALP_ENTITY_TYPE: Final = "https://profiles.ihe.net/ITI/BALP/CodeSystem/BasicAuditEntityType"
 _OBJECT_ROLE: Final = "http://terminology.hl7.org/CodeSystem/object-role"
@@ -56,20 +56,20 @@ class AuditKind(StrEnum):
         tokens, DICOM Application Activity for operator work."""
         area = self.value.split(":", 1)[0]
         if area == "rest":
-            return {"system": t.AUDIT_EVENT_TYPE_SYSTEM, "code": "rest", "display": "RESTful Operation"}
+            return {"system": codes.AUDIT_EVENT_TYPE_SYSTEM, "code": "rest", "display": "RESTful Operation"}
         if self in (AuditKind.TOKEN, AuditKind.LOGIN, AuditKind.LOGIN_FAILED, AuditKind.LOGOUT):
-            return {"system": t.DICOM_DCM_SYSTEM, "code": "110114", "display": "User Authentication"}
-        return {"system": t.DICOM_DCM_SYSTEM, "code": "110100", "display": "Application Activity"}
+            return {"system": codes.DICOM_DCM_SYSTEM, "code": "110114", "display": "User Authentication"}
+        return {"system": codes.DICOM_DCM_SYSTEM, "code": "110100", "display": "Application Activity"}
 
     @property
     def subtype_coding(self) -> dict[str, str]:
         """AuditEvent.subtype: the FHIR interaction, or this service's operator action."""
         area, name = self.value.split(":", 1)
         if area == "rest":
-            return {"system": t.RESTFUL_INTERACTION_SYSTEM, "code": name}
+            return {"system": codes.RESTFUL_INTERACTION_SYSTEM, "code": name}
         if self is AuditKind.TOKEN:
-            return {"system": t.code_system_url("operator-action"), "code": "login"}
-        return {"system": t.code_system_url("operator-action"), "code": name}
+            return {"system": codes.code_system_url("operator-action"), "code": "login"}
+        return {"system": codes.code_system_url("operator-action"), "code": name}
 
 
 class Action(StrEnum):
@@ -144,7 +144,7 @@ class AuditEntry:
     request_id: str | None = None
     details: dict[str, str] = field(default_factory=dict)
     #: Puts the event in the IG review queue (`review-reason`), shown as a `meta.tag`.
-    review_reason: t.ReviewReason | None = None
+    review_reason: codes.ReviewReason | None = None
 
 
 _ENTITY_ROLES: Final = {
@@ -164,21 +164,21 @@ def to_fhir(entry: AuditEntry, event_id: uuid.UUID, recorded: datetime) -> dict[
     agents: list[dict[str, Any]] = []
     who: dict[str, Any]
     if actor.client_id is not None:
-        who = {"identifier": {"system": t.CLIENT_ID_SYSTEM, "value": actor.client_id}}
+        who = {"identifier": {"system": codes.CLIENT_ID_SYSTEM, "value": actor.client_id}}
     else:
-        who = {"identifier": {"system": t.CONSOLE_USER_SYSTEM, "value": actor.user or "anonymous"}}
+        who = {"identifier": {"system": codes.CONSOLE_USER_SYSTEM, "value": actor.user or "anonymous"}}
     agent: dict[str, Any] = {"who": who, "requestor": True}
     if actor.address:
         agent["network"] = {"address": actor.address, "type": "2"}
     if actor.purpose:
         agent["purposeOfUse"] = [
-            {"coding": [{"system": t.code_system_url("purpose"), "code": actor.purpose}]}
+            {"coding": [{"system": codes.code_system_url("purpose"), "code": actor.purpose}]}
         ]
     agents.append(agent)
     if actor.organisation:
         agents.append(
             {
-                "who": {"identifier": {"system": t.ODS_SYSTEM, "value": actor.organisation}},
+                "who": {"identifier": {"system": codes.ODS_SYSTEM, "value": actor.organisation}},
                 "requestor": False,
             }
         )
@@ -224,7 +224,7 @@ def to_fhir(entry: AuditEntry, event_id: uuid.UUID, recorded: datetime) -> dict[
         "id": str(event_id),
     }
     if entry.review_reason is not None:
-        event["meta"] = {"tag": [{"system": t.code_system_url("review-reason"), "code": entry.review_reason.value}]}
+        event["meta"] = {"tag": [{"system": codes.code_system_url("review-reason"), "code": entry.review_reason.value}]}
     event |= {
         "type": entry.kind.type_coding,
         "subtype": [entry.kind.subtype_coding],

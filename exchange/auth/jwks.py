@@ -9,16 +9,59 @@ import json
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
+from urllib.parse import urlsplit
 
 import requests
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
 
-from exchange.registry.specs import check_jwks
+if TYPE_CHECKING:
+    from joserfc.jwk import KeySetSerialization
+
 
 FETCH_TIMEOUT: Final = 3.0
+_PRIVATE_JWK_MEMBERS: Final = frozenset({"d", "p", "q", "dp", "dq", "qi", "k", "oth"})
 MAX_JWKS_BYTES: Final = 64 * 1024
 CACHE_SECONDS: Final = 300.0
 MIN_REFRESH_SECONDS: Final = 30.0
+
+
+def check_jwks(jwks: Any) -> str | None:
+    """Why an inline JWKS is unacceptable, or None if it is a set of public signing keys."""
+    if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list) or not jwks["keys"]:
+        return 'jwks must be an object {"keys": [...]} with at least one key'
+    kids: set[str] = set()
+    for position, key in enumerate(jwks["keys"]):
+        if not isinstance(key, dict):
+            return f"jwks.keys[{position}] must be an object"
+        if _PRIVATE_JWK_MEMBERS & set(key):
+            # Private or symmetric key material must never be registered (or stored).
+            return f"jwks.keys[{position}] contains private or symmetric key material"
+        if key.get("kty") not in ("RSA", "EC"):
+            return f"jwks.keys[{position}].kty must be RSA or EC"
+        kid = key.get("kid")
+        if not isinstance(kid, str) or not kid:
+            return f"jwks.keys[{position}] needs a kid"
+        if kid in kids:
+            return f"jwks.keys[{position}] repeats kid {kid!r}"
+        kids.add(kid)
+    try:
+        KeySet.import_key_set(cast("KeySetSerialization", jwks))
+    except (JoseError, ValueError, TypeError) as exc:
+        return f"jwks is not a valid key set ({type(exc).__name__})"
+    return None
+
+
+def check_jwks_uri(uri: str) -> str | None:
+    """Why a `jwks_uri` is unacceptable: it must be https (http only on loopback, for tests)."""
+    parts = urlsplit(uri)
+    loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")
+    if parts.scheme == "https" and parts.hostname:
+        return None
+    if parts.scheme == "http" and loopback:
+        return None
+    return "jwks_uri must be an https URL"
 
 
 class JwksUnavailable(Exception):

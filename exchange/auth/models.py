@@ -5,11 +5,36 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ForeignKey, Integer, String, Text, Uuid
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String, Text, Uuid
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from exchange.db import Base, UTCDateTime
+from exchange.agreements.models import Organisation
+from exchange.db import Base, JsonDocument, UTCDateTime
+
+
+class Client(Base):
+    """An OAuth client of one organisation: its allowed scopes and its public keys."""
+
+    __tablename__ = "client"
+
+    client_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisation.id"), index=True)
+    scopes: Mapped[list[str]] = mapped_column(JsonDocument)
+    jwks: Mapped[dict[str, Any] | None] = mapped_column(JsonDocument)
+    jwks_uri: Mapped[str | None] = mapped_column(String(2048))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    organisation: Mapped[Organisation] = relationship(lazy="joined")
+
+    __table_args__ = (
+        CheckConstraint(
+            "(jwks IS NULL) <> (jwks_uri IS NULL)", name="one_key_source"
+        ),
+    )
 
 
 class AccessToken(Base):

@@ -19,9 +19,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from exchange.auth.caller import Caller
-from exchange.auth.models import AccessToken, ClientAssertionJti
+from exchange.auth.models import AccessToken, Client, ClientAssertionJti
 from exchange.auth.scopes import ScopeError, parse_scope
-from exchange.registry.models import Client
 
 TOKEN_LIFETIME: Final = timedelta(seconds=300)
 

@@ -12,9 +12,9 @@ from exchange.audit.service import record
 from exchange.cli import main
 from exchange.cli.context import CliContext, pass_context
 from exchange.clock import LONDON
+from exchange.codes import Purpose
 from exchange.consent.explain import explain as explain_decision
 from exchange.consent.service import evaluate
-from exchange.fhir.terminology import Purpose
 from exchange.patients.nhs_number import is_valid_nhs_number, mask
 from exchange.patients.service import find_by_nhs_number
 

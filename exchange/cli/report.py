@@ -9,6 +9,7 @@ from dataclasses import asdict
 
 import click
 
+from exchange.advice_requests.reports import overdue as overdue_requests
 from exchange.audit.events import Action, Actor, AuditEntry, AuditKind, Outcome
 from exchange.audit.sealer import seal_all
 from exchange.audit.service import record
@@ -16,7 +17,6 @@ from exchange.cli import main
 from exchange.cli.context import CliContext, pass_context
 from exchange.cli.registry import table
 from exchange.clock import london_date
-from exchange.requests.reports import overdue as overdue_requests
 
 
 @main.group()

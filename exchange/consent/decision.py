@@ -14,6 +14,10 @@ from datetime import date, datetime
 from enum import StrEnum
 
 from exchange.clock import london_date
+from exchange.codes import (
+    AccessDenialReason,
+    DecisionMakerBasis,
+)
 from exchange.consent.calendar import (
     LifeStage,
     life_stage,
@@ -26,10 +30,6 @@ from exchange.consent.makers import (
     maker_validity,
 )
 from exchange.consent.records import CapacityAssessment, ConsentRecord
-from exchange.fhir.terminology import (
-    AccessDenialReason,
-    DecisionMakerBasis,
-)
 
 
 class Ignored(StrEnum):

@@ -13,6 +13,13 @@ from datetime import date
 from typing import Final
 
 from exchange.clock import london_date
+from exchange.codes import (
+    CapacityAssessmentOutcome,
+    CapacityAssessmentType,
+    DecisionMakerBasis,
+    ParentalResponsibility,
+    YoungPersonRepresentative,
+)
 from exchange.consent.calendar import (
     LifeStage,
     age_on,
@@ -22,13 +29,6 @@ from exchange.consent.calendar import (
     school_leaving_date,
 )
 from exchange.consent.records import CapacityAssessment, ConsentRecord, DecisionMaker
-from exchange.fhir.terminology import (
-    CapacityAssessmentOutcome,
-    CapacityAssessmentType,
-    DecisionMakerBasis,
-    ParentalResponsibility,
-    YoungPersonRepresentative,
-)
 
 #: Why each holder of parental responsibility holds it (Children Act 1989).
 PARENTAL_RESPONSIBILITY_SOURCES: Final[dict[str, str]] = {

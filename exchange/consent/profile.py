@@ -14,6 +14,19 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any, Final
 
+from exchange.codes import (
+    CONSENT_ACTION_SYSTEM,
+    CONSENT_SCOPE_SYSTEM,
+    EXT_DECISION_MAKER,
+    LOINC_SYSTEM,
+    ODS_SYSTEM,
+    PARTICIPATION_TYPE_SYSTEM,
+    CapacityAssessmentOutcome,
+    CapacityAssessmentType,
+    DecisionMakerBasis,
+    ParentalResponsibility,
+    Purpose,
+)
 from exchange.consent.makers import maker_validity
 from exchange.consent.records import (
     ASSESSMENT_OUTCOME_SYSTEM,
@@ -31,19 +44,6 @@ from exchange.consent.records import (
     relationship_code,
 )
 from exchange.fhir.outcome import Issue
-from exchange.fhir.terminology import (
-    CONSENT_ACTION_SYSTEM,
-    CONSENT_SCOPE_SYSTEM,
-    EXT_DECISION_MAKER,
-    LOINC_SYSTEM,
-    ODS_SYSTEM,
-    PARTICIPATION_TYPE_SYSTEM,
-    CapacityAssessmentOutcome,
-    CapacityAssessmentType,
-    DecisionMakerBasis,
-    ParentalResponsibility,
-    Purpose,
-)
 from exchange.fhir.validation import check_coding
 
 #: The R4 required binding of Consent.status (consent-state-codes).

@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final, Literal
 
 from exchange.clock import LONDON, london_date
-from exchange.fhir.terminology import (
+from exchange.codes import (
     EXT_DECISION_MAKER,
     ODS_SYSTEM,
     PARTICIPATION_TYPE_SYSTEM,

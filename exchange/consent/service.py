@@ -11,14 +11,14 @@ from typing import Any, Final
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
+from exchange.codes import ConsentReview, ConsentValidity, code_system_url
 from exchange.consent.decision import Decision, decide
 from exchange.consent.models import ConsentRow
 from exchange.consent.profile import decision_maker_warning
 from exchange.consent.records import CapacityAssessment, ConsentRecord, consent_record
-from exchange.fhir.terminology import ConsentReview, ConsentValidity, code_system_url
 from exchange.patients.models import Patient
 from exchange.patients.service import in_care_of
-from exchange.resources.service import keep_version, stamp
+from exchange.versions import keep_version, stamp
 
 _VALIDITY_SYSTEM: Final = code_system_url("consent-validity")
 _REVIEW_SYSTEM: Final = code_system_url("consent-review")

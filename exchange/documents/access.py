@@ -13,22 +13,22 @@ from typing import Final
 from sqlalchemy import ColumnElement, and_, exists, or_, select
 from sqlalchemy.orm import Session
 
+from exchange.advice_requests.models import TaskParty, TaskRow
+from exchange.advice_requests.workflow import OWNER, REQUESTER
+from exchange.agreements.models import Agreement
+from exchange.agreements.queries import agreement_between
 from exchange.clock import london_date
-from exchange.consent.decision import Decision, Ignored
-from exchange.consent.service import evaluate
-from exchange.documents.models import DocumentRow
-from exchange.fhir.terminology import (
+from exchange.codes import (
     BREAK_GLASS_PURPOSES,
     AccessDenialReason,
     OrganisationRole,
     Purpose,
     TaskType,
 )
+from exchange.consent.decision import Decision, Ignored
+from exchange.consent.service import evaluate
+from exchange.documents.models import DocumentRow
 from exchange.patients.models import Patient
-from exchange.registry.agreements import agreement_between
-from exchange.registry.models import Agreement
-from exchange.requests.models import TaskParty, TaskRow
-from exchange.requests.workflow import OWNER, REQUESTER
 
 
 @dataclass(frozen=True, slots=True)

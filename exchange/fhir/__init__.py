@@ -1,1 +1,1 @@
-"""FHIR R4 plumbing: terminology, OperationOutcome, validation, conformance artefacts."""
+"""FHIR R4 plumbing: OperationOutcome, validation, narratives, conformance artefacts."""

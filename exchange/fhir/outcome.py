@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from exchange.fhir.terminology import AccessDenialReason, code_system_url
+from exchange.codes import AccessDenialReason, code_system_url
 
 
 @dataclass(frozen=True, slots=True)

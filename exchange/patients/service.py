@@ -14,9 +14,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from exchange.fhir.terminology import NHS_NUMBER_SYSTEM
+from exchange.codes import NHS_NUMBER_SYSTEM
 from exchange.patients.models import Patient, PatientAccess, PatientRegistration
-from exchange.resources.service import keep_version, stamp
+from exchange.versions import keep_version, stamp
 
 REGISTRANT: Final = "registrant"
 TASK_REQUESTER: Final = "task-requester"

@@ -13,18 +13,11 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from exchange.agreements.models import Agreement, AgreementParty, AgreementPurpose, Organisation
 from exchange.audit.events import Action, Actor, AuditEntry, AuditKind, Outcome
 from exchange.audit.service import record
+from exchange.auth.models import Client
 from exchange.clock import Clock
-from exchange.registry.models import (
-    Agreement,
-    AgreementParty,
-    AgreementPurpose,
-    Client,
-    ConsoleUser,
-    Organisation,
-)
-from exchange.registry.passwords import hash_password, verify_password
 from exchange.registry.specs import (
     AgreementSpec,
     BootstrapSpec,
@@ -32,6 +25,8 @@ from exchange.registry.specs import (
     OrganisationSpec,
     UserSpec,
 )
+from exchange.users.models import ConsoleUser
+from exchange.users.passwords import hash_password, verify_password
 
 
 class RegistryError(LookupError):

@@ -10,31 +10,20 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from typing import TYPE_CHECKING, Any, Final, cast
-from urllib.parse import urlsplit
-
-from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
+from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
-    from joserfc.jwk import KeySetSerialization
+    pass
 
+from exchange.agreements.ods import ODS_CODE
+from exchange.auth.jwks import check_jwks, check_jwks_uri
 from exchange.auth.scopes import ScopeError, parse_scope
-from exchange.fhir.terminology import OrganisationRole, Purpose
-from exchange.registry.passwords import is_argon2id_hash
-
-ODS_CODE: Final = re.compile(r"^[A-Z0-9]{2,16}$")
-
-
-def is_ods_code(value: str) -> bool:
-    """Whether `value` is an ODS code: 2-16 ASCII capitals and digits, nothing else."""
-    return ODS_CODE.fullmatch(value) is not None
-
+from exchange.codes import OrganisationRole, Purpose
+from exchange.users.passwords import is_argon2id_hash
 
 IDENTIFIER: Final = re.compile(r"^[A-Za-z0-9._@-]{1,128}$")
 CONSOLE_ROLES: Final = ("ig-lead", "dco", "admin")
 AGREEMENT_STATUSES: Final = ("executed", "terminated", "revoked")
-_PRIVATE_JWK_MEMBERS: Final = frozenset({"d", "p", "q", "dp", "dq", "qi", "k", "oth"})
 MIN_PASSWORD_LENGTH: Final = 12
 
 
@@ -174,43 +163,6 @@ def _date(problems: _Problems, where: str, entry: Mapping[str, Any], key: str) -
     except ValueError:
         problems.add(where, f"{key} {value!r} is not a date (YYYY-MM-DD)")
         return None
-
-
-def check_jwks(jwks: Any) -> str | None:
-    """Why an inline JWKS is unacceptable, or None if it is a set of public signing keys."""
-    if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list) or not jwks["keys"]:
-        return 'jwks must be an object {"keys": [...]} with at least one key'
-    kids: set[str] = set()
-    for position, key in enumerate(jwks["keys"]):
-        if not isinstance(key, dict):
-            return f"jwks.keys[{position}] must be an object"
-        if _PRIVATE_JWK_MEMBERS & set(key):
-            # Private or symmetric key material must never be registered (or stored).
-            return f"jwks.keys[{position}] contains private or symmetric key material"
-        if key.get("kty") not in ("RSA", "EC"):
-            return f"jwks.keys[{position}].kty must be RSA or EC"
-        kid = key.get("kid")
-        if not isinstance(kid, str) or not kid:
-            return f"jwks.keys[{position}] needs a kid"
-        if kid in kids:
-            return f"jwks.keys[{position}] repeats kid {kid!r}"
-        kids.add(kid)
-    try:
-        KeySet.import_key_set(cast("KeySetSerialization", jwks))
-    except (JoseError, ValueError, TypeError) as exc:
-        return f"jwks is not a valid key set ({type(exc).__name__})"
-    return None
-
-
-def check_jwks_uri(uri: str) -> str | None:
-    """Why a `jwks_uri` is unacceptable: it must be https (http only on loopback, for tests)."""
-    parts = urlsplit(uri)
-    loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")
-    if parts.scheme == "https" and parts.hostname:
-        return None
-    if parts.scheme == "http" and loopback:
-        return None
-    return "jwks_uri must be an https URL"
 
 
 def parse_bootstrap(document: Any, known_ods: Mapping[str, str] | None = None) -> BootstrapSpec:

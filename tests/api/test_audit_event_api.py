@@ -8,9 +8,9 @@ from typing import Any
 from fhir.resources.R4B.auditevent import AuditEvent
 from flask.testing import FlaskClient
 
+from exchange import codes
 from exchange.audit.sealer import seal_all
 from exchange.db import Database
-from exchange.fhir import terminology as t
 from tests.conftest import Tokens
 from tests.factories import FrozenClock
 
@@ -31,7 +31,7 @@ def _all(client: FlaskClient, headers: dict[str, str], query: str = "") -> list[
 
 
 def _orgs(event: dict[str, Any]) -> set[str]:
-    return {a["who"]["identifier"]["value"] for a in event["agent"] if a["who"]["identifier"]["system"] == t.ODS_SYSTEM}
+    return {a["who"]["identifier"]["value"] for a in event["agent"] if a["who"]["identifier"]["system"] == codes.ODS_SYSTEM}
 
 
 def test_ig_client_sees_only_its_own_organisations_events(client: FlaskClient, tokens: Tokens, clock: FrozenClock) -> None:
@@ -57,7 +57,7 @@ def test_events_are_valid_r4_with_chain_extension_once_sealed(
     AuditEvent.model_validate(event)
     read = client.get(f"/fhir/AuditEvent/{event['id']}", headers=headers)
     assert read.headers["ETag"] == 'W/"1"'
-    chain = {x["url"]: x for x in read.get_json()["extension"]}[t.EXT_AUDIT_CHAIN]
+    chain = {x["url"]: x for x in read.get_json()["extension"]}[codes.EXT_AUDIT_CHAIN]
     parts = {x["url"]: x["valueString"] for x in chain["extension"]}
     assert parts["sequence"].isdigit()
     assert len(parts["hash"]) == len(parts["previousHash"]) == 64
@@ -70,9 +70,9 @@ def test_search_parameters(client: FlaskClient, tokens: Tokens, clock: FrozenClo
     assert denied and all(e["outcome"] == "4" for e in denied)
     reads = _all(client, headers, "&subtype=read")
     assert reads and all(e["subtype"][0]["code"] == "read" for e in reads)
-    tokens_only = _all(client, headers, f"&type={t.DICOM_DCM_SYSTEM}|110114")
+    tokens_only = _all(client, headers, f"&type={codes.DICOM_DCM_SYSTEM}|110114")
     assert tokens_only and all(e["type"]["code"] == "110114" for e in tokens_only)
-    by_client = _all(client, headers, f"&agent={t.CLIENT_ID_SYSTEM}|la01-case-system")
+    by_client = _all(client, headers, f"&agent={codes.CLIENT_ID_SYSTEM}|la01-case-system")
     assert by_client and all(e["agent"][0]["who"]["identifier"]["value"] == "la01-case-system" for e in by_client)
     organisation_id = reads[0]["entity"][0]["what"]["reference"]
     by_entity = _all(client, headers, f"&entity={organisation_id}")

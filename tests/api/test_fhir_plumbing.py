@@ -9,7 +9,7 @@ from fhir.resources.R4B.operationoutcome import OperationOutcome
 from flask import Flask
 from flask.testing import FlaskClient
 
-from exchange.fhir import terminology as t
+from exchange import codes
 
 
 def assert_outcome(response: object, status: int, code: str) -> dict[str, object]:
@@ -31,7 +31,7 @@ def test_metadata_is_a_valid_r4_capability_statement(client: FlaskClient) -> Non
     assert statement["fhirVersion"] == "4.0.1"
     resources = {r["type"]: r for r in statement["rest"][0]["resource"]}
     assert {"Organization", "Contract"} <= set(resources)
-    assert resources["Contract"]["supportedProfile"] == [t.PROFILE_DATA_SHARING_AGREEMENT]
+    assert resources["Contract"]["supportedProfile"] == [codes.PROFILE_DATA_SHARING_AGREEMENT]
     oauth = statement["rest"][0]["security"]["extension"][0]["extension"]
     assert {"url": "token", "valueUri": "http://127.0.0.1:8000/oauth2/token"} in oauth
 
@@ -73,21 +73,21 @@ def test_xml_format_is_406(client: FlaskClient) -> None:
 
 
 def test_code_system_search_by_url_and_read(client: FlaskClient) -> None:
-    url = t.code_system_url("purpose")
+    url = codes.code_system_url("purpose")
     response = client.get("/fhir/CodeSystem", query_string={"url": url})
     assert response.status_code == 200
     bundle = response.get_json()
     Bundle.model_validate(bundle)
     assert bundle["total"] == 1
     code_system = bundle["entry"][0]["resource"]
-    assert {c["code"] for c in code_system["concept"]} == {p.value for p in t.Purpose}
+    assert {c["code"] for c in code_system["concept"]} == {p.value for p in codes.Purpose}
     read = client.get("/fhir/CodeSystem/purpose")
     assert read.get_json()["url"] == url
     assert_outcome(client.get("/fhir/CodeSystem/no-such-thing"), 404, "not-found")
 
 
 def test_structure_definitions_and_search_parameters_are_served(client: FlaskClient) -> None:
-    profile = client.get("/fhir/StructureDefinition", query_string={"url": t.PROFILE_CONSENT}).get_json()
+    profile = client.get("/fhir/StructureDefinition", query_string={"url": codes.PROFILE_CONSENT}).get_json()
     assert profile["total"] == 1
     purpose = client.get("/fhir/SearchParameter/AuditEvent-purpose").get_json()
     assert purpose["code"] == "purpose"
@@ -98,7 +98,7 @@ def test_unknown_search_parameter_is_400_unless_lenient(client: FlaskClient) -> 
     lenient = client.get("/fhir/CodeSystem?colour=red", headers={"Prefer": "handling=lenient"}).get_json()
     outcomes = [e["resource"] for e in lenient["entry"] if e["search"]["mode"] == "outcome"]
     assert "colour" in outcomes[0]["issue"][0]["diagnostics"]
-    assert lenient["total"] == len(t.CODE_SYSTEMS)
+    assert lenient["total"] == len(codes.CODE_SYSTEMS)
 
 
 def test_registry_resources_need_a_token(client: FlaskClient) -> None:

@@ -13,12 +13,7 @@ from typing import Any
 import pytest
 
 from exchange.clock import LONDON
-from exchange.consent.calendar import LifeStage
-from exchange.consent.decision import Decision, Ignored, decide
-from exchange.consent.explain import explain
-from exchange.consent.makers import maker_validity
-from exchange.consent.records import ConsentRecord, consent_record
-from exchange.fhir.terminology import (
+from exchange.codes import (
     EXT_DECISION_MAKER,
     ODS_SYSTEM,
     AccessDenialReason,
@@ -26,6 +21,11 @@ from exchange.fhir.terminology import (
     YoungPersonRepresentative,
     code_system_url,
 )
+from exchange.consent.calendar import LifeStage
+from exchange.consent.decision import Decision, Ignored, decide
+from exchange.consent.explain import explain
+from exchange.consent.makers import maker_validity
+from exchange.consent.records import ConsentRecord, consent_record
 
 PATIENT_ID = "3f9a3c1e-6f5b-4d0e-9a53-0d6a1f0c2b11"
 PROVIDER = "RXX01"

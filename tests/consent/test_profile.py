@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from exchange.codes import EXT_DECISION_MAKER, ODS_SYSTEM
 from exchange.consent.profile import consent_profile_issues, decision_maker_warning
 from exchange.consent.records import consent_record
-from exchange.fhir.terminology import EXT_DECISION_MAKER, ODS_SYSTEM
 from exchange.fhir.validation import model_class
 from tests.consent.test_decision import PATIENT_ID, consent_json
 from tests.consent.test_records import CHILD_PATIENT, example

@@ -9,16 +9,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exchange.clock import LONDON
-from exchange.consent.calendar import LifeStage, age_on, life_stage, school_leaving_date
-from exchange.consent.decision import decide, maker_validity
-from exchange.consent.records import ConsentRecord, consent_record
-from exchange.fhir.terminology import (
+from exchange.codes import (
     AccessDenialReason,
     CapacityAssessmentOutcome,
     CapacityAssessmentType,
     ParentalResponsibility,
     YoungPersonRepresentative,
 )
+from exchange.consent.calendar import LifeStage, age_on, life_stage, school_leaving_date
+from exchange.consent.decision import decide, maker_validity
+from exchange.consent.records import ConsentRecord, consent_record
 from tests.consent.test_decision import EHCNA, OTHER_PROVIDER, PATIENT_ID, PROVIDER, consent_json
 
 PROPERTY_SETTINGS = settings(max_examples=200, deadline=None)

@@ -12,17 +12,17 @@ from typing import Any
 import pytest
 
 from exchange.clock import LONDON
+from exchange.codes import (
+    ODS_SYSTEM,
+    CapacityAssessmentOutcome,
+    CapacityAssessmentType,
+    DecisionMakerBasis,
+)
 from exchange.consent.records import (
     UNDATED,
     CapacityAssessment,
     consent_record,
     parse_instant,
-)
-from exchange.fhir.terminology import (
-    ODS_SYSTEM,
-    CapacityAssessmentOutcome,
-    CapacityAssessmentType,
-    DecisionMakerBasis,
 )
 from exchange.fhir.validation import model_class
 from tests.consent.test_decision import PATIENT_ID, consent_json

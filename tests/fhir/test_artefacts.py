@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from fhir.resources.R4B import get_fhir_model_class
 
-from exchange.fhir import terminology
-from exchange.fhir.terminology import CANONICAL_BASE, CODE_SYSTEMS
+from exchange import codes as terminology
+from exchange.codes import CANONICAL_BASE, CODE_SYSTEMS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PROFILES_DIR = REPO_ROOT / "fhir_profiles"

@@ -8,12 +8,12 @@ from fhir.resources.R4B.contract import Contract
 from fhir.resources.R4B.organization import Organization
 from sqlalchemy import select
 
+from exchange import codes
+from exchange.agreements.models import Agreement, Organisation
+from exchange.agreements.resources import contract_resource, organization_resource
 from exchange.audit.events import Actor
 from exchange.db import Database
-from exchange.fhir import terminology as t
 from exchange.fhir.artefacts import Artefacts
-from exchange.fhir.registry_resources import contract_resource, organization_resource
-from exchange.registry.models import Agreement, Organisation
 from exchange.registry.service import apply_bootstrap
 from exchange.registry.specs import parse_bootstrap
 from tests.factories import FrozenClock, example_bootstrap
@@ -30,8 +30,8 @@ def test_organization_is_valid_r4(db: Database, clock: FrozenClock) -> None:
         icb = session.scalars(select(Organisation).where(Organisation.ods == "ICB01")).one()
         resource = organization_resource(icb)
     Organization.model_validate(resource)
-    assert resource["identifier"] == [{"system": t.ODS_SYSTEM, "value": "ICB01"}]
-    assert resource["type"][0]["coding"][0] == {"system": t.code_system_url("organisation-role"), "code": "icb"}
+    assert resource["identifier"] == [{"system": codes.ODS_SYSTEM, "value": "ICB01"}]
+    assert resource["type"][0]["coding"][0] == {"system": codes.code_system_url("organisation-role"), "code": "icb"}
 
 
 def test_contract_is_valid_r4_and_follows_the_profile(db: Database, clock: FrozenClock) -> None:
@@ -40,8 +40,8 @@ def test_contract_is_valid_r4_and_follows_the_profile(db: Database, clock: Froze
         agreement = session.scalars(select(Agreement)).one()
         resource = contract_resource(agreement)
     Contract.model_validate(resource)
-    assert resource["identifier"] == [{"system": t.AGREEMENT_SYSTEM, "value": "dsa-2026-01"}]
-    assert resource["url"] == f"{t.CANONICAL_BASE}/agreement/dsa-2026-01"
+    assert resource["identifier"] == [{"system": codes.AGREEMENT_SYSTEM, "value": "dsa-2026-01"}]
+    assert resource["url"] == f"{codes.CANONICAL_BASE}/agreement/dsa-2026-01"
     assert resource["status"] == "executed"
     assert resource["applies"] == {"start": "2026-01-01", "end": "2028-12-31"}
     assert "subject" not in resource

@@ -15,6 +15,7 @@ from flask import Response, g
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
+from exchange import codes
 from exchange.api.access import requires_scope
 from exchange.api.auditing import audit_request
 from exchange.api.context import services
@@ -34,7 +35,6 @@ from exchange.api.fhir.search import (
 )
 from exchange.audit.events import AuditKind, Entity
 from exchange.audit.models import AuditEntityRef, AuditRecord
-from exchange.fhir import terminology as t
 from exchange.fhir.capability import ResourceCapability, SearchParam
 from exchange.fhir.outcome import FhirError, not_found
 from exchange.patients.models import Patient
@@ -58,7 +58,7 @@ AUDIT_EVENT = ResourceCapability(
         SearchParam("outcome", "token"),
         SearchParam("action", "token"),
         SearchParam("_lastUpdated", "date"),
-        SearchParam("purpose", "token", definition=f"{t.CANONICAL_BASE}/SearchParameter/AuditEvent-purpose"),
+        SearchParam("purpose", "token", definition=f"{codes.CANONICAL_BASE}/SearchParameter/AuditEvent-purpose"),
     ),
     versioning="no-version",
 )
@@ -75,7 +75,7 @@ def audit_event_resource(row: AuditRecord) -> dict[str, Any]:
     if row.sequence is not None:
         resource.setdefault("extension", []).append(
             {
-                "url": t.EXT_AUDIT_CHAIN,
+                "url": codes.EXT_AUDIT_CHAIN,
                 "extension": [
                     {"url": "sequence", "valueString": str(row.sequence)},
                     {"url": "previousHash", "valueString": row.previous_hash},
@@ -101,11 +101,11 @@ def _kinds(value: str, coding: str) -> list[str]:
 
 def _agent_clause(value: str) -> ColumnElement[bool]:
     system, code = split_token(value)
-    if system == t.ODS_SYSTEM:
+    if system == codes.ODS_SYSTEM:
         return AuditRecord.agent_org == ods_value(value, "agent")
-    if system == t.CLIENT_ID_SYSTEM:
+    if system == codes.CLIENT_ID_SYSTEM:
         return AuditRecord.agent_client_id == code
-    if system == t.CONSOLE_USER_SYSTEM:
+    if system == codes.CONSOLE_USER_SYSTEM:
         return AuditRecord.agent_user == code
     if system is not None:
         return AuditRecord.id.is_(None)  # an identifier system no agent has

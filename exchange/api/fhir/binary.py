@@ -31,9 +31,9 @@ from exchange.documents.models import BinaryRow, DocumentRow
 from exchange.documents.service import ContentGone, open_content, store_content
 from exchange.fhir.capability import ResourceCapability
 from exchange.fhir.outcome import FhirError, not_found
-from exchange.resources.service import instant
 from exchange.storage.blobs import BlobMissing
 from exchange.storage.s3 import StorageUnavailable
+from exchange.versions import instant
 
 log = logging.getLogger("exchange.documents")
 

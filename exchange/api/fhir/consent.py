@@ -11,6 +11,9 @@ from flask import Response, g
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from exchange import codes
+from exchange.agreements.models import Organisation
+from exchange.agreements.queries import uncovered_purposes
 from exchange.api.access import requires_scope
 from exchange.api.auditing import audit_request
 from exchange.api.context import services
@@ -44,27 +47,24 @@ from exchange.consent import service
 from exchange.consent.models import ConsentRow
 from exchange.consent.profile import STATUSES as CONSENT_STATUSES
 from exchange.consent.profile import consent_profile_issues
-from exchange.fhir import terminology as t
 from exchange.fhir.capability import ResourceCapability, SearchParam
 from exchange.fhir.outcome import FhirError, Issue, forbidden, invalid, not_found
 from exchange.fhir.validation import register_profile_check, validate_resource
 from exchange.patients.models import Patient
 from exchange.patients.service import find_by_nhs_number, visible_patient
-from exchange.registry.agreements import uncovered_purposes
-from exchange.registry.models import Organisation
-from exchange.resources.service import read_version, versions
+from exchange.versions import all_versions, read_version
 
 register_profile_check("Consent", consent_profile_issues)
 
 SEARCH_PARAMS: Final = ("patient", "patient.identifier", "status", "category", "date", "_tag", "_sort")
-EVALUATE: Final = f"{t.CANONICAL_BASE}/OperationDefinition/Consent-evaluate"
+EVALUATE: Final = f"{codes.CANONICAL_BASE}/OperationDefinition/Consent-evaluate"
 CONSENT = ResourceCapability(
     type="Consent",
     interactions=("create", "read", "vread", "update", "search-type", "history-instance"),
     search_params=tuple(SearchParam(name, kind) for name, kind in (
         ("patient", "reference"), ("patient.identifier", "token"), ("status", "token"), ("category", "token"),
         ("date", "date"), ("_tag", "token"))),
-    profile=t.PROFILE_CONSENT,
+    profile=codes.PROFILE_CONSENT,
     operations=(("evaluate", EVALUATE),),
 )
 #: Statuses a Consent can no longer leave: withdrawal, refusal and errors are final.
@@ -89,13 +89,13 @@ def _organisation_reference(session: Session) -> dict[str, Any]:
     organisation = session.get(Organisation, g.caller.organisation_id)
     if organisation is None:  # a token's client always belongs to a registered organisation
         raise RuntimeError("the caller's organisation is not registered")
-    return {"identifier": {"system": t.ODS_SYSTEM, "value": organisation.ods}, "display": organisation.name}
+    return {"identifier": {"system": codes.ODS_SYSTEM, "value": organisation.ods}, "display": organisation.name}
 
 
 def _checked(data: Any) -> dict[str, Any]:
     """R4 + the Consent profile; the default policy is added first (R4 ppc-1)."""
     if isinstance(data, dict) and "policy" not in data and "policyRule" not in data:
-        data = {**data, "policy": [{"uri": t.DEFAULT_CONSENT_POLICY}]}
+        data = {**data, "policy": [{"uri": codes.DEFAULT_CONSENT_POLICY}]}
     resource = validate_resource(data, "Consent")
     moment = datetime.fromisoformat(resource["dateTime"].replace("Z", "+00:00"))
     if moment.tzinfo is None:
@@ -130,11 +130,11 @@ def consent_create() -> Response:
         purposes = [p.get("code") for p in resource["provision"].get("purpose", [])]
         missing = uncovered_purposes(session, g.caller.organisation_id, purposes, now.astimezone(LONDON).date())
         if missing:
-            raise forbidden(t.AccessDenialReason.NO_AGREEMENT,
+            raise forbidden(codes.AccessDenialReason.NO_AGREEMENT,
                             f"no data-sharing agreement in force covers {', '.join(missing)} for this organisation")
         stored = service.record_consent(session, resource, patient, g.caller.organisation_id, now)
         audit_request(session, entities=_entities(patient, stored.row.id), patient_id=patient.id, kind=AuditKind.CREATE,
-                      review_reason=t.ReviewReason.CONTESTED_CONSENT if stored.contested else None)
+                      review_reason=codes.ReviewReason.CONTESTED_CONSENT if stored.contested else None)
     return write_response(stored.row.resource, 201, [stored.warning] if stored.warning else None)
 
 
@@ -177,7 +177,7 @@ def consent_history(resource_id: str) -> Response:
     """Every version of a Consent, newest first."""
     with services().database.transaction() as session:
         row, patient = _visible_consent(session, resource_id)
-        bundle = history_bundle(versions(session, "Consent", row.id))
+        bundle = history_bundle(all_versions(session, "Consent", row.id))
         audit_request(session, entities=_entities(patient, row.id), patient_id=patient.id)
     return fhir_response(bundle)
 
@@ -244,13 +244,13 @@ def _search(session: Session, search: SearchRequest, descending: bool) -> dict[s
     for value in split_values(search.params.get("category", [])):
         # The profile requires LOINC 59284-0 on every Consent; no other category is indexed.
         system, code = split_token(value)
-        if not (code == "59284-0" and system in (None, t.LOINC_SYSTEM)):
+        if not (code == "59284-0" and system in (None, codes.LOINC_SYSTEM)):
             conditions.append(ConsentRow.id.is_(None))
     for value in split_values(search.params.get("_tag", [])):
         system, code = split_token(value)
-        if code == t.ConsentValidity.DECISION_MAKER_NOT_VALID and system in (None, t.code_system_url("consent-validity")):
+        if code == codes.ConsentValidity.DECISION_MAKER_NOT_VALID and system in (None, codes.code_system_url("consent-validity")):
             conditions.append(ConsentRow.maker_valid.is_(False))
-        elif code == t.ConsentReview.CONTESTED and system in (None, t.code_system_url("consent-review")):
+        elif code == codes.ConsentReview.CONTESTED and system in (None, codes.code_system_url("consent-review")):
             conditions.append(ConsentRow.contested.is_(True))
         else:
             conditions.append(ConsentRow.id.is_(None))
@@ -288,8 +288,8 @@ def consent_evaluate() -> Response:
     identifier, recipient, purpose = (search.first(n) for n in ("patient.identifier", "recipient", "purpose"))
     if not identifier or not recipient or not purpose:
         raise FhirError(400, "required", "$evaluate needs patient.identifier, recipient and purpose")
-    if purpose not in {p.value for p in t.Purpose}:
-        raise FhirError(400, "code-invalid", f"purpose {purpose!r} is not a code of {t.code_system_url('purpose')}")
+    if purpose not in {p.value for p in codes.Purpose}:
+        raise FhirError(400, "code-invalid", f"purpose {purpose!r} is not a code of {codes.code_system_url('purpose')}")
     nhs_number = nhs_number_value(identifier, "patient.identifier")
     recipient = ods_value(recipient, "recipient")
     at = _evaluation_instant(search.first("at"))

@@ -13,6 +13,10 @@ from flask import Response, g, request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from exchange import codes
+from exchange.advice_requests.models import TaskRow
+from exchange.advice_requests.service import organisation_reference, roles_of
+from exchange.agreements.models import Organisation
 from exchange.api.access import requires_scope
 from exchange.api.auditing import audit_request, request_purpose
 from exchange.api.context import services
@@ -54,16 +58,12 @@ from exchange.documents.profile import (
     related_task_ids,
 )
 from exchange.documents.service import store_content
-from exchange.fhir import terminology as t
 from exchange.fhir.capability import ResourceCapability, SearchParam
 from exchange.fhir.outcome import FhirError, Issue, forbidden, invalid, not_found
 from exchange.fhir.validation import register_profile_check, validate_resource
 from exchange.patients.models import Patient
 from exchange.patients.service import CUSTODIAN, grant_access, visible_patient
-from exchange.registry.models import Organisation
-from exchange.requests.models import TaskRow
-from exchange.requests.service import organisation_reference, roles_of
-from exchange.resources.service import instant, keep_version, read_version, stamp, versions
+from exchange.versions import all_versions, instant, keep_version, read_version, stamp
 
 register_profile_check("DocumentReference", document_profile_issues)
 
@@ -74,7 +74,7 @@ DOCUMENT_REFERENCE = ResourceCapability(
         ("patient", "reference"), ("patient.identifier", "token"), ("subject", "reference"), ("type", "token"),
         ("category", "token"), ("custodian", "reference"), ("author", "reference"), ("date", "date"),
         ("status", "token"), ("related", "reference"), ("_lastUpdated", "date"))),
-    profile=t.PROFILE_HEALTH_ADVICE,
+    profile=codes.PROFILE_HEALTH_ADVICE,
 )
 
 #: R4's required binding for DocumentReference.status.
@@ -87,7 +87,7 @@ def reader() -> Reader:
     """The current caller as a document reader, with the purpose of use (and, for
     break-glass purposes, a justification of 20 to 1000 characters)."""
     purpose = request_purpose()
-    if purpose in t.BREAK_GLASS_PURPOSES:
+    if purpose in codes.BREAK_GLASS_PURPOSES:
         justification = request.headers.get("X-Justification", "").strip()
         if not _JUSTIFICATION[0] <= len(justification) <= _JUSTIFICATION[1]:
             raise FhirError(400, "required", "break-glass access needs X-Justification of 20 to 1000 characters")
@@ -110,7 +110,7 @@ def enforce(session: Session, document: DocumentRow, kind: AuditKind | None = No
         raise not_found("DocumentReference", str(document.id))
     justification = request.headers.get("X-Justification") if decision.break_glass else None
     if not decision.allowed:
-        reason = decision.reason or t.AccessDenialReason.NO_CONSENT
+        reason = decision.reason or codes.AccessDenialReason.NO_CONSENT
         # Audited by the error handler once this request's transaction has ended: a second
         # write transaction opened here would wait on this one (SQLite) for nothing.
         error = forbidden(reason, f"disclosure refused: {reason.value}")
@@ -119,7 +119,7 @@ def enforce(session: Session, document: DocumentRow, kind: AuditKind | None = No
         raise error
     audit_request(session, entities=_decision_entities(document, decision), patient_id=document.patient_id,
                   custodian=_custodian_ods(session, document), kind=kind, justification=justification,
-                  review_reason=t.ReviewReason.BREAK_GLASS if decision.break_glass else None)
+                  review_reason=codes.ReviewReason.BREAK_GLASS if decision.break_glass else None)
     return decision
 
 
@@ -194,11 +194,11 @@ def document_create() -> Response:
         attachment.update({
             "url": f"Binary/{binary.id}", "contentType": binary.content_type, "size": binary.size,
             "hash": base64.b64encode(binary.sha1).decode("ascii"),
-            "extension": [{"url": t.EXT_SHA256, "valueString": binary.sha256}],
+            "extension": [{"url": codes.EXT_SHA256, "valueString": binary.sha256}],
         })
         body = {**resource, "content": [{**resource["content"][0], "attachment": attachment}],
                 "custodian": organisation_reference(caller), "date": instant(now),
-                "securityLabel": [{"coding": [{"system": t.CONFIDENTIALITY_SYSTEM, "code": "R"}]}]}
+                "securityLabel": [{"coding": [{"system": codes.CONFIDENTIALITY_SYSTEM, "code": "R"}]}]}
         stored = stamp(body, document_id, 1, now)
         session.add(DocumentRow(id=document_id, patient_id=patient.id, custodian_id=caller.id, task_id=task.id,
                                 binary_id=binary.id, doc_type=doc_type, status=stored["status"], date=now, version=1,
@@ -285,7 +285,7 @@ def document_search() -> Response:
         number = nhs_number_value(value, "patient.identifier")
         conditions.append(DocumentRow.patient_id.in_(select(Patient.id).where(Patient.nhs_number == number)))
     if "type" in params:
-        conditions.append(DocumentRow.doc_type.in_([code_value(v, "type", t.DocumentType, t.code_system_url("document-type"))
+        conditions.append(DocumentRow.doc_type.in_([code_value(v, "type", codes.DocumentType, codes.code_system_url("document-type"))
                                                     for v in split_values(params["type"])]))
     if "status" in params:
         conditions.append(DocumentRow.status.in_([code_value(v, "status", DOCUMENT_STATUSES)
@@ -317,7 +317,7 @@ def document_search() -> Response:
             decision = decide_document(session, document, who, now, consent_decisions)
             if decision.allowed:
                 shown.append(document)
-            elif decision.visible and decision.reason not in (None, t.AccessDenialReason.NO_AGREEMENT):
+            elif decision.visible and decision.reason not in (None, codes.AccessDenialReason.NO_AGREEMENT):
                 audit_request(session, Outcome.MINOR_FAILURE, entities=_decision_entities(document, decision),
                               patient_id=document.patient_id, outcome_desc=str(decision.reason), kind=AuditKind.READ)
         audit_request(session)
@@ -371,7 +371,7 @@ def document_history(resource_id: str) -> Response:
     """Every version of a document's metadata."""
     with services().database.transaction() as session:
         document = _readable_document(session, resource_id)
-        bundle = history_bundle(versions(session, "DocumentReference", document.id))
+        bundle = history_bundle(all_versions(session, "DocumentReference", document.id))
     return fhir_response(bundle)
 
 

@@ -9,6 +9,8 @@ from flask import Response, g, request
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from exchange import codes
+from exchange.agreements.queries import party_to_an_agreement
 from exchange.api.access import requires_scope
 from exchange.api.auditing import audit_request
 from exchange.api.context import services
@@ -26,16 +28,14 @@ from exchange.api.fhir.rest import (
 from exchange.api.fhir.search import nhs_number_value, page_urls, parse_search, split_token
 from exchange.audit.events import AuditKind, Entity
 from exchange.clock import london_date
-from exchange.fhir import terminology as t
+from exchange.codes import NHS_NUMBER_SYSTEM
 from exchange.fhir.capability import ResourceCapability, SearchParam
 from exchange.fhir.outcome import FhirError, Issue, forbidden, invalid, not_found
-from exchange.fhir.terminology import NHS_NUMBER_SYSTEM
 from exchange.fhir.validation import register_profile_check, validate_resource
 from exchange.patients import service
 from exchange.patients.models import Patient, PatientAccess
 from exchange.patients.profile import patient_profile_issues
-from exchange.registry.agreements import party_to_an_agreement
-from exchange.resources.service import read_version, versions
+from exchange.versions import all_versions, read_version
 
 register_profile_check("Patient", patient_profile_issues)
 
@@ -84,7 +84,7 @@ def patient_create() -> Response:
         try:
             with services().database.transaction() as session:
                 if not party_to_an_agreement(session, g.caller.organisation_id, london_date(now)):
-                    raise forbidden(t.AccessDenialReason.NO_AGREEMENT,
+                    raise forbidden(codes.AccessDenialReason.NO_AGREEMENT,
                                     "registering a patient needs a data-sharing agreement in force")
                 existing = service.find_by_nhs_number(session, nhs_number or "")
                 if (
@@ -149,7 +149,7 @@ def patient_history(resource_id: str) -> Response:
         if patient is None:
             raise not_found("Patient", resource_id)
         view = service.view_of(session, patient, g.caller.organisation_id)
-        bundle = history_bundle([service.view_version(view, v) for v in versions(session, "Patient", view.id)])
+        bundle = history_bundle([service.view_version(view, v) for v in all_versions(session, "Patient", view.id)])
         audit_request(session, entities=(_entity(patient),), patient_id=patient.id)
     return fhir_response(bundle)
 
@@ -203,7 +203,7 @@ def patient_update(resource_id: str) -> Response:
             session, entities=(_entity(patient),), patient_id=patient.id,
             details={"birth-date-before": correction.old.isoformat(), "birth-date-after": correction.new.isoformat()}
             if correction else None,
-            review_reason=t.ReviewReason.BIRTH_DATE_CORRECTION if correction else None,
+            review_reason=codes.ReviewReason.BIRTH_DATE_CORRECTION if correction else None,
         )
         stored = updated.view.resource
     return write_response(stored, 200)

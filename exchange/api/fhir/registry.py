@@ -11,6 +11,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.sql import Select
 
+from exchange import codes
+from exchange.agreements.models import Agreement, AgreementParty, Organisation
+from exchange.agreements.resources import contract_resource, organization_resource
 from exchange.api.access import requires_scope
 from exchange.api.auditing import audit_request
 from exchange.api.context import services
@@ -18,11 +21,8 @@ from exchange.api.fhir import bp
 from exchange.api.fhir.responses import fhir_response, searchset
 from exchange.api.fhir.search import SearchRequest, code_value, ods_value, page_urls, parse_search
 from exchange.audit.events import Entity
-from exchange.fhir import terminology as t
 from exchange.fhir.capability import ResourceCapability, SearchParam
 from exchange.fhir.outcome import not_found
-from exchange.fhir.registry_resources import contract_resource, organization_resource
-from exchange.registry.models import Agreement, AgreementParty, Organisation
 from exchange.registry.specs import AGREEMENT_STATUSES
 
 ORGANIZATION = ResourceCapability(
@@ -38,7 +38,7 @@ CONTRACT = ResourceCapability(
         SearchParam("status", "token"),
         SearchParam("signer", "reference", documentation="By organisation: ODS system|code"),
     ),
-    profile=t.PROFILE_DATA_SHARING_AGREEMENT,
+    profile=codes.PROFILE_DATA_SHARING_AGREEMENT,
     versioning="versioned",
 )
 
@@ -72,7 +72,7 @@ def organization_search() -> Response:
     if (identifier := search.first("identifier")) is not None:
         query = query.where(Organisation.ods == ods_value(identifier, "identifier"))
     if (role := search.first("type")) is not None:
-        code = code_value(role, "type", t.OrganisationRole, t.code_system_url("organisation-role"))
+        code = code_value(role, "type", codes.OrganisationRole, codes.code_system_url("organisation-role"))
         query = query.where(Organisation.role == code)
     with services().database.transaction() as session:
         bundle = _page(session, search, query, Organisation.ods, "/fhir/Organization", organization_resource)

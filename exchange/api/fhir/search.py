@@ -18,12 +18,12 @@ from flask import request
 from sqlalchemy import Select, and_, or_
 from sqlalchemy.orm import Session
 
+from exchange.agreements.ods import is_ods_code
 from exchange.api.context import services
 from exchange.clock import LONDON
+from exchange.codes import NHS_NUMBER_SYSTEM, ODS_SYSTEM
 from exchange.fhir.outcome import FhirError, Issue, operation_outcome
-from exchange.fhir.terminology import NHS_NUMBER_SYSTEM, ODS_SYSTEM
 from exchange.patients.nhs_number import is_valid_nhs_number
-from exchange.registry.specs import is_ods_code
 
 DEFAULT_COUNT: Final = 20
 MAX_COUNT: Final = 100

@@ -14,6 +14,19 @@ from flask import Response, g, request
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from exchange import codes
+from exchange.advice_requests import service
+from exchange.advice_requests.clock_rules import DUE_SOON, OPEN_STATUSES, DueDateError
+from exchange.advice_requests.models import TaskParty, TaskRow
+from exchange.advice_requests.profile import (
+    TASK_STATUSES,
+    ods_of,
+    task_profile_issues,
+    task_type_of,
+)
+from exchange.advice_requests.workflow import Document, WorkflowError, check_change
+from exchange.agreements.models import Organisation
+from exchange.agreements.queries import agreement_between
 from exchange.api.access import requires_scope
 from exchange.api.auditing import audit_request
 from exchange.api.context import services
@@ -42,20 +55,12 @@ from exchange.api.fhir.search import (
 from exchange.audit.events import AuditKind, Entity
 from exchange.clock import LONDON, london_date
 from exchange.documents.models import DocumentRow
-from exchange.fhir import terminology as t
 from exchange.fhir.capability import ResourceCapability, SearchParam
 from exchange.fhir.outcome import FhirError, Issue, forbidden, invalid, not_found
 from exchange.fhir.validation import register_profile_check, validate_resource
 from exchange.patients.models import Patient
 from exchange.patients.service import visible_patient
-from exchange.registry.agreements import agreement_between
-from exchange.registry.models import Organisation
-from exchange.requests import service
-from exchange.requests.clock_rules import DUE_SOON, OPEN_STATUSES, DueDateError
-from exchange.requests.models import TaskParty, TaskRow
-from exchange.requests.profile import TASK_STATUSES, ods_of, task_profile_issues, task_type_of
-from exchange.requests.workflow import Document, WorkflowError, check_change
-from exchange.resources.service import read_version, versions
+from exchange.versions import all_versions, read_version
 
 register_profile_check("Task", task_profile_issues)
 
@@ -71,12 +76,12 @@ TASK = ResourceCapability(
         SearchParam("owner", "reference", documentation="ODS system|code accepted"),
         SearchParam("requester", "reference", documentation="ODS system|code accepted"),
         SearchParam("status", "token"), SearchParam("code", "token"),
-        SearchParam("business-status", "token", definition=f"{t.CANONICAL_BASE}/SearchParameter/Task-business-status"),
+        SearchParam("business-status", "token", definition=f"{codes.CANONICAL_BASE}/SearchParameter/Task-business-status"),
         SearchParam("authored-on", "date"),
-        SearchParam("due", "date", definition=f"{t.CANONICAL_BASE}/SearchParameter/Task-due"),
+        SearchParam("due", "date", definition=f"{codes.CANONICAL_BASE}/SearchParameter/Task-due"),
         SearchParam("_lastUpdated", "date"),
     ),
-    profile=t.PROFILE_ADVICE_REQUEST,
+    profile=codes.PROFILE_ADVICE_REQUEST,
 )
 
 
@@ -117,12 +122,12 @@ def _organisation(session: Session, ods: str | None, expression: str) -> Organis
 def _check_owner(session: Session, task_type: str, requester: Organisation, owner: Organisation, expression: str) -> None:
     """The owner's role fits the request (422), and the LA and owner share an agreement
     in force for its purpose (403 no-agreement)."""
-    if owner.role not in service.OWNER_ROLES.get(t.TaskType(task_type), frozenset()):
+    if owner.role not in service.OWNER_ROLES.get(codes.TaskType(task_type), frozenset()):
         raise invalid([Issue("error", "business-rule", f"a {task_type} request cannot be owned by a {owner.role}",
                              (expression,))])
-    purpose = service.PURPOSE_OF[t.TaskType(task_type)]
+    purpose = service.PURPOSE_OF[codes.TaskType(task_type)]
     if agreement_between(session, requester.id, owner.id, purpose.value, _today()) is None:
-        raise forbidden(t.AccessDenialReason.NO_AGREEMENT,
+        raise forbidden(codes.AccessDenialReason.NO_AGREEMENT,
                         f"no data-sharing agreement in force covers {purpose.value} between the LA and {owner.ods}")
 
 
@@ -212,7 +217,7 @@ def task_history(resource_id: str) -> Response:
     """Every version of a request, newest first."""
     with services().database.transaction() as session:
         row, _ = _visible_task(session, resource_id)
-        bundle = history_bundle(versions(session, "Task", row.id))
+        bundle = history_bundle(all_versions(session, "Task", row.id))
         audit_request(session, entities=_entities(row), patient_id=row.patient_id)
     return fhir_response(bundle)
 
@@ -334,11 +339,11 @@ def task_conditions(session: Session, search: SearchRequest, organisation_id: uu
         conditions.append(TaskRow.status.in_([code_value(v, "status", TASK_STATUSES)
                                               for v in split_values(params["status"])]))
     if "code" in params:
-        conditions.append(TaskRow.task_type.in_([code_value(v, "code", t.TaskType, t.code_system_url("task-type"))
+        conditions.append(TaskRow.task_type.in_([code_value(v, "code", codes.TaskType, codes.code_system_url("task-type"))
                                                  for v in split_values(params["code"])]))
     if "business-status" in params:
         conditions.append(or_(*(business_status_clause(
-            code_value(v, "business-status", t.TaskBusinessStatus, t.code_system_url("task-business-status")), today)
+            code_value(v, "business-status", codes.TaskBusinessStatus, codes.code_system_url("task-business-status")), today)
             for v in split_values(params["business-status"]))))
     for value in params.get("authored-on", []):
         conditions.append(date_clause(TaskRow.authored_on, parse_date(value, "authored-on")))

@@ -1,15 +1,14 @@
-"""Registry tables."""
+"""Organisations (by ODS code, with their role) and the data-sharing agreements between them."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Any
 
 from sqlalchemy import Boolean, CheckConstraint, Date, ForeignKey, Integer, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from exchange.db import Base, JsonDocument, UTCDateTime
+from exchange.db import Base, UTCDateTime
 
 
 class Organisation(Base):
@@ -28,29 +27,6 @@ class Organisation(Base):
     updated: Mapped[datetime] = mapped_column(UTCDateTime)
 
     __table_args__ = (CheckConstraint("role IN ('provider', 'icb', 'la')", name="role"),)
-
-
-class Client(Base):
-    """An OAuth client of one organisation: its allowed scopes and its public keys."""
-
-    __tablename__ = "client"
-
-    client_id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisation.id"), index=True)
-    scopes: Mapped[list[str]] = mapped_column(JsonDocument)
-    jwks: Mapped[dict[str, Any] | None] = mapped_column(JsonDocument)
-    jwks_uri: Mapped[str | None] = mapped_column(String(2048))
-    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
-    created: Mapped[datetime] = mapped_column(UTCDateTime)
-    updated: Mapped[datetime] = mapped_column(UTCDateTime)
-
-    organisation: Mapped[Organisation] = relationship(lazy="joined")
-
-    __table_args__ = (
-        CheckConstraint(
-            "(jwks IS NULL) <> (jwks_uri IS NULL)", name="one_key_source"
-        ),
-    )
 
 
 class Agreement(Base):
@@ -116,24 +92,3 @@ class AgreementPurpose(Base):
         ForeignKey("agreement.id", ondelete="CASCADE"), primary_key=True
     )
     purpose: Mapped[str] = mapped_column(String(64), primary_key=True)
-
-
-class ConsoleUser(Base):
-    """A person who signs in to the console; only an argon2id hash of the password is kept."""
-
-    __tablename__ = "console_user"
-
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
-    username: Mapped[str] = mapped_column(String(256), unique=True)
-    organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisation.id"), index=True)
-    roles: Mapped[list[str]] = mapped_column(JsonDocument)
-    password_hash: Mapped[str] = mapped_column(String(512))
-    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
-    must_change_password: Mapped[bool] = mapped_column(Boolean, default=True)
-    totp_secret: Mapped[str | None] = mapped_column(String(512))
-    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
-    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    created: Mapped[datetime] = mapped_column(UTCDateTime)
-    updated: Mapped[datetime] = mapped_column(UTCDateTime)
-
-    organisation: Mapped[Organisation] = relationship(lazy="joined")

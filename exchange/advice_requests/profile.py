@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from exchange.fhir.outcome import Issue
-from exchange.fhir.terminology import (
+from exchange.codes import (
     ODS_SYSTEM,
     ClockExceptionReason,
     Regulation,
@@ -17,6 +16,7 @@ from exchange.fhir.terminology import (
     TaskType,
     code_system_url,
 )
+from exchange.fhir.outcome import Issue
 from exchange.fhir.validation import check_coding
 
 #: R4's required binding for Task.status.

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from exchange.fhir import terminology as t
-from exchange.registry.models import Agreement, Organisation
+from exchange import codes
+from exchange.agreements.models import Agreement, Organisation
 
 _SIGNER_TYPE = "http://terminology.hl7.org/CodeSystem/contractsignertypecodes"
 _SIGNATURE_TYPE = "urn:iso-astm:E1762-95:2013"
@@ -24,7 +24,7 @@ def _instant(value: Any) -> str:
 def organisation_reference(organisation: Organisation) -> dict[str, Any]:
     """A reference to an organisation by ODS identifier, with its name."""
     return {
-        "identifier": {"system": t.ODS_SYSTEM, "value": organisation.ods},
+        "identifier": {"system": codes.ODS_SYSTEM, "value": organisation.ods},
         "display": organisation.name,
     }
 
@@ -35,12 +35,12 @@ def organization_resource(organisation: Organisation) -> dict[str, Any]:
         "resourceType": "Organization",
         "id": str(organisation.id),
         "meta": {"versionId": str(organisation.version), "lastUpdated": _instant(organisation.updated)},
-        "identifier": [{"system": t.ODS_SYSTEM, "value": organisation.ods}],
+        "identifier": [{"system": codes.ODS_SYSTEM, "value": organisation.ods}],
         "active": True,
         "type": [
             {
                 "coding": [
-                    {"system": t.code_system_url("organisation-role"), "code": organisation.role}
+                    {"system": codes.code_system_url("organisation-role"), "code": organisation.role}
                 ]
             }
         ],
@@ -70,7 +70,7 @@ def contract_resource(agreement: Agreement) -> dict[str, Any]:
                     "when": registered,
                     "who": {
                         "identifier": {
-                            "system": t.CONSOLE_USER_SYSTEM,
+                            "system": codes.CONSOLE_USER_SYSTEM,
                             "value": agreement.registered_by,
                         }
                     },
@@ -84,12 +84,12 @@ def contract_resource(agreement: Agreement) -> dict[str, Any]:
             "type": {
                 "coding": [
                     {
-                        "system": t.code_system_url("agreement-action"),
-                        "code": t.AgreementAction.SHARE_INFORMATION.value,
+                        "system": codes.code_system_url("agreement-action"),
+                        "code": codes.AgreementAction.SHARE_INFORMATION.value,
                     }
                 ]
             },
-            "intent": {"coding": [{"system": t.code_system_url("purpose"), "code": purpose}]},
+            "intent": {"coding": [{"system": codes.code_system_url("purpose"), "code": purpose}]},
             "status": {"coding": [{"system": _ACTION_STATUS, "code": "complete"}]},
         }
         for purpose in agreement.purpose_codes
@@ -100,10 +100,10 @@ def contract_resource(agreement: Agreement) -> dict[str, Any]:
         "meta": {
             "versionId": str(agreement.version),
             "lastUpdated": _instant(agreement.updated),
-            "profile": [t.PROFILE_DATA_SHARING_AGREEMENT],
+            "profile": [codes.PROFILE_DATA_SHARING_AGREEMENT],
         },
-        "identifier": [{"system": t.AGREEMENT_SYSTEM, "value": agreement.agreement_id}],
-        "url": f"{t.AGREEMENT_URL_BASE}/{agreement.agreement_id}",
+        "identifier": [{"system": codes.AGREEMENT_SYSTEM, "value": agreement.agreement_id}],
+        "url": f"{codes.AGREEMENT_URL_BASE}/{agreement.agreement_id}",
         "version": str(agreement.version),
         "status": agreement.status,
         "issued": registered,

@@ -8,13 +8,13 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from exchange.advice_requests.service import create_task
+from exchange.agreements.models import Organisation
 from exchange.audit.events import Actor
 from exchange.db import Database
 from exchange.patients.service import register
-from exchange.registry.models import Organisation
 from exchange.registry.service import apply_bootstrap
 from exchange.registry.specs import parse_bootstrap
-from exchange.requests.service import create_task
 from tests.cli_runner import exchange
 from tests.conftest import world_document
 from tests.factories import FrozenClock, nhs_number, patient_json, task_json

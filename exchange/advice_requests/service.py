@@ -12,16 +12,16 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from exchange.advice_requests.clock_rules import business_status, due_date
+from exchange.advice_requests.models import TaskParty, TaskRow
+from exchange.advice_requests.profile import reason_of, task_type_of, typed_items
+from exchange.advice_requests.workflow import OWNER, REQUESTER, Change
+from exchange.agreements.models import Organisation
 from exchange.clock import LONDON, london_date
-from exchange.fhir.terminology import ODS_SYSTEM, Purpose, TaskInputType, TaskType
+from exchange.codes import ODS_SYSTEM, Purpose, TaskInputType, TaskType
 from exchange.patients.models import Patient
 from exchange.patients.service import TASK_OWNER, TASK_REQUESTER, grant_access
-from exchange.registry.models import Organisation
-from exchange.requests.clock_rules import business_status, due_date
-from exchange.requests.models import TaskParty, TaskRow
-from exchange.requests.profile import reason_of, task_type_of, typed_items
-from exchange.requests.workflow import OWNER, REQUESTER, Change
-from exchange.resources.service import instant, keep_version, stamp
+from exchange.versions import instant, keep_version, stamp
 
 PREVIOUS_OWNER: Final = "previous-owner"
 #: The purpose each kind of request serves, which the LA and owner's agreement must cover.

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from exchange.fhir.terminology import DocumentType, TaskOutputType, TaskStatusReason, TaskType
-from exchange.requests.clock_rules import OPEN_STATUSES
-from exchange.requests.profile import ods_of, status_reason_of, task_type_of, typed_items
+from exchange.advice_requests.clock_rules import OPEN_STATUSES
+from exchange.advice_requests.profile import ods_of, status_reason_of, task_type_of, typed_items
+from exchange.codes import DocumentType, TaskOutputType, TaskStatusReason, TaskType
 
 OWNER: Final = "owner"
 REQUESTER: Final = "requester"

@@ -8,10 +8,10 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
-from exchange.fhir.terminology import LA_CASE_REFERENCE_SYSTEM
-from exchange.registry.models import Organisation
-from exchange.requests.clock_rules import OPEN_STATUSES
-from exchange.requests.models import TaskRow
+from exchange.advice_requests.clock_rules import OPEN_STATUSES
+from exchange.advice_requests.models import TaskRow
+from exchange.agreements.models import Organisation
+from exchange.codes import LA_CASE_REFERENCE_SYSTEM
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Final
 
-from exchange.fhir.terminology import Regulation, TaskBusinessStatus, TaskType
+from exchange.codes import Regulation, TaskBusinessStatus, TaskType
 
 #: SEND Regulations 2014 reg 8(1): advice within 6 weeks of the date the request is received.
 SIX_WEEKS: Final = timedelta(days=42)

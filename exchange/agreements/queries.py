@@ -10,7 +10,7 @@ from datetime import date
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from exchange.registry.models import Agreement, AgreementParty, AgreementPurpose
+from exchange.agreements.models import Agreement, AgreementParty, AgreementPurpose
 
 
 def _in_force(on: date) -> object:

@@ -6,8 +6,8 @@ from datetime import UTC, date, datetime
 
 import pytest
 
+from exchange.advice_requests.clock_rules import DueDateError, business_status, due_date
 from exchange.clock import london_date
-from exchange.requests.clock_rules import DueDateError, business_status, due_date
 
 
 @pytest.mark.parametrize(

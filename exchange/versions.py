@@ -1,7 +1,8 @@
-"""Storing and reading resource versions, the same way for every resource type.
+"""Versioned FHIR resources: every version of every resource this service stores, kept the
+same way for every resource type (vread, `_history`).
 
 A resource's current version lives in its own table (with the columns its searches need);
-every version, the current one included, is also kept here for vread and `_history`.
+every version, the current one included, is also kept here.
 """
 
 from __future__ import annotations
@@ -10,10 +11,22 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import Integer, String, Uuid, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from exchange.resources.models import ResourceVersion
+from exchange.db import Base, JsonDocument, UTCDateTime
+
+
+class ResourceVersion(Base):
+    """One version of one resource, as it was served."""
+
+    __tablename__ = "resource_version"
+
+    resource_type: Mapped[str] = mapped_column(String(64), primary_key=True)
+    resource_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_updated: Mapped[datetime] = mapped_column(UTCDateTime)
+    resource: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
 
 
 def instant(value: datetime) -> str:
@@ -54,7 +67,7 @@ def read_version(session: Session, resource_type: str, resource_id: uuid.UUID, v
     return row.resource if row is not None else None
 
 
-def versions(session: Session, resource_type: str, resource_id: uuid.UUID) -> list[dict[str, Any]]:
+def all_versions(session: Session, resource_type: str, resource_id: uuid.UUID) -> list[dict[str, Any]]:
     """Every version of a resource, newest first."""
     rows = session.scalars(
         select(ResourceVersion)

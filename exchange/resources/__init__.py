@@ -1,1 +1,0 @@
-"""Versioned FHIR resources: every version of every resource this service stores."""
