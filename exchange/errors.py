@@ -16,7 +16,18 @@ from typing import ClassVar
 
 from exchange.audit.events import Entity
 from exchange.codes import AccessDenialReason
-from exchange.fhir.outcome import Issue
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    """One problem, as an OperationOutcome issue will show it: FHIR issue type (`code`),
+    what is wrong, where (FHIRPath expressions), and an access-denial reason if any."""
+
+    severity: str
+    code: str
+    diagnostics: str
+    expression: tuple[str, ...] = ()
+    details_code: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,11 +122,6 @@ class Forbidden(DomainError):
     code = "forbidden"
 
 
-@dataclass(frozen=True, slots=True)
-class _Decision:
-    reason: AccessDenialReason
-
-
 class AccessDenied(DomainError):
     """The access decision refused (`access.md`): no agreement, consent, break-glass."""
 
@@ -198,6 +204,7 @@ __all__ = [
     "Forbidden",
     "Gone",
     "Invalid",
+    "Issue",
     "Malformed",
     "NotFound",
     "Problems",

@@ -16,7 +16,7 @@ from exchange.codes import (
     TaskType,
     code_system_url,
 )
-from exchange.fhir.outcome import Issue
+from exchange.errors import Issue
 from exchange.fhir.validation import check_coding
 
 #: R4's required binding for Task.status.

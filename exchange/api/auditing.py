@@ -7,14 +7,14 @@ import logging
 import uuid
 
 from flask import g, request
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from exchange.api.context import services
 from exchange.audit.events import Action, Actor, AuditEntry, AuditKind, Entity, Outcome
-from exchange.audit.service import record
-from exchange.auth.caller import Caller
+from exchange.audit.service import record, record_refusal
+from exchange.auth.grant import AccessGrant
 from exchange.codes import BREAK_GLASS_PURPOSES, Purpose, ReviewReason
+from exchange.errors import Subject
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def interaction_kind() -> AuditKind:
     return AuditKind.READ if len(parts) >= 2 else AuditKind.SEARCH
 
 
-def current_actor(caller: Caller | None = None) -> Actor:
+def current_actor(caller: AccessGrant | None = None) -> Actor:
     """The Actor of the current request."""
     caller = caller or g.get("caller")
     purpose = request_purpose()
@@ -99,17 +99,22 @@ def audit_request(
     )
 
 
-def audit_refusal(
-    status: int, reason: str, entities: tuple[tuple[str, str], ...] = (), patient: str | None = None
-) -> None:
-    """Record a refused FHIR request in a transaction of its own, after the request's own
-    transaction has ended (the refusal stands even if this fails, so a failure is logged
-    rather than raised)."""
-    outcome = Outcome.for_status(status)
-    try:
-        with services().database.transaction() as session:
-            audit_request(session, outcome, outcome_desc=reason,
-                          entities=tuple(Entity(reference, role) for reference, role in entities),
-                          patient_id=uuid.UUID(patient) if patient else None)
-    except SQLAlchemyError as exc:
-        log.error("could not audit a refused request", extra={"error": type(exc).__name__, "status": status})
+def audit_refusal(status: int, reason: str, subject: Subject) -> None:
+    """Record a refused FHIR request (after its own transaction has ended) with what the
+    refusal concerned: `audit.record_refusal`, the one way every front door does it."""
+    ctx = services()
+    record_refusal(
+        ctx.database,
+        AuditEntry(
+            kind=interaction_kind(),
+            action=_KIND_ACTIONS.get(interaction_kind(), Action.READ),
+            outcome=Outcome.for_status(status),
+            actor=current_actor(),
+            outcome_desc=reason,
+            entities=subject.entities,
+            patient_id=subject.patient_id,
+            custodian=subject.custodian,
+            request_id=g.get("request_id"),
+        ),
+        ctx.clock,
+    )

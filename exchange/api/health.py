@@ -8,8 +8,8 @@ from flask import Blueprint, Response, jsonify
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from exchange.api.access import public
 from exchange.api.context import services
+from exchange.api.guards import public
 from exchange.audit.chain import UNSEALED_ALARM_AGE, oldest_unsealed
 from exchange.backends import check_document_store, check_key_provider
 

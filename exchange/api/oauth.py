@@ -24,8 +24,8 @@ from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from exchange.api.access import public
 from exchange.api.context import services
+from exchange.api.guards import public
 from exchange.api.limits import bounded_body
 from exchange.api.ratelimit import RateLimiter
 from exchange.audit.events import Action, Actor, AuditEntry, AuditKind, Outcome

@@ -13,8 +13,8 @@ from typing import Any, Final
 from flask import Blueprint, Response, jsonify
 
 from exchange import __version__
-from exchange.api.access import public
 from exchange.api.context import services
+from exchange.api.guards import public
 from exchange.fhir.artefacts import ARTEFACT_TYPES
 
 bp = Blueprint("openapi", __name__)

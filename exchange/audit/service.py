@@ -7,14 +7,19 @@ sending any personal data; if that commit fails the request fails closed (`audit
 
 from __future__ import annotations
 
+import logging
 import uuid
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from exchange.audit.chain import canonical_json
 from exchange.audit.events import AuditEntry, to_fhir
 from exchange.audit.models import AuditEntityRef, AuditRecord
 from exchange.clock import Clock, SystemClock
+from exchange.db import Database
+
+log = logging.getLogger(__name__)
 
 _SYSTEM_CLOCK = SystemClock()
 
@@ -47,3 +52,17 @@ def record(session: Session, entry: AuditEntry, clock: Clock = _SYSTEM_CLOCK) ->
     ]
     session.add(row)
     return row
+
+
+def record_refusal(database: Database, entry: AuditEntry, clock: Clock = _SYSTEM_CLOCK) -> None:
+    """Record a refused (or failed) request in a transaction of its own, once the refused
+    work has been rolled back: the one way every front door audits a refusal.
+
+    The refusal stands even if this fails (the database may be what failed), so a failure
+    is logged for the operator rather than raised.
+    """
+    try:
+        with database.transaction() as session:
+            record(session, entry, clock)
+    except SQLAlchemyError as exc:
+        log.error("could not audit a refused request", extra={"error": type(exc).__name__, "reason": entry.outcome_desc})

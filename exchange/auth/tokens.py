@@ -18,7 +18,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from exchange.auth.caller import Caller
+from exchange.auth.grant import AccessGrant
 from exchange.auth.models import AccessToken, Client, ClientAssertionJti
 from exchange.auth.scopes import ScopeError, parse_scope
 
@@ -92,7 +92,7 @@ def find_token(session: Session, raw: str, now: datetime) -> TokenState | None:
     return TokenState(token, client, active)
 
 
-def caller_for(session: Session, raw: str, now: datetime) -> Caller | None:
+def caller_for(session: Session, raw: str, now: datetime) -> AccessGrant | None:
     """The caller an access token stands for, or None if it is unknown, expired, revoked,
     or its client has been disabled since."""
     state = find_token(session, raw, now)
@@ -105,7 +105,7 @@ def caller_for(session: Session, raw: str, now: datetime) -> Caller | None:
             scopes.append(parse_scope(text))
         except ScopeError:
             continue
-    return Caller(
+    return AccessGrant(
         client_id=state.client.client_id,
         organisation_id=organisation.id,
         organisation=organisation.ods,

@@ -43,7 +43,7 @@ from exchange.consent.records import (
     parse_instant,
     relationship_code,
 )
-from exchange.fhir.outcome import Issue
+from exchange.errors import Issue
 from exchange.fhir.validation import check_coding
 
 #: The R4 required binding of Consent.status (consent-state-codes).

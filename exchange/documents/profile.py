@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from exchange.codes import DocumentType, code_system_url
-from exchange.fhir.outcome import Issue
+from exchange.errors import Issue
 from exchange.fhir.validation import check_coding
 
 #: Document types an LA (the requester) may provide; the rest come from the Task's owner.

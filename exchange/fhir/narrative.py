@@ -11,7 +11,7 @@ from __future__ import annotations
 from html.parser import HTMLParser
 from typing import Any, Final
 
-from exchange.fhir.outcome import Issue
+from exchange.errors import Issue
 
 XHTML_NAMESPACE: Final = "http://www.w3.org/1999/xhtml"
 NARRATIVE_STATUSES: Final = frozenset({"generated", "extensions", "additional", "empty"})

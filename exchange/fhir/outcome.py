@@ -11,43 +11,25 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from exchange.codes import AccessDenialReason, code_system_url
+from exchange.errors import Issue
 
 
-@dataclass(frozen=True, slots=True)
-class Issue:
-    """One OperationOutcome.issue."""
-
-    severity: str
-    code: str
-    diagnostics: str
-    expression: tuple[str, ...] = ()
-    details_code: str | None = None
-
-    def to_fhir(self) -> dict[str, Any]:
-        """The issue as FHIR JSON."""
-        issue: dict[str, Any] = {
-            "severity": self.severity,
-            "code": self.code,
-            "diagnostics": self.diagnostics,
+def issue_json(issue: Issue) -> dict[str, Any]:
+    """One OperationOutcome.issue as FHIR JSON."""
+    rendered: dict[str, Any] = {"severity": issue.severity, "code": issue.code, "diagnostics": issue.diagnostics}
+    if issue.details_code is not None:
+        rendered["details"] = {
+            "coding": [{"system": code_system_url("access-denial-reason"), "code": issue.details_code}],
+            "text": issue.details_code,
         }
-        if self.details_code is not None:
-            issue["details"] = {
-                "coding": [
-                    {
-                        "system": code_system_url("access-denial-reason"),
-                        "code": self.details_code,
-                    }
-                ],
-                "text": self.details_code,
-            }
-        if self.expression:
-            issue["expression"] = list(self.expression)
-        return issue
+    if issue.expression:
+        rendered["expression"] = list(issue.expression)
+    return rendered
 
 
 def operation_outcome(issues: list[Issue]) -> dict[str, Any]:
     """An OperationOutcome resource holding `issues`."""
-    return {"resourceType": "OperationOutcome", "issue": [issue.to_fhir() for issue in issues]}
+    return {"resourceType": "OperationOutcome", "issue": [issue_json(issue) for issue in issues]}
 
 
 @dataclass
@@ -61,12 +43,6 @@ class FhirError(Exception):
     expression: tuple[str, ...] = ()
     issues: list[Issue] = field(default_factory=list)
     headers: dict[str, str] = field(default_factory=dict)
-    #: Set when the feature raising it has audited the refusal itself (with its entities).
-    audited: bool = False
-    #: What the refusal's audit record should name (entities as (reference, role) pairs,
-    #: and the patient), written by the error handler after the request's transaction.
-    audit_entities: tuple[tuple[str, str], ...] = ()
-    audit_patient: str | None = None
 
     def __str__(self) -> str:
         return f"{self.status} {self.code}: {self.diagnostics}"

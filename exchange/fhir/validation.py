@@ -2,8 +2,8 @@
 service's profile rules, which fhir.resources does not check (required bindings, value
 sets, fixed values, the profile's cardinalities).
 
-Profile checks are registered per resource type by the feature that owns the type, so
-every resource type gets both checks through the one `validate_resource` call.
+The use case that validates passes its resource type's profile check, so there is no
+registry to fill and nothing happens as a side effect of importing a module.
 """
 
 from __future__ import annotations
@@ -16,19 +16,13 @@ from typing import Any, Final
 
 from pydantic import ValidationError
 
+from exchange.errors import Invalid, Issue, Malformed
 from exchange.fhir.narrative import resource_narrative_issues
-from exchange.fhir.outcome import FhirError, Issue, invalid
 
 #: Nesting deeper than this is refused: deep JSON is an attack on parsers, not a resource.
 MAX_DEPTH: Final = 64
 
 ProfileCheck = Callable[[dict[str, Any]], list[Issue]]
-_profile_checks: dict[str, list[ProfileCheck]] = {}
-
-
-def register_profile_check(resource_type: str, check: ProfileCheck) -> None:
-    """Add a profile rule for a resource type (called by the feature owning the type)."""
-    _profile_checks.setdefault(resource_type, []).append(check)
 
 
 def model_class(resource_type: str) -> Any:
@@ -38,20 +32,20 @@ def model_class(resource_type: str) -> Any:
 
 
 def parse_json(body: bytes) -> Any:
-    """Parse a request body (already size-limited) as JSON; 400 if it is not JSON or is
-    nested too deep."""
+    """Parse a request body (already size-limited) as JSON; Malformed (400) if it is not
+    JSON or is nested too deep."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
-        raise FhirError(400, "structure", "the body is not UTF-8") from None
+        raise Malformed("the body is not UTF-8") from None
     if _nesting_depth(text) > MAX_DEPTH:
-        raise FhirError(400, "structure", f"the JSON is nested deeper than {MAX_DEPTH} levels")
+        raise Malformed(f"the JSON is nested deeper than {MAX_DEPTH} levels")
     try:
         return json.loads(text)
     except (ValueError, RecursionError):
         # ValueError covers malformed JSON and numbers too long to convert (Python's
         # 4,300-digit limit on integers): neither is a resource.
-        raise FhirError(400, "structure", "the body is not valid JSON") from None
+        raise Malformed("the body is not valid JSON") from None
 
 
 def _nesting_depth(text: str) -> int:
@@ -85,32 +79,34 @@ def _pydantic_issues(error: ValidationError, resource_type: str) -> list[Issue]:
     return issues
 
 
-def validate_resource(data: Any, resource_type: str) -> dict[str, Any]:
-    """Check `data` is a valid `resource_type` under R4 and this service's profile.
-
-    Raises `FhirError` 400 when the body is not a resource of that type, 422 listing every
-    problem (with its FHIRPath expression) when it breaks R4 or the profile.
-    """
+def check_resource_type(data: Any, resource_type: str) -> dict[str, Any]:
+    """`data` as a resource of `resource_type`, or Malformed (400) if it is not one."""
     if not isinstance(data, dict):
-        raise FhirError(400, "structure", "the body must be a JSON object (a FHIR resource)")
-    actual = data.get("resourceType")
-    if actual != resource_type:
-        raise FhirError(
-            400,
-            "structure",
-            f"resourceType must be {resource_type}",
-            expression=(f"{resource_type}.resourceType",),
-        )
+        raise Malformed("the body must be a JSON object (a FHIR resource)")
+    if data.get("resourceType") != resource_type:
+        raise Malformed(f"resourceType must be {resource_type}",
+                        issues=[Issue("error", "structure", f"resourceType must be {resource_type}",
+                                      (f"{resource_type}.resourceType",))])
+    return data
+
+
+def validate_resource(data: Any, resource_type: str, profile: ProfileCheck | None = None) -> dict[str, Any]:
+    """Check `data` is a valid `resource_type` under R4 and this service's `profile`.
+
+    Raises Malformed (400) when the body is not a resource of that type, Invalid (422)
+    listing every problem (with its FHIRPath expression) when it breaks R4 or the profile.
+    """
+    resource = check_resource_type(data, resource_type)
     try:
         model_class(resource_type).model_validate(data)
     except ValidationError as error:
-        raise invalid(_pydantic_issues(error, resource_type)) from None
+        raise Invalid(_pydantic_issues(error, resource_type)) from None
     issues = _control_character_issues(data, resource_type) or resource_narrative_issues(data)
-    issues += [issue for check in _profile_checks.get(resource_type, []) for issue in check(data)]
+    issues += profile(data) if profile is not None else []
     errors = [issue for issue in issues if issue.severity in ("error", "fatal")]
     if errors:
-        raise invalid(errors)
-    return data
+        raise Invalid(errors)
+    return resource
 
 
 #: R4's `string` is `[ \r\n\t\S]+`: no other control character (PostgreSQL cannot even

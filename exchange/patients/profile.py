@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from exchange.codes import NHS_NUMBER_SYSTEM
-from exchange.fhir.outcome import Issue
+from exchange.errors import Issue
 from exchange.patients.nhs_number import is_valid_nhs_number
 
 _GENDERS = frozenset({"male", "female", "other", "unknown"})

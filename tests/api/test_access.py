@@ -10,7 +10,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from exchange.api.access import GUARD_ATTR
+from exchange.api.guards import GUARD_ATTR
 from exchange.audit.models import AuditRecord
 from exchange.db import Database
 from tests.conftest import Tokens

@@ -141,7 +141,8 @@ def test_tampered_content_is_refused_and_audited(client: FlaskClient, tokens: To
     assert b"%PDF" not in response.data
     with db.transaction() as session:
         payloads = [json.loads(p) for p in session.scalars(select(AuditRecord.payload).where(AuditRecord.outcome == "8"))]
-    assert payloads[-1]["outcomeDesc"] == "integrity: TamperedError"
+    assert payloads[-1]["outcomeDesc"] == "corrupted"
+    assert payloads[-1]["entity"][0]["what"]["reference"] == f"Binary/{binary_id}"
 
 
 def test_data_key_wrapped_for_another_document_is_refused_and_audited(client: FlaskClient, tokens: Tokens,
@@ -156,4 +157,4 @@ def test_data_key_wrapped_for_another_document_is_refused_and_audited(client: Fl
     assert response.status_code == 500
     with db.transaction() as session:
         payloads = [json.loads(p) for p in session.scalars(select(AuditRecord.payload).where(AuditRecord.outcome == "8"))]
-    assert payloads[-1]["outcomeDesc"] == "integrity: KeyUnwrapError"
+    assert payloads[-1]["outcomeDesc"] == "corrupted"

@@ -7,7 +7,7 @@ import re
 
 from flask import Flask
 
-from exchange.api.access import GUARD_ATTR, PUBLIC_ATTR
+from exchange.api.guards import GUARD_ATTR, PUBLIC_ATTR
 from exchange.api.openapi import openapi_document
 
 

@@ -16,7 +16,6 @@ from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
 from exchange import codes
-from exchange.api.access import requires_scope
 from exchange.api.auditing import audit_request
 from exchange.api.context import services
 from exchange.api.fhir import bp
@@ -33,6 +32,7 @@ from exchange.api.fhir.search import (
     split_token,
     split_values,
 )
+from exchange.api.guards import requires_scope
 from exchange.audit.events import AuditKind, Entity
 from exchange.audit.models import AuditEntityRef, AuditRecord
 from exchange.fhir.capability import ResourceCapability, SearchParam

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from flask import current_app, g, request
 
-from exchange.api.access import GUARD_ATTR
 from exchange.api.context import services
+from exchange.api.guards import GUARD_ATTR
 from exchange.api.ratelimit import RateLimiter
 from exchange.auth.tokens import caller_for
 from exchange.fhir.outcome import FhirError

@@ -13,15 +13,15 @@ from typing import Any, Final
 
 from flask import Response, g, request, stream_with_context
 
-from exchange.api.access import requires_scope
 from exchange.api.auditing import audit_request
 from exchange.api.context import services
 from exchange.api.fhir import bp
 from exchange.api.fhir.document import enforce
 from exchange.api.fhir.responses import fhir_response
 from exchange.api.fhir.rest import resource_uuid, write_response
+from exchange.api.guards import requires_scope
 from exchange.api.limits import INLINE_CONTENT_LIMIT
-from exchange.audit.events import AuditKind, Entity, Outcome
+from exchange.audit.events import AuditKind, Entity
 from exchange.crypto.aead import TamperedError
 from exchange.crypto.cloud_keys import KeyServiceUnavailable
 from exchange.crypto.keyring import KeyringError
@@ -29,6 +29,7 @@ from exchange.crypto.keys import KeyUnwrapError
 from exchange.documents.content import ContentError, media_type
 from exchange.documents.models import BinaryRow, DocumentRow
 from exchange.documents.service import ContentGone, open_content, store_content
+from exchange.errors import Corrupted, Subject, Unavailable
 from exchange.fhir.capability import ResourceCapability
 from exchange.fhir.outcome import FhirError, not_found
 from exchange.storage.blobs import BlobMissing
@@ -63,8 +64,8 @@ def _request_pieces() -> Iterator[bytes]:
         yield piece
 
 
-def _unavailable(what: str) -> FhirError:
-    return FhirError(503, "transient", f"the {what} is unavailable; nothing was stored or disclosed", audited=True)
+def _unavailable(what: str) -> Unavailable:
+    return Unavailable(f"the {what} is unavailable; nothing was stored or disclosed")
 
 
 @bp.post("/Binary")
@@ -139,10 +140,9 @@ def binary_read(resource_id: str) -> Response:
     except ContentGone:
         raise FhirError(410, "deleted", "the document's content was destroyed under the retention policy") from None
     except (TamperedError, KeyUnwrapError, BlobMissing) as error:
-        with ctx.database.transaction() as session:
-            audit_request(session, Outcome.SERIOUS_FAILURE, entities=(Entity(f"Binary/{row.id}"),),
-                          outcome_desc=f"integrity: {type(error).__name__}")
-        raise FhirError(500, "exception", "the document could not be served", audited=True) from None
+        log.error("document failed its integrity check", extra={"binary": str(row.id), "error": type(error).__name__})
+        raise Corrupted("the document could not be served",
+                        subject=Subject((Entity(f"Binary/{row.id}"),))) from None
     except _UNAVAILABLE:
         raise _unavailable("document store or key service") from None
     if as_fhir:

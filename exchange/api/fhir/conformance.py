@@ -7,11 +7,11 @@ from typing import Any
 
 from flask import Response, jsonify
 
-from exchange.api.access import public
 from exchange.api.context import services
 from exchange.api.fhir import bp
 from exchange.api.fhir.responses import fhir_response, searchset
 from exchange.api.fhir.search import page_urls, parse_search
+from exchange.api.guards import public
 from exchange.api.oauth import smart_configuration
 from exchange.fhir.artefacts import ARTEFACT_TYPES
 from exchange.fhir.outcome import not_found

@@ -14,7 +14,6 @@ from sqlalchemy.orm import Session
 from exchange import codes
 from exchange.agreements.models import Organisation
 from exchange.agreements.queries import uncovered_purposes
-from exchange.api.access import requires_scope
 from exchange.api.auditing import audit_request
 from exchange.api.context import services
 from exchange.api.fhir import bp
@@ -41,20 +40,20 @@ from exchange.api.fhir.search import (
     split_token,
     split_values,
 )
+from exchange.api.guards import requires_scope
 from exchange.audit.events import AuditKind, Entity
 from exchange.clock import LONDON
 from exchange.consent import service
 from exchange.consent.models import ConsentRow
 from exchange.consent.profile import STATUSES as CONSENT_STATUSES
 from exchange.consent.profile import consent_profile_issues
+from exchange.errors import Issue
 from exchange.fhir.capability import ResourceCapability, SearchParam
-from exchange.fhir.outcome import FhirError, Issue, forbidden, invalid, not_found
-from exchange.fhir.validation import register_profile_check, validate_resource
+from exchange.fhir.outcome import FhirError, forbidden, invalid, not_found
+from exchange.fhir.validation import validate_resource
 from exchange.patients.models import Patient
 from exchange.patients.service import find_by_nhs_number, visible_patient
 from exchange.versions import all_versions, read_version
-
-register_profile_check("Consent", consent_profile_issues)
 
 SEARCH_PARAMS: Final = ("patient", "patient.identifier", "status", "category", "date", "_tag", "_sort")
 EVALUATE: Final = f"{codes.CANONICAL_BASE}/OperationDefinition/Consent-evaluate"
@@ -96,7 +95,7 @@ def _checked(data: Any) -> dict[str, Any]:
     """R4 + the Consent profile; the default policy is added first (R4 ppc-1)."""
     if isinstance(data, dict) and "policy" not in data and "policyRule" not in data:
         data = {**data, "policy": [{"uri": codes.DEFAULT_CONSENT_POLICY}]}
-    resource = validate_resource(data, "Consent")
+    resource = validate_resource(data, "Consent", consent_profile_issues)
     moment = datetime.fromisoformat(resource["dateTime"].replace("Z", "+00:00"))
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=LONDON)
@@ -116,7 +115,7 @@ def consent_create() -> Response:
     """Record a consent decision for a patient the caller can see."""
     data = request_body()
     if not isinstance(data, dict) or data.get("resourceType") != "Consent":
-        validate_resource(data, "Consent")  # 400 with the reason
+        validate_resource(data, "Consent", consent_profile_issues)  # 400 with the reason
     now = services().clock.now()
     with services().database.transaction() as session:
         patient_id = _patient_id_of(data)

@@ -17,7 +17,6 @@ from exchange import codes
 from exchange.advice_requests.models import TaskRow
 from exchange.advice_requests.service import organisation_reference, roles_of
 from exchange.agreements.models import Organisation
-from exchange.api.access import requires_scope
 from exchange.api.auditing import audit_request, request_purpose
 from exchange.api.context import services
 from exchange.api.fhir import bp
@@ -45,6 +44,7 @@ from exchange.api.fhir.search import (
     split_token,
     split_values,
 )
+from exchange.api.guards import requires_scope
 from exchange.api.limits import INLINE_CONTENT_LIMIT
 from exchange.audit.events import AuditKind, Entity, Outcome
 from exchange.consent.decision import Decision
@@ -58,14 +58,13 @@ from exchange.documents.profile import (
     related_task_ids,
 )
 from exchange.documents.service import store_content
+from exchange.errors import AccessDenied, Issue, Subject
 from exchange.fhir.capability import ResourceCapability, SearchParam
-from exchange.fhir.outcome import FhirError, Issue, forbidden, invalid, not_found
-from exchange.fhir.validation import register_profile_check, validate_resource
+from exchange.fhir.outcome import FhirError, invalid, not_found
+from exchange.fhir.validation import validate_resource
 from exchange.patients.models import Patient
 from exchange.patients.service import CUSTODIAN, grant_access, visible_patient
 from exchange.versions import all_versions, instant, keep_version, read_version, stamp
-
-register_profile_check("DocumentReference", document_profile_issues)
 
 DOCUMENT_REFERENCE = ResourceCapability(
     type="DocumentReference",
@@ -113,10 +112,8 @@ def enforce(session: Session, document: DocumentRow, kind: AuditKind | None = No
         reason = decision.reason or codes.AccessDenialReason.NO_CONSENT
         # Audited by the error handler once this request's transaction has ended: a second
         # write transaction opened here would wait on this one (SQLite) for nothing.
-        error = forbidden(reason, f"disclosure refused: {reason.value}")
-        error.audit_entities = tuple((e.reference, e.role) for e in _decision_entities(document, decision))
-        error.audit_patient = str(document.patient_id)
-        raise error
+        raise AccessDenied(reason, f"disclosure refused: {reason.value}", subject=Subject(
+            _decision_entities(document, decision), document.patient_id, _custodian_ods(session, document)))
     audit_request(session, entities=_decision_entities(document, decision), patient_id=document.patient_id,
                   custodian=_custodian_ods(session, document), kind=kind, justification=justification,
                   review_reason=codes.ReviewReason.BREAK_GLASS if decision.break_glass else None)
@@ -159,7 +156,7 @@ def document_create() -> Response:
     """Record a document for a Task's patient, held encrypted; its custodian is the caller."""
     data = request_body()
     if not isinstance(data, dict) or data.get("resourceType") != "DocumentReference":
-        validate_resource(data, "DocumentReference")
+        validate_resource(data, "DocumentReference", document_profile_issues)
     now = services().clock.now()
     with services().database.transaction() as session:
         subject = str((data.get("subject") or {}).get("reference", ""))
@@ -173,7 +170,7 @@ def document_create() -> Response:
         roles = roles_of(session, task.id, g.caller.organisation_id) if task is not None else set()
         if tasks and not roles:
             raise not_found("Task", tasks[0])
-        resource = validate_resource(data, "DocumentReference")
+        resource = validate_resource(data, "DocumentReference", document_profile_issues)
         if patient is None or task is None:
             raise not_found("Patient")
         if task.patient_id != patient.id:
@@ -391,7 +388,7 @@ def document_update(resource_id: str) -> Response:
             raise FhirError(403, "forbidden", "only the custodian may change a document")
         check_if_match(document.version)
         if not isinstance(data, dict) or data.get("resourceType") != "DocumentReference":
-            validate_resource(data, "DocumentReference")
+            validate_resource(data, "DocumentReference", document_profile_issues)
         current = document.resource
         changed = sorted(k for k in set(current) | set(data)
                          if k not in ("meta", "id", "status", "text") and current.get(k) != data.get(k))

@@ -11,7 +11,6 @@ from sqlalchemy.exc import IntegrityError
 
 from exchange import codes
 from exchange.agreements.queries import party_to_an_agreement
-from exchange.api.access import requires_scope
 from exchange.api.auditing import audit_request
 from exchange.api.context import services
 from exchange.api.fhir import bp
@@ -26,18 +25,18 @@ from exchange.api.fhir.rest import (
     write_response,
 )
 from exchange.api.fhir.search import nhs_number_value, page_urls, parse_search, split_token
+from exchange.api.guards import requires_scope
 from exchange.audit.events import AuditKind, Entity
 from exchange.clock import london_date
 from exchange.codes import NHS_NUMBER_SYSTEM
+from exchange.errors import Issue
 from exchange.fhir.capability import ResourceCapability, SearchParam
-from exchange.fhir.outcome import FhirError, Issue, forbidden, invalid, not_found
-from exchange.fhir.validation import register_profile_check, validate_resource
+from exchange.fhir.outcome import FhirError, forbidden, invalid, not_found
+from exchange.fhir.validation import validate_resource
 from exchange.patients import service
 from exchange.patients.models import Patient, PatientAccess
 from exchange.patients.profile import patient_profile_issues
 from exchange.versions import all_versions, read_version
-
-register_profile_check("Patient", patient_profile_issues)
 
 PATIENT = ResourceCapability(
     type="Patient",
@@ -52,7 +51,7 @@ def _entity(patient: Patient) -> Entity:
 
 
 def _validated(data: Any) -> dict[str, Any]:
-    resource = validate_resource(data, "Patient")
+    resource = validate_resource(data, "Patient", patient_profile_issues)
     if date.fromisoformat(resource["birthDate"]) > london_date(services().clock.now()):
         raise invalid([Issue("error", "value", "Patient.birthDate is in the future", ("Patient.birthDate",))])
     return resource

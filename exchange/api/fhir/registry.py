@@ -14,12 +14,12 @@ from sqlalchemy.sql import Select
 from exchange import codes
 from exchange.agreements.models import Agreement, AgreementParty, Organisation
 from exchange.agreements.resources import contract_resource, organization_resource
-from exchange.api.access import requires_scope
 from exchange.api.auditing import audit_request
 from exchange.api.context import services
 from exchange.api.fhir import bp
 from exchange.api.fhir.responses import fhir_response, searchset
 from exchange.api.fhir.search import SearchRequest, code_value, ods_value, page_urls, parse_search
+from exchange.api.guards import requires_scope
 from exchange.audit.events import Entity
 from exchange.fhir.capability import ResourceCapability, SearchParam
 from exchange.fhir.outcome import not_found

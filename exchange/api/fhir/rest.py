@@ -12,7 +12,8 @@ from flask import Response, request
 from exchange.api.context import services
 from exchange.api.fhir.responses import FHIR_JSON, fhir_response
 from exchange.api.limits import bounded_body
-from exchange.fhir.outcome import FhirError, Issue, not_found, operation_outcome
+from exchange.errors import Issue
+from exchange.fhir.outcome import FhirError, not_found, operation_outcome
 from exchange.fhir.validation import parse_json
 
 

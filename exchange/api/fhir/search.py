@@ -22,7 +22,8 @@ from exchange.agreements.ods import is_ods_code
 from exchange.api.context import services
 from exchange.clock import LONDON
 from exchange.codes import NHS_NUMBER_SYSTEM, ODS_SYSTEM
-from exchange.fhir.outcome import FhirError, Issue, operation_outcome
+from exchange.errors import Issue
+from exchange.fhir.outcome import FhirError, operation_outcome
 from exchange.patients.nhs_number import is_valid_nhs_number
 
 DEFAULT_COUNT: Final = 20

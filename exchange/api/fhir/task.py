@@ -27,7 +27,6 @@ from exchange.advice_requests.profile import (
 from exchange.advice_requests.workflow import Document, WorkflowError, check_change
 from exchange.agreements.models import Organisation
 from exchange.agreements.queries import agreement_between
-from exchange.api.access import requires_scope
 from exchange.api.auditing import audit_request
 from exchange.api.context import services
 from exchange.api.fhir import bp
@@ -52,17 +51,17 @@ from exchange.api.fhir.search import (
     reference_id,
     split_values,
 )
+from exchange.api.guards import requires_scope
 from exchange.audit.events import AuditKind, Entity
 from exchange.clock import LONDON, london_date
 from exchange.documents.models import DocumentRow
+from exchange.errors import Issue
 from exchange.fhir.capability import ResourceCapability, SearchParam
-from exchange.fhir.outcome import FhirError, Issue, forbidden, invalid, not_found
-from exchange.fhir.validation import register_profile_check, validate_resource
+from exchange.fhir.outcome import FhirError, forbidden, invalid, not_found
+from exchange.fhir.validation import validate_resource
 from exchange.patients.models import Patient
 from exchange.patients.service import visible_patient
 from exchange.versions import all_versions, read_version
-
-register_profile_check("Task", task_profile_issues)
 
 SEARCH_PARAMS: Final = (
     "patient", "patient.identifier", "owner", "owner:identifier", "requester", "requester:identifier", "status",
@@ -137,7 +136,7 @@ def task_create() -> Response:
     """An LA asks a provider or the ICB for advice: the statutory clock starts now."""
     data = request_body()
     if not isinstance(data, dict) or data.get("resourceType") != "Task":
-        validate_resource(data, "Task")
+        validate_resource(data, "Task", task_profile_issues)
     now = services().clock.now()
     with services().database.transaction() as session:
         reference = (data.get("for") or {}).get("reference") if isinstance(data.get("for"), dict) else None
@@ -149,7 +148,7 @@ def task_create() -> Response:
                 patient = None
             if patient is None:
                 raise not_found("Patient", reference[8:])
-        resource = validate_resource(data, "Task")
+        resource = validate_resource(data, "Task", task_profile_issues)
         problems = []
         if resource["status"] != "requested":
             problems.append(Issue("error", "value", "a new request has status requested", ("Task.status",)))
@@ -229,7 +228,7 @@ def _change(resource_id: str, make_new: Any) -> Response:
         row, roles = _visible_task(session, resource_id, lock=True)
         check_if_match(row.version)
         new = make_new(copy.deepcopy(row.resource))
-        resource = validate_resource(new, "Task")
+        resource = validate_resource(new, "Task", task_profile_issues)
         if resource.get("id") not in (None, resource_id):
             raise invalid([Issue("error", "invariant", "the resource id does not match the URL", ("Task.id",))])
         try:

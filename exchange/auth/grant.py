@@ -1,4 +1,4 @@
-"""The authenticated caller of an API request."""
+"""What an access token grants: the client, its organisation and the scopes of the token."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from exchange.auth.scopes import Scope
 
 
 @dataclass(frozen=True, slots=True)
-class Caller:
-    """An OAuth client acting for its organisation, with the scopes its token grants."""
+class AccessGrant:
+    """An OAuth client acting for its organisation, with the scopes its token grants
+    (`access.md`: scopes say which interactions; the use cases say which records)."""
 
     client_id: str
     organisation_id: uuid.UUID
