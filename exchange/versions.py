@@ -15,6 +15,7 @@ from sqlalchemy import Integer, String, Uuid, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from exchange.db import Base, JsonDocument, UTCDateTime
+from exchange.errors import VersionMismatch
 
 
 class ResourceVersion(Base):
@@ -75,3 +76,13 @@ def all_versions(session: Session, resource_type: str, resource_id: uuid.UUID) -
         .order_by(ResourceVersion.version.desc())
     )
     return [row.resource for row in rows]
+
+
+def check_version(current: int, wanted: str | None) -> None:
+    """`If-Match`: the client names the version it changes; another one means it changed
+    since they read it (VersionMismatch, 412). None: the client did not say."""
+    if wanted is None:
+        return
+    named = wanted.strip().removeprefix("W/").strip('"')
+    if named != str(current):
+        raise VersionMismatch(f"If-Match names version {named}, but the current version is {current}")

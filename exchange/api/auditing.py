@@ -10,22 +10,16 @@ from flask import g, request
 from sqlalchemy.orm import Session
 
 from exchange.api.context import services
-from exchange.audit.events import Action, Actor, AuditEntry, AuditKind, Entity, Outcome
+from exchange.audit.events import Actor, AuditEntry, AuditKind, Entity, Outcome
 from exchange.audit.service import record, record_refusal
 from exchange.auth.grant import AccessGrant
+from exchange.caller import Caller
 from exchange.codes import BREAK_GLASS_PURPOSES, Purpose, ReviewReason
 from exchange.errors import Subject
 
 log = logging.getLogger(__name__)
 
 _METHOD_KINDS = {"POST": AuditKind.CREATE, "PUT": AuditKind.UPDATE, "PATCH": AuditKind.PATCH, "DELETE": AuditKind.DELETE}
-_KIND_ACTIONS = {
-    AuditKind.CREATE: Action.CREATE,
-    AuditKind.UPDATE: Action.UPDATE,
-    AuditKind.PATCH: Action.UPDATE,
-    AuditKind.DELETE: Action.DELETE,
-    AuditKind.OPERATION: Action.EXECUTE,
-}
 
 
 def request_purpose() -> str:
@@ -44,6 +38,26 @@ def interaction_kind() -> AuditKind:
     if "_history" in parts:
         return AuditKind.VREAD if parts[-1] != "_history" else AuditKind.HISTORY
     return AuditKind.READ if len(parts) >= 2 else AuditKind.SEARCH
+
+
+def request_caller() -> Caller:
+    """The use cases' Caller for the current (authenticated) request."""
+    grant: AccessGrant = g.caller
+    return Caller(
+        organisation_id=grant.organisation_id,
+        organisation=grant.organisation,
+        role=grant.role,
+        break_glass_allowed=grant.break_glass,
+        actor=current_actor(grant),
+        purpose=request_purpose(),
+        justification=request.headers.get("X-Justification"),
+        request_id=g.get("request_id"),
+    )
+
+
+def search_query() -> str | None:
+    """The query string of a search, as its audit record keeps it (None when empty)."""
+    return request.query_string.decode("utf-8", "replace") or None
 
 
 def current_actor(caller: AccessGrant | None = None) -> Actor:
@@ -82,7 +96,7 @@ def audit_request(
         session,
         AuditEntry(
             kind=kind,
-            action=_KIND_ACTIONS.get(kind, Action.READ),
+            action=kind.action,
             outcome=outcome,
             actor=current_actor(),
             outcome_desc=outcome_desc,
@@ -107,7 +121,7 @@ def audit_refusal(status: int, reason: str, subject: Subject) -> None:
         ctx.database,
         AuditEntry(
             kind=interaction_kind(),
-            action=_KIND_ACTIONS.get(interaction_kind(), Action.READ),
+            action=interaction_kind().action,
             outcome=Outcome.for_status(status),
             actor=current_actor(),
             outcome_desc=reason,

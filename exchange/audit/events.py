@@ -62,6 +62,11 @@ class AuditKind(StrEnum):
         return {"system": codes.DICOM_DCM_SYSTEM, "code": "110100", "display": "Application Activity"}
 
     @property
+    def action(self) -> Action:
+        """AuditEvent.action of this kind of event (C, R, U, D, E)."""
+        return _KIND_ACTIONS.get(self, Action.READ)
+
+    @property
     def subtype_coding(self) -> dict[str, str]:
         """AuditEvent.subtype: the FHIR interaction, or this service's operator action."""
         area, name = self.value.split(":", 1)
@@ -98,6 +103,15 @@ class Outcome(StrEnum):
         if status >= 400:
             return cls.MINOR_FAILURE
         return cls.SUCCESS
+
+
+_KIND_ACTIONS: Final = {
+    AuditKind.CREATE: Action.CREATE,
+    AuditKind.UPDATE: Action.UPDATE,
+    AuditKind.PATCH: Action.UPDATE,
+    AuditKind.DELETE: Action.DELETE,
+    AuditKind.OPERATION: Action.EXECUTE,
+}
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import datetime
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -24,10 +25,11 @@ log = logging.getLogger(__name__)
 _SYSTEM_CLOCK = SystemClock()
 
 
-def record(session: Session, entry: AuditEntry, clock: Clock = _SYSTEM_CLOCK) -> AuditRecord:
-    """Add an (unsealed) audit record for `entry` to the session's transaction."""
+def record(session: Session, entry: AuditEntry, clock: Clock = _SYSTEM_CLOCK, *, at: datetime | None = None) -> AuditRecord:
+    """Add an (unsealed) audit record for `entry` to the session's transaction, recorded
+    `at` (a use case's `now`) or by `clock`."""
     event_id = uuid.uuid4()
-    recorded = clock.now()
+    recorded = at or clock.now()
     actor = entry.actor
     row = AuditRecord(
         event_id=event_id,
@@ -66,3 +68,4 @@ def record_refusal(database: Database, entry: AuditEntry, clock: Clock = _SYSTEM
             record(session, entry, clock)
     except SQLAlchemyError as exc:
         log.error("could not audit a refused request", extra={"error": type(exc).__name__, "reason": entry.outcome_desc})
+

@@ -1,6 +1,11 @@
 """Patient use cases: registration (one Patient per NHS number; every registrant keeps its
-own view of it and learns nothing of the others), visibility, reads and updates
-(`access.md`, "register Patient", "update Patient", "see a Patient")."""
+own view of it and learns nothing of the others), reads, searches and updates, each
+audited (`access.md`, "register Patient", "update Patient", "see a Patient").
+
+Every use case takes the session of the one transaction its front door opened, the
+`Caller` and the current instant; it decides in the spec's order (404, 412, 422, 403) and
+raises a domain error, or writes and returns the Patient as the caller sees it.
+"""
 
 from __future__ import annotations
 
@@ -14,9 +19,17 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from exchange.codes import NHS_NUMBER_SYSTEM
+from exchange.agreements.queries import party_to_an_agreement
+from exchange.audit.events import AuditKind, Entity
+from exchange.audit.service import record
+from exchange.caller import Caller
+from exchange.clock import london_date
+from exchange.codes import NHS_NUMBER_SYSTEM, AccessDenialReason, ReviewReason
+from exchange.errors import AccessDenied, Conflict, Duplicate, Forbidden, NotFound, invalid
+from exchange.fhir.validation import validate_resource
 from exchange.patients.models import Patient, PatientAccess, PatientRegistration
-from exchange.versions import keep_version, stamp
+from exchange.patients.profile import patient_profile_issues
+from exchange.versions import all_versions, check_version, keep_version, read_version, stamp
 
 REGISTRANT: Final = "registrant"
 TASK_REQUESTER: Final = "task-requester"
@@ -30,11 +43,11 @@ CARE_RELATIONSHIPS: Final = (TASK_REQUESTER, TASK_OWNER)
 KEPT_ELEMENTS: Final = ("identifier", "birthDate", "name", "gender")
 
 
-class BirthDateConflict(ValueError):
+class BirthDateConflict(Conflict):
     """The NHS number is registered with a different birth date (409)."""
 
 
-class NotFirstRegistrant(PermissionError):
+class NotFirstRegistrant(Forbidden):
     """Only the organisation that registered a patient first may update it (403)."""
 
 
@@ -214,3 +227,108 @@ def _keep_view_version(session: Session, view: PatientRegistration, now: datetim
 def view_version(view: PatientRegistration, stored: dict[str, Any]) -> dict[str, Any]:
     """A kept version of a view, as served (with the patient's id)."""
     return {**stored, "id": str(view.patient_id)}
+
+
+# --- use cases ------------------------------------------------------------------------------
+
+def _entities(patient_id: uuid.UUID) -> tuple[Entity, ...]:
+    return (Entity(f"Patient/{patient_id}", "patient"),)
+
+
+def _valid_patient(data: Any, now: datetime) -> dict[str, Any]:
+    """R4, the Patient profile, and a birth date that is not in the future."""
+    resource = validate_resource(data, "Patient", patient_profile_issues)
+    if date.fromisoformat(resource["birthDate"]) > london_date(now):
+        raise invalid("Patient.birthDate", "Patient.birthDate is in the future", "value")
+    return resource
+
+
+def _visible(session: Session, caller: Caller, patient_id: uuid.UUID) -> Patient:
+    patient = visible_patient(session, patient_id, caller.organisation_id)
+    if patient is None:
+        raise NotFound("Patient", patient_id)
+    return patient
+
+
+def register_patient(session: Session, caller: Caller, data: Any, conditional_nhs_number: str | None,
+                     now: datetime) -> Registration:
+    """Register a child or young person. `conditional_nhs_number`: the NHS number of a
+    conditional create (If-None-Exist), or None for a plain create."""
+    resource = _valid_patient(data, now)
+    nhs_number = nhs_number_of(resource)
+    if conditional_nhs_number is not None and conditional_nhs_number != nhs_number:
+        raise invalid("Patient.identifier", "If-None-Exist names another NHS number than the resource", "invariant")
+    if not party_to_an_agreement(session, caller.organisation_id, london_date(now)):
+        raise AccessDenied(AccessDenialReason.NO_AGREEMENT,
+                           "registering a patient needs a data-sharing agreement in force")
+    existing = find_by_nhs_number(session, nhs_number or "")
+    if conditional_nhs_number is None and existing is not None and can_see(session, existing.id, caller.organisation_id):
+        raise Duplicate("a Patient with this NHS number is already registered; use If-None-Exist for a conditional create")
+    registration = register(session, resource, caller.organisation_id, now)
+    record(session, caller.audit_entry(AuditKind.CREATE, entities=_entities(registration.patient.id),
+                                       patient_id=registration.patient.id), at=now)
+    return registration
+
+
+def read_patient(session: Session, caller: Caller, patient_id: uuid.UUID, now: datetime) -> dict[str, Any]:
+    """The Patient as the caller sees it (404 for a caller with no relationship)."""
+    patient = _visible(session, caller, patient_id)
+    record(session, caller.audit_entry(AuditKind.READ, entities=_entities(patient.id), patient_id=patient.id), at=now)
+    return view_of(session, patient, caller.organisation_id).resource
+
+
+def read_patient_version(session: Session, caller: Caller, patient_id: uuid.UUID, version: int | None,
+                         now: datetime) -> dict[str, Any]:
+    """One version of the caller's view of a Patient."""
+    patient = _visible(session, caller, patient_id)
+    view = view_of(session, patient, caller.organisation_id)
+    stored = read_version(session, "Patient", view.id, version)
+    if stored is None:
+        raise NotFound("Patient", f"{patient_id}/_history/{version}")
+    record(session, caller.audit_entry(AuditKind.VREAD, entities=_entities(patient.id), patient_id=patient.id), at=now)
+    return view_version(view, stored)
+
+
+def patient_history(session: Session, caller: Caller, patient_id: uuid.UUID, now: datetime) -> list[dict[str, Any]]:
+    """Every version of the caller's view of a Patient, newest first."""
+    patient = _visible(session, caller, patient_id)
+    view = view_of(session, patient, caller.organisation_id)
+    record(session, caller.audit_entry(AuditKind.HISTORY, entities=_entities(patient.id), patient_id=patient.id),
+           at=now)
+    return [view_version(view, stored) for stored in all_versions(session, "Patient", view.id)]
+
+
+def search_patients(session: Session, caller: Caller, nhs_number: str, query: str | None,
+                    now: datetime) -> list[dict[str, Any]]:
+    """The Patient with this NHS number, if the caller may see it (else none)."""
+    patient = session.scalars(
+        select(Patient)
+        .join(PatientAccess, PatientAccess.patient_id == Patient.id)
+        .where(Patient.nhs_number == nhs_number, PatientAccess.organisation_id == caller.organisation_id)
+        .limit(1)
+    ).first()
+    record(session, caller.audit_entry(AuditKind.SEARCH, entities=_entities(patient.id) if patient else (),
+                                       patient_id=patient.id if patient else None, query=query), at=now)
+    return [view_of(session, patient, caller.organisation_id).resource] if patient is not None else []
+
+
+def update_patient(session: Session, caller: Caller, patient_id: uuid.UUID, data: Any, if_match: str | None,
+                   now: datetime) -> dict[str, Any]:
+    """The first registrant updates the Patient; the NHS number cannot change, and a
+    birth-date correction is audited with both dates and flagged for IG review."""
+    patient = _visible(session, caller, patient_id)
+    check_version(view_of(session, patient, caller.organisation_id).version, if_match)
+    resource = _valid_patient(data, now)
+    if resource.get("id") not in (None, str(patient_id)):
+        raise invalid("Patient.id", "the resource id does not match the URL", "invariant")
+    if nhs_number_of(resource) != patient.nhs_number:
+        raise invalid("Patient.identifier", "the NHS number of a Patient cannot change")
+    updated = update(session, patient, caller.organisation_id, resource, now)
+    correction = updated.correction
+    details = ({"birth-date-before": correction.old.isoformat(), "birth-date-after": correction.new.isoformat()}
+               if correction else {})
+    record(session, caller.audit_entry(
+        AuditKind.UPDATE, entities=_entities(patient.id), patient_id=patient.id, details=details,
+        review_reason=ReviewReason.BIRTH_DATE_CORRECTION if correction else None), at=now)
+    return updated.view.resource
+

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 if TYPE_CHECKING:
     pass
 
+from exchange.agreements.models import AGREEMENT_STATUSES
 from exchange.agreements.ods import ODS_CODE
 from exchange.auth.jwks import check_jwks, check_jwks_uri
 from exchange.auth.scopes import ScopeError, parse_scope
@@ -23,7 +24,6 @@ from exchange.users.passwords import is_argon2id_hash
 
 IDENTIFIER: Final = re.compile(r"^[A-Za-z0-9._@-]{1,128}$")
 CONSOLE_ROLES: Final = ("ig-lead", "dco", "admin")
-AGREEMENT_STATUSES: Final = ("executed", "terminated", "revoked")
 MIN_PASSWORD_LENGTH: Final = 12
 
 

@@ -25,6 +25,7 @@ from exchange.codes import NHS_NUMBER_SYSTEM, ODS_SYSTEM
 from exchange.errors import Issue
 from exchange.fhir.outcome import FhirError, operation_outcome
 from exchange.patients.nhs_number import is_valid_nhs_number
+from exchange.search import DateRange, Paging, Position
 
 DEFAULT_COUNT: Final = 20
 MAX_COUNT: Final = 100
@@ -46,6 +47,25 @@ class SearchRequest:
         """The first value of a parameter, or None."""
         values = self.params.get(name)
         return values[0] if values else None
+
+    def paging(self, descending: bool) -> Paging:
+        """The domain's paging: the count, the cursor's position, the order."""
+        after = None
+        if self.cursor is not None:
+            at, last = self.cursor.get("at"), self.cursor.get("id")
+            if not isinstance(at, str) or not isinstance(last, str):
+                raise FhirError(400, "invalid", "_cursor is not a cursor this server issued")
+            after = Position(at, last)
+        return Paging(self.count, after, descending)
+
+    def links(self, path: str, following: Position | None, sort_name: str | None = None,
+              descending: bool = True) -> tuple[str, str | None]:
+        """The `self` and `next` links of a page (with the sort it was made in), the next
+        page beginning after `following`."""
+        if sort_name is not None:
+            self.params["_sort"] = [f"-{sort_name}" if descending else sort_name]
+        following_cursor = {"at": following.at, "id": following.id} if following is not None else None
+        return page_urls(self, path, following_cursor)
 
     def ignored_outcome(self) -> dict[str, Any] | None:
         """The OperationOutcome listing parameters ignored under `handling=lenient`."""
@@ -187,16 +207,10 @@ _DATE_PATTERN: Final = re.compile(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class DateBound:
-    """A date search value: comparator and the [low, high) instant range it denotes."""
-
-    prefix: str
-    low: datetime
-    high: datetime
+DateBound = DateRange
 
 
-def parse_date(value: str, name: str) -> DateBound:
+def parse_date(value: str, name: str) -> DateRange:
     """A FHIR date search value (`ge2026-11-01`, `2026-11`, `lt2026-11-23T10:00:00Z` ...).
 
     Dates without a time are Europe/London calendar days (`consent.md`); times without an
@@ -224,7 +238,7 @@ def parse_date(value: str, name: str) -> DateBound:
                 end = date(year + 1, 1, 1)
             low = datetime.combine(start, time(), LONDON)
             high = datetime.combine(end, time(), LONDON)
-        bound = DateBound(prefix, low.astimezone(UTC), high.astimezone(UTC))
+        bound = DateRange(prefix, low.astimezone(UTC), high.astimezone(UTC))  # type: ignore[arg-type]
     except (ValueError, OverflowError):
         # OverflowError: the day after 9999-12-31, or an offset past the calendar's ends.
         raise FhirError(400, "invalid", f"{name}: {value!r} is not a valid date", expression=(name,)) from None
