@@ -56,19 +56,20 @@ def create_app(
     capabilities.add(TASK)
     capabilities.add(BINARY)
     capabilities.add(DOCUMENT_REFERENCE)
+    clock = clock or SystemClock()
     app.extensions[EXTENSION_KEY] = Services(
         settings=settings,
         database=database or Database(settings.database_url),
-        clock=clock or SystemClock(),
+        clock=clock,
         artefacts=Artefacts.load(),
         capabilities=capabilities,
     )
 
-    app.extensions[CLIENT_RATE] = RateLimiter(settings.rate_limit)
+    app.extensions[CLIENT_RATE] = RateLimiter(settings.rate_limit, clock)
     middleware.init_app(app)
     limits.init_app(app)
     errors.init_app(app)
-    oauth.init_app(app, settings.token_rate_limit)
+    oauth.init_app(app, RateLimiter(settings.token_rate_limit, clock))
     app.register_blueprint(health.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(oauth.bp)

@@ -161,10 +161,19 @@ TOKEN_URL = "http://127.0.0.1:8000/oauth2/token"
 ALL_SCOPES = ["system/*.cruds"]
 
 
+#: argon2id of the example users' password ("change-me-at-first-login"), made once: hashing
+#: it for every test's world cost most of a second.
+EXAMPLE_PASSWORD_HASH = "$argon2id$v=19$m=65536,t=3,p=4$5ylYI+fESAal+F4KyaQKGg$4kRYcZVHNug9KY4JbF2s4ba1cMCm4wObG0xVz6BM2vs"
+
+
 def world_document() -> dict[str, object]:
     """The example bootstrap plus a second LA (LA02) with its own IG client, every client
-    keyed with test keys (la01-case-system with one key per algorithm)."""
+    keyed with test keys (la01-case-system with one key per algorithm), and the users'
+    password as its pre-computed hash."""
     document = example_bootstrap()
+    for user in document["users"]:
+        if user.pop("password", None) == "change-me-at-first-login":
+            user["password_hash"] = EXAMPLE_PASSWORD_HASH
     document["organisations"].append({"ods": "LA02", "name": "Other Borough Council", "role": "la"})
     # LA03 is registered but party to no agreement: it may not register children (access.md).
     document["organisations"].append({"ods": "LA03", "name": "Unagreed Borough Council", "role": "la"})

@@ -197,3 +197,16 @@ def test_demo_generates_keys_once_and_is_idempotent(data_dir: Path) -> None:
     assert "demo set already loaded" in second.stdout
     assert json.loads(key_file.read_text()) == key
     assert "ig.lead@la01" in second.stdout and str(data_dir / "demo") in second.stdout
+
+
+def test_the_command_runs_as_a_real_process(data_dir: Path, fresh_database_url: str) -> None:
+    """One smoke test through the interpreter and `python -m exchange`: the rest run in-process."""
+    from tests.cli_runner import exchange_process
+
+    assert exchange_process("init", data_dir=data_dir, database_url=fresh_database_url).returncode == 0
+    result = exchange_process("bootstrap", str(EXAMPLE_BOOTSTRAP), data_dir=data_dir, database_url=fresh_database_url)
+    assert result.returncode == 0, result.stderr
+    assert "12 change(s) applied" in result.stdout
+    failed = exchange_process("bootstrap", "/nonexistent.json", data_dir=data_dir, database_url=fresh_database_url)
+    assert failed.returncode == 1
+    assert failed.stderr.startswith("error: ") and "Traceback" not in failed.stderr

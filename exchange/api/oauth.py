@@ -44,7 +44,6 @@ from exchange.auth.tokens import (
     issue_token,
     revoke,
 )
-from exchange.settings import RateLimit
 
 bp = Blueprint("oauth", __name__)
 
@@ -222,7 +221,7 @@ def _now() -> float:
 authorization = AuthorizationServer()
 
 
-def init_app(app: Flask, token_rate: RateLimit) -> None:
+def init_app(app: Flask, token_rate: RateLimiter) -> None:
     """Bind the authorization server and the per-address token rate limiter to `app`."""
     assertion = AssertionAuthentication(_audiences, _consume_jti, _remote_keys, now=_now)
     app.extensions[_JWKS_CACHE] = JwksCache()
@@ -244,7 +243,7 @@ def init_app(app: Flask, token_rate: RateLimit) -> None:
     authorization.register_endpoint(Revocation)
     authorization.register_endpoint(Introspection)
     authorization.register_client_auth_method(AUTH_METHOD, authenticate)
-    app.extensions[_TOKEN_RATE] = RateLimiter(token_rate)
+    app.extensions[_TOKEN_RATE] = token_rate
 
 
 _TOKEN_RATE = "exchange.token_rate"  # noqa: S105 - an extension key, not a secret

@@ -1,4 +1,5 @@
-"""Token-bucket rate limits, per client (FHIR API) and per source address (token endpoint).
+"""Token-bucket rate limits, per client (FHIR API) and per source address (token endpoint),
+on the app's clock (so tests decide when time passes).
 
 Buckets live in each worker process: with N workers the effective burst is up to N times
 the configured one. That bounds abuse without a shared store on the request path; a
@@ -9,10 +10,10 @@ from __future__ import annotations
 
 import math
 import threading
-import time
 from dataclasses import dataclass
 from typing import Final
 
+from exchange.clock import Clock
 from exchange.settings import RateLimit
 
 MAX_BUCKETS: Final = 50_000
@@ -27,8 +28,9 @@ class _Bucket:
 class RateLimiter:
     """Token buckets by key; `check` spends one token or says how long to wait."""
 
-    def __init__(self, limit: RateLimit) -> None:
+    def __init__(self, limit: RateLimit, clock: Clock) -> None:
         self._limit = limit
+        self._clock = clock
         self._buckets: dict[str, _Bucket] = {}
         self._lock = threading.Lock()
 
@@ -36,7 +38,7 @@ class RateLimiter:
         """None if the request may proceed, else the seconds to wait (for Retry-After)."""
         if not self._limit.enabled:
             return None
-        now = time.monotonic()
+        now = self._clock.now().timestamp()
         with self._lock:
             bucket = self._buckets.get(key)
             if bucket is None:

@@ -24,6 +24,7 @@ class CliContext:
 
     debug: bool = False
     clock: Clock = field(default_factory=SystemClock)
+    _database: Database | None = field(default=None, repr=False)
 
     @cached_property
     def settings(self) -> Settings:
@@ -33,7 +34,14 @@ class CliContext:
         return settings
 
     def database(self) -> Database:
-        """The database, which must have been migrated to the current schema."""
+        """The database, which must have been migrated to the current schema (one per
+        command, its connections closed when the command ends)."""
+        if self._database is None:
+            self._database = self._migrated_database()
+            click.get_current_context().call_on_close(self._database.dispose)
+        return self._database
+
+    def _migrated_database(self) -> Database:
         url = self.settings.database_url
         if self.settings.is_sqlite and not Path(url.removeprefix("sqlite:///")).exists():
             raise NotInitialisedError(

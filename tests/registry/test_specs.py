@@ -60,3 +60,11 @@ def test_every_problem_is_reported_at_once() -> None:
 def test_not_an_object() -> None:
     assert _problems(["a"]) == ["the file must hold a JSON or YAML object"]
     assert _problems({"widgets": []}) == ["file: unknown section 'widgets'"]
+
+
+def test_the_worlds_precomputed_hash_is_the_example_password() -> None:
+    from exchange.users.passwords import verify_password
+    from tests.conftest import EXAMPLE_PASSWORD_HASH
+
+    assert verify_password(EXAMPLE_PASSWORD_HASH, "change-me-at-first-login")
+    assert not verify_password(EXAMPLE_PASSWORD_HASH, "change-me-at-first-logon")
