@@ -312,4 +312,3 @@ CONFIDENTIALITY_SYSTEM: Final = "http://terminology.hl7.org/CodeSystem/v3-Confid
 AUDIT_EVENT_TYPE_SYSTEM: Final = "http://terminology.hl7.org/CodeSystem/audit-event-type"
 DICOM_DCM_SYSTEM: Final = "http://dicom.nema.org/resources/ontology/DCM"
 RESTFUL_INTERACTION_SYSTEM: Final = "http://hl7.org/fhir/restful-interaction"
-ISSUE_TYPE_SYSTEM: Final = "http://hl7.org/fhir/issue-type"

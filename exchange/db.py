@@ -130,8 +130,3 @@ class Database:
     def dispose(self) -> None:
         """Close every pooled connection (after a fork, or at shutdown)."""
         self.engine.dispose()
-
-
-def utcnow() -> datetime:
-    """The current instant, timezone-aware UTC."""
-    return datetime.now(UTC)

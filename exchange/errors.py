@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
 from exchange.audit.events import Entity
@@ -179,20 +179,6 @@ class Corrupted(DomainError):
     code = "corrupted"
 
 
-@dataclass
-class Problems:
-    """Collects issues, then raises them all at once as Invalid."""
-
-    issues: list[Issue] = field(default_factory=list)
-
-    def add(self, expression: str, message: str, code: str = "business-rule") -> None:
-        self.issues.append(Issue("error", code, message, (expression,)))
-
-    def raise_any(self) -> None:
-        if self.issues:
-            raise Invalid(self.issues)
-
-
 __all__ = [
     "AccessDenied",
     "Conflict",
@@ -207,7 +193,6 @@ __all__ = [
     "Issue",
     "Malformed",
     "NotFound",
-    "Problems",
     "Required",
     "Subject",
     "TooLarge",

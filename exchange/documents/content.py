@@ -142,11 +142,6 @@ class CheckedContent:
         return self._sha256.hexdigest()
 
     @property
-    def sha256_digest(self) -> bytes:
-        """Raw SHA-256 (for `Repr-Digest`)."""
-        return self._sha256.digest()
-
-    @property
     def sha1_digest(self) -> bytes:
         """Raw SHA-1 (R4 `Attachment.hash`)."""
         return self._sha1.digest()

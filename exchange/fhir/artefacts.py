@@ -47,11 +47,3 @@ class Artefacts:
         if url is not None:
             resources = [r for r in resources if r.get("url") == url.split("|", 1)[0]]
         return list(resources)
-
-    def profiles(self) -> list[str]:
-        """Canonical URLs of the resource profiles (not extensions)."""
-        return sorted(
-            sd["url"]
-            for sd in self.by_type["StructureDefinition"].values()
-            if sd.get("kind") == "resource"
-        )

@@ -319,8 +319,3 @@ def list_clients(session: Session) -> list[Client]:
 def list_agreements(session: Session) -> list[Agreement]:
     """Every agreement, by operator id."""
     return list(session.scalars(select(Agreement).order_by(Agreement.agreement_id)))
-
-
-def list_users(session: Session) -> list[ConsoleUser]:
-    """Every console user, by username."""
-    return list(session.scalars(select(ConsoleUser).order_by(ConsoleUser.username)))
