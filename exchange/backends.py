@@ -7,16 +7,21 @@ Each backend sits behind a small interface (`storage.blobs.BlobStore`,
 from __future__ import annotations
 
 import os
+from datetime import datetime
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from hvac.exceptions import VaultError
 from requests import RequestException
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
+from exchange.audit.chain import UNSEALED_ALARM_AGE, oldest_unsealed
 from exchange.crypto.cloud_keys import AwsKmsKeyProvider, VaultTransitKeyProvider
 from exchange.crypto.keyring import KeyringError, load_keyring
 from exchange.crypto.keys import KeyProvider, LocalKeyProvider
+from exchange.db import Database
 from exchange.settings import Settings
 from exchange.storage.blobs import BlobStore, FileBlobStore
 from exchange.storage.s3 import S3BlobStore
@@ -84,3 +89,22 @@ def check_key_provider(settings: Settings) -> str:
     except KeyringError as exc:
         return str(exc)
     return "ok"
+
+
+def check_database(database: Database, now: datetime) -> dict[str, str]:
+    """`ok`, or what is wrong, for the database and for the audit sealer keeping up."""
+    try:
+        with database.transaction() as session:
+            session.execute(text("SELECT 1"))
+            oldest = oldest_unsealed(session)
+    except SQLAlchemyError:
+        return {"database": "unreachable"}
+    lag = now - oldest if oldest is not None else None
+    sealer = "ok" if lag is None or lag <= UNSEALED_ALARM_AGE else "unsealed audit records older than a minute"
+    return {"database": "ok", "audit-sealer": sealer}
+
+
+def readiness(settings: Settings, database: Database, now: datetime) -> dict[str, str]:
+    """Every part the service needs, `ok` or why not (`/readyz`)."""
+    return {**check_database(database, now), "document-store": check_document_store(settings),
+            "key-provider": check_key_provider(settings)}

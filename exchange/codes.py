@@ -36,6 +36,10 @@ DEFAULT_CONSENT_POLICY: Final = f"{CANONICAL_BASE}/policy/send-information-shari
 SIX_WEEK_MEASURE: Final = f"{CANONICAL_BASE}/Measure/six-week-compliance"
 
 
+#: `Contract.status` of a data-sharing agreement: only `executed` counts (`access.md`).
+AGREEMENT_STATUSES: Final = ("executed", "terminated", "revoked")
+
+
 class OrganisationRole(StrEnum):
     """`CB/CodeSystem/organisation-role`."""
 

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Final
 
 from sqlalchemy import Boolean, CheckConstraint, Date, ForeignKey, Integer, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from exchange.db import Base, UTCDateTime
-
-#: `Contract.status` of an agreement: only `executed` counts (`access.md`).
-AGREEMENT_STATUSES: Final = ("executed", "terminated", "revoked")
 
 
 class Organisation(Base):

@@ -16,28 +16,30 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
-from authlib.oauth2.rfc6749 import ClientMixin, InvalidScopeError
+from authlib.oauth2.rfc6749 import InvalidScopeError
 from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
-from sqlalchemy.orm import Session
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from exchange.api.context import services
 from exchange.api.guards import public
 from exchange.api.limits import bounded_body
 from exchange.api.ratelimit import RateLimiter
-from exchange.audit.events import Action, Actor, AuditEntry, AuditKind, Outcome
-from exchange.audit.service import record
 from exchange.auth.assertion import ALGORITHMS, AssertionAuthentication, claimed_key
+from exchange.auth.clients import (
+    AUTH_METHOD,
+    OAuthClient,
+    find_client,
+    record_token_success,
+    remote_keys_uri,
+)
 from exchange.auth.failures import TokenFailure, record_token_failure
 from exchange.auth.jwks import JwksCache, JwksUnavailable
-from exchange.auth.models import Client
-from exchange.auth.scopes import RESOURCE_TYPES, ScopeError, intersect, parse_scope, parse_scopes
+from exchange.auth.scopes import RESOURCE_TYPES
 from exchange.auth.tokens import (
     TOKEN_LIFETIME,
-    IssuedToken,
     TokenState,
     consume_assertion_jti,
     find_token,
@@ -46,67 +48,6 @@ from exchange.auth.tokens import (
 )
 
 bp = Blueprint("oauth", __name__)
-
-AUTH_METHOD = "private_key_jwt"
-
-
-class OAuthClient(ClientMixin):  # type: ignore[misc]
-    """A registered client as authlib sees it: client credentials only, private_key_jwt only."""
-
-    def __init__(self, client: Client) -> None:
-        self.record = client
-
-    @property
-    def client_id(self) -> str:
-        return self.record.client_id
-
-    @property
-    def enabled(self) -> bool:
-        return self.record.enabled
-
-    @property
-    def jwks(self) -> dict[str, Any] | None:
-        return self.record.jwks
-
-    @property
-    def jwks_uri(self) -> str | None:
-        return self.record.jwks_uri
-
-    def get_client_id(self) -> str:
-        return self.record.client_id
-
-    def get_default_redirect_uri(self) -> None:
-        return None
-
-    def get_allowed_scope(self, scope: str) -> str:
-        requested = _parse_requested(scope) if scope else parse_scopes(self.record.scopes)
-        return " ".join(str(s) for s in intersect(requested, parse_scopes(self.record.scopes)))
-
-    def check_redirect_uri(self, redirect_uri: str) -> bool:
-        return False
-
-    def check_client_secret(self, client_secret: str) -> bool:
-        return False
-
-    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
-        return method == AUTH_METHOD
-
-    def check_response_type(self, response_type: str) -> bool:
-        return False
-
-    def check_grant_type(self, grant_type: str) -> bool:
-        return grant_type == "client_credentials"
-
-
-def _parse_requested(scope: str) -> list[Any]:
-    # Scopes this service does not know simply fall out of the intersection.
-    parsed = []
-    for text in scope.split():
-        try:
-            parsed.append(parse_scope(text))
-        except ScopeError:
-            continue
-    return parsed
 
 
 class SystemClientCredentials(ClientCredentialsGrant):  # type: ignore[misc]
@@ -177,8 +118,7 @@ class Introspection(_ClientAuthenticatedEndpoint, IntrospectionEndpoint):  # typ
 
 
 def _query_client(client_id: str) -> OAuthClient | None:
-    client = g.oauth_session.get(Client, client_id)
-    return OAuthClient(client) if client is not None else None
+    return find_client(g.oauth_session, client_id)
 
 
 def _save_token(token: dict[str, Any], oauth_request: Any) -> None:
@@ -269,8 +209,7 @@ def _prefetch_remote_keys() -> None:
         return
     client_id, kid = claimed
     with services().database.transaction() as session:
-        client = session.get(Client, client_id)
-        uri = client.jwks_uri if client is not None and client.enabled else None
+        uri = remote_keys_uri(session, client_id)
     if uri is None:
         return
     try:
@@ -317,40 +256,15 @@ def _oauth_response(respond: Callable[[], Response], endpoint: str) -> Response:
         if error == "invalid_client":
             response.status_code = 401  # RFC 6749 5.2, as api.md requires
         if error is None:
-            _audit_success(session, endpoint)
+            assertion_jti = g.get("assertion_jti")
+            record_token_success(session, g.get("authenticated_client_id"), endpoint, g.get("issued"),
+                                 str(assertion_jti) if assertion_jti else None, g.get("revoked_jti"),
+                                 request.remote_addr, g.get("request_id"), services().clock.now())
     if error is not None:
         _audit_failure(str(error), str(body.get("error_description") or error))
     response.headers["Cache-Control"] = "no-store"
     response.headers["Pragma"] = "no-cache"
     return response
-
-
-def _audit_success(session: Session, endpoint: str) -> None:
-    client_id = g.get("authenticated_client_id")
-    client = session.get(Client, client_id) if client_id else None
-    issued: IssuedToken | None = g.get("issued")
-    details = {"endpoint": endpoint}
-    if issued is not None:
-        details["scope"] = issued.scope
-    if g.get("assertion_jti"):
-        details["assertion-jti"] = str(g.assertion_jti)
-    record(
-        session,
-        AuditEntry(
-            kind=AuditKind.TOKEN,
-            action=Action.EXECUTE,
-            outcome=Outcome.SUCCESS,
-            actor=Actor(
-                client_id=client.client_id if client else None,
-                organisation=client.organisation.ods if client else None,
-                address=request.remote_addr,
-                token_jti=str(issued.jti) if issued else g.get("revoked_jti"),
-            ),
-            request_id=g.get("request_id"),
-            details=details,
-        ),
-        services().clock,
-    )
 
 
 def _audit_failure(error: str, reason: str) -> None:

@@ -15,11 +15,10 @@ from typing import TYPE_CHECKING, Any, Final
 if TYPE_CHECKING:
     pass
 
-from exchange.agreements.models import AGREEMENT_STATUSES
 from exchange.agreements.ods import ODS_CODE
 from exchange.auth.jwks import check_jwks, check_jwks_uri
 from exchange.auth.scopes import ScopeError, parse_scope
-from exchange.codes import OrganisationRole, Purpose
+from exchange.codes import AGREEMENT_STATUSES, OrganisationRole, Purpose
 from exchange.users.passwords import is_argon2id_hash
 
 IDENTIFIER: Final = re.compile(r"^[A-Za-z0-9._@-]{1,128}$")

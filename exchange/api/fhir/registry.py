@@ -7,7 +7,6 @@ from flask import Response
 
 from exchange import codes
 from exchange.agreements import service
-from exchange.agreements.models import AGREEMENT_STATUSES
 from exchange.api.auditing import request_caller, search_query
 from exchange.api.context import services
 from exchange.api.fhir import bp
@@ -85,7 +84,7 @@ def contract_search() -> Response:
     ctx = services()
     with ctx.database.transaction() as session:
         found = service.search_agreements(
-            session, request_caller(), code_value(status, "status", AGREEMENT_STATUSES) if status else None,
+            session, request_caller(), code_value(status, "status", codes.AGREEMENT_STATUSES) if status else None,
             ods_value(signer, "signer") if signer else None, paging, search_query(), ctx.clock.now())
     self_url, next_url = search.links("/fhir/Contract", found.next)
     return fhir_response(searchset(found.resources, found.total, self_url, next_url, search.ignored_outcome()))
