@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+def migrations_dir() -> Path:
+    """Where the migrations are: the `exchange.migrations` package (the repository's
+    `migrations/` folder, which the wheel installs under that name)."""
+    location = Path(str(resources.files("exchange.migrations")))
+    if not (location / "env.py").is_file():
+        raise FileNotFoundError(f"the migrations in {location} are incomplete: reinstall the exchange package")
+    return location
 
 
 def alembic_config(database_url: str) -> Config:
     """An Alembic configuration for this project's migrations and the given database."""
-    if not (MIGRATIONS_DIR / "env.py").is_file():
-        raise FileNotFoundError(
-            f"the migrations folder {MIGRATIONS_DIR} is missing: install the project from its "
-            "source tree (pip install -e .) or copy migrations/ beside the package"
-        )
     config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("script_location", str(migrations_dir()))
     config.set_main_option("path_separator", "os")
     config.attributes["database_url"] = database_url
     return config

@@ -1,0 +1,1 @@
+"""The database migrations (Alembic), installed as `exchange.migrations` (see pyproject.toml)."""
