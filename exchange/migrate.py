@@ -9,6 +9,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
+
 def migrations_dir() -> Path:
     """Where the migrations are: the `exchange.migrations` package (the repository's
     `migrations/` folder, which the wheel installs under that name)."""

@@ -189,6 +189,8 @@ def world_document() -> dict[str, object]:
          "jwks": public_jwks(signing_key("ES256", "la02-ig"))},
         {"client_id": "la02-case-system", "organisation": "LA02", "scopes": ALL_SCOPES,
          "jwks": public_jwks(signing_key("ES256", "la02-case-system"))},
+        {"client_id": "prv01-ig", "organisation": "PRV01", "scopes": ["system/AuditEvent.rs"],
+         "jwks": public_jwks(signing_key("ES256", "prv01-ig"))},
         {"client_id": "la03-case-system", "organisation": "LA03", "scopes": ALL_SCOPES,
          "jwks": public_jwks(signing_key("ES256", "la03-case-system"))},
         {"client_id": "prv02-epr", "organisation": "PRV02", "scopes": ALL_SCOPES,

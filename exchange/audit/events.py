@@ -161,14 +161,29 @@ class AuditEntry:
     review_reason: codes.ReviewReason | None = None
 
 
+_ENTITY_TYPE: Final = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
+#: BALP's entity.type / entity.role: the Patient is a person (1) in the patient role (1);
+#: the resource acted on a system object (2) in the domain-resource role (4); the
+#: agreement and consent that decided a disclosure are security resources (13).
 _ENTITY_ROLES: Final = {
-    "patient": ("1", "Patient"),
-    "domain-resource": ("4", "Domain Resource"),
-    "agreement": ("4", "Domain Resource"),
-    "consent": ("4", "Domain Resource"),
-    "query": ("24", "Query"),
-    "security-resource": ("13", "Security Resource"),
+    "patient": (("1", "Person"), ("1", "Patient")),
+    "domain-resource": (("2", "System Object"), ("4", "Domain Resource")),
+    "agreement": (("2", "System Object"), ("13", "Security Resource")),
+    "consent": (("2", "System Object"), ("13", "Security Resource")),
+    "query": (("2", "System Object"), ("24", "Query")),
+    "security-resource": (("2", "System Object"), ("13", "Security Resource")),
 }
+#: BALP agent.type: who sent data (source) and who received it (destination); the
+#: organisation that received a disclosure is its information recipient (IRCP).
+_SOURCE_ROLE: Final = {"system": codes.DICOM_DCM_SYSTEM, "code": "110153", "display": "Source Role ID"}
+_DESTINATION_ROLE: Final = {"system": codes.DICOM_DCM_SYSTEM, "code": "110152", "display": "Destination Role ID"}
+_RECIPIENT: Final = {"system": codes.PARTICIPATION_TYPE_SYSTEM, "code": "IRCP", "display": "information recipient"}
+
+
+def _entity(role: str) -> dict[str, Any]:
+    (type_code, type_display), (role_code, role_display) = _ENTITY_ROLES.get(role, _ENTITY_ROLES["domain-resource"])
+    return {"type": {"system": _ENTITY_TYPE, "code": type_code, "display": type_display},
+            "role": {"system": _OBJECT_ROLE, "code": role_code, "display": role_display}}
 
 
 def to_fhir(entry: AuditEntry, event_id: uuid.UUID, recorded: datetime) -> dict[str, Any]:
@@ -181,7 +196,9 @@ def to_fhir(entry: AuditEntry, event_id: uuid.UUID, recorded: datetime) -> dict[
         who = {"identifier": {"system": codes.CLIENT_ID_SYSTEM, "value": actor.client_id}}
     else:
         who = {"identifier": {"system": codes.CONSOLE_USER_SYSTEM, "value": actor.user or "anonymous"}}
-    agent: dict[str, Any] = {"who": who, "requestor": True}
+    reads = entry.action is Action.READ
+    agent: dict[str, Any] = {"type": {"coding": [_DESTINATION_ROLE if reads else _SOURCE_ROLE]}, "who": who,
+                             "requestor": True}
     if actor.address:
         agent["network"] = {"address": actor.address, "type": "2"}
     if actor.purpose:
@@ -190,29 +207,27 @@ def to_fhir(entry: AuditEntry, event_id: uuid.UUID, recorded: datetime) -> dict[
         ]
     agents.append(agent)
     if actor.organisation:
-        agents.append(
-            {
-                "who": {"identifier": {"system": codes.ODS_SYSTEM, "value": actor.organisation}},
-                "requestor": False,
-            }
-        )
+        organisation: dict[str, Any] = {
+            "who": {"identifier": {"system": codes.ODS_SYSTEM, "value": actor.organisation}},
+            "requestor": False,
+        }
+        if reads and entry.outcome is Outcome.SUCCESS:
+            organisation = {"type": {"coding": [_RECIPIENT]}, **organisation}
+        agents.append(organisation)
+    if entry.custodian and entry.custodian != actor.organisation:
+        # The document's custodian: the source of what was (or would have been) disclosed.
+        agents.append({"type": {"coding": [_SOURCE_ROLE]},
+                       "who": {"identifier": {"system": codes.ODS_SYSTEM, "value": entry.custodian}},
+                       "requestor": False})
     entities: list[dict[str, Any]] = []
     for entity in entry.entities:
-        code, display = _ENTITY_ROLES.get(entity.role, _ENTITY_ROLES["domain-resource"])
-        item: dict[str, Any] = {
-            "what": {"reference": entity.reference},
-            "role": {"system": _OBJECT_ROLE, "code": code, "display": display},
-        }
+        item: dict[str, Any] = {"what": {"reference": entity.reference}, **_entity(entity.role)}
         if entity.display:
             item["what"]["display"] = entity.display
         entities.append(item)
-    if entry.query is not None:
-        entities.append(
-            {
-                "role": {"system": _OBJECT_ROLE, "code": "24", "display": "Query"},
-                "query": base64.b64encode(entry.query.encode()).decode("ascii"),
-            }
-        )
+    if entry.query:
+        # Never empty (FHIR ele-1): a search without parameters has no query entity.
+        entities.append({**_entity("query"), "query": base64.b64encode(entry.query.encode()).decode("ascii")})
     if actor.token_jti:
         entities.append(
             {"what": {"identifier": {"value": f"urn:ietf:params:oauth:jti:{actor.token_jti}"}}}
@@ -230,7 +245,7 @@ def to_fhir(entry: AuditEntry, event_id: uuid.UUID, recorded: datetime) -> dict[
     if detail:
         holder = entities[0] if entities else None
         if holder is None:
-            holder = {"role": {"system": _OBJECT_ROLE, "code": "4", "display": "Domain Resource"}}
+            holder = _entity("domain-resource")
             entities.append(holder)
         holder["detail"] = detail
     event: dict[str, Any] = {

@@ -109,3 +109,20 @@ def test_bad_search_values_are_400(client: FlaskClient, tokens: Tokens) -> None:
         response = client.get(f"/fhir/AuditEvent?{query}", headers=headers)
         assert response.status_code == 400, query
         assert response.get_json()["resourceType"] == "OperationOutcome"
+
+
+def test_the_custodians_ig_lead_sees_refused_attempts_on_its_documents(client: FlaskClient, tokens: Tokens) -> None:
+    from tests.scenario import LA, Scenario
+
+    world = Scenario(client, tokens)
+    child = world.child()
+    consent = world.consent(child)
+    document = world.upload(child, world.request(child))
+    world.put(f"/fhir/Consent/{consent['id']}", LA, {**consent, "status": "inactive"})
+    assert world.get(f"/fhir/DocumentReference/{document['id']}", LA).status_code == 403
+    found = world.get(f"/fhir/AuditEvent?entity=DocumentReference/{document['id']}&outcome=4", "prv01-ig").get_json()
+    refused = [e["resource"] for e in found["entry"]]
+    assert len(refused) == 1 and refused[0]["outcomeDesc"] == "consent-withdrawn"
+    agents = {a["who"]["identifier"]["value"]: [c["code"] for c in a.get("type", {}).get("coding", [])]
+              for a in refused[0]["agent"]}
+    assert agents["PRV01"] == ["110153"] and agents["LA01"] == []
