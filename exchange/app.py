@@ -13,6 +13,7 @@ from exchange.api.fhir import bp as fhir_bp
 from exchange.api.fhir.auditevent import AUDIT_EVENT
 from exchange.api.fhir.bearer import CLIENT_RATE
 from exchange.api.fhir.binary import BINARY
+from exchange.api.fhir.conformance import CONFORMANCE
 from exchange.api.fhir.consent import CONSENT
 from exchange.api.fhir.document import DOCUMENT_REFERENCE
 from exchange.api.fhir.patient import PATIENT
@@ -56,6 +57,8 @@ def create_app(
     capabilities.add(TASK)
     capabilities.add(BINARY)
     capabilities.add(DOCUMENT_REFERENCE)
+    for artefact_type in CONFORMANCE:
+        capabilities.add(artefact_type)
     clock = clock or SystemClock()
     app.extensions[EXTENSION_KEY] = Services(
         settings=settings,

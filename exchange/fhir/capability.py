@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from exchange import __version__
+from exchange.codes import CANONICAL_BASE
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,10 @@ class CapabilityRegistry:
             rest["security"] = security
         return {
             "resourceType": "CapabilityStatement",
+            "url": f"{CANONICAL_BASE}/CapabilityStatement/exchange",
+            "version": __version__,
+            "name": "SendHealthAdviceExchange",
+            "title": "SEND health-advice exchange",
             "status": "active",
             "date": published.isoformat(timespec="seconds").replace("+00:00", "Z"),
             "publisher": "SEND health-advice exchange",

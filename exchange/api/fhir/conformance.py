@@ -3,7 +3,7 @@ the API and disclose nothing about anyone)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from flask import Response, jsonify
 
@@ -14,6 +14,7 @@ from exchange.api.fhir.search import page_urls, parse_search
 from exchange.api.guards import public
 from exchange.api.oauth import smart_configuration
 from exchange.fhir.artefacts import ARTEFACT_TYPES
+from exchange.fhir.capability import ResourceCapability, SearchParam
 from exchange.fhir.outcome import not_found
 
 
@@ -64,6 +65,14 @@ def _security(base_url: str) -> dict[str, Any]:
 def smart_configuration_view() -> Response:
     """SMART configuration: where and how to obtain tokens (`api.md`)."""
     return jsonify(smart_configuration(services().settings.public_base_url))
+
+
+#: The project's own conformance artefacts, public: read and search by `url`.
+CONFORMANCE: Final = tuple(
+    ResourceCapability(type=resource_type, interactions=("read", "search-type"),
+                       search_params=(SearchParam("url", "uri"),), versioning="no-version")
+    for resource_type in ARTEFACT_TYPES
+)
 
 
 def _artefact_search(resource_type: str) -> Response:
