@@ -12,11 +12,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Final
 
 from exchange.clock import london_date
 from exchange.codes import (
     AccessDenialReason,
     DecisionMakerBasis,
+    YoungPersonRepresentative,
 )
 from exchange.consent.calendar import (
     LifeStage,
@@ -27,6 +29,7 @@ from exchange.consent.calendar import (
 from exchange.consent.makers import (
     LIMITING_PARENTAL_RESPONSIBILITY,
     MakerValidity,
+    lacking_capacity,
     maker_validity,
 )
 from exchange.consent.records import CapacityAssessment, ConsentRecord
@@ -75,6 +78,21 @@ class Decision:
     school_leaving_date: date
 
 
+#: A young person's representatives (consent.md step 4): a deputy or attorney (Mental
+#: Capacity Act 2005 s.16, s.9) above a parent acting for them, who acts only where there is
+#: neither (SEND Regulations 2014 reg 64).
+_REPRESENTATIVE_RANKS: Final[dict[str, int]] = {
+    YoungPersonRepresentative.PERSONAL_WELFARE_DEPUTY: 2,
+    YoungPersonRepresentative.HEALTH_WELFARE_ATTORNEY: 2,
+    YoungPersonRepresentative.PARENT_ACTING_FOR_YOUNG_PERSON: 1,
+}
+
+
+def _own(consent: ConsentRecord) -> bool:
+    """Made by the child or young person themself."""
+    return consent.maker.basis in (DecisionMakerBasis.GILLICK_COMPETENT_CHILD, DecisionMakerBasis.YOUNG_PERSON)
+
+
 def _rank(consent: ConsentRecord, stage: LifeStage) -> int:
     """consent.md step 4: higher decides."""
     maker = consent.maker
@@ -84,7 +102,9 @@ def _rank(consent: ConsentRecord, stage: LifeStage) -> int:
         # Children Act 1989 s.14C(1)(b), s.33(3)(b): they may limit the parents' exercise
         # of responsibility; every other holder may act alone (s.2(7)).
         return 2 if maker.relationship in LIMITING_PARENTAL_RESPONSIBILITY else 1
-    return 2 if maker.basis is DecisionMakerBasis.YOUNG_PERSON else 1
+    if _own(consent):
+        return 3
+    return _REPRESENTATIVE_RANKS.get(str(maker.relationship), 0)
 
 
 @dataclass(slots=True)
@@ -139,7 +159,7 @@ def decide(
     candidates = [review for review in reviews if review.ignored is None]
     if candidates:
         # Steps 4 and 5.
-        winner = _precedence(candidates, stage)
+        winner = _precedence(candidates, stage, _acting_for(birth, pool, today, candidates, stage))
         if winner.consent.provision_type == "permit":
             return decision(True, None, winner.consent)
         refused_by_child = winner.consent.maker.basis is DecisionMakerBasis.GILLICK_COMPETENT_CHILD
@@ -199,8 +219,8 @@ def _review(
         review.ignored, review.note = (
             Ignored.LAPSED,
             (
-                f"made on {london_date(consent.date_time)} while the subject was a child (school-leaving "
-                f"date {school_leaving_date(birth)}); a young person decides for themself "
+                f"made on {london_date(consent.date_time)} on the child's behalf while they were a child "
+                f"(school-leaving date {school_leaving_date(birth)}); a young person decides for themself "
                 "(Children and Families Act 2014 s.83(2))"
             ),
         )
@@ -208,40 +228,68 @@ def _review(
 
 
 def _lapsed(birth: date, consent: ConsentRecord, stage: LifeStage) -> bool:
-    """Step 3: neither a parent's nor a child's own decision carries over to a young person."""
+    """Step 3: a decision made on the child's behalf (a holder of parental responsibility,
+    the LA) does not carry over to the young person; their own decisions do."""
     return (
         stage is LifeStage.YOUNG_PERSON
+        and not _own(consent)
         and life_stage(birth, london_date(consent.date_time)) is LifeStage.CHILD
     )
 
 
-def _precedence(candidates: list[_Review], stage: LifeStage) -> _Review:
-    """Step 4: the highest-ranking maker wins, then the latest dateTime.
+def _acting_for(birth: date, pool: Sequence[CapacityAssessment], today: date, candidates: list[_Review],
+                stage: LifeStage) -> frozenset[str]:
+    """The ids of representatives' candidates that win over the young person's own earlier
+    decision (consent.md step 4): while a counting MCA assessment says the young person
+    lacks capacity, a representative's decision made after that assessment and after the
+    young person's own latest decision stands, since a person who has lost capacity cannot
+    revoke it (Mental Capacity Act 2005 s.2, s.9, s.16)."""
+    if stage is not LifeStage.YOUNG_PERSON:
+        return frozenset()
+    lacks = lacking_capacity(birth, pool, today)
+    if lacks is None:
+        return frozenset()
+    own = [review.consent.date_time for review in candidates if _own(review.consent)]
+    own_latest = max(own) if own else None
+    return frozenset(
+        review.consent.id for review in candidates
+        if not _own(review.consent)
+        and london_date(review.consent.date_time) > lacks.effective
+        and (own_latest is None or review.consent.date_time > own_latest)
+    )
+
+
+def _precedence(candidates: list[_Review], stage: LifeStage, acting: frozenset[str] = frozenset()) -> _Review:
+    """Step 4: the highest-ranking maker wins, then the latest dateTime; representatives in
+    `acting` (`_acting_for`) rank above the young person.
 
     An exact tie (same rank and instant) goes to deny, then to the smallest id, so the
     answer never depends on the order the Consents arrive in. Candidates that agree with
     the winner are marked as agreeing; the others as outranked.
     """
+
+    def rank(review: _Review) -> tuple[bool, int]:
+        return review.consent.id in acting, _rank(review.consent, stage)
+
     by_id = sorted(candidates, key=lambda r: r.consent.id)
     # sorted(reverse=True) is stable: among exact ties the smallest id stays first.
     ranked = sorted(
         by_id,
-        key=lambda r: (
-            _rank(r.consent, stage),
-            r.consent.date_time,
-            r.consent.provision_type == "deny",
-        ),
+        key=lambda r: (rank(r), r.consent.date_time, r.consent.provision_type == "deny"),
         reverse=True,
     )
     winner = ranked[0]
-    winner_rank = _rank(winner.consent, stage)
+    winner_rank = rank(winner)
     winner.note = f"decided ({winner.consent.provision_type}): {_reason(winner)}"
+    if winner.consent.id in acting:
+        winner.note += ("; made for the young person after a finding that they lack capacity and after their own "
+                        "latest decision, which they can no longer revoke themself")
     for review in ranked[1:]:
         if review.consent.provision_type == winner.consent.provision_type:
             review.note = f"agrees ({review.consent.provision_type}): {_reason(review)}"
             continue
         review.ignored = Ignored.OUTRANKED
-        if _rank(review.consent, stage) < winner_rank:
+        if rank(review) < winner_rank:
             review.note = (
                 f"outranked by Consent/{winner.consent.id}, whose decision-maker ranks higher"
             )

@@ -23,6 +23,7 @@ from exchange.codes import (
 from exchange.consent.calendar import (
     LifeStage,
     age_on,
+    anniversary,
     life_stage,
     one_year_before,
     out_of_scope_from,
@@ -146,7 +147,7 @@ def maker_validity(
         case DecisionMakerBasis.YOUNG_PERSON:
             return _young_person_themself(birth, stage, on, assessments)
         case _:
-            return _representative(maker, stage, on, assessments)
+            return _representative(birth, maker, stage, on, assessments)
 
 
 def _performer_problem(maker: DecisionMaker) -> str | None:
@@ -232,12 +233,32 @@ def _holder_of_parental_responsibility(
     return MakerValidity(True, f"{code}: {PARENTAL_RESPONSIBILITY_SOURCES[code]}")
 
 
-def lacking_capacity(assessments: Sequence[CapacityAssessment], on: date) -> CapacityAssessment | None:
+def mca_assessments(birth: date, assessments: Sequence[CapacityAssessment]) -> list[CapacityAssessment]:
+    """The assessments that may count under the Mental Capacity Act: Gillick ones, and MCA
+    ones made on or after the 16th birthday (the Act's decision-making provisions apply
+    from 16, s.2(5)); an MCA assessment made earlier never counts."""
+    sixteen = anniversary(birth, birth.year + _CAPACITY_PRESUMED_FROM_AGE)
+    return [a for a in assessments
+            if a.type is not CapacityAssessmentType.MENTAL_CAPACITY_ACT or a.effective >= sixteen]
+
+
+def lacking_capacity(birth: date, assessments: Sequence[CapacityAssessment], on: date) -> CapacityAssessment | None:
     """A counting Mental Capacity Act assessment on `on` that found a lack of capacity
     (Mental Capacity Act 2005 s.2), or None: capacity is then presumed (s.1(2))."""
     return counting_assessment(
-        assessments, CapacityAssessmentType.MENTAL_CAPACITY_ACT, CapacityAssessmentOutcome.LACKS_CAPACITY, on
+        mca_assessments(birth, assessments), CapacityAssessmentType.MENTAL_CAPACITY_ACT,
+        CapacityAssessmentOutcome.LACKS_CAPACITY, on,
     )
+
+
+def _before_sixteen_note(birth: date, assessments: Sequence[CapacityAssessment], on: date) -> str:
+    """Why an MCA assessment on record does not count: it was made before the 16th birthday."""
+    early = [a for a in assessments if a.type is CapacityAssessmentType.MENTAL_CAPACITY_ACT
+             and a not in mca_assessments(birth, assessments) and a.effective <= on]
+    if not early:
+        return ""
+    return (f" (the Mental Capacity Act assessment of {max(a.effective for a in early)} was made before their "
+            "16th birthday and does not count: Mental Capacity Act 2005 s.2(5))")
 
 
 def _child_themself(
@@ -269,7 +290,7 @@ def _child_themself(
             f"the child themself, aged {age}: Gillick competent (assessment of "
             f"{competent.effective}; Gillick v West Norfolk 1985)",
         )
-    lacks = lacking_capacity(assessments, on)
+    lacks = lacking_capacity(birth, assessments, on)
     if lacks is not None:
         return MakerValidity(
             False,
@@ -293,7 +314,7 @@ def _young_person_themself(
             f"date {school_leaving_date(birth)}; Children and Families Act 2014 s.83(2)), so the "
             "basis is gillick-competent-child, not young-person",
         )
-    lacks = lacking_capacity(assessments, on)
+    lacks = lacking_capacity(birth, assessments, on)
     if lacks is not None:
         return MakerValidity(
             False,
@@ -308,7 +329,7 @@ def _young_person_themself(
 
 
 def _representative(
-    maker: DecisionMaker, stage: LifeStage, on: date, assessments: Sequence[CapacityAssessment]
+    birth: date, maker: DecisionMaker, stage: LifeStage, on: date, assessments: Sequence[CapacityAssessment]
 ) -> MakerValidity:
     code = str(maker.relationship)
     if stage is LifeStage.CHILD:
@@ -323,7 +344,7 @@ def _representative(
             f"{code}: the relationship's period ({maker.relationship_start or '...'} to "
             f"{maker.relationship_end or '...'}) does not include {on}",
         )
-    lacks = lacking_capacity(assessments, on)
+    lacks = lacking_capacity(birth, assessments, on)
     if lacks is None:
         # Mental Capacity Act 2005 s.1(2): a person is assumed to have capacity unless it
         # is established that they lack it.
@@ -331,7 +352,7 @@ def _representative(
             False,
             f"{code}: a representative decides only when a Mental Capacity Act assessment "
             f"counting on {on} says the young person lacks capacity, and none does (capacity is "
-            "presumed: Mental Capacity Act 2005 s.1(2))",
+            f"presumed: Mental Capacity Act 2005 s.1(2)){_before_sixteen_note(birth, assessments, on)}",
         )
     return MakerValidity(
         True,

@@ -451,3 +451,58 @@ def test_explain_without_consents() -> None:
     text = explain(decision, "*** *** 1234", PROVIDER, EHCNA, at("2026-11-20"))
     assert "none recorded" in text
     assert text.splitlines()[-1] == "Result: DENY no-consent"
+
+
+# --- corrections from the legal review (issue 11) -------------------------------------------
+
+def test_a_sixteen_year_olds_own_decision_carries_over_to_the_young_person() -> None:
+    own = records(consent_json("2026-04-01", by="self"))
+    decision = decide(date(2010, 3, 15), own, PROVIDER, EHCNA, at("2026-07-01"))
+    assert (decision.permit, decision.life_stage) == (True, LifeStage.YOUNG_PERSON)
+    parents = records(consent_json("2026-04-01"))
+    lapsed = decide(date(2010, 3, 15), parents, PROVIDER, EHCNA, at("2026-07-01"))
+    assert lapsed.reason is AccessDenialReason.CONSENT_LAPSED_YOUNG_PERSON
+    assert "on the child's behalf" in lapsed.considered[0].note
+
+
+def test_an_attorneys_later_decision_wins_once_the_young_person_lacks_capacity() -> None:
+    consents = records(
+        consent_json("2026-03-01", by="self", basis="young-person"),
+        consent_json("2026-10-01", by=YoungPersonRepresentative.HEALTH_WELFARE_ATTORNEY, provision_type="deny",
+                     assessments=[("mental-capacity-act", "lacks-capacity", "2026-09-01")]),
+    )
+    decision = decide(date(2005, 2, 1), consents, PROVIDER, EHCNA, at("2026-11-20"))
+    assert (decision.permit, decision.reason) == (False, AccessDenialReason.CONSENT_REFUSED)
+    assert decision.deciding is not None and decision.deciding.id == "c2"
+    # Before the finding of incapacity the young person's own decision stood.
+    assert decide(date(2005, 2, 1), consents[:1], PROVIDER, EHCNA, at("2026-11-20")).permit
+
+
+def test_a_deputy_outranks_a_parent_acting_for_the_young_person() -> None:
+    consents = records(
+        consent_json("2026-09-10", by=YoungPersonRepresentative.PERSONAL_WELFARE_DEPUTY, provision_type="deny",
+                     assessments=[("mental-capacity-act", "lacks-capacity", "2026-09-01")]),
+        consent_json("2026-10-01", by=YoungPersonRepresentative.PARENT_ACTING_FOR_YOUNG_PERSON,
+                     assessments=[("mental-capacity-act", "lacks-capacity", "2026-09-01")]),
+    )
+    decision = decide(date(2005, 2, 1), consents, PROVIDER, EHCNA, at("2026-11-20"))
+    assert (decision.permit, decision.reason) == (False, AccessDenialReason.CONSENT_REFUSED)
+    assert decision.deciding is not None and decision.deciding.id == "c1"
+    assert "ranks higher" in next(c.note for c in decision.considered if c.consent.id == "c2")
+
+
+def test_a_mental_capacity_assessment_before_sixteen_does_not_count() -> None:
+    # Born on 31 August: a young person from the end of June 2025, still 15 until 31 August.
+    born = date(2009, 8, 31)
+    representative = consent_json("2025-08-15", by=YoungPersonRepresentative.PARENT_ACTING_FOR_YOUNG_PERSON,
+                                  assessments=[("mental-capacity-act", "lacks-capacity", "2025-07-15")])
+    validity = maker_validity(born, records(representative)[0], records(representative)[0].assessments)
+    assert not validity.valid
+    assert "before their 16th birthday" in validity.reason
+    decision = decide(born, records(representative), PROVIDER, EHCNA, at("2025-08-20"))
+    assert decision.reason is AccessDenialReason.DECISION_MAKER_NOT_VALID
+    assert "before their 16th birthday" in explain(decision, "*******009", PROVIDER, EHCNA, at("2025-08-20"))
+    # The same finding made on the 16th birthday counts.
+    on_sixteenth = consent_json("2025-09-15", by=YoungPersonRepresentative.PARENT_ACTING_FOR_YOUNG_PERSON,
+                                assessments=[("mental-capacity-act", "lacks-capacity", "2025-08-31")])
+    assert maker_validity(born, records(on_sixteenth)[0], records(on_sixteenth)[0].assessments).valid
