@@ -25,7 +25,8 @@ from exchange.server import exposure_warning
 from exchange.server import serve as run_server
 from exchange.settings import SettingsError
 
-_OPERATOR_ERRORS = (SettingsError, NotInitialisedError, RegistryError, KeyringError, FileNotFoundError, PermissionError)
+_OPERATOR_ERRORS = (SettingsError, NotInitialisedError, RegistryError, KeyringError, FileNotFoundError,
+                    FileExistsError, PermissionError)
 
 
 class ExchangeGroup(click.Group):
