@@ -183,6 +183,48 @@ def test_registry_administration_commands(data_dir: Path, fresh_database_url: st
     assert run("audit", "verify").returncode == 0
 
 
+
+def test_consent_explain_decides_through_the_consent_service_as_the_operator(
+    data_dir: Path, fresh_database_url: str
+) -> None:
+    from exchange.audit.events import Actor
+    from exchange.audit.models import AuditRecord
+    from exchange.caller import Caller
+    from exchange.consent.service import record_consent
+    from exchange.patients.nhs_number import mask
+    from exchange.patients.service import register_patient
+    from exchange.registry.service import apply_bootstrap
+    from exchange.registry.specs import parse_bootstrap
+    from tests.factories import FrozenClock, consent_json, nhs_number, patient_json
+
+    clock, number = FrozenClock(), nhs_number(61_001)
+    database = Database(fresh_database_url)
+    with database.transaction() as session:
+        apply_bootstrap(session, parse_bootstrap(example_bootstrap()), clock, Actor.operator())
+        la01 = session.scalars(select(Organisation).where(Organisation.ods == "LA01")).one()
+        caller = Caller(la01.id, "LA01", la01.role, la01.break_glass, Actor(client_id="la01-case-system"))
+        patient = register_patient(session, caller, patient_json(number, "2015-03-02"), None, clock.now()).patient
+        consent = record_consent(session, caller, consent_json(str(patient.id), "2026-10-01T10:00:00+01:00"),
+                                 clock.now()).resource
+    args = ("consent", "explain", "--recipient", "PRV01", "--purpose", "ehcna-advice", "--at", "2026-11-20")
+    explained = exchange(*args, "--nhs-number", number, data_dir=data_dir, database_url=fresh_database_url)
+    assert explained.returncode == 0, explained.stderr
+    assert f"Consent decision for NHS number {mask(number)}" in explained.stdout
+    assert number not in explained.stdout
+    assert f"Result: PERMIT (deciding Consent/{consent['id']})" in explained.stdout
+    unknown = exchange(*args, "--nhs-number", nhs_number(61_500), data_dir=data_dir, database_url=fresh_database_url)
+    assert unknown.returncode == 1 and "no patient is registered with that NHS number" in unknown.stderr
+    with database.transaction() as session:
+        [row] = session.scalars(select(AuditRecord).where(AuditRecord.kind == "rest:operation")).all()
+        payload = json.loads(row.payload)
+        assert (row.patient_id, row.sequence is not None) == (patient.id, True)  # recorded and sealed
+        assert row.agent_user is not None and row.agent_user.startswith("operator@")
+    database.dispose()
+    assert payload["outcomeDesc"] == "permit"
+    assert [entity["what"]["reference"] for entity in payload["entity"]] == [f"Patient/{patient.id}"]
+    assert {d["type"]: d["valueString"] for d in payload["entity"][0]["detail"]} == {
+        "operation": "consent-explain", "recipient": "PRV01", "purpose": "ehcna-advice"}
+
 def test_demo_generates_keys_once_and_is_idempotent(data_dir: Path) -> None:
     first = exchange("demo", data_dir=data_dir)
     assert first.returncode == 0, first.stderr

@@ -6,17 +6,16 @@ from datetime import datetime, time, timedelta
 
 import click
 
-from exchange.audit.events import Action, Actor, AuditEntry, AuditKind, Entity, Outcome
+from exchange.audit.events import Actor
 from exchange.audit.sealer import seal_all
-from exchange.audit.service import record
 from exchange.cli import main
 from exchange.cli.context import CliContext, pass_context
 from exchange.clock import LONDON
 from exchange.codes import Purpose
 from exchange.consent.explain import explain as explain_decision
-from exchange.consent.service import evaluate
+from exchange.consent.service import explain_consent
+from exchange.errors import NotFound
 from exchange.patients.nhs_number import is_valid_nhs_number, mask
-from exchange.patients.service import find_by_nhs_number
 
 
 @main.group()
@@ -34,27 +33,14 @@ def explain(cli: CliContext, nhs_number: str, recipient: str, purpose: str, at_t
     """Which consents were considered, which were ignored and why, and which one decided."""
     if not is_valid_nhs_number(nhs_number):
         raise click.ClickException("the NHS number is not valid (10 digits with a Modulus 11 check digit)")
-    at = _instant(at_text, cli.clock.now())
+    now = cli.clock.now()
+    at = _instant(at_text, now)
     database = cli.database()
-    with database.transaction() as session:
-        patient = find_by_nhs_number(session, nhs_number)
-        if patient is None:
-            raise click.ClickException("no patient is registered with that NHS number")
-        decision = evaluate(session, patient, recipient, purpose, at)
-        record(
-            session,
-            AuditEntry(
-                kind=AuditKind.OPERATION,
-                action=Action.EXECUTE,
-                outcome=Outcome.SUCCESS,
-                actor=Actor.operator(),
-                outcome_desc="permit" if decision.permit else f"deny: {decision.reason}",
-                entities=(Entity(f"Patient/{patient.id}", "patient"),),
-                patient_id=patient.id,
-                details={"operation": "consent-explain", "recipient": recipient, "purpose": purpose},
-            ),
-            cli.clock,
-        )
+    try:
+        with database.transaction() as session:
+            decision = explain_consent(session, Actor.operator(), nhs_number, recipient, purpose, at, now)
+    except NotFound:
+        raise click.ClickException("no patient is registered with that NHS number") from None
     seal_all(database)
     click.echo(explain_decision(decision, mask(nhs_number), recipient, purpose, at))
 

@@ -1,0 +1,130 @@
+"""Finding Consents: who may read which (`access.md`, "who reads a patient's Consents"), the
+search filters as the front doors fill them, and the rows the decision and the contest
+check read."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final
+
+from sqlalchemy import ColumnElement, Select, false, or_, select
+from sqlalchemy.orm import Session
+
+from exchange.codes import LOINC_SYSTEM, ConsentReview, ConsentValidity, code_system_url
+from exchange.consent.models import ConsentRow
+from exchange.consent.profile import PATIENT_CONSENT_LOINC
+from exchange.patients.models import Patient
+from exchange.patients.service import in_care_of
+from exchange.search import DateRange
+
+_VALIDITY_SYSTEM: Final = code_system_url("consent-validity")
+_REVIEW_SYSTEM: Final = code_system_url("consent-review")
+
+
+class Category(StrEnum):
+    """What a `category` search value means."""
+
+    #: LOINC 59284-0, which the profile requires on every Consent.
+    PATIENT_CONSENT = "patient-consent"
+    #: Any other category: no Consent has one (none other is indexed), so nothing matches.
+    OTHER = "other"
+
+
+class Tag(StrEnum):
+    """What a `_tag` search value means: one of the tags the server sets, or another."""
+
+    DECISION_MAKER_NOT_VALID = ConsentValidity.DECISION_MAKER_NOT_VALID.value
+    CONTESTED = ConsentReview.CONTESTED.value
+    #: A tag the server never sets (a client cannot set tags), so nothing matches.
+    OTHER = "other"
+
+
+def category_of(system: str | None, code: str) -> Category:
+    """The meaning of a category token (`system|code`, the system optional)."""
+    if code == PATIENT_CONSENT_LOINC and system in (None, LOINC_SYSTEM):
+        return Category.PATIENT_CONSENT
+    return Category.OTHER
+
+
+def tag_of(system: str | None, code: str) -> Tag:
+    """The meaning of a `_tag` token (`system|code`, the system optional)."""
+    if code == ConsentValidity.DECISION_MAKER_NOT_VALID and system in (None, _VALIDITY_SYSTEM):
+        return Tag.DECISION_MAKER_NOT_VALID
+    if code == ConsentReview.CONTESTED and system in (None, _REVIEW_SYSTEM):
+        return Tag.CONTESTED
+    return Tag.OTHER
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentFilters:
+    """What to find among the Consents the caller may read: each field narrows."""
+
+    #: The Consent is of one of these patients.
+    patient_ids: Sequence[uuid.UUID] = ()
+    #: The Consent's patient has every one of these NHS numbers: the values are not
+    #: alternatives (so two different numbers match nothing), as the API has always had it.
+    nhs_numbers: Sequence[str] = ()
+    #: One of these statuses; None: any (an empty list matches nothing).
+    statuses: Sequence[str] | None = None
+    #: `Consent.dateTime` within every one of these.
+    dates: Sequence[DateRange] = ()
+    #: Every one of these categories (any OTHER: nothing matches).
+    categories: Sequence[Category] = ()
+    #: Every one of these tags (any OTHER: nothing matches).
+    tags: Sequence[Tag] = ()
+
+
+def visible_to(organisation_id: uuid.UUID) -> ColumnElement[bool]:
+    """Consents an organisation may read: those it recorded, and those of patients for whom
+    it is or was a Task's requester or owner (a care relationship; merely registering the
+    child is not one: `access.md`)."""
+    return or_(ConsentRow.organisation_id == organisation_id, ConsentRow.patient_id.in_(in_care_of(organisation_id)))
+
+
+def visible_consent(session: Session, consent_id: uuid.UUID, organisation_id: uuid.UUID) -> ConsentRow | None:
+    """The Consent if the organisation may read it; None either way otherwise."""
+    return session.scalars(select(ConsentRow).where(ConsentRow.id == consent_id, visible_to(organisation_id))).first()
+
+
+def conditions(filters: ConsentFilters) -> list[ColumnElement[bool]]:
+    """The SQL conditions of `filters` (all must hold)."""
+    clauses: list[ColumnElement[bool]] = []
+    if filters.patient_ids:
+        clauses.append(ConsentRow.patient_id.in_(list(filters.patient_ids)))
+    for number in filters.nhs_numbers:
+        clauses.append(ConsentRow.patient_id.in_(select(Patient.id).where(Patient.nhs_number == number)))
+    if filters.statuses is not None:
+        clauses.append(ConsentRow.status.in_(list(filters.statuses)))
+    clauses += [bound.clause(ConsentRow.date_time) for bound in filters.dates]
+    if Category.OTHER in filters.categories or Tag.OTHER in filters.tags:
+        clauses.append(false())
+    if Tag.DECISION_MAKER_NOT_VALID in filters.tags:
+        clauses.append(ConsentRow.maker_valid.is_(False))
+    if Tag.CONTESTED in filters.tags:
+        clauses.append(ConsentRow.contested.is_(True))
+    return clauses
+
+
+def consents_of(organisation_id: uuid.UUID, filters: ConsentFilters) -> Select[ConsentRow]:
+    """The Consents `organisation_id` may read that match `filters`."""
+    return select(ConsentRow).where(visible_to(organisation_id), *conditions(filters))
+
+
+def consents_of_patient(session: Session, patient_id: uuid.UUID) -> list[ConsentRow]:
+    """Every stored Consent of a patient (all statuses, all recorders), oldest decision first."""
+    return list(session.scalars(
+        select(ConsentRow).where(ConsentRow.patient_id == patient_id).order_by(ConsentRow.date_time)))
+
+
+def others_standing_consents(session: Session, patient_id: uuid.UUID, organisation_id: uuid.UUID) -> list[ConsentRow]:
+    """The active Consents with a valid decision-maker that organisations other than
+    `organisation_id` recorded for the patient, newest decision first."""
+    return list(session.scalars(
+        select(ConsentRow)
+        .where(ConsentRow.patient_id == patient_id, ConsentRow.organisation_id != organisation_id,
+               ConsentRow.status == "active", ConsentRow.maker_valid.is_(True))
+        .order_by(ConsentRow.date_time.desc(), ConsentRow.id)
+    ))
