@@ -68,6 +68,19 @@ def read_version(session: Session, resource_type: str, resource_id: uuid.UUID, v
     return row.resource if row is not None else None
 
 
+def version_as_of(session: Session, resource_type: str, resource_id: uuid.UUID, at: datetime) -> dict[str, Any] | None:
+    """The version of a resource that was current at `at`: the latest stored by then, or
+    None if none was yet."""
+    row = session.scalars(
+        select(ResourceVersion)
+        .where(ResourceVersion.resource_type == resource_type, ResourceVersion.resource_id == resource_id,
+               ResourceVersion.last_updated <= at)
+        .order_by(ResourceVersion.version.desc())
+        .limit(1)
+    ).first()
+    return row.resource if row is not None else None
+
+
 def all_versions(session: Session, resource_type: str, resource_id: uuid.UUID) -> list[dict[str, Any]]:
     """Every version of a resource, newest first."""
     rows = session.scalars(

@@ -73,6 +73,10 @@ class Scenario:
             self._headers[who] = self.tokens.headers(who)
         return self._headers[who]
 
+    def forget_tokens(self) -> None:
+        """Drop the cached tokens (after the test moves the clock past their expiry)."""
+        self._headers.clear()
+
     def get(self, path: str, who: str, **headers: str) -> Any:
         return self.client.get(path, headers={**self.auth(who), **headers})
 

@@ -31,6 +31,7 @@ from exchange.codes import (
     AccessDenialReason,
     ConsentReview,
     ConsentValidity,
+    OrganisationRole,
     ReviewReason,
     code_system_url,
 )
@@ -50,7 +51,14 @@ from exchange.fhir.validation import check_resource_type, validate_resource
 from exchange.patients.models import Patient
 from exchange.patients.service import find_by_nhs_number, visible_patient
 from exchange.search import Found, Paging, keyset_page
-from exchange.versions import all_versions, check_version, keep_version, read_version, stamp
+from exchange.versions import (
+    all_versions,
+    check_version,
+    keep_version,
+    read_version,
+    stamp,
+    version_as_of,
+)
 
 _VALIDITY_SYSTEM: Final = code_system_url("consent-validity")
 _REVIEW_SYSTEM: Final = code_system_url("consent-review")
@@ -91,9 +99,25 @@ def assessment_pool(records: list[ConsentRecord]) -> list[CapacityAssessment]:
     return [a for r in records if r.status != "entered-in-error" for a in r.assessments]
 
 
+def records_as_of(session: Session, patient: Patient, at: datetime) -> list[ConsentRecord]:
+    """A patient's Consents as they stood at `at` (`consent.md`, "As it stood at t"): each
+    with the status of its version current then, so a withdrawal after `at` does not reach
+    back, and one before it counts. A Consent recorded later but dated earlier takes part
+    as first recorded (its `dateTime`, not its recording, says when it was made)."""
+    records = []
+    for row in consents_of_patient(session, patient.id):
+        resource = row.resource
+        if row.last_updated > at:
+            resource = version_as_of(session, "Consent", row.id, at) or read_version(session, "Consent", row.id, 1) \
+                or resource
+        records.append(consent_record(resource, str(row.id), str(patient.id)))
+    return records
+
+
 def evaluate(session: Session, patient: Patient, recipient: str, purpose: str, at: datetime) -> Decision:
-    """The consent decision for disclosing this patient's information to `recipient`."""
-    return decide(patient.birth_date, records_for(session, patient), recipient, purpose, at)
+    """The consent decision at `at` for disclosing this patient's information to
+    `recipient`, over the Consents as they stood then."""
+    return decide(patient.birth_date, records_as_of(session, patient, at), recipient, purpose, at)
 
 
 # --- storing ------------------------------------------------------------------------------
@@ -211,6 +235,19 @@ def _valid_consent(data: Any, now: datetime) -> dict[str, Any]:
     return resource
 
 
+def _check_care_order(session: Session, resource: dict[str, Any], caller: Caller) -> None:
+    """A decision by a local authority under a care order (an Organization performer) is
+    recorded by that authority itself, registered as an LA (`consent.md`): no one else may
+    claim it for them, since its refusal outranks the parents' (Children Act 1989 s.33(3))."""
+    maker = consent_record(resource, "new", "").maker
+    if maker.performer != "organization":
+        return
+    claimed = session.scalars(select(Organisation).where(Organisation.ods == maker.organisation)).first()
+    if claimed is None or claimed.role != OrganisationRole.LA or claimed.id != caller.organisation_id:
+        raise invalid("Consent.performer[0]", "a local authority's care-order decision is recorded by that "
+                      "authority itself, registered as an LA: the performer must be the recording organisation")
+
+
 def _organisation(session: Session, organisation_id: uuid.UUID) -> Organisation:
     organisation = session.get(Organisation, organisation_id)
     if organisation is None:  # a caller always belongs to a registered organisation
@@ -231,6 +268,7 @@ def record_consent(session: Session, caller: Caller, data: Any, now: datetime) -
     resource = _valid_consent(consent, now)
     if patient is None:  # the profile takes `Patient/<any id>`; one that is not a UUID is no patient
         raise NotFound("Patient")
+    _check_care_order(session, resource, caller)
     resource["organization"] = [organisation_reference(_organisation(session, caller.organisation_id))]
     purposes = [purpose.get("code") for purpose in resource["provision"].get("purpose", [])]
     missing = uncovered_purposes(session, caller.organisation_id, purposes, london_date(now))

@@ -4,6 +4,7 @@ worked case of `consent.md`."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -62,13 +63,77 @@ def test_case_mother_permits(world: Scenario) -> None:
     assert decision(world, c, "2026-11-20") == ("permit", None)
 
 
-def test_case_withdrawn_by_the_recording_la(world: Scenario) -> None:
+def _on(world: Scenario, clock: FrozenClock, moment: str) -> None:
+    """Move the clock (and get fresh tokens: the cached ones are from another time)."""
+    clock.current = datetime.fromisoformat(moment).astimezone(UTC)
+    world.forget_tokens()
+
+
+def test_case_withdrawn_by_the_recording_la(world: Scenario, clock: FrozenClock) -> None:
+    _on(world, clock, "2026-10-01T12:00:00+01:00")
     c = world.child("2015-03-02")
     consent = world.consent(c, "2026-10-01T10:00:00+01:00", maker="parent-with-pr")
+    _on(world, clock, "2026-11-01T12:00:00+00:00")
     withdrawn = world.put(f"/fhir/Consent/{consent['id']}", LA, {**consent, "status": "inactive"},
                           **{"If-Match": 'W/"1"'})
     assert withdrawn.status_code == 200, withdrawn.get_json()
     assert decision(world, c, "2026-11-20") == ("deny", "consent-withdrawn")
+
+
+def test_case_a_past_question_is_answered_as_it_stood_then(world: Scenario, clock: FrozenClock) -> None:
+    c = world.child("2015-03-02")
+    consent = world.consent(c, "2026-10-01T10:00:00+01:00", maker="parent-with-pr")
+    _on(world, clock, "2026-11-30T12:00:00+00:00")
+    world.put(f"/fhir/Consent/{consent['id']}", LA, {**consent, "status": "inactive"})
+    _on(world, clock, "2026-12-01T12:00:00+00:00")
+    assert decision(world, c, "2026-10-15") == ("permit", None)  # active at t
+    assert decision(world, c, "2026-12-01") == ("deny", "consent-withdrawn")
+
+
+def test_case_a_sixteen_year_olds_own_permit_carries_over(world: Scenario) -> None:
+    c = world.child("2010-03-15")
+    world.consent(c, "2026-04-01T10:00:00+01:00", maker="self")
+    assert decision(world, c, "2026-07-01") == ("permit", None)
+
+
+def test_case_an_attorney_refuses_after_the_young_person_loses_capacity(world: Scenario) -> None:
+    c = world.child("2005-02-01")
+    young_person(world, c, "2026-03-01T10:00:00+00:00")
+    world.consent(c, "2026-10-01T10:00:00+01:00", maker="health-welfare-attorney", provision="deny",
+                  mca=("lacks-capacity", "2026-09-01"))
+    assert decision(world, c, "2026-11-20") == ("deny", "consent-refused")
+
+
+def test_case_a_deputy_outranks_a_parent_acting_for_the_young_person(world: Scenario) -> None:
+    c = world.child("2005-02-01")
+    world.consent(c, "2026-09-10T10:00:00+01:00", maker="personal-welfare-deputy", provision="deny",
+                  mca=("lacks-capacity", "2026-09-01"))
+    world.consent(c, "2026-10-01T10:00:00+01:00", maker="parent-acting-for-young-person",
+                  mca=("lacks-capacity", "2026-09-01"))
+    assert decision(world, c, "2026-11-20") == ("deny", "consent-refused")
+
+
+def test_only_the_la_itself_records_its_care_order_decision(world: Scenario) -> None:
+    c = world.child("2015-03-02")
+    world.child("2015-03-02", who="icb01-dco", number=c.number)  # the ICB registers the child too
+    for who, ods in (("icb01-dco", "ICB01"), ("icb01-dco", "LA01"), (LA, "PRV01"), (LA, "ZZ99")):
+        body = care_order_json(c.id, ods)
+        response = world.post("/fhir/Consent", who, body)
+        assert response.status_code == 422, (who, ods, response.get_json())
+        assert "Consent.performer[0]" in [e for i in response.get_json()["issue"] for e in i.get("expression", [])]
+    assert world.post("/fhir/Consent", LA, care_order_json(c.id, "LA01")).status_code == 201
+
+
+def care_order_json(patient_id: str, ods: str) -> dict[str, Any]:
+    """A refusal by a local authority under a care order (an Organization performer)."""
+    resource = consent_json(patient_id, "2026-10-01T10:00:00+01:00", provision="deny")
+    resource.pop("contained")
+    resource["performer"] = [{"type": "Organization",
+                              "identifier": {"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": ods}}]
+    resource["extension"][0]["extension"].append(
+        {"url": "relationship", "valueCoding": {"system": f"{CB}/CodeSystem/parental-responsibility",
+                                                "code": "local-authority-care-order"}})
+    return resource
 
 
 def test_case_gillick_competent_child_refuses(world: Scenario) -> None:
