@@ -47,7 +47,14 @@ from exchange.audit.events import AuditKind, Entity
 from exchange.audit.service import record
 from exchange.caller import Caller
 from exchange.clock import LONDON, london_date
-from exchange.codes import ODS_SYSTEM, AccessDenialReason, Purpose, TaskInputType, TaskType
+from exchange.codes import (
+    ODS_SYSTEM,
+    AccessDenialReason,
+    Purpose,
+    TaskInputType,
+    TaskType,
+    code_system_url,
+)
 from exchange.errors import (
     AccessDenied,
     Forbidden,
@@ -196,8 +203,7 @@ def served(row: TaskRow, today: date) -> dict[str, Any]:
     status = business_status(row.status, row.due_date, today, row.completed_on)
     if status is not None:
         resource["businessStatus"] = {
-            "coding": [{"system": "https://fhir.send-exchange.example/CodeSystem/task-business-status",
-                        "code": status.value}],
+            "coding": [{"system": code_system_url("task-business-status"), "code": status.value}],
             "text": status.value,
         }
     return resource
@@ -209,6 +215,13 @@ def _entities(row: TaskRow) -> tuple[Entity, ...]:
     return (Entity(f"Task/{row.id}"), Entity(f"Patient/{row.patient_id}", "patient"))
 
 
+def _audit(session: Session, caller: Caller, kind: AuditKind, row: TaskRow, now: datetime,
+           outcome_desc: str | None = None) -> None:
+    """Record the caller's `kind` of interaction with the Task."""
+    record(session, caller.audit_entry(kind, entities=_entities(row), patient_id=row.patient_id,
+                                       outcome_desc=outcome_desc), at=now)
+
+
 def _subject(row: TaskRow) -> Subject:
     """What a refusal of a change concerned: the caller takes part in the Task, so naming
     it in the audit record tells them nothing new."""
@@ -217,14 +230,16 @@ def _subject(row: TaskRow) -> Subject:
 
 def _registered(session: Session, ods: str | None, expression: str) -> Organisation:
     """The registered organisation with this ODS code (422 at `expression` if none)."""
-    organisation = session.scalars(select(Organisation).where(Organisation.ods == ods)).first() if ods else None
+    organisation = None
+    if ods:
+        organisation = session.scalars(select(Organisation).where(Organisation.ods == ods)).first()
     if organisation is None:
         raise invalid(expression, f"{expression} is not a registered organisation", "value")
     return organisation
 
 
-def _check_owner(session: Session, task_type: str, requester: Organisation, owner: Organisation, today: date,
-                 subject: Subject) -> None:
+def _check_owner(session: Session, task_type: str, requester: Organisation, owner: Organisation,
+                 today: date, subject: Subject) -> None:
     """The owner's role fits the kind of request (422), and the LA and the owner share an
     agreement in force for its purpose (403 no-agreement): on creation and on forwarding."""
     kind = TaskType(task_type)
@@ -233,8 +248,8 @@ def _check_owner(session: Session, task_type: str, requester: Organisation, owne
     purpose = PURPOSE_OF[kind]
     if agreement_between(session, requester.id, owner.id, purpose.value, today) is None:
         raise AccessDenied(AccessDenialReason.NO_AGREEMENT,
-                           f"no data-sharing agreement in force covers {purpose.value} between the LA and {owner.ods}",
-                           subject=subject)
+                           f"no data-sharing agreement in force covers {purpose.value} "
+                           f"between the LA and {owner.ods}", subject=subject)
 
 
 def _named_patient(session: Session, caller: Caller, data: dict[str, Any]) -> Patient | None:
@@ -268,9 +283,10 @@ def create_task(session: Session, caller: Caller, data: Any, now: datetime) -> d
     requester = session.get(Organisation, caller.organisation_id)
     if requester is None:
         raise RuntimeError("the caller's organisation is not registered")
-    given_requester = ods_of(resource.get("requester")) if "requester" in resource else requester.ods
-    if given_requester != requester.ods:
-        problems.add("Task.requester", "Task.requester is set by the server to the caller's organisation", "value")
+    given = ods_of(resource.get("requester")) if "requester" in resource else requester.ods
+    if given != requester.ods:
+        problems.add("Task.requester",
+                     "Task.requester is set by the server to the caller's organisation", "value")
     problems.raise_any()
     owner = _registered(session, ods_of(resource.get("owner")), "Task.owner")
     if patient is None:
@@ -281,11 +297,12 @@ def create_task(session: Session, caller: Caller, data: Any, now: datetime) -> d
     today = london_date(now)
     _check_owner(session, task_type_of(resource) or "", requester, owner, today, subject)
     row = store_task(session, resource, patient, requester, owner, now)
-    record(session, caller.audit_entry(AuditKind.CREATE, entities=_entities(row), patient_id=row.patient_id), at=now)
+    _audit(session, caller, AuditKind.CREATE, row, now)
     return served(row, today)
 
 
-def _visible_task(session: Session, caller: Caller, task_id: uuid.UUID, lock: bool = False) -> tuple[TaskRow, set[str]]:
+def _visible_task(session: Session, caller: Caller, task_id: uuid.UUID,
+                  lock: bool = False) -> tuple[TaskRow, set[str]]:
     """The Task and the caller's roles in it; NotFound if it takes no part (the same answer
     as for a Task that does not exist)."""
     row = session.get(TaskRow, task_id, with_for_update=lock)
@@ -295,10 +312,11 @@ def _visible_task(session: Session, caller: Caller, task_id: uuid.UUID, lock: bo
     return row, roles
 
 
-def read_task(session: Session, caller: Caller, task_id: uuid.UUID, now: datetime) -> dict[str, Any]:
+def read_task(session: Session, caller: Caller, task_id: uuid.UUID,
+              now: datetime) -> dict[str, Any]:
     """A request the caller's organisation takes part in, with its business status today."""
     row, _ = _visible_task(session, caller, task_id)
-    record(session, caller.audit_entry(AuditKind.READ, entities=_entities(row), patient_id=row.patient_id), at=now)
+    _audit(session, caller, AuditKind.READ, row, now)
     return served(row, london_date(now))
 
 
@@ -309,46 +327,50 @@ def read_task_version(session: Session, caller: Caller, task_id: uuid.UUID, vers
     stored = read_version(session, "Task", row.id, version)
     if stored is None:
         raise NotFound("Task", f"{task_id}/_history/{version}")
-    record(session, caller.audit_entry(AuditKind.VREAD, entities=_entities(row), patient_id=row.patient_id), at=now)
+    _audit(session, caller, AuditKind.VREAD, row, now)
     return stored
 
 
-def task_history(session: Session, caller: Caller, task_id: uuid.UUID, now: datetime) -> list[dict[str, Any]]:
+def task_history(session: Session, caller: Caller, task_id: uuid.UUID,
+                 now: datetime) -> list[dict[str, Any]]:
     """Every version of a request, newest first."""
     row, _ = _visible_task(session, caller, task_id)
-    record(session, caller.audit_entry(AuditKind.HISTORY, entities=_entities(row), patient_id=row.patient_id), at=now)
+    _audit(session, caller, AuditKind.HISTORY, row, now)
     return all_versions(session, "Task", row.id)
 
 
-def change_task(session: Session, caller: Caller, task_id: uuid.UUID, data: Any, if_match: str | None,
-                documents: DocumentLookup, now: datetime) -> dict[str, Any]:
+def change_task(session: Session, caller: Caller, task_id: uuid.UUID, data: Any,
+                if_match: str | None, documents: DocumentLookup, now: datetime) -> dict[str, Any]:
     """Change a request to `data` (a transition of the table, a note, a clock exception,
     forwarding): 404 -> 412 -> 422 -> 403, then the next version. `documents` looks up the
     DocumentReferences the Task's outputs point at (`documents.task_outputs`)."""
-    return _change(session, caller, task_id, lambda current: data, if_match, AuditKind.UPDATE, documents, now)
+    return _change(session, caller, task_id, lambda current: data, if_match, AuditKind.UPDATE,
+                   documents, now)
 
 
-def patch_task(session: Session, caller: Caller, task_id: uuid.UUID, operations: Any, if_match: str | None,
-               documents: DocumentLookup, now: datetime) -> dict[str, Any]:
+def patch_task(session: Session, caller: Caller, task_id: uuid.UUID, operations: Any,
+               if_match: str | None, documents: DocumentLookup, now: datetime) -> dict[str, Any]:
     """Change a request with a JSON Patch (RFC 6902) of its current version: the patched
     resource then takes the path of `change_task`."""
     if not isinstance(operations, list):
         raise Malformed("a JSON Patch is an array of operations")
-    return _change(session, caller, task_id, lambda current: apply_json_patch(current, operations), if_match,
-                   AuditKind.PATCH, documents, now)
+    return _change(session, caller, task_id, lambda current: apply_json_patch(current, operations),
+                   if_match, AuditKind.PATCH, documents, now)
 
 
 def apply_json_patch(current: dict[str, Any], operations: list[Any]) -> Any:
     """`current` with the JSON Patch `operations` applied (Invalid if they cannot be)."""
     try:
         return jsonpatch.apply_patch(current, operations)
-    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError, ValueError) as error:
+    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError,
+            ValueError) as error:
         raise Invalid([Issue("error", "processing",
                              f"the patch cannot be applied ({type(error).__name__})")]) from None
 
 
-def _change(session: Session, caller: Caller, task_id: uuid.UUID, revise: Callable[[dict[str, Any]], Any],
-            if_match: str | None, kind: AuditKind, documents: DocumentLookup, now: datetime) -> dict[str, Any]:
+def _change(session: Session, caller: Caller, task_id: uuid.UUID,
+            revise: Callable[[dict[str, Any]], Any], if_match: str | None, kind: AuditKind,
+            documents: DocumentLookup, now: datetime) -> dict[str, Any]:
     """The one path of every change: the Task (locked), its version, the new resource
     `revise` makes of the current one, the workflow's decision, the next version."""
     row, roles = _visible_task(session, caller, task_id, lock=True)
@@ -370,13 +392,12 @@ def _change(session: Session, caller: Caller, task_id: uuid.UUID, revise: Callab
             raise RuntimeError("a Task's requester is always registered")
         _check_owner(session, row.task_type, requester, new_owner, today, subject)
     updated = apply_change(session, row, resource, change, new_owner, now)
-    record(session, caller.audit_entry(kind, entities=_entities(updated), patient_id=updated.patient_id,
-                                       outcome_desc=change.kind), at=now)
+    _audit(session, caller, kind, updated, now, outcome_desc=change.kind)
     return served(updated, today)
 
 
-def search_tasks(session: Session, caller: Caller, filters: TaskFilters, order: TaskOrder, paging: Paging,
-                 query: str | None, now: datetime) -> Found:
+def search_tasks(session: Session, caller: Caller, filters: TaskFilters, order: TaskOrder,
+                 paging: Paging, query: str | None, now: datetime) -> Found:
     """The caller's requests (as requester, owner or previous owner) matching `filters`,
     with their business status as it is today, in `order` (newest first unless told)."""
     today = london_date(now)

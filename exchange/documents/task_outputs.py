@@ -27,12 +27,14 @@ def output_documents(session: Session) -> DocumentLookup:
         if not reference.startswith("DocumentReference/"):
             return None
         try:
-            document = session.get(DocumentRow, uuid.UUID(reference.removeprefix("DocumentReference/")))
+            document_id = uuid.UUID(reference.removeprefix("DocumentReference/"))
         except ValueError:
             return None
+        document = session.get(DocumentRow, document_id)
         if document is None or document.status != "current":
             return None
         custodian = session.get(Organisation, document.custodian_id)
-        return Document(document.doc_type, custodian.ods if custodian else "", frozenset({str(document.task_id)}))
+        return Document(document.doc_type, custodian.ods if custodian else "",
+                        frozenset({str(document.task_id)}))
 
     return lookup
