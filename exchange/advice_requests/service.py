@@ -253,8 +253,8 @@ def _check_owner(session: Session, task_type: str, requester: Organisation, owne
 
 
 def _named_patient(session: Session, caller: Caller, data: dict[str, Any]) -> Patient | None:
-    """The Patient `Task.for` names, if it names one (NotFound if the caller cannot see it:
-    before the resource is validated, so a request cannot probe for patients)."""
+    """The Patient `Task.for` names, if it names one; NotFound if the caller cannot see it,
+    before the resource is validated (the spec answers 404 before 422)."""
     subject = data.get("for")
     reference = subject.get("reference") if isinstance(subject, dict) else None
     if not isinstance(reference, str) or not reference.startswith("Patient/"):
