@@ -8,6 +8,7 @@ from datetime import date, timedelta
 from typing import Final
 
 from exchange.codes import Regulation, TaskBusinessStatus, TaskType
+from exchange.errors import Invalid, Issue
 
 #: SEND Regulations 2014 reg 8(1): advice within 6 weeks of the date the request is received.
 SIX_WEEKS: Final = timedelta(days=42)
@@ -22,8 +23,12 @@ OPEN_STATUSES: Final = frozenset({"requested", "accepted", "in-progress"})
 CLOSED_WITHOUT_ADVICE: Final = frozenset({"rejected", "cancelled"})
 
 
-class DueDateError(ValueError):
-    """The request lacks what its due date needs (an annual review's date)."""
+class DueDateError(Invalid):
+    """The request lacks what its due date needs (an annual review's date): a problem at
+    `Task.restriction.period.end`."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__([Issue("error", "required", message, ("Task.restriction.period.end",))])
 
 
 def due_date(

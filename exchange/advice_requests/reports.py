@@ -1,17 +1,21 @@
-"""Reports over advice requests: the overdue list (the six-week report comes with completion)."""
+"""Reports over advice requests: the overdue list (the six-week report comes with completion).
+"Overdue" is the derived business status, in SQL (`queries.business_status_clause`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
-from exchange.advice_requests.clock_rules import OPEN_STATUSES
 from exchange.advice_requests.models import TaskRow
+from exchange.advice_requests.queries import business_status_clause
 from exchange.agreements.models import Organisation
-from exchange.codes import LA_CASE_REFERENCE_SYSTEM
+from exchange.audit.events import Action, Actor, AuditEntry, AuditKind, Outcome
+from exchange.audit.service import record
+from exchange.clock import london_date
+from exchange.codes import LA_CASE_REFERENCE_SYSTEM, TaskBusinessStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +40,7 @@ def overdue(session: Session, today: date, owner: str | None = None, requester: 
         select(TaskRow, owners.ods, requesters.ods)
         .join(owners, owners.id == TaskRow.owner_id)
         .join(requesters, requesters.id == TaskRow.requester_id)
-        .where(TaskRow.status.in_(sorted(OPEN_STATUSES)), TaskRow.due_date < today)
+        .where(business_status_clause(TaskBusinessStatus.OVERDUE, today))
         .order_by(TaskRow.due_date, TaskRow.id)
     )
     if owner:
@@ -50,3 +54,13 @@ def overdue(session: Session, today: date, owner: str | None = None, requester: 
         found.append(OverdueRequest(str(row.id), owner_ods, requester_ods, row.task_type, row.status, row.received_on,
                                     row.due_date, (today - row.due_date).days, references[0] if references else ""))
     return found
+
+
+def overdue_report(session: Session, actor: Actor, owner: str | None, requester: str | None,
+                   now: datetime) -> list[OverdueRequest]:
+    """The overdue report as an operator runs it (Europe/London date of `now`), audited
+    with how many rows it listed."""
+    rows = overdue(session, london_date(now), owner, requester)
+    record(session, AuditEntry(kind=AuditKind.REPORT, action=Action.READ, outcome=Outcome.SUCCESS, actor=actor,
+                               details={"report": "overdue", "rows": str(len(rows))}), at=now)
+    return rows

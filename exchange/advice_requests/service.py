@@ -1,27 +1,83 @@
-"""Advice-request use cases: make a request (with its due date), change it, list who takes
-part, and serve it with its derived business status."""
+"""Advice-request use cases (`advice-requests.md`): an LA makes a request (its due date set
+by the statutory clock), the parties read it, change it through the transition table, and
+find their requests; each use case is audited.
+
+Every use case takes the session of the one transaction its front door opened, the
+`Caller` and the current instant; it decides in the spec's order (404, 412, 422, 403) and
+raises a domain error, or writes and returns the Task as served (with its business status
+derived for the day). Below them, the storage steps (`store_task`, `apply_change`,
+`served`) that the use cases and the reports share.
+"""
 
 from __future__ import annotations
 
+import copy
 import uuid
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any, Final
 
-from sqlalchemy import delete, select
+import jsonpatch
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from exchange.advice_requests.clock_rules import business_status, due_date
 from exchange.advice_requests.models import TaskParty, TaskRow
-from exchange.advice_requests.profile import reason_of, task_type_of, typed_items
-from exchange.advice_requests.workflow import OWNER, REQUESTER, Change
+from exchange.advice_requests.profile import (
+    ods_of,
+    reason_of,
+    task_profile_issues,
+    task_type_of,
+    typed_items,
+)
+from exchange.advice_requests.queries import ORDER_COLUMNS, TaskFilters, TaskOrder, tasks_of
+from exchange.advice_requests.workflow import (
+    OWNER,
+    REQUESTER,
+    Change,
+    DocumentLookup,
+    NotYourChange,
+    check_change,
+)
 from exchange.agreements.models import Organisation
+from exchange.agreements.queries import agreement_between
+from exchange.audit.events import AuditKind, Entity
+from exchange.audit.service import record
+from exchange.caller import Caller
 from exchange.clock import LONDON, london_date
-from exchange.codes import ODS_SYSTEM, Purpose, TaskInputType, TaskType
+from exchange.codes import (
+    ODS_SYSTEM,
+    AccessDenialReason,
+    Purpose,
+    TaskInputType,
+    TaskType,
+    code_system_url,
+)
+from exchange.errors import (
+    AccessDenied,
+    Forbidden,
+    Invalid,
+    Issue,
+    Malformed,
+    NotFound,
+    Problems,
+    Subject,
+    invalid,
+)
+from exchange.fhir.validation import validate_resource
 from exchange.patients.models import Patient
-from exchange.patients.service import TASK_OWNER, TASK_REQUESTER, grant_access
-from exchange.versions import instant, keep_version, stamp
+from exchange.patients.service import TASK_OWNER, TASK_REQUESTER, grant_access, visible_patient
+from exchange.search import Found, Paging, keyset_page, parse_instant
+from exchange.versions import (
+    all_versions,
+    check_version,
+    instant,
+    keep_version,
+    read_version,
+    stamp,
+)
 
 PREVIOUS_OWNER: Final = "previous-owner"
 #: The purpose each kind of request serves, which the LA and owner's agreement must cover.
@@ -66,10 +122,11 @@ def _add_party(session: Session, task_id: uuid.UUID, organisation_id: uuid.UUID,
                     .on_conflict_do_nothing())
 
 
-def create_task(session: Session, resource: dict[str, Any], patient: Patient, requester: Organisation,
-                owner: Organisation, now: datetime) -> TaskRow:
-    """Store a new request: the server sets requester, authoredOn, receipt and the due date.
-    The owner and requester see the patient from now on (`access.md`)."""
+def store_task(session: Session, resource: dict[str, Any], patient: Patient, requester: Organisation,
+               owner: Organisation, now: datetime) -> TaskRow:
+    """Store a new (checked) request: the server sets requester, authoredOn, receipt and the
+    due date (DueDateError if the request lacks what it needs). The owner and requester see
+    the patient from now on (`access.md`)."""
     task_type = task_type_of(resource) or ""
     received = london_date(now)
     due = due_date(task_type, reason_of(resource), received, _given_due(resource), _tribunal_decision(resource))
@@ -146,8 +203,208 @@ def served(row: TaskRow, today: date) -> dict[str, Any]:
     status = business_status(row.status, row.due_date, today, row.completed_on)
     if status is not None:
         resource["businessStatus"] = {
-            "coding": [{"system": "https://fhir.send-exchange.example/CodeSystem/task-business-status",
-                        "code": status.value}],
+            "coding": [{"system": code_system_url("task-business-status"), "code": status.value}],
             "text": status.value,
         }
     return resource
+
+
+# --- use cases ------------------------------------------------------------------------------
+
+def _entities(row: TaskRow) -> tuple[Entity, ...]:
+    return (Entity(f"Task/{row.id}"), Entity(f"Patient/{row.patient_id}", "patient"))
+
+
+def _audit(session: Session, caller: Caller, kind: AuditKind, row: TaskRow, now: datetime,
+           outcome_desc: str | None = None) -> None:
+    """Record the caller's `kind` of interaction with the Task."""
+    record(session, caller.audit_entry(kind, entities=_entities(row), patient_id=row.patient_id,
+                                       outcome_desc=outcome_desc), at=now)
+
+
+def _subject(row: TaskRow) -> Subject:
+    """What a refusal of a change concerned: the caller takes part in the Task, so naming
+    it in the audit record tells them nothing new."""
+    return Subject(entities=_entities(row), patient_id=row.patient_id)
+
+
+def _registered(session: Session, ods: str | None, expression: str) -> Organisation:
+    """The registered organisation with this ODS code (422 at `expression` if none)."""
+    organisation = None
+    if ods:
+        organisation = session.scalars(select(Organisation).where(Organisation.ods == ods)).first()
+    if organisation is None:
+        raise invalid(expression, f"{expression} is not a registered organisation", "value")
+    return organisation
+
+
+def _check_owner(session: Session, task_type: str, requester: Organisation, owner: Organisation,
+                 today: date, subject: Subject) -> None:
+    """The owner's role fits the kind of request (422), and the LA and the owner share an
+    agreement in force for its purpose (403 no-agreement): on creation and on forwarding."""
+    kind = TaskType(task_type)
+    if owner.role not in OWNER_ROLES.get(kind, frozenset()):
+        raise invalid("Task.owner", f"a {task_type} request cannot be owned by a {owner.role}")
+    purpose = PURPOSE_OF[kind]
+    if agreement_between(session, requester.id, owner.id, purpose.value, today) is None:
+        raise AccessDenied(AccessDenialReason.NO_AGREEMENT,
+                           f"no data-sharing agreement in force covers {purpose.value} "
+                           f"between the LA and {owner.ods}", subject=subject)
+
+
+def _named_patient(session: Session, caller: Caller, data: dict[str, Any]) -> Patient | None:
+    """The Patient `Task.for` names, if it names one; NotFound if the caller cannot see it,
+    before the resource is validated (the spec answers 404 before 422)."""
+    subject = data.get("for")
+    reference = subject.get("reference") if isinstance(subject, dict) else None
+    if not isinstance(reference, str) or not reference.startswith("Patient/"):
+        return None
+    try:
+        patient_id = uuid.UUID(reference.removeprefix("Patient/"))
+    except ValueError:
+        raise NotFound("Patient", reference.removeprefix("Patient/")) from None
+    patient = visible_patient(session, patient_id, caller.organisation_id)
+    if patient is None:
+        raise NotFound("Patient", reference.removeprefix("Patient/"))
+    return patient
+
+
+def create_task(session: Session, caller: Caller, data: Any, now: datetime) -> dict[str, Any]:
+    """An LA asks a provider or the ICB for advice: the statutory clock starts now. Only an
+    LA may ask (403), of an owner whose role fits the request (422) and with whom it shares
+    an agreement for the request's purpose (403 no-agreement)."""
+    if not isinstance(data, dict) or data.get("resourceType") != "Task":
+        validate_resource(data, "Task", task_profile_issues)  # Malformed: not a Task at all
+    patient = _named_patient(session, caller, data)
+    resource = validate_resource(data, "Task", task_profile_issues)
+    problems = Problems()
+    if resource["status"] != "requested":
+        problems.add("Task.status", "a new request has status requested", "value")
+    requester = session.get(Organisation, caller.organisation_id)
+    if requester is None:
+        raise RuntimeError("the caller's organisation is not registered")
+    given = ods_of(resource.get("requester")) if "requester" in resource else requester.ods
+    if given != requester.ods:
+        problems.add("Task.requester",
+                     "Task.requester is set by the server to the caller's organisation", "value")
+    problems.raise_any()
+    owner = _registered(session, ods_of(resource.get("owner")), "Task.owner")
+    if patient is None:
+        raise NotFound("Patient")
+    subject = Subject(entities=(Entity(f"Patient/{patient.id}", "patient"),), patient_id=patient.id)
+    if requester.role != "la":
+        raise Forbidden("only a local authority may request advice", subject=subject)
+    today = london_date(now)
+    _check_owner(session, task_type_of(resource) or "", requester, owner, today, subject)
+    row = store_task(session, resource, patient, requester, owner, now)
+    _audit(session, caller, AuditKind.CREATE, row, now)
+    return served(row, today)
+
+
+def _visible_task(session: Session, caller: Caller, task_id: uuid.UUID,
+                  lock: bool = False) -> tuple[TaskRow, set[str]]:
+    """The Task and the caller's roles in it; NotFound if it takes no part (the same answer
+    as for a Task that does not exist)."""
+    row = session.get(TaskRow, task_id, with_for_update=lock)
+    roles = roles_of(session, task_id, caller.organisation_id) if row is not None else set()
+    if row is None or not roles:
+        raise NotFound("Task", task_id)
+    return row, roles
+
+
+def read_task(session: Session, caller: Caller, task_id: uuid.UUID,
+              now: datetime) -> dict[str, Any]:
+    """A request the caller's organisation takes part in, with its business status today."""
+    row, _ = _visible_task(session, caller, task_id)
+    _audit(session, caller, AuditKind.READ, row, now)
+    return served(row, london_date(now))
+
+
+def read_task_version(session: Session, caller: Caller, task_id: uuid.UUID, version: int | None,
+                      now: datetime) -> dict[str, Any]:
+    """One version of a request, as it was stored."""
+    row, _ = _visible_task(session, caller, task_id)
+    stored = read_version(session, "Task", row.id, version)
+    if stored is None:
+        raise NotFound("Task", f"{task_id}/_history/{version}")
+    _audit(session, caller, AuditKind.VREAD, row, now)
+    return stored
+
+
+def task_history(session: Session, caller: Caller, task_id: uuid.UUID,
+                 now: datetime) -> list[dict[str, Any]]:
+    """Every version of a request, newest first."""
+    row, _ = _visible_task(session, caller, task_id)
+    _audit(session, caller, AuditKind.HISTORY, row, now)
+    return all_versions(session, "Task", row.id)
+
+
+def change_task(session: Session, caller: Caller, task_id: uuid.UUID, data: Any,
+                if_match: str | None, documents: DocumentLookup, now: datetime) -> dict[str, Any]:
+    """Change a request to `data` (a transition of the table, a note, a clock exception,
+    forwarding): 404 -> 412 -> 422 -> 403, then the next version. `documents` looks up the
+    DocumentReferences the Task's outputs point at (`documents.task_outputs`)."""
+    return _change(session, caller, task_id, lambda current: data, if_match, AuditKind.UPDATE,
+                   documents, now)
+
+
+def patch_task(session: Session, caller: Caller, task_id: uuid.UUID, operations: Any,
+               if_match: str | None, documents: DocumentLookup, now: datetime) -> dict[str, Any]:
+    """Change a request with a JSON Patch (RFC 6902) of its current version: the patched
+    resource then takes the path of `change_task`."""
+    if not isinstance(operations, list):
+        raise Malformed("a JSON Patch is an array of operations")
+    return _change(session, caller, task_id, lambda current: apply_json_patch(current, operations),
+                   if_match, AuditKind.PATCH, documents, now)
+
+
+def apply_json_patch(current: dict[str, Any], operations: list[Any]) -> Any:
+    """`current` with the JSON Patch `operations` applied (Invalid if they cannot be)."""
+    try:
+        return jsonpatch.apply_patch(current, operations)
+    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError,
+            ValueError) as error:
+        raise Invalid([Issue("error", "processing",
+                             f"the patch cannot be applied ({type(error).__name__})")]) from None
+
+
+def _change(session: Session, caller: Caller, task_id: uuid.UUID,
+            revise: Callable[[dict[str, Any]], Any], if_match: str | None, kind: AuditKind,
+            documents: DocumentLookup, now: datetime) -> dict[str, Any]:
+    """The one path of every change: the Task (locked), its version, the new resource
+    `revise` makes of the current one, the workflow's decision, the next version."""
+    row, roles = _visible_task(session, caller, task_id, lock=True)
+    check_version(row.version, if_match)
+    resource = validate_resource(revise(copy.deepcopy(row.resource)), "Task", task_profile_issues)
+    if resource.get("id") not in (None, str(row.id)):
+        raise invalid("Task.id", "the resource id does not match the URL", "invariant")
+    subject = _subject(row)
+    try:
+        change = check_change(row.resource, resource, roles, str(row.id), documents)
+    except NotYourChange as refused:
+        raise NotYourChange(refused.message, subject=subject) from None
+    today = london_date(now)
+    new_owner = None
+    if change.new_owner is not None:
+        new_owner = _registered(session, change.new_owner, "Task.owner")
+        requester = session.get(Organisation, row.requester_id)
+        if requester is None:
+            raise RuntimeError("a Task's requester is always registered")
+        _check_owner(session, row.task_type, requester, new_owner, today, subject)
+    updated = apply_change(session, row, resource, change, new_owner, now)
+    _audit(session, caller, kind, updated, now, outcome_desc=change.kind)
+    return served(updated, today)
+
+
+def search_tasks(session: Session, caller: Caller, filters: TaskFilters, order: TaskOrder,
+                 paging: Paging, query: str | None, now: datetime) -> Found:
+    """The caller's requests (as requester, owner or previous owner) matching `filters`,
+    with their business status as it is today, in `order` (newest first unless told)."""
+    today = london_date(now)
+    wanted = tasks_of(caller.organisation_id, filters, today)
+    total = session.scalar(select(func.count()).select_from(wanted.subquery())) or 0
+    page = keyset_page(session, wanted, paging, moment=ORDER_COLUMNS[order], tiebreak=TaskRow.id,
+                       parse_moment=date.fromisoformat if order == "due" else parse_instant,
+                       parse_tiebreak=uuid.UUID)
+    record(session, caller.audit_entry(AuditKind.SEARCH, query=query), at=now)
+    return Found([served(row, today) for row in page.rows], total, page.next)

@@ -3,8 +3,8 @@
 the caller's roles and a way to look up documents.
 
 Problems are found in the order the spec answers them: a change nobody may make, a
-transition not in the table or a missing requirement is 422; a change only the other
-party may make is 403.
+transition not in the table or a missing requirement is Invalid (422); a change only the
+other party may make is NotYourChange (403).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any, Final
 from exchange.advice_requests.clock_rules import OPEN_STATUSES
 from exchange.advice_requests.profile import ods_of, status_reason_of, task_type_of, typed_items
 from exchange.codes import DocumentType, TaskOutputType, TaskStatusReason, TaskType
+from exchange.errors import Forbidden, invalid
 
 OWNER: Final = "owner"
 REQUESTER: Final = "requester"
@@ -38,7 +39,9 @@ REJECTION_REASONS: Final = frozenset({
     TaskStatusReason.NOT_KNOWN_TO_SERVICE, TaskStatusReason.WRONG_SERVICE,
     TaskStatusReason.INCOMPATIBLE_WITH_DUTIES, TaskStatusReason.ADVERSE_EFFECT_ON_FUNCTIONS,
 })
-#: Reg 7 exceptions: complying must be incompatible with duties or have an adverse effect.
+#: Children and Families Act 2014 s.31(2): a body need not comply with a request that is
+#: incompatible with its own duties or would otherwise have an adverse effect on the
+#: exercise of its functions; saying so needs written reasons.
 NEEDS_WRITTEN_REASONS: Final = frozenset({
     TaskStatusReason.INCOMPATIBLE_WITH_DUTIES, TaskStatusReason.ADVERSE_EFFECT_ON_FUNCTIONS,
 })
@@ -63,14 +66,9 @@ class Document:
 DocumentLookup = Callable[[str], Document | None]
 
 
-class WorkflowError(Exception):
-    """A refused change: 422 (not allowed by the rules) or 403 (not by this party)."""
-
-    def __init__(self, status: int, message: str, expression: str = "Task") -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.expression = expression
+class NotYourChange(Forbidden):
+    """A change the rules allow, but not for this party: only the Task's other party, or
+    only its owner or requester, may make it (403)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,19 +94,20 @@ def _comparable(resource: dict[str, Any], key: str) -> Any:
 
 def _appended(old: list[Any], new: list[Any], element: str) -> list[Any]:
     if new[: len(old)] != old:
-        raise WorkflowError(422, f"Task.{element} can only be appended to", f"Task.{element}")
+        raise invalid(f"Task.{element}", f"Task.{element} can only be appended to")
     return new[len(old):]
 
 
 def check_change(old: dict[str, Any], new: dict[str, Any], roles: set[str], task_id: str,
                  documents: DocumentLookup) -> Change:
-    """Decide whether `roles` may turn `old` into `new`; raise WorkflowError if not."""
+    """Decide whether `roles` may turn `old` into `new`: the accepted Change, or Invalid
+    (nobody may, or a requirement is missing) or NotYourChange (not this party)."""
     changed = {
         key for key in (set(old) | set(new)) - SERVER_MANAGED if _comparable(old, key) != _comparable(new, key)
     }
     fixed = sorted(changed - OWNER_MAY_CHANGE)
     if fixed:
-        raise WorkflowError(422, f"Task.{fixed[0]} cannot change after the request is made", f"Task.{fixed[0]}")
+        raise invalid(f"Task.{fixed[0]}", f"Task.{fixed[0]} cannot change after the request is made")
     new_notes = _appended(old.get("note") or [], new.get("note") or [], "note")
     new_outputs = _appended(old.get("output") or [], new.get("output") or [], "output")
     old_status, new_status = old["status"], new["status"]
@@ -118,43 +117,43 @@ def check_change(old: dict[str, Any], new: dict[str, Any], roles: set[str], task
         change, who = _forwarding(old_status, new_status, reason, ods_of(new.get("owner"))), OWNER
     elif old_status == new_status:
         if "statusReason" in changed:
-            raise WorkflowError(422, "Task.statusReason changes only with a status change", "Task.statusReason")
+            raise invalid("Task.statusReason", "Task.statusReason changes only with a status change")
         change, who = _annotation(old_status, new_outputs, new_notes), (OWNER if new_outputs else None)
     else:
         if (old_status, new_status) not in TRANSITIONS:
-            raise WorkflowError(422, f"a Task cannot go from {old_status} to {new_status}", "Task.status")
+            raise invalid("Task.status", f"a Task cannot go from {old_status} to {new_status}")
         who, kind = TRANSITIONS[(old_status, new_status)]
         _requirements(kind, old, new, reason, new_notes, new_outputs, task_id, documents)
         change = Change(kind)
     # 403 only now, after every 422: the change is possible, but not for this caller.
     if who is not None and who not in roles:
-        raise WorkflowError(403, f"only the Task's {who} may make this change")
+        raise NotYourChange(f"only the Task's {who} may make this change")
     if who is None and not roles & {OWNER, REQUESTER}:
-        raise WorkflowError(403, "only the Task's owner or requester may change it")
+        raise NotYourChange("only the Task's owner or requester may change it")
     if REQUESTER in roles and OWNER not in roles and changed - REQUESTER_MAY_CHANGE:
-        raise WorkflowError(403, "only the Task's owner may change its output or owner")
+        raise NotYourChange("only the Task's owner may change its output or owner")
     return change
 
 
 def _forwarding(old_status: str, new_status: str, reason: str | None, new_owner: str | None) -> Change:
     if old_status not in ("requested", "accepted") or new_status != "requested":
-        raise WorkflowError(422, "forwarding is from requested or accepted, and leaves the Task requested", "Task.status")
+        raise invalid("Task.status", "forwarding is from requested or accepted, and leaves the Task requested")
     if reason != TaskStatusReason.FORWARDED:
-        raise WorkflowError(422, "forwarding needs statusReason forwarded", "Task.statusReason")
+        raise invalid("Task.statusReason", "forwarding needs statusReason forwarded")
     if new_owner is None:
-        raise WorkflowError(422, "the new owner must be an organisation by ODS identifier", "Task.owner")
+        raise invalid("Task.owner", "the new owner must be an organisation by ODS identifier")
     return Change("forward", new_owner=new_owner)
 
 
 def _annotation(status: str, new_outputs: list[Any], new_notes: list[Any]) -> Change:
     kinds = {kind for kind, _ in typed_items({"output": new_outputs}, "output", "task-output-type")}
     if kinds - {TaskOutputType.CLOCK_EXCEPTION}:
-        raise WorkflowError(422, "outputs other than clock exceptions come with a status change", "Task.output")
+        raise invalid("Task.output", "outputs other than clock exceptions come with a status change")
     if kinds:
         if status not in OPEN_STATUSES:
-            raise WorkflowError(422, "a clock exception can be recorded only while the Task is open", "Task.output")
+            raise invalid("Task.output", "a clock exception can be recorded only while the Task is open")
         if not new_notes:
-            raise WorkflowError(422, "a clock exception needs a note saying why (reg 8(2))", "Task.note")
+            raise invalid("Task.note", "a clock exception needs a note saying why (reg 8(2))")
     return Change("annotate", clock_exception=bool(kinds))
 
 
@@ -162,23 +161,23 @@ def _requirements(kind: str, old: dict[str, Any], new: dict[str, Any], reason: s
                   new_outputs: list[Any], task_id: str, documents: DocumentLookup) -> None:
     outputs = typed_items(new, "output", "task-output-type")
     if kind == "cancel" and reason != TaskStatusReason.WITHDRAWN_BY_REQUESTER:
-        raise WorkflowError(422, "cancelling needs statusReason withdrawn-by-requester", "Task.statusReason")
+        raise invalid("Task.statusReason", "cancelling needs statusReason withdrawn-by-requester")
     if kind == "reject":
         if reason not in REJECTION_REASONS:
-            raise WorkflowError(422, "rejecting needs statusReason not-known-to-service, wrong-service, "
-                                "incompatible-with-duties or adverse-effect-on-functions", "Task.statusReason")
+            raise invalid("Task.statusReason", "rejecting needs statusReason not-known-to-service, wrong-service, "
+                          "incompatible-with-duties or adverse-effect-on-functions")
         if reason == TaskStatusReason.NOT_KNOWN_TO_SERVICE:
             # A child on a waiting list, or seen in the last 12 months, is known to the service.
             attested = {k for k, item in outputs if item.get("valueBoolean") is True}
             if not {TaskOutputType.NOT_ON_WAITING_LIST, TaskOutputType.NOT_SEEN_IN_LAST_12_MONTHS} <= attested:
-                raise WorkflowError(422, "not-known-to-service needs the not-on-waiting-list and "
-                                    "not-seen-in-last-12-months attestations, both true", "Task.output")
+                raise invalid("Task.output", "not-known-to-service needs the not-on-waiting-list and "
+                              "not-seen-in-last-12-months attestations, both true")
         if reason in NEEDS_WRITTEN_REASONS and not _written_reasons(new_notes, outputs, task_id, documents):
-            raise WorkflowError(422, f"{reason} needs written reasons: a note of at least {MIN_REASONS_LENGTH} "
-                                "characters or a reasons-for-not-complying document", "Task.note")
+            raise invalid("Task.note", f"{reason} needs written reasons: a note of at least "
+                          f"{MIN_REASONS_LENGTH} characters or a reasons-for-not-complying document")
     if kind == "complete" and not _advice_delivered(old, outputs, task_id, documents):
-        raise WorkflowError(422, "completing needs an advice output referencing this Task's advice "
-                            "DocumentReference, held by the owner", "Task.output")
+        raise invalid("Task.output", "completing needs an advice output referencing this Task's advice "
+                      "DocumentReference, held by the owner")
 
 
 def _written_reasons(new_notes: list[Any], outputs: list[tuple[str | None, dict[str, Any]]], task_id: str,

@@ -9,10 +9,9 @@ from dataclasses import asdict
 
 import click
 
-from exchange.advice_requests.reports import overdue as overdue_requests
-from exchange.audit.events import Action, Actor, AuditEntry, AuditKind, Outcome
+from exchange.advice_requests.reports import overdue_report
+from exchange.audit.events import Actor
 from exchange.audit.sealer import seal_all
-from exchange.audit.service import record
 from exchange.cli import main
 from exchange.cli.context import CliContext, pass_context
 from exchange.cli.registry import table
@@ -32,11 +31,9 @@ def report() -> None:
 def overdue(cli: CliContext, owner: str | None, requester: str | None, fmt: str) -> None:
     """Open requests past their due date (Europe/London), most overdue first."""
     database = cli.database()
-    today = london_date(cli.clock.now())
+    now = cli.clock.now()
     with database.transaction() as session:
-        rows = overdue_requests(session, today, owner, requester)
-        record(session, AuditEntry(kind=AuditKind.REPORT, action=Action.READ, outcome=Outcome.SUCCESS,
-                                   actor=Actor.operator(), details={"report": "overdue", "rows": str(len(rows))}), cli.clock)
+        rows = overdue_report(session, Actor.operator(), owner, requester, now)
     seal_all(database)
     if fmt == "json":
         click.echo(json.dumps([asdict(r) for r in rows], default=str, indent=2))
@@ -49,4 +46,4 @@ def overdue(cli: CliContext, owner: str | None, requester: str | None, fmt: str)
     else:
         table([(r.task_id, r.owner, r.requester, r.status, r.due, r.days_overdue, r.case_reference) for r in rows],
                ("TASK", "OWNER", "REQUESTER", "STATUS", "DUE", "DAYS OVERDUE", "CASE REF"))
-        click.echo(f"{len(rows)} overdue request(s) on {today}")
+        click.echo(f"{len(rows)} overdue request(s) on {london_date(now)}")

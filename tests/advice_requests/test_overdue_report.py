@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from exchange.advice_requests.service import create_task
+from exchange.advice_requests.service import store_task
 from exchange.agreements.models import Organisation
 from exchange.audit.events import Actor
 from exchange.db import Database
@@ -29,7 +29,7 @@ def test_overdue_report(tmp_path: Path, fresh_database_url: str) -> None:
         orgs = {o.ods: o for o in session.scalars(select(Organisation))}
         for seed, owner in ((1, "PRV01"), (2, "ICB01")):
             patient = register(session, patient_json(nhs_number(seed), "2015-03-02"), orgs["LA01"].id, clock.now()).patient
-            create_task(session, task_json(str(patient.id), owner), patient, orgs["LA01"], orgs[owner], clock.now())
+            store_task(session, task_json(str(patient.id), owner), patient, orgs["LA01"], orgs[owner], clock.now())
             clock.advance(days=30)
     database.dispose()
     result = exchange("report", "overdue", "--format", "json", data_dir=data_dir, database_url=fresh_database_url)
