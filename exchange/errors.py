@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from exchange.audit.events import Entity
@@ -179,6 +179,22 @@ class Corrupted(DomainError):
     code = "corrupted"
 
 
+@dataclass
+class Problems:
+    """Collects issues, then raises them all at once as Invalid (422 lists every problem)."""
+
+    issues: list[Issue] = field(default_factory=list)
+
+    def add(self, expression: str, message: str, code: str = "business-rule") -> None:
+        """Note a broken rule at `expression`."""
+        self.issues.append(Issue("error", code, message, (expression,)))
+
+    def raise_any(self) -> None:
+        """Raise Invalid if any problem was noted."""
+        if self.issues:
+            raise Invalid(self.issues)
+
+
 __all__ = [
     "AccessDenied",
     "Conflict",
@@ -193,6 +209,7 @@ __all__ = [
     "Issue",
     "Malformed",
     "NotFound",
+    "Problems",
     "Required",
     "Subject",
     "TooLarge",
