@@ -13,13 +13,12 @@ from flask import Flask, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from exchange.api.context import services
+from exchange.documents.content import INLINE_CONTENT_LIMIT
 
 #: FHIR JSON resources.
 JSON_BODY_LIMIT: Final = 1024 * 1024
 #: OAuth forms: an assertion is at most 8 KiB.
 OAUTH_BODY_LIMIT: Final = 64 * 1024
-#: Inline document content (`documents.md`: up to 10 MiB).
-INLINE_CONTENT_LIMIT: Final = 10 * 1024 * 1024
 #: A DocumentReference with 10 MiB inline: base64 (4 bytes per 3) plus the resource around it.
 INLINE_DOCUMENT_BODY_LIMIT: Final = INLINE_CONTENT_LIMIT * 4 // 3 + JSON_BODY_LIMIT
 

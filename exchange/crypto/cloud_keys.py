@@ -13,13 +13,9 @@ import hvac
 from botocore.exceptions import BotoCoreError, ClientError
 from hvac.exceptions import VaultError
 
-from exchange.crypto.keys import KeyUnwrapError, WrappedKey
+from exchange.crypto.keys import KeyServiceUnavailable, KeyUnwrapError, WrappedKey
 
 _CONTEXT_KEY: Final = "exchange:object"
-
-
-class KeyServiceUnavailable(ConnectionError):
-    """The key service did not answer (503; nothing half-done)."""
 
 
 class AwsKmsKeyProvider:

@@ -23,6 +23,11 @@ class KeyUnwrapError(Exception):
     """A wrapped data key does not unwrap (wrong object, altered, or its KEK is gone)."""
 
 
+class KeyServiceUnavailable(ConnectionError):
+    """The key service did not answer: no key was made or unwrapped, nothing half-done.
+    (A local keyring that cannot be read is `crypto.keyring.KeyringError`.)"""
+
+
 @dataclass(frozen=True, slots=True)
 class WrappedKey:
     """A data key as stored: the wrapped bytes and which key-encryption key wrapped them."""
@@ -32,7 +37,8 @@ class WrappedKey:
 
 
 class KeyProvider(Protocol):
-    """Makes and unwraps data keys for objects."""
+    """Makes and unwraps data keys for objects. A provider whose service does not answer
+    raises KeyServiceUnavailable, never its vendor's error."""
 
     def new_data_key(self, context: str) -> tuple[bytes, WrappedKey]:
         """A fresh data key for the object `context`, in plaintext and wrapped."""

@@ -1,7 +1,11 @@
 """The read decision for documents (`access.md`, "The read decision"), first failure wins:
+a break-glass purpose needs its justification (400 Required: the request cannot be read) →
 relationship (else 404) → break-glass permission → data-sharing agreement with the
 custodian for the purpose (403 no-agreement) → the consent decision (403 with its reason).
-A custodian reading its own documents needs neither agreement nor consent."""
+A custodian reading its own documents needs neither agreement nor consent.
+
+A Binary follows its DocumentReference's decision; one not yet attached to a document is
+readable by the organisation that uploaded it and no one else (`documents.md`)."""
 
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from exchange.advice_requests.models import TaskParty, TaskRow
 from exchange.advice_requests.workflow import OWNER, REQUESTER
 from exchange.agreements.models import Agreement
 from exchange.agreements.queries import agreement_between
+from exchange.caller import Caller
 from exchange.clock import london_date
 from exchange.codes import (
     BREAK_GLASS_PURPOSES,
@@ -27,19 +32,12 @@ from exchange.codes import (
 )
 from exchange.consent.decision import Decision, Ignored
 from exchange.consent.service import evaluate
-from exchange.documents.models import DocumentRow
+from exchange.documents.models import BinaryRow, DocumentRow
+from exchange.errors import Required
 from exchange.patients.models import Patient
 
-
-@dataclass(frozen=True, slots=True)
-class Reader:
-    """Who is reading, for what."""
-
-    organisation_id: uuid.UUID
-    organisation: str  # ODS
-    role: str
-    break_glass_allowed: bool
-    purpose: str
+#: How long a break-glass justification may be (`access.md`: free text, 20-1000 characters).
+JUSTIFICATION_LENGTH: Final = (20, 1000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +53,7 @@ class DocumentDecision:
 
 
 NOT_VISIBLE = DocumentDecision(visible=False, allowed=False)
+ALLOWED = DocumentDecision(visible=True, allowed=True)
 
 
 #: The Task roles that relate an organisation to the Task's documents. A previous owner
@@ -62,7 +61,17 @@ NOT_VISIBLE = DocumentDecision(visible=False, allowed=False)
 DOCUMENT_PARTIES: Final = (REQUESTER, OWNER)
 
 
-def _related(session: Session, document: DocumentRow, reader: Reader) -> bool:
+def check_justification(caller: Caller) -> None:
+    """A break-glass purpose (safeguarding, court order) needs `X-Justification` of 20 to
+    1000 characters, whoever asks and whatever they ask for: else Required."""
+    if not caller.break_glass:
+        return
+    low, high = JUSTIFICATION_LENGTH
+    if not low <= len((caller.justification or "").strip()) <= high:
+        raise Required(f"break-glass access needs X-Justification of {low} to {high} characters")
+
+
+def _related(session: Session, document: DocumentRow, reader: Caller) -> bool:
     """The reader is the other party of the document's Task (its requester or current
     owner), or an ICB owning a DCO quality-assurance Task for the same patient."""
     return bool(session.scalar(select(exists().where(
@@ -86,14 +95,16 @@ def related_to(organisation_id: uuid.UUID, role: str) -> ColumnElement[bool]:
 def decide_document(
     session: Session,
     document: DocumentRow,
-    reader: Reader,
+    reader: Caller,
     now: datetime,
     consent_decisions: dict[uuid.UUID, Decision] | None = None,
 ) -> DocumentDecision:
-    """Whether `reader` may read `document` now (steps 3-5 of access.md). A search passes
+    """Whether `reader` may read `document` now (steps 3-5 of access.md); Required if a
+    break-glass purpose comes without its justification. A search passes
     `consent_decisions` so each patient's consent decision is made once, not per document."""
+    check_justification(reader)
     if document.custodian_id == reader.organisation_id:
-        return DocumentDecision(visible=True, allowed=True)
+        return ALLOWED
     if not _related(session, document, reader):
         return NOT_VISIBLE
     break_glass = reader.purpose in BREAK_GLASS_PURPOSES
@@ -121,6 +132,19 @@ def decide_document(
     return DocumentDecision(visible=True, allowed=True, agreement=agreement, consent_ids=consents)
 
 
+def decide_binary(session: Session, binary: BinaryRow, reader: Caller,
+                  now: datetime) -> tuple[DocumentDecision, DocumentRow | None]:
+    """Whether `reader` may read `binary`'s content now, and the document that decided it.
+    Unattached, it has been disclosed to no one: only its uploader reads it (no agreement
+    or consent is involved). Attached, its DocumentReference's decision applies."""
+    if binary.document_id is None:
+        return (ALLOWED if binary.uploader_id == reader.organisation_id else NOT_VISIBLE), None
+    document = session.get(DocumentRow, binary.document_id)
+    if document is None:
+        return NOT_VISIBLE, None
+    return decide_document(session, document, reader, now), document
+
+
 #: For a refusal with no deciding Consent, the Consents that caused it (IHE BALP's
 #: AuthZ-consent event names "the Consent(s) that decided it").
 _CAUSES: Final = {
@@ -139,4 +163,13 @@ def deciding_consents(decision: Decision) -> tuple[str, ...]:
     return tuple(c.consent.id for c in decision.considered if cause is not None and c.ignored is cause)
 
 
-__all__ = ["NOT_VISIBLE", "DocumentDecision", "Purpose", "Reader", "decide_document", "related_to"]
+__all__ = [
+    "ALLOWED",
+    "NOT_VISIBLE",
+    "DocumentDecision",
+    "Purpose",
+    "check_justification",
+    "decide_binary",
+    "decide_document",
+    "related_to",
+]

@@ -1,6 +1,7 @@
 """What a document's bytes are, checked while they stream (`documents.md`, Upload):
 the declared content type must match the magic bytes (text must be UTF-8), the size must
 stay under the limit (the stream stops at once when it does not), and empty is refused.
+Each refusal is a domain error (`UnsupportedContent`, `TooLarge`, `EmptyContent`).
 
 Magic bytes alone let an executable pass with a `%PDF-` prefix, and any zip pass as DOCX,
 including one that inflates a thousandfold. So the end of the stream is checked too: a
@@ -19,6 +20,11 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import Final
 
+from exchange.errors import EmptyContent, TooLarge, UnsupportedContent
+
+#: Content sent inline in a DocumentReference (`documents.md`: up to 10 MiB; larger
+#: documents are uploaded as a Binary first).
+INLINE_CONTENT_LIMIT: Final = 10 * 1024 * 1024
 ACCEPTED: Final = (
     "application/pdf",
     "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
@@ -45,14 +51,6 @@ MAX_DOCX_RATIO: Final = 100
 DOCX_PARTS: Final = ("[Content_Types].xml", "word/document.xml")
 
 
-class ContentError(ValueError):
-    """The content cannot be accepted; `status` is the HTTP answer (400, 413, 415, 422)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
 def media_type(header: str | None) -> str:
     """The media type of a Content-Type header, without parameters, lower case."""
     return (header or "").split(";", 1)[0].strip().lower()
@@ -63,7 +61,7 @@ class CheckedContent:
 
     def __init__(self, pieces: Iterable[bytes], declared: str, max_bytes: int) -> None:
         if declared not in ACCEPTED:
-            raise ContentError(415, f"{declared or 'no content type'} is not an accepted document type")
+            raise UnsupportedContent(f"{declared or 'no content type'} is not an accepted document type")
         self._pieces = pieces
         self._declared = declared
         self._max = max_bytes
@@ -81,7 +79,7 @@ class CheckedContent:
                 continue
             self.size += len(piece)
             if self.size > self._max:
-                raise ContentError(413, f"the document is larger than {self._max} bytes")
+                raise TooLarge(f"the document is larger than {self._max} bytes")
             if len(head) < _SNIFF:
                 head += piece[: _SNIFF - len(head)]
                 if len(head) >= _SNIFF:
@@ -92,7 +90,7 @@ class CheckedContent:
             self._sha1.update(piece)
             yield piece
         if self.size == 0:
-            raise ContentError(400, "the document is empty")
+            raise EmptyContent("the document is empty")
         if len(head) < _SNIFF:
             self._check_magic(head)
         self._check_text(b"", final=True)
@@ -103,7 +101,7 @@ class CheckedContent:
 
     def _check_pdf_trailer(self) -> None:
         if b"%%EOF" not in self._tail.bytes()[-PDF_TRAILER_WINDOW:]:
-            raise ContentError(415, "the content is not application/pdf (no %%EOF trailer at its end)")
+            raise UnsupportedContent("the content is not application/pdf (no %%EOF trailer at its end)")
 
     def _check_docx(self) -> None:
         tail = self._tail.bytes()
@@ -111,22 +109,22 @@ class CheckedContent:
             with zipfile.ZipFile(_TailFile(tail, self.size)) as archive:
                 entries = archive.infolist()
         except (zipfile.BadZipFile, ValueError, EOFError, OSError):
-            raise ContentError(415, "the content is not a readable DOCX (its zip directory cannot be read)") from None
+            raise UnsupportedContent("the content is not a readable DOCX (its zip directory cannot be read)") from None
         names = {entry.filename for entry in entries}
         missing = [part for part in DOCX_PARTS if part not in names]
         if missing:
-            raise ContentError(415, f"the content is not a Word document (no {', '.join(missing)})")
+            raise UnsupportedContent(f"the content is not a Word document (no {', '.join(missing)})")
         inflated = sum(entry.file_size for entry in entries)
         if inflated > self._max or inflated > MAX_DOCX_RATIO * self.size:
-            raise ContentError(415, f"the DOCX declares {inflated} bytes of content in {self.size}: refused "
+            raise UnsupportedContent(f"the DOCX declares {inflated} bytes of content in {self.size}: refused "
                                f"(at most the document limit, and {MAX_DOCX_RATIO} times its size)")
         if sum(entry.compress_size for entry in entries) > self.size:
-            raise ContentError(415, "the DOCX's zip directory does not match the file")
+            raise UnsupportedContent("the DOCX's zip directory does not match the file")
 
     def _check_magic(self, head: bytes) -> None:
         signatures = _MAGIC.get(self._declared)
         if signatures is not None and not head.startswith(signatures):
-            raise ContentError(415, f"the content is not {self._declared}")
+            raise UnsupportedContent(f"the content is not {self._declared}")
 
     def _check_text(self, piece: bytes, final: bool) -> None:
         if self._text is None:
@@ -134,7 +132,7 @@ class CheckedContent:
         try:
             self._text.decode(piece, final=final)
         except UnicodeDecodeError:
-            raise ContentError(415, "text/plain content must be UTF-8") from None
+            raise UnsupportedContent("text/plain content must be UTF-8") from None
 
     @property
     def sha256_hex(self) -> str:

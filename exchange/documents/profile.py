@@ -8,6 +8,8 @@ from exchange.codes import DocumentType, code_system_url
 from exchange.errors import Issue
 from exchange.fhir.validation import check_coding
 
+#: R4's required binding for DocumentReference.status.
+DOCUMENT_STATUSES: Final = ("current", "superseded", "entered-in-error")
 #: Document types an LA (the requester) may provide; the rest come from the Task's owner.
 LA_DOCUMENT_TYPES: Final = frozenset({DocumentType.SUPPORTING_INFORMATION, DocumentType.DRAFT_PLAN_HEALTH_SECTIONS})
 
@@ -31,7 +33,7 @@ def related_task_ids(resource: dict[str, Any]) -> list[str]:
 def document_profile_issues(resource: dict[str, Any]) -> list[Issue]:
     """Problems with a DocumentReference against the profile, each with its expression."""
     issues: list[Issue] = []
-    if resource.get("status") not in ("current", "superseded", "entered-in-error"):
+    if resource.get("status") not in DOCUMENT_STATUSES:
         issues.append(Issue("error", "code-invalid", "DocumentReference.status must be current, superseded or "
                             "entered-in-error", ("DocumentReference.status",)))
     if resource.get("docStatus") not in ("final", "preliminary"):

@@ -1,72 +1,421 @@
-"""Storing and opening document content: encrypt while streaming, blob first, then the row.
+"""Document use cases (`documents.md`, `access.md`): upload content, attach it to a Task's
+patient as a DocumentReference, read and search documents under the read decision, and let
+the custodian change a document's status. Each is audited, naming the custodian, so the
+organisation that holds a document sees who read it, or tried to.
 
-`store_content` checks the bytes as they pass (type, size, digests), encrypts them under a
-fresh data key bound to the Binary id, and writes the ciphertext to the blob store; only
-then is the row added to the caller's transaction, so a failure at any step leaves nothing
-visible (an orphan blob at worst, which the sweeper removes). `open_content` unwraps the
-key and returns the plaintext stream with its first chunk already verified, so a document
-that fails authentication at its start is refused before any response begins.
+Every use case takes the session of the one transaction its front door opened, the
+`Caller` and the current instant; it decides in the spec's order (400, 404, 412, 422, 403)
+and raises a domain error, or writes and returns what the caller may see. Content goes
+through `pipeline` (checked and encrypted while it streams); a backend that does not answer
+is `Unavailable`, content that fails its integrity check `Corrupted`, shredded content
+`Gone`.
 """
 
 from __future__ import annotations
 
-import itertools
+import base64
+import binascii
 import uuid
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
-from exchange.crypto.aead import decrypt_stream, encrypt_stream
-from exchange.crypto.keys import KeyProvider, WrappedKey
-from exchange.documents.content import CheckedContent, ContentError
-from exchange.documents.models import BinaryRow
-from exchange.storage.blobs import BlobStore, new_blob_name
+from exchange.advice_requests.models import TaskRow
+from exchange.advice_requests.service import organisation_reference, roles_of
+from exchange.advice_requests.workflow import OWNER, REQUESTER
+from exchange.agreements.models import Organisation
+from exchange.audit.events import AuditKind, Entity, Outcome
+from exchange.audit.service import record
+from exchange.caller import Caller
+from exchange.codes import CONFIDENTIALITY_SYSTEM, EXT_SHA256, AccessDenialReason, ReviewReason
+from exchange.consent.decision import Decision
+from exchange.documents.access import (
+    DocumentDecision,
+    check_justification,
+    decide_binary,
+    decide_document,
+)
+from exchange.documents.content import INLINE_CONTENT_LIMIT
+from exchange.documents.housekeeping import UNATTACHED_LIFETIME
+from exchange.documents.models import BinaryRow, DocumentRow
+from exchange.documents.pipeline import (
+    ContentBackends,
+    backends_answering,
+    content_intact,
+    logged_while_streaming,
+    open_content,
+    store_content,
+)
+from exchange.documents.profile import (
+    LA_DOCUMENT_TYPES,
+    document_profile_issues,
+    document_type_of,
+    related_task_ids,
+)
+from exchange.documents.queries import (
+    DocumentFilters,
+    SortKey,
+    matches_resource,
+    related_documents,
+    sort_position,
+)
+from exchange.errors import AccessDenied, Forbidden, NotFound, Subject, TooLarge, invalid
+from exchange.fhir.validation import validate_resource
+from exchange.patients.service import CUSTODIAN, grant_access, visible_patient
+from exchange.search import Found, Paging, page_of
+from exchange.versions import (
+    all_versions,
+    check_version,
+    instant,
+    keep_version,
+    read_version,
+    stamp,
+)
 
 
-class ContentGone(Exception):
-    """The document's key was destroyed (retention): its content no longer exists."""
+def binary_resource(row: BinaryRow) -> dict[str, Any]:
+    """The Binary's metadata as FHIR (never its content)."""
+    resource: dict[str, Any] = {
+        "resourceType": "Binary",
+        "id": str(row.id),
+        "meta": {"versionId": "1", "lastUpdated": instant(row.created)},
+        "contentType": row.content_type,
+    }
+    if row.document_id is not None:
+        resource["securityContext"] = {"reference": f"DocumentReference/{row.document_id}"}
+    return resource
 
 
-def store_content(
-    session: Session,
-    store: BlobStore,
-    keys: KeyProvider,
-    pieces: Iterable[bytes],
-    declared_type: str,
-    max_bytes: int,
-    uploader_id: uuid.UUID,
-    now: datetime,
-    expected_sha256: str | None = None,
-) -> BinaryRow:
-    """Encrypt and store a document's bytes; add its Binary row to the session."""
-    binary_id = uuid.uuid4()
-    blob = new_blob_name()
-    checked = CheckedContent(pieces, declared_type, max_bytes)
-    data_key, wrapped = keys.new_data_key(str(binary_id))
-    store.write(blob, encrypt_stream(data_key, str(binary_id), checked))
-    if expected_sha256 is not None and expected_sha256.lower() != checked.sha256_hex:
-        store.delete(blob)
-        raise ContentError(422, "the content does not match X-Content-SHA256")
-    row = BinaryRow(
-        id=binary_id, blob_name=blob, content_type=declared_type, size=checked.size, sha256=checked.sha256_hex,
-        sha1=checked.sha1_digest, wrapped_key=wrapped.wrapped, key_ref=wrapped.key_ref, uploader_id=uploader_id,
-        created=now, document_id=None, destroyed=None,
-    )
-    session.add(row)
+def _id(text: str, resource_type: str) -> uuid.UUID:
+    """The id in a reference the resource makes; one that cannot be an id names nothing
+    that exists (404, as for a URL)."""
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise NotFound(resource_type) from None
+
+
+def _custodian_ods(session: Session, document: DocumentRow) -> str | None:
+    organisation = session.get(Organisation, document.custodian_id)
+    return organisation.ods if organisation else None
+
+
+def _subject(session: Session, document: DocumentRow, decision: DocumentDecision) -> Subject:
+    """What a read of `document` concerns: the document, its patient, and the agreement
+    and Consents that decided it; and its custodian, whose audit trail shows the read."""
+    entities = [Entity(f"DocumentReference/{document.id}"),
+                Entity(f"Patient/{document.patient_id}", "patient")]
+    if decision.agreement is not None:
+        entities.append(Entity(f"Contract/{decision.agreement.id}", "agreement"))
+    entities += [Entity(f"Consent/{consent}", "consent") for consent in decision.consent_ids]
+    return Subject(tuple(entities), document.patient_id, _custodian_ods(session, document))
+
+
+def _allowed(session: Session, document: DocumentRow, decision: DocumentDecision,
+             unseen: NotFound) -> Subject:
+    """What an allowed read concerns. Refused: `unseen` for a caller who may not know the
+    document exists, else AccessDenied naming what refused it (audited with it once the
+    refused work has been rolled back)."""
+    if not decision.visible:
+        raise unseen
+    subject = _subject(session, document, decision)
+    if not decision.allowed:
+        reason = decision.reason or AccessDenialReason.NO_CONSENT
+        raise AccessDenied(reason, f"disclosure refused: {reason.value}", subject=subject)
+    return subject
+
+
+def _record_read(session: Session, caller: Caller, kind: AuditKind, subject: Subject,
+                 decision: DocumentDecision, now: datetime) -> None:
+    """Audit an allowed read; a break-glass one carries its justification and is queued
+    for IG review (`access.md`)."""
+    record(session, caller.audit_entry(
+        kind, entities=subject.entities, patient_id=subject.patient_id, custodian=subject.custodian,
+        justification=caller.justification if decision.break_glass else None,
+        review_reason=ReviewReason.BREAK_GLASS if decision.break_glass else None), at=now)
+
+
+def _readable_document(session: Session, caller: Caller, document_id: uuid.UUID, kind: AuditKind,
+                       now: datetime) -> DocumentRow:
+    """The document, if the read decision allows the caller to read it; the read audited."""
+    document = session.get(DocumentRow, document_id)
+    if document is None:
+        raise NotFound("DocumentReference", document_id)
+    decision = decide_document(session, document, caller, now)
+    subject = _allowed(session, document, decision, NotFound("DocumentReference", document_id))
+    _record_read(session, caller, kind, subject, decision, now)
+    return document
+
+
+# --- content ------------------------------------------------------------------------------
+
+def upload_binary(session: Session, caller: Caller, backends: ContentBackends,
+                  pieces: Iterable[bytes], content_type: str, declared_size: int | None,
+                  expected_sha256: str | None, max_bytes: int, now: datetime) -> dict[str, Any]:
+    """Upload document content, streamed through the checks and encrypted into the store
+    (blob first, then the row); `declared_size` (Content-Length) over the limit is refused
+    before a byte is read. Unattached, it is readable only by the caller's organisation
+    until a DocumentReference takes it (within 24 hours, or the sweeper shreds it)."""
+    if declared_size is not None and declared_size > max_bytes:
+        raise TooLarge(f"the document is larger than {max_bytes} bytes")
+    with backends_answering():
+        row = store_content(session, backends.blob_store(), backends.key_provider(), pieces,
+                            content_type, max_bytes, caller.organisation_id, now, expected_sha256)
+    record(session, caller.audit_entry(AuditKind.CREATE, entities=(Entity(f"Binary/{row.id}"),)),
+           at=now)
+    return binary_resource(row)
+
+
+@dataclass(frozen=True, slots=True)
+class BinaryDisclosure:
+    """A Binary the caller may read, the read audited: what a response needs before its
+    first byte, and `open` for the content once the read's transaction has committed (so
+    the audit record exists before any byte is sent)."""
+
+    resource: dict[str, Any]
+    content_type: str
+    size: int
+    #: Lowercase hex SHA-256 of the plaintext.
+    sha256: str
+    #: The document's title (for a download's file name), None while unattached.
+    title: str | None
+    stored: BinaryRow = field(repr=False)
+
+    @property
+    def binary_id(self) -> uuid.UUID:
+        """The Binary's id."""
+        return self.stored.id
+
+    def open(self, backends: ContentBackends) -> Iterator[bytes]:
+        """The plaintext, its first chunk verified before this returns: Gone if the content
+        was shredded, Corrupted if it fails its integrity check, Unavailable if a backend
+        does not answer. A later chunk failing authentication ends the stream, logged."""
+        with content_intact(self.stored.id):
+            stream = open_content(self.stored, backends.blob_store(), backends.key_provider())
+        return logged_while_streaming(stream, self.stored.id)
+
+
+def read_binary(session: Session, caller: Caller, binary_id: uuid.UUID,
+                now: datetime) -> BinaryDisclosure:
+    """Decide and audit a read of a Binary's content: unattached, only its uploader; else
+    under its DocumentReference's read decision, refused as 404 without ever naming the
+    document to a caller who may not know it."""
+    binary = session.get(BinaryRow, binary_id)
+    if binary is None:
+        raise NotFound("Binary", binary_id)
+    decision, document = decide_binary(session, binary, caller, now)
+    unseen = NotFound("Binary", binary_id)
+    title = None
+    if document is None:
+        if not decision.visible:
+            raise unseen
+        record(session, caller.audit_entry(AuditKind.READ,
+                                           entities=(Entity(f"Binary/{binary.id}"),)), at=now)
+    else:
+        subject = _allowed(session, document, decision, unseen)
+        _record_read(session, caller, AuditKind.READ, subject, decision, now)
+        title = document.resource["content"][0]["attachment"].get("title")
+    resource = binary_resource(binary)
+    session.expunge(binary)  # opened after the transaction: the row's values, not a live row
+    return BinaryDisclosure(resource, binary.content_type, binary.size, binary.sha256, title,
+                            binary)
+
+
+# --- DocumentReference ----------------------------------------------------------------------
+
+def _content_for(session: Session, caller: Caller, backends: ContentBackends,
+                 attachment: dict[str, Any], max_bytes: int, now: datetime) -> BinaryRow:
+    """The Binary a new document holds: its inline data (at most 10 MiB) stored now, or the
+    caller's own unattached upload of the last 24 hours."""
+    if "data" in attachment:
+        try:
+            data = base64.b64decode(attachment["data"], validate=True)
+        except (binascii.Error, ValueError):
+            raise invalid("DocumentReference.content[0].attachment.data",
+                          "attachment.data is not base64", "value") from None
+        if len(data) > INLINE_CONTENT_LIMIT:
+            raise TooLarge("inline content is limited to 10 MiB; upload a Binary first")
+        with backends_answering():
+            return store_content(session, backends.blob_store(), backends.key_provider(), [data],
+                                 str(attachment.get("contentType", "")), max_bytes,
+                                 caller.organisation_id, now)
+    binary_id = _id(str(attachment["url"]).removeprefix("Binary/"), "Binary")
+    binary = session.get(BinaryRow, binary_id, with_for_update=True)
+    if (binary is None or binary.uploader_id != caller.organisation_id
+            or binary.document_id is not None or now - binary.created > UNATTACHED_LIFETIME):
+        raise invalid("DocumentReference.content[0].attachment.url",
+                      "attachment.url must be an unattached Binary your organisation uploaded in "
+                      "the last 24 hours")
+    return binary
+
+
+def _supersede(session: Session, resource: dict[str, Any], custodian: Organisation,
+               now: datetime) -> list[uuid.UUID]:
+    """`relatesTo replaces`: the old version becomes superseded in the same transaction."""
+    replaced = []
+    for relation in resource.get("relatesTo") or []:
+        if relation.get("code") != "replaces":
+            continue
+        target = str((relation.get("target") or {}).get("reference", ""))
+        old_id = _id(target.removeprefix("DocumentReference/"), "DocumentReference")
+        old = session.get(DocumentRow, old_id, with_for_update=True)
+        if old is None or old.custodian_id != custodian.id or old.status != "current":
+            raise invalid("DocumentReference.relatesTo",
+                          "only a current document of your own can be replaced")
+        old.version += 1
+        old.status = "superseded"
+        old.last_updated = now
+        old.resource = stamp({**old.resource, "status": "superseded"}, old.id, old.version, now)
+        keep_version(session, old.resource, now)
+        replaced.append(old.id)
+    return replaced
+
+
+def attach_document(session: Session, caller: Caller, backends: ContentBackends, data: Any,
+                    max_document_bytes: int, now: datetime) -> dict[str, Any]:
+    """Record a document for a Task's patient, held encrypted, its custodian the caller:
+    an advice document from the Task's owner, an LA document from its requester. The
+    content is an upload of the caller's (`Binary/<id>`) or inline data; `relatesTo
+    replaces` supersedes the caller's earlier version."""
+    if not isinstance(data, dict) or data.get("resourceType") != "DocumentReference":
+        validate_resource(data, "DocumentReference", document_profile_issues)
+    subject = str((data.get("subject") or {}).get("reference", ""))
+    patient = None
+    if subject.startswith("Patient/"):
+        patient = visible_patient(session, _id(subject[8:], "Patient"), caller.organisation_id)
+        if patient is None:
+            raise NotFound("Patient", subject[8:])
+    tasks = related_task_ids(data)
+    task = session.get(TaskRow, _id(tasks[0], "Task")) if tasks else None
+    roles = roles_of(session, task.id, caller.organisation_id) if task is not None else set()
+    if tasks and not roles:
+        raise NotFound("Task", tasks[0])
+    resource = validate_resource(data, "DocumentReference", document_profile_issues)
+    if patient is None or task is None:
+        raise NotFound("Patient")
+    if task.patient_id != patient.id:
+        raise invalid("DocumentReference.context.related", "the Task is for another patient")
+    doc_type = document_type_of(resource) or ""
+    expected_role = REQUESTER if doc_type in LA_DOCUMENT_TYPES else OWNER
+    if expected_role not in roles:
+        raise Forbidden(f"a {doc_type} document comes from the Task's {expected_role}")
+    given = resource["content"][0]["attachment"]
+    binary = _content_for(session, caller, backends, given, max_document_bytes, now)
+    document_id = uuid.uuid4()
+    binary.document_id = document_id
+    custodian = session.get(Organisation, caller.organisation_id)
+    if custodian is None:
+        raise RuntimeError("the caller's organisation is not registered")
+    superseded = _supersede(session, resource, custodian, now)
+    attachment = {k: v for k, v in given.items() if k not in ("data", "url")}
+    attachment.update({
+        "url": f"Binary/{binary.id}", "contentType": binary.content_type, "size": binary.size,
+        "hash": base64.b64encode(binary.sha1).decode("ascii"),
+        "extension": [{"url": EXT_SHA256, "valueString": binary.sha256}],
+    })
+    body = {**resource, "content": [{**resource["content"][0], "attachment": attachment}],
+            "custodian": organisation_reference(custodian), "date": instant(now),
+            "securityLabel": [{"coding": [{"system": CONFIDENTIALITY_SYSTEM, "code": "R"}]}]}
+    stored = stamp(body, document_id, 1, now)
+    session.add(DocumentRow(id=document_id, patient_id=patient.id, custodian_id=custodian.id,
+                            task_id=task.id, binary_id=binary.id, doc_type=doc_type,
+                            status=stored["status"], date=now, version=1, last_updated=now,
+                            resource=stored))
     session.flush()
-    return row
+    keep_version(session, stored, now)
+    grant_access(session, patient.id, custodian.id, CUSTODIAN, now)
+    entities = [Entity(f"DocumentReference/{document_id}"), Entity(f"Binary/{binary.id}"),
+                Entity(f"Patient/{patient.id}", "patient"), Entity(f"Task/{task.id}")]
+    entities += [Entity(f"DocumentReference/{old}") for old in superseded]
+    record(session, caller.audit_entry(AuditKind.CREATE, entities=tuple(entities),
+                                       patient_id=patient.id, custodian=custodian.ods), at=now)
+    return stored
 
 
-def open_content(row: BinaryRow, store: BlobStore, keys: KeyProvider) -> Iterator[bytes]:
-    """The plaintext stream, its first chunk verified before this returns. A later bad
-    chunk raises TamperedError as it is reached, before any of its bytes are yielded."""
-    if row.wrapped_key is None or row.destroyed is not None:
-        raise ContentGone(str(row.id))
-    data_key = keys.unwrap(WrappedKey(row.wrapped_key, row.key_ref), str(row.id))
-    stream = decrypt_stream(data_key, str(row.id), store.read(row.blob_name))
-    first = next(stream)
-    return itertools.chain([first], stream)
+def read_document(session: Session, caller: Caller, document_id: uuid.UUID,
+                  now: datetime) -> dict[str, Any]:
+    """A document's metadata, if the read decision allows."""
+    return _readable_document(session, caller, document_id, AuditKind.READ, now).resource
 
 
-__all__ = ["ContentError", "ContentGone", "open_content", "store_content"]
+def read_document_version(session: Session, caller: Caller, document_id: uuid.UUID,
+                          version: int | None, now: datetime) -> dict[str, Any]:
+    """One version of a document's metadata, under the same decision as a read."""
+    document = _readable_document(session, caller, document_id, AuditKind.VREAD, now)
+    stored = read_version(session, "DocumentReference", document.id, version)
+    if stored is None:
+        raise NotFound("DocumentReference", f"{document_id}/_history/{version}")
+    return stored
+
+
+def document_history(session: Session, caller: Caller, document_id: uuid.UUID,
+                     now: datetime) -> list[dict[str, Any]]:
+    """Every version of a document's metadata, newest first, under the same decision."""
+    document = _readable_document(session, caller, document_id, AuditKind.HISTORY, now)
+    return all_versions(session, "DocumentReference", document.id)
+
+
+def change_document_status(session: Session, caller: Caller, document_id: uuid.UUID, data: Any,
+                           if_match: str | None, now: datetime) -> dict[str, Any]:
+    """The custodian marks a current document `superseded` or `entered-in-error`; nothing
+    else changes, and nothing is deleted. Anyone else is refused as the read decision
+    refuses them, or (a permitted reader) as not the custodian."""
+    document = session.get(DocumentRow, document_id, with_for_update=True)
+    if document is None:
+        raise NotFound("DocumentReference", document_id)
+    if document.custodian_id != caller.organisation_id:
+        _allowed(session, document, decide_document(session, document, caller, now),
+                 NotFound("DocumentReference", document_id))
+        raise Forbidden("only the custodian may change a document")
+    check_version(document.version, if_match)
+    if not isinstance(data, dict) or data.get("resourceType") != "DocumentReference":
+        validate_resource(data, "DocumentReference", document_profile_issues)
+    current = document.resource
+    changed = sorted(k for k in set(current) | set(data)
+                     if k not in ("meta", "id", "status", "text") and current.get(k) != data.get(k))
+    if changed:
+        raise invalid(f"DocumentReference.{changed[0]}",
+                      f"only DocumentReference.status may change (not {changed[0]})")
+    status = data.get("status")
+    if status not in ("superseded", "entered-in-error") or document.status != "current":
+        raise invalid("DocumentReference.status",
+                      "a current document may become superseded or entered-in-error, nothing else")
+    document.version += 1
+    document.status = status
+    document.last_updated = now
+    document.resource = stamp({**current, "status": status}, document.id, document.version, now)
+    keep_version(session, document.resource, now)
+    record(session, caller.audit_entry(
+        AuditKind.UPDATE, entities=(Entity(f"DocumentReference/{document.id}"),
+                                    Entity(f"Patient/{document.patient_id}", "patient")),
+        patient_id=document.patient_id, custodian=caller.organisation, outcome_desc=status), at=now)
+    return document.resource
+
+
+def search_documents(session: Session, caller: Caller, filters: DocumentFilters, sort: SortKey,
+                     paging: Paging, query: str | None, now: datetime) -> Found:
+    """The documents matching `filters` that the caller may read, in `sort` order (newest
+    first unless told). Documents the read decision refuses are left out, so `total`
+    counts only what the caller may see; each left out for consent (or a break-glass
+    refusal) is still audited as a refused disclosure (`access.md`)."""
+    check_justification(caller)
+    shown: list[DocumentRow] = []
+    consent_decisions: dict[uuid.UUID, Decision] = {}  # one consent decision per patient
+    for document in session.scalars(related_documents(caller, filters)):
+        if not matches_resource(document.resource, filters):
+            continue
+        decision = decide_document(session, document, caller, now, consent_decisions)
+        if decision.allowed:
+            shown.append(document)
+        elif decision.visible and decision.reason not in (None, AccessDenialReason.NO_AGREEMENT):
+            subject = _subject(session, document, decision)
+            record(session, caller.audit_entry(
+                AuditKind.READ, Outcome.MINOR_FAILURE, entities=subject.entities,
+                patient_id=subject.patient_id, custodian=subject.custodian,
+                outcome_desc=str(decision.reason)), at=now)
+    record(session, caller.audit_entry(AuditKind.SEARCH, query=query), at=now)
+    page = page_of(shown, paging, lambda document: sort_position(document, sort))
+    return Found([document.resource for document in page.rows], len(shown), page.next)

@@ -25,8 +25,14 @@ class BlobMissing(FileNotFoundError):
     """No blob has that name."""
 
 
+class StorageUnavailable(ConnectionError):
+    """The store did not answer or refused the operation (a remote store down, a bucket
+    misconfigured): nothing was half-done, and the request may be retried later."""
+
+
 class BlobStore(Protocol):
-    """Where encrypted content lives."""
+    """Where encrypted content lives. A store that cannot answer raises
+    StorageUnavailable (or an OSError of the local file system), never its vendor's error."""
 
     def write(self, name: str, pieces: Iterable[bytes]) -> int:
         """Store a blob from a stream of pieces; its size. Durable when it returns."""

@@ -1,5 +1,6 @@
 """The `s3` blob store: boto3 against AWS S3 or any S3-compatible server (endpoint
-override), multipart uploads for large objects, vendor errors translated."""
+override), multipart uploads for large objects, vendor errors translated (to the
+protocol's `BlobMissing` and `StorageUnavailable`)."""
 
 from __future__ import annotations
 
@@ -12,14 +13,10 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from exchange.storage.blobs import BlobMissing, check_name
+from exchange.storage.blobs import BlobMissing, StorageUnavailable, check_name
 
 PART_SIZE: Final = 8 * 1024 * 1024
 READ_SIZE: Final = 1024 * 1024
-
-
-class StorageUnavailable(ConnectionError):
-    """The object store did not answer (the API answers 503, nothing half-done)."""
 
 
 class S3BlobStore:

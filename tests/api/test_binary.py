@@ -126,7 +126,12 @@ def _swap(blob: Path, other: Path) -> None:
     other.write_bytes(first)
 
 
-@pytest.mark.parametrize("tamper", [_flip, _truncate, _swap], ids=["flipped-bit", "truncated", "swapped-blobs"])
+def _remove(blob: Path, _other: Path) -> None:
+    blob.unlink()
+
+
+@pytest.mark.parametrize("tamper", [_flip, _truncate, _swap, _remove],
+                         ids=["flipped-bit", "truncated", "swapped-blobs", "removed-blob"])
 def test_tampered_content_is_refused_and_audited(client: FlaskClient, tokens: Tokens, settings: Settings, db: Database,
                                                  tamper: Any) -> None:
     binary_id = upload(client, tokens, pdf(5000)).get_json()["id"]
@@ -158,3 +163,28 @@ def test_data_key_wrapped_for_another_document_is_refused_and_audited(client: Fl
     with db.transaction() as session:
         payloads = [json.loads(p) for p in session.scalars(select(AuditRecord.payload).where(AuditRecord.outcome == "8"))]
     assert payloads[-1]["outcomeDesc"] == "corrupted"
+
+
+def test_a_key_provider_that_cannot_answer_is_503_and_stores_nothing(client: FlaskClient, tokens: Tokens,
+                                                                     settings: Settings, db: Database) -> None:
+    settings.keyring_path.unlink()
+    response = upload(client, tokens, pdf(5000))
+    assert response.status_code == 503
+    assert response.get_json()["issue"][0]["code"] == "transient"
+    assert _blobs(settings) == []
+    with db.transaction() as session:
+        assert session.scalars(select(BinaryRow)).all() == []
+
+
+def test_a_read_when_the_key_provider_cannot_answer_is_503(client: FlaskClient, tokens: Tokens, settings: Settings,
+                                                           db: Database, clock: FrozenClock) -> None:
+    binary_id = upload(client, tokens, pdf(5000)).get_json()["id"]
+    settings.keyring_path.unlink()
+    restarted = create_app(settings, clock=clock, database=db).test_client()  # its keys not yet loaded
+    response = restarted.get(f"/fhir/Binary/{binary_id}", headers=Tokens(restarted, clock).headers(PROVIDER))
+    assert response.status_code == 503
+    assert b"%PDF" not in response.data
+    with db.transaction() as session:
+        outcomes = [json.loads(p)["outcome"] for p in session.scalars(
+            select(AuditRecord.payload).where(AuditRecord.kind == "rest:read").order_by(AuditRecord.id))]
+    assert outcomes == ["0", "8"]  # the read was allowed (and audited first); serving it failed

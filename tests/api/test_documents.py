@@ -2,126 +2,119 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from typing import Any
 
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from exchange.agreements.models import Agreement
 from exchange.audit.models import AuditRecord
 from exchange.db import Database
 from tests.conftest import Tokens
-from tests.factories import CB, consent_json, nhs_number, patient_json, pdf_bytes, task_json
+from tests.factories import CB, pdf_bytes
+from tests.scenario import ICB, LA, OTHER_LA, PROVIDER, Child, Scenario, document_json
 
-LA, PROVIDER, ICB, OTHER_LA = "la01-case-system", "prv01-epr", "icb01-dco", "la02-case-system"
 REVISED = b"%PDF-1.7\nrevised advice\n%%EOF\n"
 JUSTIFICATION = "Section 47 enquiry opened today; urgent health information needed."
+ADVICE = pdf_bytes(200_000)
 
 
-def _document(patient_id: str, task_id: str, binary_id: str | None = None, data: bytes | None = None,
-              doc_type: str = "health-advice", **extra: Any) -> dict[str, Any]:
-    attachment: dict[str, Any] = {"title": "Community paediatric advice", "contentType": "application/pdf"}
-    if binary_id:
-        attachment["url"] = f"Binary/{binary_id}"
-    if data is not None:
-        attachment["data"] = base64.b64encode(data).decode()
-    return {
-        "resourceType": "DocumentReference", "status": "current", "docStatus": "final",
-        "type": {"coding": [{"system": f"{CB}/CodeSystem/document-type", "code": doc_type}]},
-        "subject": {"reference": f"Patient/{patient_id}"},
-        "author": [{"display": "Dr A Example"}],
-        "context": {"related": [{"reference": f"Task/{task_id}"}]},
-        "content": [{"attachment": attachment}],
-        **extra,
-    }
+def _requested(world: Scenario) -> tuple[Child, dict[str, Any], dict[str, Any]]:
+    """A child, the mother's consent to ehcna-advice, and the LA's request to PRV01."""
+    child = world.child()
+    return child, world.consent(child), world.request(child)
 
 
-class Flow:
-    def __init__(self, client: FlaskClient, tokens: Tokens) -> None:
-        self.client, self.tokens = client, tokens
-        headers = tokens.headers(LA)
-        self.patient = client.post("/fhir/Patient", json=patient_json(nhs_number(9001), "2015-03-02"),
-                                   headers=headers).get_json()["id"]
-        consent = client.post("/fhir/Consent", json=consent_json(self.patient, "2026-10-01T10:00:00+01:00"), headers=headers)
-        self.consent = consent.get_json()
-        self.task = client.post("/fhir/Task", json=task_json(self.patient), headers=headers).get_json()["id"]
-        self.advice = pdf_bytes(200_000)
-
-    def upload(self) -> dict[str, Any]:
-        binary = self.client.post("/fhir/Binary", data=self.advice, headers={**self.tokens.headers(PROVIDER),
-                                                                            "Content-Type": "application/pdf"})
-        assert binary.status_code == 201
-        document = self.client.post("/fhir/DocumentReference", json=_document(self.patient, self.task, binary.get_json()["id"]),
-                                    headers=self.tokens.headers(PROVIDER))
-        assert document.status_code == 201, document.get_json()
-        return dict(document.get_json())
-
-    def get(self, path: str, who: str, **headers: str) -> Any:
-        return self.client.get(path, headers={**self.tokens.headers(who), **headers})
+def _withdraw(world: Scenario, consent: dict[str, Any]) -> None:
+    response = world.put(f"/fhir/Consent/{consent['id']}", LA, {**consent, "status": "inactive"})
+    assert response.status_code == 200
 
 
 def test_la_provider_la_flow(client: FlaskClient, tokens: Tokens, db: Database) -> None:
-    flow = Flow(client, tokens)
-    document = flow.upload()
+    world = Scenario(client, tokens)
+    child, consent, task = _requested(world)
+    document = world.upload(child, task, content=ADVICE)
     attachment = document["content"][0]["attachment"]
     assert attachment["url"].startswith("Binary/") and "data" not in attachment
-    assert attachment["size"] == len(flow.advice)
+    assert attachment["size"] == len(ADVICE)
     assert document["custodian"]["identifier"]["value"] == "PRV01"
     assert document["securityLabel"][0]["coding"][0]["code"] == "R"
     # The LA retrieves the advice: metadata, then the bytes.
-    assert flow.get(f"/fhir/DocumentReference/{document['id']}", LA).status_code == 200
-    content = flow.get(f"/fhir/{attachment['url']}", LA)
+    assert world.get(f"/fhir/DocumentReference/{document['id']}", LA).status_code == 200
+    content = world.get(f"/fhir/{attachment['url']}", LA)
     assert content.status_code == 200
-    assert content.data == flow.advice
-    search = flow.get(f"/fhir/DocumentReference?patient=Patient/{flow.patient}", LA).get_json()
+    assert content.data == ADVICE
+    search = world.get(f"/fhir/DocumentReference?patient=Patient/{child.id}", LA).get_json()
     assert search["total"] == 1
     with db.transaction() as session:
         reads = [json.loads(p) for p in session.scalars(
             select(AuditRecord.payload).where(AuditRecord.agent_org == "LA01", AuditRecord.kind == "rest:read"))]
     references = {e["what"].get("reference", "") for event in reads for e in event.get("entity", [])}
     assert any(r.startswith("Contract/") for r in references)  # the agreement that allowed it
-    assert f"Consent/{flow.consent['id']}" in references  # and the consent
+    assert f"Consent/{consent['id']}" in references  # and the consent
 
 
 def test_withdrawal_refuses_the_next_read(client: FlaskClient, tokens: Tokens) -> None:
-    flow = Flow(client, tokens)
-    document = flow.upload()
-    withdrawn = client.put(f"/fhir/Consent/{flow.consent['id']}", json={**flow.consent, "status": "inactive"},
-                           headers=tokens.headers(LA))
-    assert withdrawn.status_code == 200
-    refused = flow.get(f"/fhir/DocumentReference/{document['id']}", LA)
+    world = Scenario(client, tokens)
+    child, consent, task = _requested(world)
+    document = world.upload(child, task, content=ADVICE)
+    _withdraw(world, consent)
+    refused = world.get(f"/fhir/DocumentReference/{document['id']}", LA)
     assert refused.status_code == 403
     assert refused.get_json()["issue"][0]["details"]["coding"][0]["code"] == "consent-withdrawn"
-    binary = flow.get(f"/fhir/{document['content'][0]['attachment']['url']}", LA)
+    binary = world.get(f"/fhir/{document['content'][0]['attachment']['url']}", LA)
     assert binary.status_code == 403
-    assert flow.advice[:9] not in binary.data
-    assert flow.get(f"/fhir/DocumentReference?patient=Patient/{flow.patient}", LA).get_json()["total"] == 0
+    assert ADVICE[:9] not in binary.data
+    assert world.get(f"/fhir/DocumentReference?patient=Patient/{child.id}", LA).get_json()["total"] == 0
     # The custodian still reads its own document.
-    assert flow.get(f"/fhir/DocumentReference/{document['id']}", PROVIDER).status_code == 200
+    assert world.get(f"/fhir/DocumentReference/{document['id']}", PROVIDER).status_code == 200
 
 
 def test_unrelated_la_gets_404(client: FlaskClient, tokens: Tokens) -> None:
-    flow = Flow(client, tokens)
-    document = flow.upload()
-    assert flow.get(f"/fhir/DocumentReference/{document['id']}", OTHER_LA).status_code == 404
-    assert flow.get(f"/fhir/{document['content'][0]['attachment']['url']}", OTHER_LA).status_code == 404
-    assert flow.get(f"/fhir/DocumentReference?patient=Patient/{flow.patient}", OTHER_LA).get_json()["total"] == 0
+    world = Scenario(client, tokens)
+    child, _, task = _requested(world)
+    document = world.upload(child, task, content=ADVICE)
+    assert world.get(f"/fhir/DocumentReference/{document['id']}", OTHER_LA).status_code == 404
+    assert world.get(f"/fhir/{document['content'][0]['attachment']['url']}", OTHER_LA).status_code == 404
+    assert world.get(f"/fhir/DocumentReference?patient=Patient/{child.id}", OTHER_LA).get_json()["total"] == 0
+
+
+def test_a_terminated_agreement_refuses_the_read_with_no_agreement(client: FlaskClient, tokens: Tokens,
+                                                                    db: Database) -> None:
+    world = Scenario(client, tokens)
+    child, _, task = _requested(world)
+    document = world.upload(child, task, content=ADVICE)
+    with db.transaction() as session:
+        for agreement in session.scalars(select(Agreement)):
+            agreement.status = "terminated"
+    refused = world.get(f"/fhir/DocumentReference/{document['id']}", LA)
+    assert refused.status_code == 403
+    assert refused.get_json()["issue"][0]["details"]["coding"][0]["code"] == "no-agreement"
+    assert world.get(f"/fhir/{document['content'][0]['attachment']['url']}", LA).status_code == 403
+    # Left out of a search, and (unlike a consent refusal) not audited as a disclosure refused.
+    assert world.get(f"/fhir/DocumentReference?patient=Patient/{child.id}", LA).get_json()["total"] == 0
+    with db.transaction() as session:
+        refusals = session.scalars(select(AuditRecord.payload).where(AuditRecord.agent_org == "LA01",
+                                                                      AuditRecord.outcome == "4")).all()
+    assert [json.loads(p)["outcomeDesc"] for p in refusals] == ["no-agreement", "no-agreement"]  # the two reads
+    # The custodian needs no agreement to read its own document.
+    assert world.get(f"/fhir/DocumentReference/{document['id']}", PROVIDER).status_code == 200
 
 
 def test_break_glass_read_is_flagged(client: FlaskClient, tokens: Tokens, db: Database) -> None:
-    flow = Flow(client, tokens)
-    document = flow.upload()
-    qa = task_json(flow.patient, "ICB01", task_type="dco-quality-assurance", reason=None)
-    assert client.post("/fhir/Task", json=qa, headers=tokens.headers(LA)).status_code == 201
-    client.put(f"/fhir/Consent/{flow.consent['id']}", json={**flow.consent, "status": "inactive"}, headers=tokens.headers(LA))
+    world = Scenario(client, tokens)
+    child, consent, task = _requested(world)
+    document = world.upload(child, task, content=ADVICE)
+    world.request(child, "ICB01", task_type="dco-quality-assurance", reason=None)
+    _withdraw(world, consent)
     url = f"/fhir/DocumentReference/{document['id']}"
-    assert flow.get(url, ICB).status_code == 403  # no consent for ordinary purposes
-    no_reason = flow.get(url, ICB, **{"X-Purpose-Of-Use": "safeguarding"})
+    assert world.get(url, ICB).status_code == 403  # no consent for ordinary purposes
+    no_reason = world.get(url, ICB, **{"X-Purpose-Of-Use": "safeguarding"})
     assert no_reason.status_code == 400
-    glass = flow.get(url, ICB, **{"X-Purpose-Of-Use": "safeguarding", "X-Justification": JUSTIFICATION})
+    glass = world.get(url, ICB, **{"X-Purpose-Of-Use": "safeguarding", "X-Justification": JUSTIFICATION})
     assert glass.status_code == 200
-    not_allowed = flow.get(url, LA, **{"X-Purpose-Of-Use": "safeguarding", "X-Justification": JUSTIFICATION})
+    not_allowed = world.get(url, LA, **{"X-Purpose-Of-Use": "safeguarding", "X-Justification": JUSTIFICATION})
     assert not_allowed.status_code == 403
     assert not_allowed.get_json()["issue"][0]["details"]["coding"][0]["code"] == "break-glass-not-permitted"
     with db.transaction() as session:
@@ -132,44 +125,68 @@ def test_break_glass_read_is_flagged(client: FlaskClient, tokens: Tokens, db: Da
     assert flagged[0].agent_org == "ICB01"
 
 
+def test_every_document_event_names_the_custodian(client: FlaskClient, tokens: Tokens, db: Database) -> None:
+    world = Scenario(client, tokens)
+    child, consent, task = _requested(world)
+    document = world.upload(child, task, content=ADVICE)
+    reference = f"DocumentReference/{document['id']}"
+    assert world.get(f"/fhir/{reference}", LA).status_code == 200
+    assert world.get(f"/fhir/{document['content'][0]['attachment']['url']}", LA).status_code == 200
+    _withdraw(world, consent)
+    assert world.get(f"/fhir/{reference}", LA).status_code == 403
+    assert world.get(f"/fhir/DocumentReference?patient=Patient/{child.id}", LA).get_json()["total"] == 0
+    with db.transaction() as session:
+        rows = session.scalars(select(AuditRecord).order_by(AuditRecord.id)).all()
+    about = [row for row in rows if reference in row.payload]
+    assert [(row.agent_org, row.kind, row.outcome) for row in about] == [
+        ("PRV01", "rest:create", "0"),
+        ("LA01", "rest:read", "0"),  # the metadata
+        ("LA01", "rest:read", "0"),  # the content
+        ("LA01", "rest:read", "4"),  # the refused read
+        ("LA01", "rest:read", "4"),  # left out of the search for consent
+    ]
+    assert {row.custodian_org for row in about} == {"PRV01"}
+
+
 def test_inline_content_and_supersede(client: FlaskClient, tokens: Tokens) -> None:
-    flow = Flow(client, tokens)
-    first = flow.upload()
-    inline = _document(flow.patient, flow.task, data=REVISED,
-                       relatesTo=[{"code": "replaces", "target": {"reference": f"DocumentReference/{first['id']}"}}])
-    second = client.post("/fhir/DocumentReference", json=inline, headers=tokens.headers(PROVIDER))
+    world = Scenario(client, tokens)
+    child, _, task = _requested(world)
+    first = world.upload(child, task, content=ADVICE)
+    inline = document_json(child, task["id"], data=REVISED,
+                           relatesTo=[{"code": "replaces", "target": {"reference": f"DocumentReference/{first['id']}"}}])
+    second = world.post("/fhir/DocumentReference", PROVIDER, inline)
     assert second.status_code == 201, second.get_json()
-    assert flow.get(f"/fhir/DocumentReference/{first['id']}", PROVIDER).get_json()["status"] == "superseded"
-    content = flow.get(f"/fhir/{second.get_json()['content'][0]['attachment']['url']}", LA)
+    assert world.get(f"/fhir/DocumentReference/{first['id']}", PROVIDER).get_json()["status"] == "superseded"
+    content = world.get(f"/fhir/{second.get_json()['content'][0]['attachment']['url']}", LA)
     assert content.data == REVISED
 
 
 def test_only_the_tasks_owner_provides_advice(client: FlaskClient, tokens: Tokens) -> None:
-    flow = Flow(client, tokens)
-    binary = client.post("/fhir/Binary", data=flow.advice, headers={**tokens.headers(LA), "Content-Type": "application/pdf"})
-    response = client.post("/fhir/DocumentReference", json=_document(flow.patient, flow.task, binary.get_json()["id"]),
-                           headers=tokens.headers(LA))
+    world = Scenario(client, tokens)
+    child, _, task = _requested(world)
+    binary = world.post("/fhir/Binary", LA, data=ADVICE, **{"Content-Type": "application/pdf"})
+    response = world.post("/fhir/DocumentReference", LA, document_json(child, task["id"], binary_id=binary.get_json()["id"]))
     assert response.status_code == 403
-    other = client.post("/fhir/Binary", data=flow.advice, headers={**tokens.headers(PROVIDER), "Content-Type": "application/pdf"})
-    stolen = client.post("/fhir/DocumentReference", json=_document(flow.patient, flow.task, binary.get_json()["id"]),
-                         headers=tokens.headers(PROVIDER))
+    other = world.post("/fhir/Binary", PROVIDER, data=ADVICE, **{"Content-Type": "application/pdf"})
+    stolen = world.post("/fhir/DocumentReference", PROVIDER,
+                        document_json(child, task["id"], binary_id=binary.get_json()["id"]))
     assert stolen.status_code == 422  # a Binary someone else uploaded cannot be attached
     assert other.status_code == 201
 
 
 def test_the_owner_completes_with_the_advice(client: FlaskClient, tokens: Tokens) -> None:
-    flow = Flow(client, tokens)
-    task = flow.get(f"/fhir/Task/{flow.task}", PROVIDER).get_json()
-    early = client.put(f"/fhir/Task/{flow.task}", json={**task, "status": "completed"}, headers=tokens.headers(PROVIDER))
+    world = Scenario(client, tokens)
+    child, _, requested = _requested(world)
+    url = f"/fhir/Task/{requested['id']}"
+    task = world.get(url, PROVIDER).get_json()
+    early = world.put(url, PROVIDER, {**task, "status": "completed"})
     assert early.status_code == 422  # no advice yet
-    document = flow.upload()
+    document = world.upload(child, requested, content=ADVICE)
     advice = {"type": {"coding": [{"system": f"{CB}/CodeSystem/task-output-type", "code": "advice"}]},
               "valueReference": {"reference": f"DocumentReference/{document['id']}"}}
-    by_la = client.put(f"/fhir/Task/{flow.task}", json={**task, "status": "completed", "output": [advice]},
-                       headers=tokens.headers(LA))
+    by_la = world.put(url, LA, {**task, "status": "completed", "output": [advice]})
     assert by_la.status_code == 403
-    done = client.put(f"/fhir/Task/{flow.task}", json={**task, "status": "completed", "output": [advice]},
-                      headers=tokens.headers(PROVIDER))
+    done = world.put(url, PROVIDER, {**task, "status": "completed", "output": [advice]})
     assert done.status_code == 200, done.get_json()
     assert done.get_json()["businessStatus"]["coding"][0]["code"] == "completed-on-time"
     assert "end" in done.get_json()["executionPeriod"]
@@ -182,56 +199,60 @@ def test_retention_crypto_shreds_content_and_keeps_metadata(client: FlaskClient,
     from exchange.backends import blob_store
     from exchange.documents.housekeeping import apply_retention
 
-    flow = Flow(client, tokens)
-    document = flow.upload()
+    world = Scenario(client, tokens)
+    child, _, task = _requested(world)
+    document = world.upload(child, task, content=ADVICE)
     with db.transaction() as session:
         dry = apply_retention(session, blob_store(settings), datetime(2026, 11, 24, tzinfo=UTC),
                               datetime(2026, 11, 25, tzinfo=UTC), dry_run=True)
     assert (dry.documents, dry.binaries) == (1, 1)
-    assert flow.get(f"/fhir/{document['content'][0]['attachment']['url']}", LA).status_code == 200
+    assert world.get(f"/fhir/{document['content'][0]['attachment']['url']}", LA).status_code == 200
     with db.transaction() as session:
         apply_retention(session, blob_store(settings), datetime(2026, 11, 24, tzinfo=UTC),
                         datetime(2026, 11, 25, tzinfo=UTC), dry_run=False)
-    assert flow.get(f"/fhir/{document['content'][0]['attachment']['url']}", LA).status_code == 410
-    assert flow.get(f"/fhir/DocumentReference/{document['id']}", LA).status_code == 200
+    assert world.get(f"/fhir/{document['content'][0]['attachment']['url']}", LA).status_code == 410
+    assert world.get(f"/fhir/DocumentReference/{document['id']}", LA).status_code == 200
     assert [p for p in (settings.data_dir / "blobs").rglob("*") if p.is_file()] == []
 
 
 def test_status_changes_and_history(client: FlaskClient, tokens: Tokens) -> None:
-    flow = Flow(client, tokens)
-    document = flow.upload()
+    world = Scenario(client, tokens)
+    child, _, task = _requested(world)
+    document = world.upload(child, task, content=ADVICE)
     url = f"/fhir/DocumentReference/{document['id']}"
-    assert client.put(url, json={**document, "status": "entered-in-error"}, headers=tokens.headers(LA)).status_code == 403
-    assert client.put(url, json={**document, "docStatus": "preliminary"}, headers=tokens.headers(PROVIDER)).status_code == 422
-    assert client.put(url, json={**document, "status": "entered-in-error"},
-                      headers={**tokens.headers(PROVIDER), "If-Match": 'W/"7"'}).status_code == 412
-    changed = client.put(url, json={**document, "status": "entered-in-error"}, headers=tokens.headers(PROVIDER))
+    assert world.put(url, LA, {**document, "status": "entered-in-error"}).status_code == 403
+    assert world.put(url, PROVIDER, {**document, "docStatus": "preliminary"}).status_code == 422
+    assert world.put(url, PROVIDER, {**document, "status": "entered-in-error"},
+                     **{"If-Match": 'W/"7"'}).status_code == 412
+    changed = world.put(url, PROVIDER, {**document, "status": "entered-in-error"})
     assert changed.status_code == 200
     assert changed.get_json()["meta"]["versionId"] == "2"
-    assert flow.get(url, LA).status_code == 404  # entered in error: only the custodian still reads it
-    history = flow.get(f"{url}/_history", PROVIDER).get_json()
+    assert world.get(url, LA).status_code == 404  # entered in error: only the custodian still reads it
+    history = world.get(f"{url}/_history", PROVIDER).get_json()
     assert [e["resource"]["status"] for e in history["entry"]] == ["entered-in-error", "current"]
-    assert flow.get(f"{url}/_history/1", PROVIDER).get_json()["status"] == "current"
+    assert world.get(f"{url}/_history/1", PROVIDER).get_json()["status"] == "current"
 
 
 def test_document_search_parameters_and_paging(client: FlaskClient, tokens: Tokens, clock: Any) -> None:
-    flow = Flow(client, tokens)
-    first = flow.upload()
+    world = Scenario(client, tokens)
+    child, _, task = _requested(world)
+    first = world.upload(child, task, content=ADVICE)
     clock.advance(days=1)
-    second = flow.upload()
+    world = Scenario(client, tokens)  # a day later: the tokens of yesterday have expired
+    second = world.upload(child, task, content=ADVICE)
     ods = "https://fhir.nhs.uk/Id/ods-organization-code"
 
     def ids(query: str) -> list[str]:
-        body = flow.get(f"/fhir/DocumentReference?{query}", LA).get_json()
+        body = world.get(f"/fhir/DocumentReference?{query}", LA).get_json()
         return [e["resource"]["id"] for e in body["entry"]]
 
-    assert ids(f"patient=Patient/{flow.patient}") == [second["id"], first["id"]]
+    assert ids(f"patient=Patient/{child.id}") == [second["id"], first["id"]]
     assert ids(f"custodian={ods}|PRV01&_sort=date") == [first["id"], second["id"]]
     assert ids("custodian:identifier=PRV02") == []
-    assert ids(f"related=Task/{flow.task}&type={CB}/CodeSystem/document-type|health-advice") == [second["id"], first["id"]]
+    assert ids(f"related=Task/{task['id']}&type={CB}/CodeSystem/document-type|health-advice") == [second["id"], first["id"]]
     assert ids("date=lt2026-11-24") == [first["id"]]
     assert ids("status=superseded") == []
-    page = flow.get("/fhir/DocumentReference?_count=1", LA).get_json()
+    page = world.get("/fhir/DocumentReference?_count=1", LA).get_json()
     assert page["total"] == 2
     following = next(link["url"] for link in page["link"] if link["relation"] == "next")
-    assert [e["resource"]["id"] for e in flow.get(following.replace("http://localhost", ""), LA).get_json()["entry"]] == [first["id"]]
+    assert [e["resource"]["id"] for e in world.get(following.replace("http://localhost", ""), LA).get_json()["entry"]] == [first["id"]]

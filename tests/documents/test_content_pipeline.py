@@ -17,10 +17,24 @@ from exchange.crypto.aead import DEFAULT_CHUNK, HEADER_SIZE, TAG_SIZE, TamperedE
 from exchange.crypto.keyring import Keyring
 from exchange.crypto.keys import KeyUnwrapError, LocalKeyProvider
 from exchange.db import Database
-from exchange.documents.content import ContentError
 from exchange.documents.models import BinaryRow
-from exchange.documents.service import open_content, store_content
-from exchange.storage.blobs import FileBlobStore
+from exchange.documents.pipeline import (
+    backends_answering,
+    content_intact,
+    open_content,
+    store_content,
+)
+from exchange.errors import (
+    Corrupted,
+    DigestMismatch,
+    DomainError,
+    EmptyContent,
+    Gone,
+    TooLarge,
+    Unavailable,
+    UnsupportedContent,
+)
+from exchange.storage.blobs import FileBlobStore, StorageUnavailable
 from tests.factories import make_organisation, pdf_bytes
 
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
@@ -69,20 +83,20 @@ def test_one_byte_text(db: Database, store: FileBlobStore, keys: LocalKeyProvide
 
 
 @pytest.mark.parametrize(
-    ("data", "content_type", "status"),
+    ("data", "content_type", "refusal"),
     [
-        (b"", PDF, 400),
-        (b"MZ\x90\x00\x03\x00\x00\x00" + os.urandom(5000), PDF, 415),  # an executable labelled PDF
-        (b"%PDF-1.7" + os.urandom(100), "image/png", 415),
-        (b"caf\xe9 au lait", "text/plain", 415),  # Latin-1, not UTF-8
-        (b"%PDF-1.7", "application/x-msdownload", 415),
+        (b"", PDF, EmptyContent),  # 400
+        (b"MZ\x90\x00\x03\x00\x00\x00" + os.urandom(5000), PDF, UnsupportedContent),  # 415: an executable labelled PDF
+        (b"%PDF-1.7" + os.urandom(100), "image/png", UnsupportedContent),
+        (b"caf\xe9 au lait", "text/plain", UnsupportedContent),  # Latin-1, not UTF-8
+        (b"%PDF-1.7", "application/x-msdownload", UnsupportedContent),
     ],
 )
 def test_refusals_leave_nothing(db: Database, store: FileBlobStore, keys: LocalKeyProvider, uploader: object,
-                                data: bytes, content_type: str, status: int) -> None:
-    with pytest.raises(ContentError) as caught:
+                                data: bytes, content_type: str, refusal: type[DomainError]) -> None:
+    with pytest.raises(DomainError) as caught:
         _store(db, store, keys, uploader, data, content_type)
-    assert caught.value.status == status
+    assert type(caught.value) is refusal
     assert list(store.names()) == []
     with db.transaction() as session:
         assert session.scalars(select(BinaryRow)).all() == []
@@ -98,18 +112,16 @@ def test_too_large_stops_reading(db: Database, store: FileBlobStore, keys: Local
             pulled += 1
             yield b"\0" * 65536
 
-    with pytest.raises(ContentError) as caught, db.transaction() as session:
+    with pytest.raises(TooLarge), db.transaction() as session:
         store_content(session, store, keys, endless(), PDF, 1024 * 1024, uploader, NOW)  # type: ignore[arg-type]
-    assert caught.value.status == 413
     assert pulled == 16  # stopped as soon as the limit was passed
     assert list(store.names()) == []
 
 
 def test_digest_mismatch_is_422_and_removes_the_blob(db: Database, store: FileBlobStore, keys: LocalKeyProvider,
                                                       uploader: object) -> None:
-    with pytest.raises(ContentError) as caught:
+    with pytest.raises(DigestMismatch):
         _store(db, store, keys, uploader, pdf(1000), expected_sha256="0" * 64)
-    assert caught.value.status == 422
     assert list(store.names()) == []
 
 
@@ -192,3 +204,42 @@ def test_no_plaintext_at_rest(db: Database, store: FileBlobStore, keys: LocalKey
             candidate = Path(f"{database_file}{suffix}")
             if candidate.exists():
                 assert marker not in candidate.read_bytes()
+
+
+class _StoreDown(FileBlobStore):
+    """A store whose backend does not answer."""
+
+    def write(self, name: str, pieces: object) -> int:
+        raise StorageUnavailable("the object store did not answer")
+
+    def read(self, name: str) -> Iterator[bytes]:
+        raise StorageUnavailable("the object store did not answer")
+
+
+def test_a_store_that_does_not_answer_is_unavailable(db: Database, keys: LocalKeyProvider, uploader: object,
+                                                     tmp_path: Path) -> None:
+    down = _StoreDown(tmp_path / "down")
+    with pytest.raises(Unavailable), backends_answering():
+        _store(db, down, keys, uploader, pdf(1000))
+    with db.transaction() as session:
+        assert session.scalars(select(BinaryRow)).all() == []
+
+
+def test_content_that_cannot_be_opened_is_corrupted_or_unavailable(db: Database, store: FileBlobStore,
+                                                                   keys: LocalKeyProvider, uploader: object,
+                                                                   tmp_path: Path) -> None:
+    row = _store(db, store, keys, uploader, pdf(1000))
+    with pytest.raises(Unavailable), content_intact(row.id):
+        open_content(row, _StoreDown(tmp_path / "down"), keys)
+    _blob_path(store, row).unlink()
+    # A missing blob is an OSError too, but the store answered: the content is gone wrong.
+    with pytest.raises(Corrupted) as caught, content_intact(row.id):
+        open_content(row, store, keys)
+    assert caught.value.subject.entities[0].reference == f"Binary/{row.id}"
+
+
+def test_shredded_content_is_gone(db: Database, store: FileBlobStore, keys: LocalKeyProvider, uploader: object) -> None:
+    row = _store(db, store, keys, uploader, pdf(1000))
+    row.wrapped_key = None
+    with pytest.raises(Gone):
+        open_content(row, store, keys)

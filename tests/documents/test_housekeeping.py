@@ -14,7 +14,7 @@ from exchange.crypto.keys import LocalKeyProvider
 from exchange.db import Database
 from exchange.documents.housekeeping import sweep
 from exchange.documents.models import BinaryRow
-from exchange.documents.service import open_content, store_content
+from exchange.documents.pipeline import open_content, store_content
 from exchange.install import prepare_data_directory
 from exchange.settings import Settings
 from exchange.storage.blobs import FileBlobStore, new_blob_name

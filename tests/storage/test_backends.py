@@ -71,7 +71,7 @@ def test_s3_failed_multipart_upload_leaves_no_object(s3_store: S3BlobStore) -> N
 
 
 def test_s3_enforces_signatures(s3_server: S3Server, s3_store: S3BlobStore) -> None:
-    from exchange.storage.s3 import StorageUnavailable
+    from exchange.storage.blobs import StorageUnavailable
 
     name = new_blob_name()
     s3_store.write(name, [b"ciphertext"])

@@ -1,0 +1,151 @@
+"""The document pipeline: encrypt while streaming, blob first, then the row.
+
+`store_content` checks the bytes as they pass (type, size, digests), encrypts them under a
+fresh data key bound to the Binary id, and writes the ciphertext to the blob store; only
+then is the row added to the caller's transaction, so a failure at any step leaves nothing
+visible (an orphan blob at worst, which the sweeper removes). `open_content` unwraps the
+key and returns the plaintext stream with its first chunk already verified, so a document
+that fails authentication at its start is refused before any response begins.
+
+Backends fail in their own words (`StorageUnavailable`, `KeyServiceUnavailable`, an
+unreadable keyring, a tampered chunk); `backends_answering` and `content_intact` turn those
+into the domain's `Unavailable` and `Corrupted`, so no front door knows a vendor.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Final, Protocol
+
+from sqlalchemy.orm import Session
+
+from exchange.audit.events import Entity
+from exchange.crypto.aead import TamperedError, decrypt_stream, encrypt_stream
+from exchange.crypto.keyring import KeyringError
+from exchange.crypto.keys import KeyProvider, KeyServiceUnavailable, KeyUnwrapError, WrappedKey
+from exchange.documents.content import CheckedContent
+from exchange.documents.models import BinaryRow
+from exchange.errors import Corrupted, DigestMismatch, Gone, Subject, Unavailable
+from exchange.storage.blobs import BlobMissing, BlobStore, StorageUnavailable, new_blob_name
+
+log = logging.getLogger("exchange.documents")
+
+#: A backend that cannot answer now: the store or key service is down, the keyring cannot
+#: be read, or the file system failed (OSError; the first two are ConnectionErrors).
+_UNAVAILABLE: Final = (StorageUnavailable, KeyServiceUnavailable, KeyringError, OSError)
+
+
+class ContentBackends(Protocol):
+    """Where document content lives and what opens it, made on first use (so a missing
+    keyring or a key service that is down refuses the requests that need it, 503, rather
+    than stopping the service from starting)."""
+
+    def blob_store(self) -> BlobStore:
+        """The configured document store."""
+        ...
+
+    def key_provider(self) -> KeyProvider:
+        """The configured key provider."""
+        ...
+
+
+@contextmanager
+def backends_answering() -> Iterator[None]:
+    """A store or key service that does not answer is Unavailable (nothing was stored or
+    disclosed)."""
+    try:
+        yield
+    except _UNAVAILABLE:
+        raise _unavailable() from None
+
+
+def _unavailable() -> Unavailable:
+    return Unavailable("the document store or key service is unavailable; nothing was stored or "
+                       "disclosed")
+
+
+@contextmanager
+def content_intact(binary_id: uuid.UUID) -> Iterator[None]:
+    """Stored content that fails its integrity check (a blob altered, truncated, swapped or
+    gone; a data key that is not this object's) is Corrupted, and logged for the operator;
+    a backend that does not answer is Unavailable."""
+    try:
+        yield
+    except (TamperedError, KeyUnwrapError, BlobMissing) as error:  # BlobMissing is an OSError too
+        log.error("document failed its integrity check",
+                  extra={"binary": str(binary_id), "error": type(error).__name__})
+        raise Corrupted("the document could not be served",
+                        subject=Subject((Entity(f"Binary/{binary_id}"),))) from None
+    except _UNAVAILABLE:
+        raise _unavailable() from None
+
+
+def store_content(
+    session: Session,
+    store: BlobStore,
+    keys: KeyProvider,
+    pieces: Iterable[bytes],
+    declared_type: str,
+    max_bytes: int,
+    uploader_id: uuid.UUID,
+    now: datetime,
+    expected_sha256: str | None = None,
+) -> BinaryRow:
+    """Encrypt and store a document's bytes; add its Binary row to the session.
+    UnsupportedContent, TooLarge, EmptyContent or DigestMismatch leave nothing stored."""
+    binary_id = uuid.uuid4()
+    blob = new_blob_name()
+    checked = CheckedContent(pieces, declared_type, max_bytes)
+    data_key, wrapped = keys.new_data_key(str(binary_id))
+    store.write(blob, encrypt_stream(data_key, str(binary_id), checked))
+    if expected_sha256 is not None and expected_sha256.lower() != checked.sha256_hex:
+        store.delete(blob)
+        raise DigestMismatch("the content does not match X-Content-SHA256")
+    row = BinaryRow(
+        id=binary_id, blob_name=blob, content_type=declared_type, size=checked.size,
+        sha256=checked.sha256_hex, sha1=checked.sha1_digest, wrapped_key=wrapped.wrapped,
+        key_ref=wrapped.key_ref, uploader_id=uploader_id, created=now, document_id=None,
+        destroyed=None,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def open_content(row: BinaryRow, store: BlobStore, keys: KeyProvider) -> Iterator[bytes]:
+    """The plaintext stream, its first chunk verified before this returns (Gone if the
+    content was crypto-shredded). A later bad chunk raises TamperedError as it is reached,
+    before any of its bytes are yielded."""
+    if row.wrapped_key is None or row.destroyed is not None:
+        raise Gone("the document's content was destroyed under the retention policy")
+    data_key = keys.unwrap(WrappedKey(row.wrapped_key, row.key_ref), str(row.id))
+    stream = decrypt_stream(data_key, str(row.id), store.read(row.blob_name))
+    first = next(stream)
+    return itertools.chain([first], stream)
+
+
+def logged_while_streaming(stream: Iterator[bytes], binary_id: uuid.UUID) -> Iterator[bytes]:
+    """Pass the content on; a chunk failing authentication once the response has begun
+    ends it (the client sees a short body against Content-Length) and is logged, never
+    sent."""
+    try:
+        yield from stream
+    except TamperedError:
+        log.error("document failed authentication while streaming",
+                  extra={"binary": str(binary_id)})
+        raise
+
+
+__all__ = [
+    "ContentBackends",
+    "backends_answering",
+    "content_intact",
+    "logged_while_streaming",
+    "open_content",
+    "store_content",
+]

@@ -1,0 +1,112 @@
+"""Searching documents (`api.md`, DocumentReference search): what the front door asks for
+(`DocumentFilters`), the SQL that narrows it down among the documents the caller is
+related to (`access.related_to`, index-backed), and the filters on the resource itself
+that SQL cannot say portably (author identifiers, category codings). What the read
+decision then refuses (agreement, consent) is decided per row by `access.decide_document`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import ColumnElement, Select, select
+
+from exchange.agreements.models import Organisation
+from exchange.caller import Caller
+from exchange.documents.access import related_to
+from exchange.documents.models import DocumentRow
+from exchange.patients.models import Patient
+from exchange.search import DateRange
+
+#: What a search may be sorted by: the document's date, or when its metadata last changed.
+SortKey = Literal["date", "last_updated"]
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """A token search value: a code, in a system when the client named one."""
+
+    system: str | None
+    code: str
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentFilters:
+    """What to find. Within `types`, `statuses`, `custodians`, `authors` and `categories`
+    the values are alternatives; every patient, NHS number and Task named must match (as
+    the API has always answered: naming two patients finds nothing)."""
+
+    patient_ids: Sequence[uuid.UUID] = ()
+    nhs_numbers: Sequence[str] = ()
+    #: document-type codes; None: any type ([]: none).
+    types: Sequence[str] | None = None
+    #: `profile.DOCUMENT_STATUSES`; None: any status ([]: none).
+    statuses: Sequence[str] | None = None
+    #: `related`: the Task the document belongs to.
+    task_ids: Sequence[uuid.UUID] = ()
+    #: ODS codes of the custodian.
+    custodians: Sequence[str] = ()
+    #: Author identifiers.
+    authors: Sequence[Token] = ()
+    categories: Sequence[Token] = ()
+    dates: Sequence[DateRange] = ()
+    last_updated: Sequence[DateRange] = ()
+
+
+def conditions(filters: DocumentFilters) -> list[ColumnElement[bool]]:
+    """The SQL conditions of `filters` (the columns the document table keeps for them)."""
+    clauses: list[ColumnElement[bool]] = [DocumentRow.patient_id == patient_id
+                                          for patient_id in filters.patient_ids]
+    clauses += [DocumentRow.patient_id.in_(select(Patient.id).where(Patient.nhs_number == number))
+                for number in filters.nhs_numbers]
+    if filters.types is not None:
+        clauses.append(DocumentRow.doc_type.in_(list(filters.types)))
+    if filters.statuses is not None:
+        clauses.append(DocumentRow.status.in_(list(filters.statuses)))
+    clauses += [DocumentRow.task_id == task_id for task_id in filters.task_ids]
+    if filters.custodians:
+        clauses.append(DocumentRow.custodian_id.in_(
+            select(Organisation.id).where(Organisation.ods.in_(list(filters.custodians)))))
+    clauses += [bound.clause(DocumentRow.date) for bound in filters.dates]
+    clauses += [bound.clause(DocumentRow.last_updated) for bound in filters.last_updated]
+    return clauses
+
+
+def related_documents(caller: Caller, filters: DocumentFilters) -> Select[DocumentRow]:
+    """The documents matching `filters` that the caller's organisation holds or is related
+    to; whether it may read each is still to be decided."""
+    return select(DocumentRow).where(related_to(caller.organisation_id, caller.role),
+                                     *conditions(filters))
+
+
+def _codings(resource: dict[str, Any], element: str) -> list[dict[str, Any]]:
+    concepts = resource.get(element) or []
+    concepts = concepts if isinstance(concepts, list) else [concepts]
+    return [coding for concept in concepts if isinstance(concept, dict)
+            for coding in concept.get("coding", [])]
+
+
+def _matches(values: list[dict[str, Any]], key: str, tokens: Sequence[Token]) -> bool:
+    return any(any(value.get(key) == token.code and token.system in (None, value.get("system"))
+                   for value in values)
+               for token in tokens)
+
+
+def matches_resource(resource: dict[str, Any], filters: DocumentFilters) -> bool:
+    """Whether the stored DocumentReference has one of the authors and one of the
+    categories asked for (when asked)."""
+    if filters.authors:
+        identifiers = [(author.get("identifier") or {}) for author in resource.get("author") or []
+                       if isinstance(author, dict)]
+        if not _matches(identifiers, "value", filters.authors):
+            return False
+    return not filters.categories or _matches(_codings(resource, "category"), "code",
+                                              filters.categories)
+
+
+def sort_position(document: DocumentRow, sort: SortKey) -> tuple[Any, str]:
+    """A document's place in a search sorted by `sort`: (the sort value, its id)."""
+    return (document.date if sort == "date" else document.last_updated, str(document.id))
