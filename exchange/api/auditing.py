@@ -1,20 +1,19 @@
-"""Auditing API requests: who (from the token), what (the interaction), from where, why
-(the purpose header), with the request id, into the caller's transaction."""
+"""Who is asking, for the use cases and the audit trail: the `Caller` of an authenticated
+request (from its token, address, purpose and justification headers and request id), the
+interaction it makes, and the record of a refused request (`audit.record_refusal`)."""
 
 from __future__ import annotations
 
 import logging
-import uuid
 
 from flask import g, request
-from sqlalchemy.orm import Session
 
 from exchange.api.context import services
-from exchange.audit.events import Actor, AuditEntry, AuditKind, Entity, Outcome
-from exchange.audit.service import record, record_refusal
+from exchange.audit.events import Actor, AuditEntry, AuditKind, Outcome
+from exchange.audit.service import record_refusal
 from exchange.auth.grant import AccessGrant
 from exchange.caller import Caller
-from exchange.codes import BREAK_GLASS_PURPOSES, Purpose, ReviewReason
+from exchange.codes import BREAK_GLASS_PURPOSES, Purpose
 from exchange.errors import Subject
 
 log = logging.getLogger(__name__)
@@ -73,43 +72,6 @@ def current_actor(caller: AccessGrant | None = None) -> Actor:
         purpose=purpose,
         break_glass=purpose in BREAK_GLASS_PURPOSES,
         token_jti=caller.token_jti,
-    )
-
-
-def audit_request(
-    session: Session,
-    outcome: Outcome = Outcome.SUCCESS,
-    *,
-    entities: tuple[Entity, ...] = (),
-    patient_id: uuid.UUID | None = None,
-    custodian: str | None = None,
-    outcome_desc: str | None = None,
-    kind: AuditKind | None = None,
-    justification: str | None = None,
-    details: dict[str, str] | None = None,
-    review_reason: ReviewReason | None = None,
-) -> None:
-    """Record the current request in `session`'s transaction."""
-    kind = kind or interaction_kind()
-    query = request.query_string.decode("utf-8", "replace") if kind is AuditKind.SEARCH else None
-    record(
-        session,
-        AuditEntry(
-            kind=kind,
-            action=kind.action,
-            outcome=outcome,
-            actor=current_actor(),
-            outcome_desc=outcome_desc,
-            entities=entities,
-            patient_id=patient_id,
-            custodian=custodian,
-            query=query,
-            justification=justification,
-            request_id=g.get("request_id"),
-            details=details or {},
-            review_reason=review_reason,
-        ),
-        services().clock,
     )
 
 

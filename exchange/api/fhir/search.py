@@ -1,5 +1,7 @@
-"""Search request parsing shared by every resource type: strict parameter handling,
-`_count` bounds, opaque keyset cursors and token / reference values (`api.md`)."""
+"""Search request parsing shared by every resource type (`api.md`): strict parameter
+handling, `_count` bounds, opaque cursors, and values parsed strictly into what the use
+cases take (date ranges, codes, NHS numbers, ODS codes, references). No SQL: the queries
+are the domain's (`exchange/search.py` and each domain's `queries.py`)."""
 
 from __future__ import annotations
 
@@ -8,15 +10,13 @@ import binascii
 import json
 import re
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final
 from urllib.parse import urlencode
 
 from flask import request
-from sqlalchemy import Select, and_, or_
-from sqlalchemy.orm import Session
 
 from exchange.agreements.ods import is_ods_code
 from exchange.api.context import services
@@ -207,9 +207,6 @@ _DATE_PATTERN: Final = re.compile(
 )
 
 
-DateBound = DateRange
-
-
 def parse_date(value: str, name: str) -> DateRange:
     """A FHIR date search value (`ge2026-11-01`, `2026-11`, `lt2026-11-23T10:00:00Z` ...).
 
@@ -245,73 +242,6 @@ def parse_date(value: str, name: str) -> DateRange:
     return bound
 
 
-def date_clause(column: Any, bound: DateBound) -> Any:
-    """The SQL condition for a date bound on a timestamp column."""
-    return {
-        "eq": and_(column >= bound.low, column < bound.high),
-        "ge": column >= bound.low,
-        "gt": column >= bound.high,
-        "le": column < bound.high,
-        "lt": column < bound.low,
-    }[bound.prefix]
-
-
 def split_values(values: list[str]) -> list[str]:
     """Comma-separated alternatives of a parameter (OR), over all its repetitions."""
     return [item for value in values for item in value.split(",") if item]
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    """One page of a keyset search, with its links."""
-
-    rows: list[Any]
-    self_url: str
-    next_url: str | None
-
-
-def _position(value: Any) -> str:
-    return str(value.isoformat(timespec="microseconds") if isinstance(value, datetime) else value.isoformat())
-
-
-def keyset_page(
-    session: Session,
-    query: Select[Any],
-    search: SearchRequest,
-    *,
-    moment: Any,
-    tiebreak: Any,
-    parse_tiebreak: Callable[[str], Any],
-    descending: bool,
-    path: str,
-    sort_name: str = "date",
-    parse_moment: Callable[[str], Any] | None = None,
-) -> Page:
-    """The page of `query` after the cursor, ordered by (`moment`, `tiebreak`), newest first
-    when `descending`. The cursor holds the last row's position, not an offset, so pages
-    do not shift while records are written."""
-    if search.cursor is not None:
-        try:
-            text = str(search.cursor["at"])
-            position = parse_moment(text) if parse_moment else parse_date(text, "_cursor").low
-            last = parse_tiebreak(str(search.cursor["id"]))
-        except (KeyError, ValueError, FhirError):
-            raise FhirError(400, "invalid", "_cursor is not a cursor this server issued") from None
-        if descending:
-            query = query.where(or_(moment < position, and_(moment == position, tiebreak < last)))
-        else:
-            query = query.where(or_(moment > position, and_(moment == position, tiebreak > last)))
-    order = (moment.desc(), tiebreak.desc()) if descending else (moment, tiebreak)
-    rows = list(session.scalars(query.order_by(*order).limit(search.count + 1)))
-    more = len(rows) > search.count
-    rows = rows[: search.count]
-    next_position = None
-    if more and rows:
-        last_row = rows[-1]
-        next_position = {
-            "at": _position(getattr(last_row, moment.key)),
-            "id": str(getattr(last_row, tiebreak.key)),
-        }
-    search.params["_sort"] = [f"-{sort_name}" if descending else sort_name]
-    self_url, next_url = page_urls(search, path, next_position)
-    return Page(rows, self_url, next_url)
