@@ -83,15 +83,16 @@ CB = "https://fhir.send-exchange.example"
 
 
 def nhs_number(seed: int) -> str:
-    """A valid NHS number (Modulus 11) derived from `seed`."""
-    number = seed
-    while True:
-        digits = f"{900000000 + number % 99999999:09d}"
+    """A valid NHS number (Modulus 11) derived from `seed`, a different one for every seed
+    below 9,999,999: each seed has its own block of ten candidates, and one in eleven
+    candidates has no valid check digit, so every block holds a valid one."""
+    for candidate in range(seed * 10, seed * 10 + 10):
+        digits = f"{900000000 + candidate % 99999999:09d}"
         total = sum(int(d) * w for d, w in zip(digits, range(10, 1, -1), strict=True))
         check = (11 - total % 11) % 11
         if check != 10:
             return f"{digits}{check}"
-        number += 1
+    raise AssertionError(f"no valid NHS number near seed {seed}")  # never: see above
 
 
 def patient_json(number: str, birth_date: str, given: str = "Alex") -> dict[str, Any]:
