@@ -29,6 +29,7 @@ test-slow: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check exchange tests migrations bench
+	$(BIN)/ruff format --check exchange tests migrations bench
 	$(BIN)/mypy
 
 bench: $(STAMP)

@@ -42,8 +42,10 @@ def main() -> None:
 
     mib = SIZE / 1024 / 1024
     measured, baseline = mib / _best(streaming), mib / _best(one_shot)
-    print(f"{'streaming AEAD vs one-shot AES-GCM (MiB/s)':<48} {measured:>14.0f} {baseline:>14.0f} "
-          f"{measured / baseline:>7.2f} {'>=0.8':>7}")
+    print(
+        f"{'streaming AEAD vs one-shot AES-GCM (MiB/s)':<48} {measured:>14.0f} {baseline:>14.0f} "
+        f"{measured / baseline:>7.2f} {'>=0.8':>7}"
+    )
 
 
 if __name__ == "__main__":

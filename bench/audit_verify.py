@@ -29,8 +29,15 @@ VERIFY_ROWS = 50_000
 
 def _entry(number: int) -> AuditEntry:
     return AuditEntry(
-        kind=AuditKind.READ, action=Action.READ, outcome=Outcome.SUCCESS,
-        actor=Actor(client_id="bench-client", organisation="LA01", address="127.0.0.1", token_jti=f"jti-{number}"),
+        kind=AuditKind.READ,
+        action=Action.READ,
+        outcome=Outcome.SUCCESS,
+        actor=Actor(
+            client_id="bench-client",
+            organisation="LA01",
+            address="127.0.0.1",
+            token_jti=f"jti-{number}",
+        ),
         request_id=f"bench-{number}",
     )
 
@@ -50,10 +57,22 @@ def _plain_writer(url: str, worker: int) -> None:
             row = record(session, _entry(worker * 1_000_000 + number), clock)
             session.expunge(row)  # the same row, written to the unchained table instead
             session.execute(
-                text("INSERT INTO audit_plain (event_id, recorded, payload, kind, action, outcome, agent_client_id,"
-                     " agent_org, request_id, break_glass) VALUES (:e, :r, :p, :k, :a, :o, :c, :g, :q, false)"),
-                {"e": row.event_id, "r": row.recorded, "p": row.payload, "k": row.kind, "a": row.action,
-                 "o": row.outcome, "c": row.agent_client_id, "g": row.agent_org, "q": row.request_id},
+                text(
+                    "INSERT INTO audit_plain (event_id, recorded, payload, kind, action, outcome,"
+                    " agent_client_id, agent_org, request_id, break_glass)"
+                    " VALUES (:e, :r, :p, :k, :a, :o, :c, :g, :q, false)"
+                ),
+                {
+                    "e": row.event_id,
+                    "r": row.recorded,
+                    "p": row.payload,
+                    "k": row.kind,
+                    "a": row.action,
+                    "o": row.outcome,
+                    "c": row.agent_client_id,
+                    "g": row.agent_org,
+                    "q": row.request_id,
+                },
             )
     database.dispose()
 
@@ -73,11 +92,15 @@ def append_throughput(url: str) -> tuple[float, float]:
     """(chained appends/s, unchained inserts/s) with 8 writers."""
     database = Database(url)
     with database.transaction() as session:
-        session.execute(text(
-            "CREATE TABLE audit_plain (id bigserial PRIMARY KEY, event_id uuid UNIQUE NOT NULL,"
-            " recorded timestamptz NOT NULL, payload text NOT NULL, kind varchar(64), action varchar(1),"
-            " outcome varchar(2), agent_client_id varchar(128), agent_org varchar(32), request_id varchar(64),"
-            " break_glass boolean NOT NULL)"))
+        session.execute(
+            text(
+                "CREATE TABLE audit_plain (id bigserial PRIMARY KEY, event_id uuid UNIQUE NOT NULL,"
+                " recorded timestamptz NOT NULL, payload text NOT NULL, kind varchar(64),"
+                " action varchar(1), outcome varchar(2), agent_client_id varchar(128),"
+                " agent_org varchar(32), request_id varchar(64),"
+                " break_glass boolean NOT NULL)"
+            )
+        )
         session.execute(text("CREATE INDEX ON audit_plain (recorded)"))
         session.execute(text("CREATE INDEX ON audit_plain (agent_org, recorded)"))
     database.dispose()
@@ -114,8 +137,14 @@ def main() -> None:
         chained, plain = append_throughput(url)
         verified, baseline = verify_speed(url)
     print(f"{'benchmark':<48} {'measured':>14} {'baseline':>14} {'ratio':>7} {'target':>7}")
-    print(f"{'audit append, 8 writers (rec/s)':<48} {chained:>14.0f} {plain:>14.0f} {chained / plain:>7.2f} {'>=0.5':>7}")
-    print(f"{'audit verify (rec/s)':<48} {verified:>14.0f} {baseline:>14.0f} {verified / baseline:>7.2f} {'>=0.5':>7}")
+    print(
+        f"{'audit append, 8 writers (rec/s)':<48} {chained:>14.0f} {plain:>14.0f} "
+        f"{chained / plain:>7.2f} {'>=0.5':>7}"
+    )
+    print(
+        f"{'audit verify (rec/s)':<48} {verified:>14.0f} {baseline:>14.0f} "
+        f"{verified / baseline:>7.2f} {'>=0.5':>7}"
+    )
 
 
 if __name__ == "__main__":

@@ -130,7 +130,8 @@ def main() -> None:
     t50 = seconds_per_decision(many, ITERATIONS)
     t1 = seconds_per_decision(one, ITERATIONS * 10)
     print(
-        f"{'consent decision, 50 consents vs 1 (s/decision)':<48} {t50:>14.6f} {t1:>14.6f} {t50 / t1:>7.2f} {'report':>7}"
+        f"{'consent decision, 50 consents vs 1 (s/decision)':<48} {t50:>14.6f} {t1:>14.6f} "
+        f"{t50 / t1:>7.2f} {'report':>7}"
     )
 
 

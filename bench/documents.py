@@ -77,8 +77,14 @@ def main() -> None:
     key = ECKey.generate_key("P-256", parameters={"kid": "bench", "alg": "ES256"})
     document = {
         "organisations": [{"ods": "PRV01", "name": "Bench Trust", "role": "provider"}],
-        "clients": [{"client_id": "bench", "organisation": "PRV01", "scopes": ["system/Binary.cr"],
-                     "jwks": {"keys": [key.as_dict(private=False)]}}],
+        "clients": [
+            {
+                "client_id": "bench",
+                "organisation": "PRV01",
+                "scopes": ["system/Binary.cr"],
+                "jwks": {"keys": [key.as_dict(private=False)]},
+            }
+        ],
     }
     with scratch_schema() as url, tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -87,7 +93,11 @@ def main() -> None:
         exchange("init", data_dir=data_dir, database_url=url)
         exchange("bootstrap", str(work / "bench.json"), data_dir=data_dir, database_url=url)
         direct = FileBlobStore(work / "direct")
-        env = {"EXCHANGE_MAX_DOCUMENT_BYTES": "2GiB", "EXCHANGE_RATE_LIMIT": "off", "EXCHANGE_LOG_LEVEL": "WARNING"}
+        env = {
+            "EXCHANGE_MAX_DOCUMENT_BYTES": "2GiB",
+            "EXCHANGE_RATE_LIMIT": "off",
+            "EXCHANGE_LOG_LEVEL": "WARNING",
+        }
         with running_server(data_dir, url, workers=1, **env) as base:
             token = request_token("bench", key, f"{base}/oauth2/token")["access_token"]
             auth = {"Authorization": f"Bearer {token}"}
@@ -95,8 +105,12 @@ def main() -> None:
                 payload = _file(work, size)
                 started = time.perf_counter()
                 with payload.open("rb") as body:
-                    created = requests.post(f"{base}/fhir/Binary", data=body, timeout=600,
-                                            headers={**auth, "Content-Type": "application/pdf"})
+                    created = requests.post(
+                        f"{base}/fhir/Binary",
+                        data=body,
+                        timeout=600,
+                        headers={**auth, "Content-Type": "application/pdf"},
+                    )
                 upload = size / MIB / (time.perf_counter() - started)
                 created.raise_for_status()
                 binary_id = created.json()["id"]
@@ -106,7 +120,9 @@ def main() -> None:
                     direct.write(name, iter(lambda: body.read(MIB), b""))
                 baseline_write = size / MIB / (time.perf_counter() - started)
                 started = time.perf_counter()
-                with requests.get(f"{base}/fhir/Binary/{binary_id}", headers=auth, stream=True, timeout=600) as got:
+                with requests.get(
+                    f"{base}/fhir/Binary/{binary_id}", headers=auth, stream=True, timeout=600
+                ) as got:
                     got.raise_for_status()
                     received = sum(len(piece) for piece in got.iter_content(MIB))
                 if received != size:
@@ -117,26 +133,45 @@ def main() -> None:
                     pass
                 baseline_read = size / MIB / (time.perf_counter() - started)
                 label = f"{size // MIB} MiB"
-                print(f"{'upload ' + label + ' vs direct write (MiB/s)':<48} {upload:>14.0f} {baseline_write:>14.0f} "
-                      f"{upload / baseline_write:>7.2f} {'>=0.5':>7}")
-                print(f"{'download ' + label + ' vs direct read (MiB/s)':<48} {download:>14.0f} {baseline_read:>14.0f} "
-                      f"{download / baseline_read:>7.2f} {'>=0.5':>7}")
+                print(
+                    f"{'upload ' + label + ' vs direct write (MiB/s)':<48} {upload:>14.0f} "
+                    f"{baseline_write:>14.0f} "
+                    f"{upload / baseline_write:>7.2f} {'>=0.5':>7}"
+                )
+                print(
+                    f"{'download ' + label + ' vs direct read (MiB/s)':<48} {download:>14.0f} "
+                    f"{baseline_read:>14.0f} "
+                    f"{download / baseline_read:>7.2f} {'>=0.5':>7}"
+                )
                 payload.unlink()
             large = _file(work, 1024 * MIB)
-            master = int(next(p for p in os.listdir("/proc") if p.isdigit() and _is_master(int(p), base)))
+            master = int(
+                next(p for p in os.listdir("/proc") if p.isdigit() and _is_master(int(p), base))
+            )
             worker = _worker_pid(master)
             before = _rss(worker)
             with Peak(worker) as peak:
                 with large.open("rb") as body:
-                    created = requests.post(f"{base}/fhir/Binary", data=body, timeout=900,
-                                            headers={**auth, "Content-Type": "application/pdf"})
-                with requests.get(f"{base}/fhir/Binary/{created.json()['id']}", headers=auth, stream=True,
-                                  timeout=900) as got:
+                    created = requests.post(
+                        f"{base}/fhir/Binary",
+                        data=body,
+                        timeout=900,
+                        headers={**auth, "Content-Type": "application/pdf"},
+                    )
+                with requests.get(
+                    f"{base}/fhir/Binary/{created.json()['id']}",
+                    headers=auth,
+                    stream=True,
+                    timeout=900,
+                ) as got:
                     for _ in got.iter_content(MIB):
                         pass
             growth = (peak.peak - before) / MIB
-            print(f"{'server RSS growth moving 1 GiB (MiB)':<48} {growth:>14.1f} {before / MIB:>14.1f} "
-                  f"{'':>7} {'<64':>7}")
+            print(
+                f"{'server RSS growth moving 1 GiB (MiB)':<48} {growth:>14.1f} "
+                f"{before / MIB:>14.1f} "
+                f"{'':>7} {'<64':>7}"
+            )
 
 
 def _is_master(pid: int, base: str) -> bool:
@@ -145,7 +180,11 @@ def _is_master(pid: int, base: str) -> bool:
     except OSError:
         return False
     port = base.rsplit(":", 1)[1].encode()
-    return b"serve" in command and port in command and Path(f"/proc/{pid}/task/{pid}/children").read_text().strip() != ""
+    return (
+        b"serve" in command
+        and port in command
+        and Path(f"/proc/{pid}/task/{pid}/children").read_text().strip() != ""
+    )
 
 
 if __name__ == "__main__":

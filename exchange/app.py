@@ -81,6 +81,9 @@ def create_app(
         # Behind N trusted proxies, take the client address and scheme from their headers
         # (for the audit trail, rate limits and HSTS); never from an untrusted client.
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
-            app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops, x_host=settings.proxy_hops
+            app.wsgi_app,
+            x_for=settings.proxy_hops,
+            x_proto=settings.proxy_hops,
+            x_host=settings.proxy_hops,
         )
     return app

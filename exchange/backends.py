@@ -26,7 +26,9 @@ from exchange.settings import Settings
 from exchange.storage.blobs import BlobStore, FileBlobStore
 from exchange.storage.s3 import S3BlobStore
 
-_PROBE = Config(connect_timeout=2, read_timeout=3, retries={"max_attempts": 1}, s3={"addressing_style": "path"})
+_PROBE = Config(
+    connect_timeout=2, read_timeout=3, retries={"max_attempts": 1}, s3={"addressing_style": "path"}
+)
 
 
 def blob_store(settings: Settings) -> BlobStore:
@@ -41,19 +43,29 @@ def key_provider(settings: Settings) -> KeyProvider:
     if settings.key_provider == "aws-kms":
         return AwsKmsKeyProvider(settings.kms_key_id or "", settings.kms_endpoint_url)
     if settings.key_provider == "vault-transit":
-        return VaultTransitKeyProvider(settings.vault_addr or "", settings.vault_transit_key or "",
-                                       settings.vault_token, settings.vault_role_id, settings.vault_secret_id)
+        return VaultTransitKeyProvider(
+            settings.vault_addr or "",
+            settings.vault_transit_key or "",
+            settings.vault_token,
+            settings.vault_role_id,
+            settings.vault_secret_id,
+        )
     return LocalKeyProvider(load_keyring(settings.keyring_path))
 
 
 def check_document_store(settings: Settings) -> str:
     """`ok`, or why the document store cannot take documents (for `/readyz`)."""
     if settings.blob_store == "s3":
-        client = boto3.session.Session().client("s3", endpoint_url=settings.s3_endpoint_url, config=_PROBE)
+        client = boto3.session.Session().client(
+            "s3", endpoint_url=settings.s3_endpoint_url, config=_PROBE
+        )
         try:
             client.head_bucket(Bucket=settings.s3_bucket)
         except ClientError as error:
-            return f"the S3 bucket is not usable ({error.response.get('Error', {}).get('Code', 'error')})"
+            return (
+                "the S3 bucket is not usable "
+                f"({error.response.get('Error', {}).get('Code', 'error')})"
+            )
         except BotoCoreError as error:
             return f"the S3 endpoint does not answer ({type(error).__name__})"
         return "ok"
@@ -68,18 +80,28 @@ def check_document_store(settings: Settings) -> str:
 def check_key_provider(settings: Settings) -> str:
     """`ok`, or why the key provider cannot wrap or unwrap keys (for `/readyz`)."""
     if settings.key_provider == "aws-kms":
-        client = boto3.session.Session().client("kms", endpoint_url=settings.kms_endpoint_url, config=_PROBE)
+        client = boto3.session.Session().client(
+            "kms", endpoint_url=settings.kms_endpoint_url, config=_PROBE
+        )
         try:
             state = client.describe_key(KeyId=settings.kms_key_id)["KeyMetadata"].get("KeyState")
         except ClientError as error:
-            return f"the KMS key is not usable ({error.response.get('Error', {}).get('Code', 'error')})"
+            return (
+                "the KMS key is not usable "
+                f"({error.response.get('Error', {}).get('Code', 'error')})"
+            )
         except BotoCoreError as error:
             return f"KMS does not answer ({type(error).__name__})"
         return "ok" if state in (None, "Enabled") else f"the KMS key is {state}"
     if settings.key_provider == "vault-transit":
         try:
-            provider = VaultTransitKeyProvider(settings.vault_addr or "", settings.vault_transit_key or "",
-                                               settings.vault_token, settings.vault_role_id, settings.vault_secret_id)
+            provider = VaultTransitKeyProvider(
+                settings.vault_addr or "",
+                settings.vault_transit_key or "",
+                settings.vault_token,
+                settings.vault_role_id,
+                settings.vault_secret_id,
+            )
             provider.read_key()
         except (VaultError, RequestException) as error:
             return f"Vault transit is not usable ({type(error).__name__})"
@@ -100,11 +122,18 @@ def check_database(database: Database, now: datetime) -> dict[str, str]:
     except SQLAlchemyError:
         return {"database": "unreachable"}
     lag = now - oldest if oldest is not None else None
-    sealer = "ok" if lag is None or lag <= UNSEALED_ALARM_AGE else "unsealed audit records older than a minute"
+    sealer = (
+        "ok"
+        if lag is None or lag <= UNSEALED_ALARM_AGE
+        else "unsealed audit records older than a minute"
+    )
     return {"database": "ok", "audit-sealer": sealer}
 
 
 def readiness(settings: Settings, database: Database, now: datetime) -> dict[str, str]:
     """Every part the service needs, `ok` or why not (`/readyz`)."""
-    return {**check_database(database, now), "document-store": check_document_store(settings),
-            "key-provider": check_key_provider(settings)}
+    return {
+        **check_database(database, now),
+        "document-store": check_document_store(settings),
+        "key-provider": check_key_provider(settings),
+    }

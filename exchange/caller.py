@@ -31,11 +31,19 @@ class Caller:
     #: The request id, echoed in the audit record and the log line.
     request_id: str | None = None
 
-    def audit_entry(self, kind: AuditKind, outcome: Outcome = Outcome.SUCCESS, **fields: Any) -> AuditEntry:
+    def audit_entry(
+        self, kind: AuditKind, outcome: Outcome = Outcome.SUCCESS, **fields: Any
+    ) -> AuditEntry:
         """An audit record of this caller's `kind` of interaction (`fields`: entities,
         patient_id, custodian, outcome_desc, query, details, justification, review_reason)."""
-        return AuditEntry(kind=kind, action=kind.action, outcome=outcome, actor=self.actor,
-                          request_id=self.request_id, **fields)
+        return AuditEntry(
+            kind=kind,
+            action=kind.action,
+            outcome=outcome,
+            actor=self.actor,
+            request_id=self.request_id,
+            **fields,
+        )
 
     @property
     def break_glass(self) -> bool:

@@ -100,7 +100,9 @@ class Database:
     def __init__(self, url: str, **engine_kwargs: Any) -> None:
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
-        self.sessions: sessionmaker[Session] = sessionmaker(bind=self.engine, expire_on_commit=False)
+        self.sessions: sessionmaker[Session] = sessionmaker(
+            bind=self.engine, expire_on_commit=False
+        )
 
     @classmethod
     def bound_to(cls, connection: Connection) -> Database:

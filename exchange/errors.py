@@ -45,7 +45,9 @@ class DomainError(Exception):
 
     code: ClassVar[str] = "error"
 
-    def __init__(self, message: str, *, subject: Subject | None = None, issues: Sequence[Issue] = ()) -> None:
+    def __init__(
+        self, message: str, *, subject: Subject | None = None, issues: Sequence[Issue] = ()
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.subject = subject or Subject()
@@ -127,7 +129,9 @@ class AccessDenied(DomainError):
 
     code = "access-denied"
 
-    def __init__(self, reason: AccessDenialReason, message: str, *, subject: Subject | None = None) -> None:
+    def __init__(
+        self, reason: AccessDenialReason, message: str, *, subject: Subject | None = None
+    ) -> None:
         super().__init__(message, subject=subject)
         self.denial = reason
 

@@ -15,7 +15,9 @@ def migrations_dir() -> Path:
     `migrations/` folder, which the wheel installs under that name)."""
     location = Path(str(resources.files("exchange.migrations")))
     if not (location / "env.py").is_file():
-        raise FileNotFoundError(f"the migrations in {location} are incomplete: reinstall the exchange package")
+        raise FileNotFoundError(
+            f"the migrations in {location} are incomplete: reinstall the exchange package"
+        )
     return location
 
 

@@ -115,9 +115,16 @@ class Found:
     next: Position | None
 
 
-def keyset_page(session: Session, query: Select[Any], paging: Paging, *, moment: Any, tiebreak: Any,
-                parse_moment: Callable[[str], Any] = parse_instant,
-                parse_tiebreak: Callable[[str], Any] = str) -> Page:
+def keyset_page(
+    session: Session,
+    query: Select[Any],
+    paging: Paging,
+    *,
+    moment: Any,
+    tiebreak: Any,
+    parse_moment: Callable[[str], Any] = parse_instant,
+    parse_tiebreak: Callable[[str], Any] = str,
+) -> Page:
     """The page of `query` after `paging.after`, ordered by (`moment`, `tiebreak`)."""
     if paging.after is not None:
         try:
@@ -130,12 +137,21 @@ def keyset_page(session: Session, query: Select[Any], paging: Paging, *, moment:
             query = query.where(or_(moment > position, and_(moment == position, tiebreak > last)))
     order = (moment.desc(), tiebreak.desc()) if paging.descending else (moment, tiebreak)
     rows = list(session.scalars(query.order_by(*order).limit(paging.count + 1)))
-    return _cut(rows, paging, lambda row: Position(position_text(getattr(row, moment.key)),
-                                                   str(getattr(row, tiebreak.key))))
+    return _cut(
+        rows,
+        paging,
+        lambda row: Position(
+            position_text(getattr(row, moment.key)), str(getattr(row, tiebreak.key))
+        ),
+    )
 
 
-def page_of(rows: list[Any], paging: Paging, sort_key: Callable[[Any], tuple[Any, str]],
-            parse_moment: Callable[[str], Any] = parse_instant) -> Page:
+def page_of(
+    rows: list[Any],
+    paging: Paging,
+    sort_key: Callable[[Any], tuple[Any, str]],
+    parse_moment: Callable[[str], Any] = parse_instant,
+) -> Page:
     """A keyset page over rows already in memory (those filtered by a rule SQL cannot say),
     `sort_key(row)` giving (sort value, id)."""
     ordered = sorted(rows, key=sort_key, reverse=paging.descending)
@@ -144,9 +160,16 @@ def page_of(rows: list[Any], paging: Paging, sort_key: Callable[[Any], tuple[Any
             after = (parse_moment(paging.after.at), paging.after.id)
         except (TypeError, ValueError):
             raise BadPosition(paging.after) from None
-        ordered = [row for row in ordered if (sort_key(row) < after if paging.descending else sort_key(row) > after)]
-    return _cut(ordered[: paging.count + 1], paging,
-                lambda row: Position(position_text(sort_key(row)[0]), sort_key(row)[1]))
+        ordered = [
+            row
+            for row in ordered
+            if (sort_key(row) < after if paging.descending else sort_key(row) > after)
+        ]
+    return _cut(
+        ordered[: paging.count + 1],
+        paging,
+        lambda row: Position(position_text(sort_key(row)[0]), sort_key(row)[1]),
+    )
 
 
 def _cut(rows: list[Any], paging: Paging, key: Callable[[Any], Position]) -> Page:

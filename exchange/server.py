@@ -52,10 +52,21 @@ def housekeeping(database: Database, clock: Clock, settings: Settings) -> None:
         if take_sealer_lock(session):
             result = sweep(session, blob_store(settings), now)
             if result.orphan_blobs or result.expired_uploads:
-                record(session, AuditEntry(kind=AuditKind.RETENTION, action=Action.DELETE, outcome=Outcome.SUCCESS,
-                                           actor=Actor(user="exchange-sweeper"),
-                                           details={"job": "sweep", "orphan-blobs": str(result.orphan_blobs),
-                                                    "expired-uploads": str(result.expired_uploads)}), clock)
+                record(
+                    session,
+                    AuditEntry(
+                        kind=AuditKind.RETENTION,
+                        action=Action.DELETE,
+                        outcome=Outcome.SUCCESS,
+                        actor=Actor(user="exchange-sweeper"),
+                        details={
+                            "job": "sweep",
+                            "orphan-blobs": str(result.orphan_blobs),
+                            "expired-uploads": str(result.expired_uploads),
+                        },
+                    ),
+                    clock,
+                )
 
 
 SWEEP_INTERVAL = timedelta(hours=1)
@@ -123,9 +134,12 @@ def exposure_warning(settings: Settings, host: str) -> str | None:
         loopback = host == "localhost"
     if loopback or settings.proxy_hops:
         return None
-    return (f"warning: serving on {host} without EXCHANGE_PROXY_HOPS: the service must sit behind a reverse "
-            "proxy (see infra/README.md) that enforces request timeouts; on its own it is open to slow-client "
-            "attacks and cannot see clients' addresses")
+    return (
+        f"warning: serving on {host} without EXCHANGE_PROXY_HOPS: the service must sit "
+        "behind a reverse proxy (see infra/README.md) that enforces request timeouts; on its "
+        "own it is open to slow-client "
+        "attacks and cannot see clients' addresses"
+    )
 
 
 def serve(settings: Settings, host: str, port: int, workers: int) -> None:

@@ -22,7 +22,9 @@ KeyProviderKind = Literal["local", "aws-kms", "vault-transit"]
 LogFormat = Literal["json", "text"]
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-_RATE_LIMIT = re.compile(r"^\s*(?P<rate>\d+(?:\.\d+)?)\s*(?:/\s*s)?\s*(?:[:,]\s*(?P<burst>\d+))?\s*$", re.ASCII)
+_RATE_LIMIT = re.compile(
+    r"^\s*(?P<rate>\d+(?:\.\d+)?)\s*(?:/\s*s)?\s*(?:[:,]\s*(?P<burst>\d+))?\s*$", re.ASCII
+)
 _SIZE = re.compile(r"^\s*(?P<n>\d+)\s*(?P<unit>|B|KiB|MiB|GiB)\s*$", re.ASCII)
 _SIZE_UNITS = {"": 1, "B": 1, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3}
 
@@ -170,7 +172,8 @@ class Settings:
             if not self.vault_token and not (self.vault_role_id and self.vault_secret_id):
                 raise SettingsError(
                     "EXCHANGE_VAULT_TOKEN (or EXCHANGE_VAULT_ROLE_ID and "
-                    "EXCHANGE_VAULT_SECRET_ID) is required when EXCHANGE_KEY_PROVIDER=vault-transit."
+                    "EXCHANGE_VAULT_SECRET_ID) is required when "
+                    "EXCHANGE_KEY_PROVIDER=vault-transit."
                 )
 
     @property

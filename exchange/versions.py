@@ -35,7 +35,9 @@ def instant(value: datetime) -> str:
     return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def stamp(resource: dict[str, Any], resource_id: uuid.UUID, version: int, now: datetime) -> dict[str, Any]:
+def stamp(
+    resource: dict[str, Any], resource_id: uuid.UUID, version: int, now: datetime
+) -> dict[str, Any]:
     """The resource with its server-assigned id, versionId and lastUpdated (other `meta`
     such as tags and profiles is kept)."""
     stamped = dict(resource)
@@ -60,7 +62,9 @@ def keep_version(session: Session, resource: dict[str, Any], now: datetime) -> N
     )
 
 
-def read_version(session: Session, resource_type: str, resource_id: uuid.UUID, version: int | None) -> dict[str, Any] | None:
+def read_version(
+    session: Session, resource_type: str, resource_id: uuid.UUID, version: int | None
+) -> dict[str, Any] | None:
     """One version of a resource, or None (also when `version` is None: no such version)."""
     if version is None:
         return None
@@ -68,24 +72,34 @@ def read_version(session: Session, resource_type: str, resource_id: uuid.UUID, v
     return row.resource if row is not None else None
 
 
-def version_as_of(session: Session, resource_type: str, resource_id: uuid.UUID, at: datetime) -> dict[str, Any] | None:
+def version_as_of(
+    session: Session, resource_type: str, resource_id: uuid.UUID, at: datetime
+) -> dict[str, Any] | None:
     """The version of a resource that was current at `at`: the latest stored by then, or
     None if none was yet."""
     row = session.scalars(
         select(ResourceVersion)
-        .where(ResourceVersion.resource_type == resource_type, ResourceVersion.resource_id == resource_id,
-               ResourceVersion.last_updated <= at)
+        .where(
+            ResourceVersion.resource_type == resource_type,
+            ResourceVersion.resource_id == resource_id,
+            ResourceVersion.last_updated <= at,
+        )
         .order_by(ResourceVersion.version.desc())
         .limit(1)
     ).first()
     return row.resource if row is not None else None
 
 
-def all_versions(session: Session, resource_type: str, resource_id: uuid.UUID) -> list[dict[str, Any]]:
+def all_versions(
+    session: Session, resource_type: str, resource_id: uuid.UUID
+) -> list[dict[str, Any]]:
     """Every version of a resource, newest first."""
     rows = session.scalars(
         select(ResourceVersion)
-        .where(ResourceVersion.resource_type == resource_type, ResourceVersion.resource_id == resource_id)
+        .where(
+            ResourceVersion.resource_type == resource_type,
+            ResourceVersion.resource_id == resource_id,
+        )
         .order_by(ResourceVersion.version.desc())
     )
     return [row.resource for row in rows]
@@ -98,4 +112,6 @@ def check_version(current: int, wanted: str | None) -> None:
         return
     named = wanted.strip().removeprefix("W/").strip('"')
     if named != str(current):
-        raise VersionMismatch(f"If-Match names version {named}, but the current version is {current}")
+        raise VersionMismatch(
+            f"If-Match names version {named}, but the current version is {current}"
+        )

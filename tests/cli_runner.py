@@ -36,8 +36,13 @@ def _environment(data_dir: Path, database_url: str | None, env: dict[str, str]) 
     return environment
 
 
-def exchange(*args: str, data_dir: Path, database_url: str | None = None, stdin: str | None = None,
-             **env: str) -> Completed:
+def exchange(
+    *args: str,
+    data_dir: Path,
+    database_url: str | None = None,
+    stdin: str | None = None,
+    **env: str,
+) -> Completed:
     """Run `exchange ARGS` in-process with the given data directory and database, from the
     data directory's parent (where an operator would stand, and where `.env` is read)."""
     # Every EXCHANGE_* variable of the test process is unset for the run: only what the
@@ -49,15 +54,22 @@ def exchange(*args: str, data_dir: Path, database_url: str | None = None, stdin:
     handlers, level, propagate = list(logger.handlers), logger.level, logger.propagate
     try:
         with chdir(data_dir.parent):
-            result = CliRunner().invoke(main, list(args), env=environment, input=stdin, catch_exceptions=False)
+            result = CliRunner().invoke(
+                main, list(args), env=environment, input=stdin, catch_exceptions=False
+            )
     finally:
         # The command points the `exchange` loggers at its (now closed) stderr: undo that.
         logger.handlers[:], logger.level, logger.propagate = handlers, level, propagate
     return Completed(result.exit_code, result.stdout, result.stderr)
 
 
-def exchange_process(*args: str, data_dir: Path, database_url: str | None = None, stdin: str | None = None,
-                     **env: str) -> subprocess.CompletedProcess[str]:
+def exchange_process(
+    *args: str,
+    data_dir: Path,
+    database_url: str | None = None,
+    stdin: str | None = None,
+    **env: str,
+) -> subprocess.CompletedProcess[str]:
     """Run `python -m exchange ARGS` in a real process (the console script's path)."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("EXCHANGE_")}
     environment.update(_environment(data_dir, database_url, env))

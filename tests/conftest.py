@@ -33,7 +33,9 @@ PG_URL = os.environ.get("EXCHANGE_TEST_DATABASE_URL")
 def pytest_configure(config: pytest.Config) -> None:
     """CI must never skip PostgreSQL silently."""
     if os.environ.get("CI") == "true" and not PG_URL:
-        raise pytest.UsageError("CI=true but EXCHANGE_TEST_DATABASE_URL is not set: PostgreSQL tests would be skipped")
+        raise pytest.UsageError(
+            "CI=true but EXCHANGE_TEST_DATABASE_URL is not set: PostgreSQL tests would be skipped"
+        )
 
 
 BACKENDS = [
@@ -65,8 +67,10 @@ class DatabaseFactory:
                 connection.execute(text(f'CREATE SCHEMA "{schema}"'))
             engine.dispose()
             self.schemas.append(schema)
-            url = make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
-                hide_password=False
+            url = (
+                make_url(PG_URL)
+                .update_query_dict({"options": f"-csearch_path={schema}"})
+                .render_as_string(hide_password=False)
             )
         if migrated:
             migrate.upgrade(url)
@@ -163,7 +167,10 @@ ALL_SCOPES = ["system/*.cruds"]
 
 #: argon2id of the example users' password ("change-me-at-first-login"), made once: hashing
 #: it for every test's world cost most of a second.
-EXAMPLE_PASSWORD_HASH = "$argon2id$v=19$m=65536,t=3,p=4$5ylYI+fESAal+F4KyaQKGg$4kRYcZVHNug9KY4JbF2s4ba1cMCm4wObG0xVz6BM2vs"
+EXAMPLE_PASSWORD_HASH = (
+    "$argon2id$v=19$m=65536,t=3,p=4$5ylYI+fESAal+F4KyaQKGg"
+    "$4kRYcZVHNug9KY4JbF2s4ba1cMCm4wObG0xVz6BM2vs"
+)
 
 
 def world_document() -> dict[str, object]:
@@ -176,7 +183,9 @@ def world_document() -> dict[str, object]:
             user["password_hash"] = EXAMPLE_PASSWORD_HASH
     document["organisations"].append({"ods": "LA02", "name": "Other Borough Council", "role": "la"})
     # LA03 is registered but party to no agreement: it may not register children (access.md).
-    document["organisations"].append({"ods": "LA03", "name": "Unagreed Borough Council", "role": "la"})
+    document["organisations"].append(
+        {"ods": "LA03", "name": "Unagreed Borough Council", "role": "la"}
+    )
     document["agreements"][0]["parties"].append("LA02")
     clients = {c["client_id"]: c for c in document["clients"]}
     clients["la01-case-system"]["jwks"] = public_jwks(*(signing_key(alg) for alg in ALGORITHMS))
@@ -185,28 +194,63 @@ def world_document() -> dict[str, object]:
     clients["icb01-dco"].pop("jwks_uri")
     clients["icb01-dco"]["jwks"] = public_jwks(signing_key("ES256", "icb01-dco"))
     document["clients"] += [
-        {"client_id": "la02-ig", "organisation": "LA02", "scopes": ["system/AuditEvent.rs"],
-         "jwks": public_jwks(signing_key("ES256", "la02-ig"))},
-        {"client_id": "la02-case-system", "organisation": "LA02", "scopes": ALL_SCOPES,
-         "jwks": public_jwks(signing_key("ES256", "la02-case-system"))},
-        {"client_id": "prv01-ig", "organisation": "PRV01", "scopes": ["system/AuditEvent.rs"],
-         "jwks": public_jwks(signing_key("ES256", "prv01-ig"))},
-        {"client_id": "la03-case-system", "organisation": "LA03", "scopes": ALL_SCOPES,
-         "jwks": public_jwks(signing_key("ES256", "la03-case-system"))},
-        {"client_id": "prv02-epr", "organisation": "PRV02", "scopes": ALL_SCOPES,
-         "jwks": public_jwks(signing_key("ES256", "prv02-epr"))},
-        {"client_id": "la01-everything", "organisation": "LA01", "scopes": ALL_SCOPES,
-         "jwks": public_jwks(signing_key("ES256", "la01-everything"))},
-        {"client_id": "la01-retired", "organisation": "LA01", "scopes": ALL_SCOPES, "enabled": False,
-         "jwks": public_jwks(signing_key("ES256", "la01-retired"))},
+        {
+            "client_id": "la02-ig",
+            "organisation": "LA02",
+            "scopes": ["system/AuditEvent.rs"],
+            "jwks": public_jwks(signing_key("ES256", "la02-ig")),
+        },
+        {
+            "client_id": "la02-case-system",
+            "organisation": "LA02",
+            "scopes": ALL_SCOPES,
+            "jwks": public_jwks(signing_key("ES256", "la02-case-system")),
+        },
+        {
+            "client_id": "prv01-ig",
+            "organisation": "PRV01",
+            "scopes": ["system/AuditEvent.rs"],
+            "jwks": public_jwks(signing_key("ES256", "prv01-ig")),
+        },
+        {
+            "client_id": "la03-case-system",
+            "organisation": "LA03",
+            "scopes": ALL_SCOPES,
+            "jwks": public_jwks(signing_key("ES256", "la03-case-system")),
+        },
+        {
+            "client_id": "prv02-epr",
+            "organisation": "PRV02",
+            "scopes": ALL_SCOPES,
+            "jwks": public_jwks(signing_key("ES256", "prv02-epr")),
+        },
+        {
+            "client_id": "la01-everything",
+            "organisation": "LA01",
+            "scopes": ALL_SCOPES,
+            "jwks": public_jwks(signing_key("ES256", "la01-everything")),
+        },
+        {
+            "client_id": "la01-retired",
+            "organisation": "LA01",
+            "scopes": ALL_SCOPES,
+            "enabled": False,
+            "jwks": public_jwks(signing_key("ES256", "la01-retired")),
+        },
     ]
     return document
 
 
 def world_client(client_id: str) -> TestClient:
     """A world client with its signing key."""
-    key = signing_key("ES256") if client_id == "la01-case-system" else signing_key("ES256", client_id)
-    organisation = client_id[:4].upper() if client_id.startswith(("la02", "la03")) else client_id[:5].upper().replace("-", "")
+    key = (
+        signing_key("ES256") if client_id == "la01-case-system" else signing_key("ES256", client_id)
+    )
+    organisation = (
+        client_id[:4].upper()
+        if client_id.startswith(("la02", "la03"))
+        else client_id[:5].upper().replace("-", "")
+    )
     return TestClient(client_id, key, organisation)
 
 

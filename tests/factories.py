@@ -43,7 +43,12 @@ def audit_entry(number: int = 0, **overrides: Any) -> AuditEntry:
         "kind": AuditKind.READ,
         "action": Action.READ,
         "outcome": Outcome.SUCCESS,
-        "actor": Actor(client_id=f"client-{number % 7}", organisation="LA01", address="127.0.0.1", token_jti=f"jti-{number}"),
+        "actor": Actor(
+            client_id=f"client-{number % 7}",
+            organisation="LA01",
+            address="127.0.0.1",
+            token_jti=f"jti-{number}",
+        ),
         "request_id": f"req-{number}",
     }
     values.update(overrides)
@@ -60,7 +65,9 @@ def pdf_bytes(size: int, fill: bytes | None = None) -> bytes:
     body_size = size - len(PDF_HEAD) - len(PDF_TRAILER)
     if body_size < 0:
         raise ValueError(f"a PDF has at least {len(PDF_HEAD) + len(PDF_TRAILER)} bytes")
-    body = (fill * (body_size // max(len(fill), 1) + 1))[:body_size] if fill else os.urandom(body_size)
+    body = (
+        (fill * (body_size // max(len(fill), 1) + 1))[:body_size] if fill else os.urandom(body_size)
+    )
     return PDF_HEAD + body + PDF_TRAILER
 
 
@@ -68,11 +75,17 @@ def docx_bytes(extra: dict[str, bytes] | None = None) -> bytes:
     """A minimal Word document (the parts every DOCX has), as a real zip."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("[Content_Types].xml", '<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/'
-                         'package/2006/content-types"/>')
-        archive.writestr("word/document.xml", '<?xml version="1.0"?><w:document xmlns:w="http://schemas.openxmlformats.'
-                         'org/wordprocessingml/2006/main"><w:body><w:p><w:r><w:t>Advice</w:t></w:r></w:p></w:body>'
-                         "</w:document>")
+        archive.writestr(
+            "[Content_Types].xml",
+            '<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/'
+            'package/2006/content-types"/>',
+        )
+        archive.writestr(
+            "word/document.xml",
+            '<?xml version="1.0"?><w:document xmlns:w="http://schemas.openxmlformats.'
+            'org/wordprocessingml/2006/main"><w:body><w:p><w:r><w:t>Advice</w:t></w:r></w:p></w:body>'
+            "</w:document>",
+        )
         for name, data in (extra or {}).items():
             archive.writestr(name, data)
     return buffer.getvalue()
@@ -122,28 +135,54 @@ def consent_json(
     resource: dict[str, Any] = {
         "resourceType": "Consent",
         "status": status,
-        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+        "scope": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                    "code": "patient-privacy",
+                }
+            ]
+        },
         "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
         "patient": {"reference": f"Patient/{patient_id}"},
         "dateTime": date_time,
         "provision": {
             "type": provision,
-            "action": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentaction", "code": "disclose"}]}],
+            "action": [
+                {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/consentaction",
+                            "code": "disclose",
+                        }
+                    ]
+                }
+            ],
             "purpose": [{"system": f"{CB}/CodeSystem/purpose", "code": p} for p in purposes],
         },
     }
     contained: list[dict[str, Any]] = []
     extension: list[dict[str, Any]] = []
-    representative = maker in ("personal-welfare-deputy", "health-welfare-attorney", "parent-acting-for-young-person")
+    representative = maker in (
+        "personal-welfare-deputy",
+        "health-welfare-attorney",
+        "parent-acting-for-young-person",
+    )
     if maker == "self":
         resource["performer"] = [{"reference": f"Patient/{patient_id}"}]
         basis = "gillick-competent-child"  # young_person_json() makes the young-person form
     else:
         system = "young-person-representative" if representative else "parental-responsibility"
-        contained.append({
-            "resourceType": "RelatedPerson", "id": "maker", "patient": {"reference": f"Patient/{patient_id}"},
-            "relationship": [{"coding": [{"system": f"{CB}/CodeSystem/{system}", "code": maker}]}],
-        })
+        contained.append(
+            {
+                "resourceType": "RelatedPerson",
+                "id": "maker",
+                "patient": {"reference": f"Patient/{patient_id}"},
+                "relationship": [
+                    {"coding": [{"system": f"{CB}/CodeSystem/{system}", "code": maker}]}
+                ],
+            }
+        )
         resource["performer"] = [{"reference": "#maker"}]
         basis = "young-person-representative" if representative else "parental-responsibility"
     extension.append({"url": "basis", "valueCode": basis})
@@ -151,22 +190,50 @@ def consent_json(
         if assessment is None:
             continue
         outcome, effective = assessment
-        contained.append({
-            "resourceType": "Observation", "id": kind, "status": "final",
-            "code": {"coding": [{"system": f"{CB}/CodeSystem/capacity-assessment-type", "code": kind}]},
-            "subject": {"reference": f"Patient/{patient_id}"},
-            "effectiveDateTime": effective,
-            "performer": [{"display": "Dr A Example"}],
-            "valueCodeableConcept": {"coding": [{"system": f"{CB}/CodeSystem/capacity-assessment-outcome", "code": outcome}]},
-        })
+        contained.append(
+            {
+                "resourceType": "Observation",
+                "id": kind,
+                "status": "final",
+                "code": {
+                    "coding": [
+                        {"system": f"{CB}/CodeSystem/capacity-assessment-type", "code": kind}
+                    ]
+                },
+                "subject": {"reference": f"Patient/{patient_id}"},
+                "effectiveDateTime": effective,
+                "performer": [{"display": "Dr A Example"}],
+                "valueCodeableConcept": {
+                    "coding": [
+                        {"system": f"{CB}/CodeSystem/capacity-assessment-outcome", "code": outcome}
+                    ]
+                },
+            }
+        )
         extension.append({"url": "capacityAssessment", "valueReference": {"reference": f"#{kind}"}})
     if contained:
         resource["contained"] = contained
-    resource["extension"] = [{"url": f"{CB}/StructureDefinition/decision-maker", "extension": extension}]
+    resource["extension"] = [
+        {"url": f"{CB}/StructureDefinition/decision-maker", "extension": extension}
+    ]
     if actors:
         resource["provision"]["actor"] = [
-            {"role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}]},
-             "reference": {"identifier": {"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": ods}}}
+            {
+                "role": {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
+                            "code": "IRCP",
+                        }
+                    ]
+                },
+                "reference": {
+                    "identifier": {
+                        "system": "https://fhir.nhs.uk/Id/ods-organization-code",
+                        "value": ods,
+                    }
+                },
+            }
             for ods in actors
         ]
     return resource
@@ -179,8 +246,14 @@ def young_person_json(patient_id: str, date_time: str, **kwargs: Any) -> dict[st
     return resource
 
 
-def task_json(patient_id: str, owner: str = "PRV01", *, task_type: str = "ehcna-health-advice",
-              reason: str | None = "6-1-c", **extra: Any) -> dict[str, Any]:
+def task_json(
+    patient_id: str,
+    owner: str = "PRV01",
+    *,
+    task_type: str = "ehcna-health-advice",
+    reason: str | None = "6-1-c",
+    **extra: Any,
+) -> dict[str, Any]:
     """An advice request as an LA sends it (the spec's example, for a given patient)."""
     resource: dict[str, Any] = {
         "resourceType": "Task",
@@ -189,11 +262,15 @@ def task_json(patient_id: str, owner: str = "PRV01", *, task_type: str = "ehcna-
         "code": {"coding": [{"system": f"{CB}/CodeSystem/task-type", "code": task_type}]},
         "identifier": [{"system": f"{CB}/Id/la-case-reference", "value": "EHC-2026-00412"}],
         "for": {"reference": f"Patient/{patient_id}"},
-        "owner": {"identifier": {"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": owner}},
+        "owner": {
+            "identifier": {"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": owner}
+        },
         "note": [{"text": "EHC needs assessment agreed at panel on 2026-11-18."}],
     }
     if reason is not None:
-        resource["reasonCode"] = {"coding": [{"system": f"{CB}/CodeSystem/regulation", "code": reason}]}
+        resource["reasonCode"] = {
+            "coding": [{"system": f"{CB}/CodeSystem/regulation", "code": reason}]
+        }
     resource.update(extra)
     return resource
 
@@ -205,15 +282,25 @@ def status_reason(code: str) -> dict[str, Any]:
 
 def output(kind: str, **value: Any) -> dict[str, Any]:
     """A Task.output of a task-output-type."""
-    return {"type": {"coding": [{"system": f"{CB}/CodeSystem/task-output-type", "code": kind}]}, **value}
+    return {
+        "type": {"coding": [{"system": f"{CB}/CodeSystem/task-output-type", "code": kind}]},
+        **value,
+    }
 
 
 def make_organisation(db: Any, ods: str, role: str = "provider") -> Any:
     """Register an organisation directly (for tests below the API); its id."""
     now = datetime(2026, 11, 23, 12, tzinfo=UTC)
     with db.transaction() as session:
-        organisation = Organisation(ods=ods, name=f"Test {ods}", role=role, break_glass=False, version=1,
-                                    created=now, updated=now)
+        organisation = Organisation(
+            ods=ods,
+            name=f"Test {ods}",
+            role=role,
+            break_glass=False,
+            version=1,
+            created=now,
+            updated=now,
+        )
         session.add(organisation)
         session.flush()
         return organisation.id

@@ -36,7 +36,9 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
 
 
-def claims_for(client_id: str, audience: str, now: datetime, lifetime: int = 120, **overrides: Any) -> dict[str, Any]:
+def claims_for(
+    client_id: str, audience: str, now: datetime, lifetime: int = 120, **overrides: Any
+) -> dict[str, Any]:
     """The claims of a valid assertion, with overrides (None deletes a claim)."""
     claims: dict[str, Any] = {
         "iss": client_id,
@@ -76,9 +78,15 @@ def hmac_with_public_key(claims: dict[str, Any], key: RSAKey | ECKey) -> str:
     return f"{signing_input}.{_b64(signature)}"
 
 
-def token_form(assertion: str, scope: str | None = None, grant_type: str = "client_credentials") -> dict[str, str]:
+def token_form(
+    assertion: str, scope: str | None = None, grant_type: str = "client_credentials"
+) -> dict[str, str]:
     """The form body of a token request."""
-    form = {"grant_type": grant_type, "client_assertion_type": ASSERTION_TYPE, "client_assertion": assertion}
+    form = {
+        "grant_type": grant_type,
+        "client_assertion_type": ASSERTION_TYPE,
+        "client_assertion": assertion,
+    }
     if scope is not None:
         form["scope"] = scope
     return form

@@ -19,7 +19,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @contextmanager
-def running_server(data_dir: Path, database_url: str, workers: int = 2, **env: str) -> Iterator[str]:
+def running_server(
+    data_dir: Path, database_url: str, workers: int = 2, **env: str
+) -> Iterator[str]:
     """Run `exchange serve` until the block ends; yields its base URL (its output is in
     `exchange-serve.log` beside the data directory)."""
     port = free_ports(1)[0]
@@ -31,10 +33,27 @@ def running_server(data_dir: Path, database_url: str, workers: int = 2, **env: s
         "EXCHANGE_PUBLIC_BASE_URL": base,
         **env,
     }
-    args = [sys.executable, "-m", "exchange", "serve", "--host", "127.0.0.1", "--port", str(port),
-            "--workers", str(workers)]
-    with process_running(args, data_dir.parent / "exchange-serve.log", env=environment, cwd=data_dir.parent) as process:
-        wait_until(lambda: requests.get(f"{base}/healthz", timeout=1).status_code == 200, process, "exchange serve", 30)
+    args = [
+        sys.executable,
+        "-m",
+        "exchange",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
+    with process_running(
+        args, data_dir.parent / "exchange-serve.log", env=environment, cwd=data_dir.parent
+    ) as process:
+        wait_until(
+            lambda: requests.get(f"{base}/healthz", timeout=1).status_code == 200,
+            process,
+            "exchange serve",
+            30,
+        )
         yield base
 
 

@@ -32,7 +32,9 @@ def free_ports(count: int) -> list[int]:
         return [int(probe.getsockname()[1]) for probe in sockets]
 
 
-def wait_until(ready: Callable[[], bool], process: subprocess.Popen[bytes], what: str, seconds: float = 60) -> None:
+def wait_until(
+    ready: Callable[[], bool], process: subprocess.Popen[bytes], what: str, seconds: float = 60
+) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -47,8 +49,9 @@ def wait_until(ready: Callable[[], bool], process: subprocess.Popen[bytes], what
 
 
 @contextmanager
-def process_running(args: list[str], log: Path, env: dict[str, str] | None = None,
-                    cwd: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
+def process_running(
+    args: list[str], log: Path, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     """A process with its output in `log`, terminated (then killed) when the block ends."""
     with log.open("wb") as output:
         process = subprocess.Popen(args, stdout=output, stderr=subprocess.STDOUT, env=env, cwd=cwd)
@@ -78,20 +81,62 @@ def seaweedfs(directory: Path) -> Iterator[S3Server]:
     directory.mkdir(parents=True, exist_ok=True)
     access, secret = "exchange-test", "exchange-test-secret"
     config = directory / "s3.json"
-    config.write_text(json.dumps({"identities": [{"name": "exchange", "credentials": [
-        {"accessKey": access, "secretKey": secret}], "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
+    config.write_text(
+        json.dumps(
+            {
+                "identities": [
+                    {
+                        "name": "exchange",
+                        "credentials": [{"accessKey": access, "secretKey": secret}],
+                        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                    }
+                ]
+            }
+        )
+    )
     ports = free_ports(12)
-    names = ["master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port", "filer.port.grpc",
-             "s3.port", "s3.port.grpc", "admin.port", "admin.port.grpc", "webdav.port", "debug.port"]
-    args = [str(BIN / "weed"), "mini", f"-dir={directory / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-            "-admin.ui=false", f"-s3.config={config}", "-s3.encryptVolumeData",
-            # Off: their fixed default ports (8181, 9101) clash between servers run in parallel.
-            "-s3.port.iceberg=0", "-s3.port.lance=0",
-            *(f"-{name}={port}" for name, port in zip(names, ports, strict=True))]
+    names = [
+        "master.port",
+        "master.port.grpc",
+        "volume.port",
+        "volume.port.grpc",
+        "filer.port",
+        "filer.port.grpc",
+        "s3.port",
+        "s3.port.grpc",
+        "admin.port",
+        "admin.port.grpc",
+        "webdav.port",
+        "debug.port",
+    ]
+    args = [
+        str(BIN / "weed"),
+        "mini",
+        f"-dir={directory / 'data'}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        "-admin.ui=false",
+        f"-s3.config={config}",
+        "-s3.encryptVolumeData",
+        # Off: their fixed default ports (8181, 9101) clash between servers run in parallel.
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+        *(f"-{name}={port}" for name, port in zip(names, ports, strict=True)),
+    ]
     endpoint = f"http://127.0.0.1:{ports[6]}"
-    client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=access, aws_secret_access_key=secret,
-                          region_name="us-east-1", config=Config(retries={"max_attempts": 1}, connect_timeout=2,
-                                                                 read_timeout=5, s3={"addressing_style": "path"}))
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=access,
+        aws_secret_access_key=secret,
+        region_name="us-east-1",
+        config=Config(
+            retries={"max_attempts": 1},
+            connect_timeout=2,
+            read_timeout=5,
+            s3={"addressing_style": "path"},
+        ),
+    )
 
     def accepts_our_credentials() -> bool:
         # Ready only once a signed request succeeds: the port answers before the
@@ -113,8 +158,14 @@ def moto_kms(directory: Path) -> Iterator[str]:
     """moto's server: the AWS KMS API on loopback (lenient: it proves wiring, not policy)."""
     port = free_ports(1)[0]
     endpoint = f"http://127.0.0.1:{port}"
-    with process_running([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], directory / "moto.log") as process:
-        wait_until(lambda: requests.get(f"{endpoint}/moto-api/", timeout=2).status_code == 200, process, "moto")
+    with process_running(
+        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], directory / "moto.log"
+    ) as process:
+        wait_until(
+            lambda: requests.get(f"{endpoint}/moto-api/", timeout=2).status_code == 200,
+            process,
+            "moto",
+        )
         yield endpoint
 
 
@@ -131,11 +182,25 @@ def openbao(directory: Path) -> Iterator[VaultServer]:
     """`bao server -dev` on loopback, with the transit engine enabled."""
     port, token = free_ports(1)[0], "exchange-test-root"
     address = f"http://127.0.0.1:{port}"
-    args = [str(BIN / "bao"), "server", "-dev", f"-dev-listen-address=127.0.0.1:{port}", f"-dev-root-token-id={token}"]
+    args = [
+        str(BIN / "bao"),
+        "server",
+        "-dev",
+        f"-dev-listen-address=127.0.0.1:{port}",
+        f"-dev-root-token-id={token}",
+    ]
     with process_running(args, directory / "bao.log") as process:
-        wait_until(lambda: requests.get(f"{address}/v1/sys/health", timeout=2).status_code == 200, process, "OpenBao")
-        enabled = requests.post(f"{address}/v1/sys/mounts/transit", json={"type": "transit"},
-                                headers={"X-Vault-Token": token}, timeout=10)
+        wait_until(
+            lambda: requests.get(f"{address}/v1/sys/health", timeout=2).status_code == 200,
+            process,
+            "OpenBao",
+        )
+        enabled = requests.post(
+            f"{address}/v1/sys/mounts/transit",
+            json={"type": "transit"},
+            headers={"X-Vault-Token": token},
+            timeout=10,
+        )
         if enabled.status_code not in (200, 204):
             raise RuntimeError("could not enable the transit engine")
         yield VaultServer(address, token)

@@ -30,7 +30,10 @@ def _imports(path: Path, module: str) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                base = ".".join(
+                    package.split(".")[: len(package.split(".")) - node.level + 1]
+                    + ([base] if base else [])
+                )
             found.add(base)
             found.update(f"{base}.{alias.name}" for alias in node.names)
     return found
@@ -49,18 +52,29 @@ def _unit(module: str) -> str:
 @pytest.mark.parametrize("module", sorted(m for m in MODULES if m.startswith("exchange.api")))
 def test_front_doors_hold_no_sql_and_no_models(module: str) -> None:
     """`api/` is HTTP only: parse, call a use case, serialise (no SQLAlchemy, no tables)."""
-    forbidden = sorted(i for i in IMPORTS[module]
-                       if i == "sqlalchemy" or i.startswith("sqlalchemy.") or ".models" in i)
+    forbidden = sorted(
+        i
+        for i in IMPORTS[module]
+        if i == "sqlalchemy" or i.startswith("sqlalchemy.") or ".models" in i
+    )
     allowed = {"sqlalchemy.exc", "sqlalchemy.exc.IntegrityError", "sqlalchemy.exc.SQLAlchemyError"}
     assert [i for i in forbidden if i not in allowed] == []
 
 
 def test_domain_packages_never_import_flask_or_the_front_doors() -> None:
     # The demo drives the API as a client does (through the app's test client).
-    front_doors = ("exchange.api", "exchange.cli", "exchange.app", "exchange.server", "exchange.__main__",
-                   "exchange.demo")
+    front_doors = (
+        "exchange.api",
+        "exchange.cli",
+        "exchange.app",
+        "exchange.server",
+        "exchange.__main__",
+        "exchange.demo",
+    )
     offenders = {
-        module: sorted(i for i in imports if i.split(".")[0] == "flask" or i.startswith(front_doors))
+        module: sorted(
+            i for i in imports if i.split(".")[0] == "flask" or i.startswith(front_doors)
+        )
         for module, imports in IMPORTS.items()
         if not module.startswith(front_doors)
     }
@@ -72,7 +86,11 @@ def test_no_package_cycles() -> None:
     graph: dict[str, set[str]] = {}
     for module, imports in IMPORTS.items():
         source = _unit(module)
-        targets = {_unit(i) for i in imports if i.startswith("exchange.") and _unit(i) in {_unit(m) for m in MODULES}}
+        targets = {
+            _unit(i)
+            for i in imports
+            if i.startswith("exchange.") and _unit(i) in {_unit(m) for m in MODULES}
+        }
         graph.setdefault(source, set()).update(t for t in targets if t != source)
     cycles = []
     state: dict[str, int] = {}
@@ -81,7 +99,7 @@ def test_no_package_cycles() -> None:
         state[node] = 1
         for target in sorted(graph.get(node, ())):
             if state.get(target) == 1:
-                cycles.append([*trail[trail.index(target):], target])
+                cycles.append([*trail[trail.index(target) :], target])
             elif target not in state:
                 visit(target, [*trail, target])
         state[node] = 2

@@ -21,7 +21,12 @@ from tests.server import running_server
 def test_serve_answers_and_seals_in_the_background(tmp_path: Path, fresh_database_url: str) -> None:
     data_dir = tmp_path / "var"
     assert exchange("init", data_dir=data_dir, database_url=fresh_database_url).returncode == 0
-    assert exchange("bootstrap", str(EXAMPLE_BOOTSTRAP), data_dir=data_dir, database_url=fresh_database_url).returncode == 0
+    assert (
+        exchange(
+            "bootstrap", str(EXAMPLE_BOOTSTRAP), data_dir=data_dir, database_url=fresh_database_url
+        ).returncode
+        == 0
+    )
     with running_server(data_dir, fresh_database_url, workers=2) as base:
         assert requests.get(f"{base}/readyz", timeout=5).json()["status"] == "ok"
         metadata = requests.get(f"{base}/fhir/metadata", timeout=5)
@@ -35,7 +40,9 @@ def test_serve_answers_and_seals_in_the_background(tmp_path: Path, fresh_databas
         while sequence is None and time.monotonic() < deadline:
             time.sleep(0.2)
             with database.transaction() as session:
-                sequence = session.scalar(select(AuditRecord.sequence).where(AuditRecord.event_id == event_id))
+                sequence = session.scalar(
+                    select(AuditRecord.sequence).where(AuditRecord.event_id == event_id)
+                )
         database.dispose()
         assert sequence == 2  # the bootstrap's record is 1
 
@@ -49,14 +56,29 @@ def test_demo_token_command_works_against_the_served_api(tmp_path: Path) -> None
     database_url = f"sqlite:///{data_dir / 'exchange.db'}"
     with running_server(data_dir, database_url, workers=1) as base:
         key = data_dir / "demo" / "la01-case-system.private.jwk.json"
-        got = exchange("token", "la01-case-system", "--key", str(key), "--print-token", data_dir=data_dir,
-                       EXCHANGE_PUBLIC_BASE_URL=base)
+        got = exchange(
+            "token",
+            "la01-case-system",
+            "--key",
+            str(key),
+            "--print-token",
+            data_dir=data_dir,
+            EXCHANGE_PUBLIC_BASE_URL=base,
+        )
         assert got.returncode == 0, got.stderr
         token = got.stdout.strip()
-        response = requests.get(f"{base}/fhir/Organization", headers={"Authorization": f"Bearer {token}"}, timeout=5)
+        response = requests.get(
+            f"{base}/fhir/Organization", headers={"Authorization": f"Bearer {token}"}, timeout=5
+        )
         assert response.status_code == 200
         assert response.json()["total"] == 4
-        refused = exchange("token", "la01-case-system", "--key", str(data_dir / "demo" / "prv01-epr.private.jwk.json"),
-                           data_dir=data_dir, EXCHANGE_PUBLIC_BASE_URL=base)
+        refused = exchange(
+            "token",
+            "la01-case-system",
+            "--key",
+            str(data_dir / "demo" / "prv01-epr.private.jwk.json"),
+            data_dir=data_dir,
+            EXCHANGE_PUBLIC_BASE_URL=base,
+        )
         assert refused.returncode == 1
         assert "invalid_client" in refused.stderr

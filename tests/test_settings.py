@@ -41,16 +41,26 @@ def test_dotenv_is_read_and_the_environment_wins(tmp_path: Path) -> None:
     [("100MiB", 100 * 1024**2), ("1GiB", 1024**3), ("5000", 5000), ("64 KiB", 65536)],
 )
 def test_document_size(value: str, expected: int, tmp_path: Path) -> None:
-    settings = Settings.from_env({"EXCHANGE_MAX_DOCUMENT_BYTES": value}, dotenv_path=tmp_path / "none")
+    settings = Settings.from_env(
+        {"EXCHANGE_MAX_DOCUMENT_BYTES": value}, dotenv_path=tmp_path / "none"
+    )
     assert settings.max_document_bytes == expected
 
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("50:200", RateLimit(50, 200)), ("10/s:20", RateLimit(10, 20)), ("5", RateLimit(5, 20)), ("off", RateLimit(0, 0))],
+    [
+        ("50:200", RateLimit(50, 200)),
+        ("10/s:20", RateLimit(10, 20)),
+        ("5", RateLimit(5, 20)),
+        ("off", RateLimit(0, 0)),
+    ],
 )
 def test_rate_limit(value: str, expected: RateLimit, tmp_path: Path) -> None:
-    assert Settings.from_env({"EXCHANGE_RATE_LIMIT": value}, dotenv_path=tmp_path / "none").rate_limit == expected
+    assert (
+        Settings.from_env({"EXCHANGE_RATE_LIMIT": value}, dotenv_path=tmp_path / "none").rate_limit
+        == expected
+    )
 
 
 @pytest.mark.parametrize(
@@ -62,9 +72,16 @@ def test_rate_limit(value: str, expected: RateLimit, tmp_path: Path) -> None:
         ({"EXCHANGE_BLOB_STORE": "s3"}, "EXCHANGE_S3_BUCKET"),
         ({"EXCHANGE_KEY_PROVIDER": "hsm"}, "EXCHANGE_KEY_PROVIDER"),
         ({"EXCHANGE_KEY_PROVIDER": "aws-kms"}, "EXCHANGE_KMS_KEY_ID"),
-        ({"EXCHANGE_KEY_PROVIDER": "vault-transit", "EXCHANGE_VAULT_TRANSIT_KEY": "k"}, "EXCHANGE_VAULT_ADDR"),
         (
-            {"EXCHANGE_KEY_PROVIDER": "vault-transit", "EXCHANGE_VAULT_ADDR": "http://v", "EXCHANGE_VAULT_TRANSIT_KEY": "k"},
+            {"EXCHANGE_KEY_PROVIDER": "vault-transit", "EXCHANGE_VAULT_TRANSIT_KEY": "k"},
+            "EXCHANGE_VAULT_ADDR",
+        ),
+        (
+            {
+                "EXCHANGE_KEY_PROVIDER": "vault-transit",
+                "EXCHANGE_VAULT_ADDR": "http://v",
+                "EXCHANGE_VAULT_TRANSIT_KEY": "k",
+            },
             "EXCHANGE_VAULT_TOKEN",
         ),
         ({"EXCHANGE_MAX_DOCUMENT_BYTES": "-1"}, "EXCHANGE_MAX_DOCUMENT_BYTES"),
@@ -75,7 +92,9 @@ def test_rate_limit(value: str, expected: RateLimit, tmp_path: Path) -> None:
         ({"EXCHANGE_PROXY_HOPS": "many"}, "EXCHANGE_PROXY_HOPS"),
     ],
 )
-def test_invalid_values_name_the_variable(environment: dict[str, str], variable: str, tmp_path: Path) -> None:
+def test_invalid_values_name_the_variable(
+    environment: dict[str, str], variable: str, tmp_path: Path
+) -> None:
     with pytest.raises(SettingsError, match=variable):
         Settings.from_env(environment, dotenv_path=tmp_path / "none")
 

@@ -43,7 +43,9 @@ def due_date(
         if reason == Regulation.ANNUAL_REVIEW:
             # The LA sets it: before the annual review meeting (SEND Regulations 2014 reg 20).
             if given is None:
-                raise DueDateError("an annual-review request needs its due date in restriction.period.end")
+                raise DueDateError(
+                    "an annual-review request needs its due date in restriction.period.end"
+                )
             return given
         return received + SIX_WEEKS
     if task_type == TaskType.DCO_QUALITY_ASSURANCE:
@@ -54,12 +56,16 @@ def due_date(
     raise DueDateError(f"unknown task type {task_type!r}")
 
 
-def business_status(status: str, due: date, today: date, completed_on: date | None) -> TaskBusinessStatus | None:
+def business_status(
+    status: str, due: date, today: date, completed_on: date | None
+) -> TaskBusinessStatus | None:
     """The derived business status of a Task on `today` (None for a status outside the
     workflow)."""
     if status == "completed":
         on_time = completed_on is not None and completed_on <= due
-        return TaskBusinessStatus.COMPLETED_ON_TIME if on_time else TaskBusinessStatus.COMPLETED_LATE
+        return (
+            TaskBusinessStatus.COMPLETED_ON_TIME if on_time else TaskBusinessStatus.COMPLETED_LATE
+        )
     if status in CLOSED_WITHOUT_ADVICE:
         return TaskBusinessStatus.CLOSED_WITHOUT_ADVICE
     if status not in OPEN_STATUSES:

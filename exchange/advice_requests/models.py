@@ -47,5 +47,7 @@ class TaskParty(Base):
     __tablename__ = "task_party"
 
     task_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("task.id"), primary_key=True)
-    organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisation.id"), primary_key=True, index=True)
+    organisation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organisation.id"), primary_key=True, index=True
+    )
     role: Mapped[str] = mapped_column(String(16), primary_key=True)

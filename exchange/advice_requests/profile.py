@@ -20,10 +20,22 @@ from exchange.errors import Issue
 from exchange.fhir.validation import check_coding
 
 #: R4's required binding for Task.status.
-TASK_STATUSES: Final = frozenset({
-    "draft", "requested", "received", "accepted", "rejected", "ready", "cancelled", "in-progress", "on-hold",
-    "failed", "completed", "entered-in-error",
-})
+TASK_STATUSES: Final = frozenset(
+    {
+        "draft",
+        "requested",
+        "received",
+        "accepted",
+        "rejected",
+        "ready",
+        "cancelled",
+        "in-progress",
+        "on-hold",
+        "failed",
+        "completed",
+        "entered-in-error",
+    }
+)
 
 
 def _code(concept: Any, system: str) -> str | None:
@@ -49,16 +61,26 @@ def status_reason_of(resource: dict[str, Any]) -> str | None:
     return _code(resource.get("statusReason"), code_system_url("task-status-reason"))
 
 
-def typed_items(resource: dict[str, Any], element: str, name: str) -> list[tuple[str | None, dict[str, Any]]]:
+def typed_items(
+    resource: dict[str, Any], element: str, name: str
+) -> list[tuple[str | None, dict[str, Any]]]:
     """(type code, item) for each `input` or `output`."""
     system = code_system_url(name)
-    return [(_code(item.get("type"), system), item) for item in resource.get(element) or [] if isinstance(item, dict)]
+    return [
+        (_code(item.get("type"), system), item)
+        for item in resource.get(element) or []
+        if isinstance(item, dict)
+    ]
 
 
 def ods_of(reference: Any) -> str | None:
     """The ODS code of an organisation reference by identifier."""
     identifier = reference.get("identifier") if isinstance(reference, dict) else None
-    if isinstance(identifier, dict) and identifier.get("system") == ODS_SYSTEM and isinstance(identifier.get("value"), str):
+    if (
+        isinstance(identifier, dict)
+        and identifier.get("system") == ODS_SYSTEM
+        and isinstance(identifier.get("value"), str)
+    ):
         return str(identifier["value"])
     return None
 
@@ -67,45 +89,103 @@ def task_profile_issues(resource: dict[str, Any]) -> list[Issue]:
     """Problems with a Task against the advice-request profile, each with its expression."""
     issues: list[Issue] = []
     if resource.get("status") not in TASK_STATUSES:
-        issues.append(Issue("error", "code-invalid", "Task.status is not an R4 task status", ("Task.status",)))
+        issues.append(
+            Issue("error", "code-invalid", "Task.status is not an R4 task status", ("Task.status",))
+        )
     if resource.get("intent") != "order":
         issues.append(Issue("error", "value", "Task.intent must be order", ("Task.intent",)))
-    issues += check_coding(resource.get("code"), code_system_url("task-type"), {t.value for t in TaskType}, "Task.code")
+    issues += check_coding(
+        resource.get("code"), code_system_url("task-type"), {t.value for t in TaskType}, "Task.code"
+    )
     reason_required = task_type_of(resource) == TaskType.EHCNA_HEALTH_ADVICE
-    issues += check_coding(resource.get("reasonCode"), code_system_url("regulation"), {r.value for r in Regulation},
-                           "Task.reasonCode", required=reason_required)
+    issues += check_coding(
+        resource.get("reasonCode"),
+        code_system_url("regulation"),
+        {r.value for r in Regulation},
+        "Task.reasonCode",
+        required=reason_required,
+    )
     reference = (resource.get("for") or {}).get("reference")
     if not isinstance(reference, str) or not reference.startswith("Patient/"):
-        issues.append(Issue("error", "required", "Task.for must reference the Patient", ("Task.for",)))
+        issues.append(
+            Issue("error", "required", "Task.for must reference the Patient", ("Task.for",))
+        )
     if ods_of(resource.get("owner")) is None:
-        issues.append(Issue("error", "required", f"Task.owner must be an organisation by {ODS_SYSTEM} identifier",
-                            ("Task.owner",)))
+        issues.append(
+            Issue(
+                "error",
+                "required",
+                f"Task.owner must be an organisation by {ODS_SYSTEM} identifier",
+                ("Task.owner",),
+            )
+        )
     if "statusReason" in resource:
-        issues += check_coding(resource["statusReason"], code_system_url("task-status-reason"),
-                               {r.value for r in TaskStatusReason}, "Task.statusReason")
+        issues += check_coding(
+            resource["statusReason"],
+            code_system_url("task-status-reason"),
+            {r.value for r in TaskStatusReason},
+            "Task.statusReason",
+        )
     for index, (kind, item) in enumerate(typed_items(resource, "input", "task-input-type")):
         where = f"Task.input[{index}]"
         if kind == TaskInputType.SUPPORTING_INFORMATION:
             ref = (item.get("valueReference") or {}).get("reference")
             if not isinstance(ref, str) or not ref.startswith("DocumentReference/"):
-                issues.append(Issue("error", "value", "supporting-information needs a valueReference to a DocumentReference", (where,)))
+                issues.append(
+                    Issue(
+                        "error",
+                        "value",
+                        "supporting-information needs a valueReference to a DocumentReference",
+                        (where,),
+                    )
+                )
         elif kind == TaskInputType.TRIBUNAL_DECISION_DATE:
             if not isinstance(item.get("valueDate"), str):
-                issues.append(Issue("error", "value", "tribunal-decision-date needs a valueDate", (where,)))
+                issues.append(
+                    Issue("error", "value", "tribunal-decision-date needs a valueDate", (where,))
+                )
         else:
-            issues.append(Issue("error", "code-invalid", "Task.input.type must come from task-input-type", (f"{where}.type",)))
+            issues.append(
+                Issue(
+                    "error",
+                    "code-invalid",
+                    "Task.input.type must come from task-input-type",
+                    (f"{where}.type",),
+                )
+            )
     for index, (kind, item) in enumerate(typed_items(resource, "output", "task-output-type")):
         where = f"Task.output[{index}]"
         if kind == TaskOutputType.ADVICE:
             ref = (item.get("valueReference") or {}).get("reference")
             if not isinstance(ref, str) or not ref.startswith("DocumentReference/"):
-                issues.append(Issue("error", "value", "an advice output needs a valueReference to a DocumentReference", (where,)))
-        elif kind in (TaskOutputType.NOT_ON_WAITING_LIST, TaskOutputType.NOT_SEEN_IN_LAST_12_MONTHS):
+                issues.append(
+                    Issue(
+                        "error",
+                        "value",
+                        "an advice output needs a valueReference to a DocumentReference",
+                        (where,),
+                    )
+                )
+        elif kind in (
+            TaskOutputType.NOT_ON_WAITING_LIST,
+            TaskOutputType.NOT_SEEN_IN_LAST_12_MONTHS,
+        ):
             if not isinstance(item.get("valueBoolean"), bool):
                 issues.append(Issue("error", "value", f"{kind} needs a valueBoolean", (where,)))
         elif kind == TaskOutputType.CLOCK_EXCEPTION:
-            issues += check_coding(item.get("valueCodeableConcept"), code_system_url("clock-exception-reason"),
-                                   {r.value for r in ClockExceptionReason}, f"{where}.valueCodeableConcept")
+            issues += check_coding(
+                item.get("valueCodeableConcept"),
+                code_system_url("clock-exception-reason"),
+                {r.value for r in ClockExceptionReason},
+                f"{where}.valueCodeableConcept",
+            )
         else:
-            issues.append(Issue("error", "code-invalid", "Task.output.type must come from task-output-type", (f"{where}.type",)))
+            issues.append(
+                Issue(
+                    "error",
+                    "code-invalid",
+                    "Task.output.type must come from task-output-type",
+                    (f"{where}.type",),
+                )
+            )
     return issues

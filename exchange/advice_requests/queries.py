@@ -63,14 +63,17 @@ def business_status_clause(status: TaskBusinessStatus, today: date) -> ColumnEle
     soon = today + timedelta(days=DUE_SOON)
     clauses: dict[TaskBusinessStatus, ColumnElement[bool]] = {
         TaskBusinessStatus.OVERDUE: and_(open_, TaskRow.due_date < today),
-        TaskBusinessStatus.DUE_SOON: and_(open_, TaskRow.due_date >= today,
-                                          TaskRow.due_date <= soon),
+        TaskBusinessStatus.DUE_SOON: and_(
+            open_, TaskRow.due_date >= today, TaskRow.due_date <= soon
+        ),
         TaskBusinessStatus.ON_TRACK: and_(open_, TaskRow.due_date > soon),
-        TaskBusinessStatus.COMPLETED_ON_TIME: and_(completed,
-                                                   TaskRow.completed_on <= TaskRow.due_date),
+        TaskBusinessStatus.COMPLETED_ON_TIME: and_(
+            completed, TaskRow.completed_on <= TaskRow.due_date
+        ),
         # A completion without its date is not known to be on time, so it is late.
-        TaskBusinessStatus.COMPLETED_LATE: and_(completed, or_(
-            TaskRow.completed_on.is_(None), TaskRow.completed_on > TaskRow.due_date)),
+        TaskBusinessStatus.COMPLETED_LATE: and_(
+            completed, or_(TaskRow.completed_on.is_(None), TaskRow.completed_on > TaskRow.due_date)
+        ),
         TaskBusinessStatus.CLOSED_WITHOUT_ADVICE: TaskRow.status.in_(sorted(CLOSED_WITHOUT_ADVICE)),
     }
     return clauses[status]
@@ -79,7 +82,8 @@ def business_status_clause(status: TaskBusinessStatus, today: date) -> ColumnEle
 def taking_part(organisation_id: uuid.UUID) -> ColumnElement[bool]:
     """The Tasks the organisation takes part in (requester, owner or previous owner)."""
     return TaskRow.id.in_(
-        select(TaskParty.task_id).where(TaskParty.organisation_id == organisation_id))
+        select(TaskParty.task_id).where(TaskParty.organisation_id == organisation_id)
+    )
 
 
 def _organisation_clause(column: Any, keys: Sequence[OrganisationKey]) -> ColumnElement[bool]:
@@ -90,7 +94,8 @@ def _organisation_clause(column: Any, keys: Sequence[OrganisationKey]) -> Column
         alternatives.append(column.in_(ids))
     if ods_codes:
         alternatives.append(
-            column.in_(select(Organisation.id).where(Organisation.ods.in_(ods_codes))))
+            column.in_(select(Organisation.id).where(Organisation.ods.in_(ods_codes)))
+        )
     return or_(*alternatives) if alternatives else false()
 
 
@@ -108,15 +113,19 @@ def conditions(filters: TaskFilters, today: date) -> list[ColumnElement[bool]]:
     if filters.patient_ids is not None:
         clauses.append(TaskRow.patient_id.in_(list(filters.patient_ids)))
     if filters.nhs_numbers is not None:
-        clauses.append(TaskRow.patient_id.in_(
-            select(Patient.id).where(Patient.nhs_number.in_(list(filters.nhs_numbers)))))
+        clauses.append(
+            TaskRow.patient_id.in_(
+                select(Patient.id).where(Patient.nhs_number.in_(list(filters.nhs_numbers)))
+            )
+        )
     if filters.statuses is not None:
         clauses.append(TaskRow.status.in_(list(filters.statuses)))
     if filters.codes is not None:
         clauses.append(TaskRow.task_type.in_(list(filters.codes)))
     if filters.business_statuses is not None:
-        clauses.append(_any_of([business_status_clause(status, today)
-                                for status in filters.business_statuses]))
+        clauses.append(
+            _any_of([business_status_clause(status, today) for status in filters.business_statuses])
+        )
     clauses += [bound.clause(TaskRow.authored_on) for bound in filters.authored]
     clauses += [bound.clause(TaskRow.last_updated) for bound in filters.last_updated]
     clauses += [bound.date_clause(TaskRow.due_date) for bound in filters.due]

@@ -33,7 +33,9 @@ class OverdueRequest:
     case_reference: str
 
 
-def overdue(session: Session, today: date, owner: str | None = None, requester: str | None = None) -> list[OverdueRequest]:
+def overdue(
+    session: Session, today: date, owner: str | None = None, requester: str | None = None
+) -> list[OverdueRequest]:
     """Open requests past their due date on `today`, most overdue first."""
     owners, requesters = aliased(Organisation), aliased(Organisation)
     query = (
@@ -49,18 +51,42 @@ def overdue(session: Session, today: date, owner: str | None = None, requester: 
         query = query.where(requesters.ods == requester)
     found = []
     for row, owner_ods, requester_ods in session.execute(query):
-        references = [i.get("value", "") for i in row.resource.get("identifier", [])
-                      if isinstance(i, dict) and i.get("system") == LA_CASE_REFERENCE_SYSTEM]
-        found.append(OverdueRequest(str(row.id), owner_ods, requester_ods, row.task_type, row.status, row.received_on,
-                                    row.due_date, (today - row.due_date).days, references[0] if references else ""))
+        references = [
+            i.get("value", "")
+            for i in row.resource.get("identifier", [])
+            if isinstance(i, dict) and i.get("system") == LA_CASE_REFERENCE_SYSTEM
+        ]
+        found.append(
+            OverdueRequest(
+                str(row.id),
+                owner_ods,
+                requester_ods,
+                row.task_type,
+                row.status,
+                row.received_on,
+                row.due_date,
+                (today - row.due_date).days,
+                references[0] if references else "",
+            )
+        )
     return found
 
 
-def overdue_report(session: Session, actor: Actor, owner: str | None, requester: str | None,
-                   now: datetime) -> list[OverdueRequest]:
+def overdue_report(
+    session: Session, actor: Actor, owner: str | None, requester: str | None, now: datetime
+) -> list[OverdueRequest]:
     """The overdue report as an operator runs it (Europe/London date of `now`), audited
     with how many rows it listed."""
     rows = overdue(session, london_date(now), owner, requester)
-    record(session, AuditEntry(kind=AuditKind.REPORT, action=Action.READ, outcome=Outcome.SUCCESS, actor=actor,
-                               details={"report": "overdue", "rows": str(len(rows))}), at=now)
+    record(
+        session,
+        AuditEntry(
+            kind=AuditKind.REPORT,
+            action=Action.READ,
+            outcome=Outcome.SUCCESS,
+            actor=actor,
+            details={"report": "overdue", "rows": str(len(rows))},
+        ),
+        at=now,
+    )
     return rows

@@ -96,7 +96,10 @@ OWNER_ROLES: Final = {
 
 def organisation_reference(organisation: Organisation) -> dict[str, Any]:
     """How the server writes an organisation reference."""
-    return {"identifier": {"system": ODS_SYSTEM, "value": organisation.ods}, "display": organisation.name}
+    return {
+        "identifier": {"system": ODS_SYSTEM, "value": organisation.ods},
+        "display": organisation.name,
+    }
 
 
 def _tribunal_decision(resource: dict[str, Any]) -> date | None:
@@ -118,18 +121,29 @@ def receipt_instant(now: datetime) -> str:
 
 def _add_party(session: Session, task_id: uuid.UUID, organisation_id: uuid.UUID, role: str) -> None:
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    session.execute(insert(TaskParty).values(task_id=task_id, organisation_id=organisation_id, role=role)
-                    .on_conflict_do_nothing())
+    session.execute(
+        insert(TaskParty)
+        .values(task_id=task_id, organisation_id=organisation_id, role=role)
+        .on_conflict_do_nothing()
+    )
 
 
-def store_task(session: Session, resource: dict[str, Any], patient: Patient, requester: Organisation,
-               owner: Organisation, now: datetime) -> TaskRow:
+def store_task(
+    session: Session,
+    resource: dict[str, Any],
+    patient: Patient,
+    requester: Organisation,
+    owner: Organisation,
+    now: datetime,
+) -> TaskRow:
     """Store a new (checked) request: the server sets requester, authoredOn, receipt and the
     due date (DueDateError if the request lacks what it needs). The owner and requester see
     the patient from now on (`access.md`)."""
     task_type = task_type_of(resource) or ""
     received = london_date(now)
-    due = due_date(task_type, reason_of(resource), received, _given_due(resource), _tribunal_decision(resource))
+    due = due_date(
+        task_type, reason_of(resource), received, _given_due(resource), _tribunal_decision(resource)
+    )
     task_id = uuid.uuid4()
     body = {k: v for k, v in resource.items() if k not in ("businessStatus", "lastModified")}
     body["requester"] = organisation_reference(requester)
@@ -137,12 +151,27 @@ def store_task(session: Session, resource: dict[str, Any], patient: Patient, req
     body["authoredOn"] = instant(now)
     body["lastModified"] = instant(now)
     body["executionPeriod"] = {"start": receipt_instant(now)}
-    body["restriction"] = {**(resource.get("restriction") or {}), "period": {"end": due.isoformat()}}
+    body["restriction"] = {
+        **(resource.get("restriction") or {}),
+        "period": {"end": due.isoformat()},
+    }
     stored = stamp(body, task_id, 1, now)
     row = TaskRow(
-        id=task_id, patient_id=patient.id, requester_id=requester.id, owner_id=owner.id, task_type=task_type,
-        reason=reason_of(resource), status=stored["status"], authored_on=now, received_on=received, due_date=due,
-        completed_on=None, clock_exception=False, version=1, last_updated=now, resource=stored,
+        id=task_id,
+        patient_id=patient.id,
+        requester_id=requester.id,
+        owner_id=owner.id,
+        task_type=task_type,
+        reason=reason_of(resource),
+        status=stored["status"],
+        authored_on=now,
+        received_on=received,
+        due_date=due,
+        completed_on=None,
+        clock_exception=False,
+        version=1,
+        last_updated=now,
+        resource=stored,
     )
     session.add(row)
     session.flush()
@@ -156,12 +185,23 @@ def store_task(session: Session, resource: dict[str, Any], patient: Patient, req
 
 def roles_of(session: Session, task_id: uuid.UUID, organisation_id: uuid.UUID) -> set[str]:
     """The organisation's roles in a Task (empty: no relationship, so 404)."""
-    return set(session.scalars(select(TaskParty.role).where(TaskParty.task_id == task_id,
-                                                             TaskParty.organisation_id == organisation_id)))
+    return set(
+        session.scalars(
+            select(TaskParty.role).where(
+                TaskParty.task_id == task_id, TaskParty.organisation_id == organisation_id
+            )
+        )
+    )
 
 
-def apply_change(session: Session, row: TaskRow, resource: dict[str, Any], change: Change,
-                 new_owner: Organisation | None, now: datetime) -> TaskRow:
+def apply_change(
+    session: Session,
+    row: TaskRow,
+    resource: dict[str, Any],
+    change: Change,
+    new_owner: Organisation | None,
+    now: datetime,
+) -> TaskRow:
     """Store the next version after an accepted change (checked by `workflow`)."""
     body = {k: v for k, v in resource.items() if k not in ("businessStatus",)}
     current = row.resource
@@ -177,7 +217,9 @@ def apply_change(session: Session, row: TaskRow, resource: dict[str, Any], chang
     body["executionPeriod"] = period
     if new_owner is not None:
         _add_party(session, row.id, row.owner_id, PREVIOUS_OWNER)
-        session.execute(delete(TaskParty).where(TaskParty.task_id == row.id, TaskParty.role == OWNER))
+        session.execute(
+            delete(TaskParty).where(TaskParty.task_id == row.id, TaskParty.role == OWNER)
+        )
         _add_party(session, row.id, new_owner.id, OWNER)
         grant_access(session, row.patient_id, new_owner.id, TASK_OWNER, now)
         row.owner_id = new_owner.id
@@ -211,15 +253,27 @@ def served(row: TaskRow, today: date) -> dict[str, Any]:
 
 # --- use cases ------------------------------------------------------------------------------
 
+
 def _entities(row: TaskRow) -> tuple[Entity, ...]:
     return (Entity(f"Task/{row.id}"), Entity(f"Patient/{row.patient_id}", "patient"))
 
 
-def _audit(session: Session, caller: Caller, kind: AuditKind, row: TaskRow, now: datetime,
-           outcome_desc: str | None = None) -> None:
+def _audit(
+    session: Session,
+    caller: Caller,
+    kind: AuditKind,
+    row: TaskRow,
+    now: datetime,
+    outcome_desc: str | None = None,
+) -> None:
     """Record the caller's `kind` of interaction with the Task."""
-    record(session, caller.audit_entry(kind, entities=_entities(row), patient_id=row.patient_id,
-                                       outcome_desc=outcome_desc), at=now)
+    record(
+        session,
+        caller.audit_entry(
+            kind, entities=_entities(row), patient_id=row.patient_id, outcome_desc=outcome_desc
+        ),
+        at=now,
+    )
 
 
 def _subject(row: TaskRow) -> Subject:
@@ -238,8 +292,14 @@ def _registered(session: Session, ods: str | None, expression: str) -> Organisat
     return organisation
 
 
-def _check_owner(session: Session, task_type: str, requester: Organisation, owner: Organisation,
-                 today: date, subject: Subject) -> None:
+def _check_owner(
+    session: Session,
+    task_type: str,
+    requester: Organisation,
+    owner: Organisation,
+    today: date,
+    subject: Subject,
+) -> None:
     """The owner's role fits the kind of request (422), and the LA and the owner share an
     agreement in force for its purpose (403 no-agreement): on creation and on forwarding."""
     kind = TaskType(task_type)
@@ -247,9 +307,12 @@ def _check_owner(session: Session, task_type: str, requester: Organisation, owne
         raise invalid("Task.owner", f"a {task_type} request cannot be owned by a {owner.role}")
     purpose = PURPOSE_OF[kind]
     if agreement_between(session, requester.id, owner.id, purpose.value, today) is None:
-        raise AccessDenied(AccessDenialReason.NO_AGREEMENT,
-                           f"no data-sharing agreement in force covers {purpose.value} "
-                           f"between the LA and {owner.ods}", subject=subject)
+        raise AccessDenied(
+            AccessDenialReason.NO_AGREEMENT,
+            f"no data-sharing agreement in force covers {purpose.value} "
+            f"between the LA and {owner.ods}",
+            subject=subject,
+        )
 
 
 def _named_patient(session: Session, caller: Caller, data: dict[str, Any]) -> Patient | None:
@@ -285,8 +348,11 @@ def create_task(session: Session, caller: Caller, data: Any, now: datetime) -> d
         raise RuntimeError("the caller's organisation is not registered")
     given = ods_of(resource.get("requester")) if "requester" in resource else requester.ods
     if given != requester.ods:
-        problems.add("Task.requester",
-                     "Task.requester is set by the server to the caller's organisation", "value")
+        problems.add(
+            "Task.requester",
+            "Task.requester is set by the server to the caller's organisation",
+            "value",
+        )
     problems.raise_any()
     owner = _registered(session, ods_of(resource.get("owner")), "Task.owner")
     if patient is None:
@@ -301,8 +367,9 @@ def create_task(session: Session, caller: Caller, data: Any, now: datetime) -> d
     return served(row, today)
 
 
-def _visible_task(session: Session, caller: Caller, task_id: uuid.UUID,
-                  lock: bool = False) -> tuple[TaskRow, set[str]]:
+def _visible_task(
+    session: Session, caller: Caller, task_id: uuid.UUID, lock: bool = False
+) -> tuple[TaskRow, set[str]]:
     """The Task and the caller's roles in it; NotFound if it takes no part (the same answer
     as for a Task that does not exist)."""
     row = session.get(TaskRow, task_id, with_for_update=lock)
@@ -312,16 +379,18 @@ def _visible_task(session: Session, caller: Caller, task_id: uuid.UUID,
     return row, roles
 
 
-def read_task(session: Session, caller: Caller, task_id: uuid.UUID,
-              now: datetime) -> dict[str, Any]:
+def read_task(
+    session: Session, caller: Caller, task_id: uuid.UUID, now: datetime
+) -> dict[str, Any]:
     """A request the caller's organisation takes part in, with its business status today."""
     row, _ = _visible_task(session, caller, task_id)
     _audit(session, caller, AuditKind.READ, row, now)
     return served(row, london_date(now))
 
 
-def read_task_version(session: Session, caller: Caller, task_id: uuid.UUID, version: int | None,
-                      now: datetime) -> dict[str, Any]:
+def read_task_version(
+    session: Session, caller: Caller, task_id: uuid.UUID, version: int | None, now: datetime
+) -> dict[str, Any]:
     """One version of a request, as it was stored."""
     row, _ = _visible_task(session, caller, task_id)
     stored = read_version(session, "Task", row.id, version)
@@ -331,46 +400,82 @@ def read_task_version(session: Session, caller: Caller, task_id: uuid.UUID, vers
     return stored
 
 
-def task_history(session: Session, caller: Caller, task_id: uuid.UUID,
-                 now: datetime) -> list[dict[str, Any]]:
+def task_history(
+    session: Session, caller: Caller, task_id: uuid.UUID, now: datetime
+) -> list[dict[str, Any]]:
     """Every version of a request, newest first."""
     row, _ = _visible_task(session, caller, task_id)
     _audit(session, caller, AuditKind.HISTORY, row, now)
     return all_versions(session, "Task", row.id)
 
 
-def change_task(session: Session, caller: Caller, task_id: uuid.UUID, data: Any,
-                if_match: str | None, documents: DocumentLookup, now: datetime) -> dict[str, Any]:
+def change_task(
+    session: Session,
+    caller: Caller,
+    task_id: uuid.UUID,
+    data: Any,
+    if_match: str | None,
+    documents: DocumentLookup,
+    now: datetime,
+) -> dict[str, Any]:
     """Change a request to `data` (a transition of the table, a note, a clock exception,
     forwarding): 404 -> 412 -> 422 -> 403, then the next version. `documents` looks up the
     DocumentReferences the Task's outputs point at (`documents.task_outputs`)."""
-    return _change(session, caller, task_id, lambda current: data, if_match, AuditKind.UPDATE,
-                   documents, now)
+    return _change(
+        session, caller, task_id, lambda current: data, if_match, AuditKind.UPDATE, documents, now
+    )
 
 
-def patch_task(session: Session, caller: Caller, task_id: uuid.UUID, operations: Any,
-               if_match: str | None, documents: DocumentLookup, now: datetime) -> dict[str, Any]:
+def patch_task(
+    session: Session,
+    caller: Caller,
+    task_id: uuid.UUID,
+    operations: Any,
+    if_match: str | None,
+    documents: DocumentLookup,
+    now: datetime,
+) -> dict[str, Any]:
     """Change a request with a JSON Patch (RFC 6902) of its current version: the patched
     resource then takes the path of `change_task`."""
     if not isinstance(operations, list):
         raise Malformed("a JSON Patch is an array of operations")
-    return _change(session, caller, task_id, lambda current: apply_json_patch(current, operations),
-                   if_match, AuditKind.PATCH, documents, now)
+    return _change(
+        session,
+        caller,
+        task_id,
+        lambda current: apply_json_patch(current, operations),
+        if_match,
+        AuditKind.PATCH,
+        documents,
+        now,
+    )
 
 
 def apply_json_patch(current: dict[str, Any], operations: list[Any]) -> Any:
     """`current` with the JSON Patch `operations` applied (Invalid if they cannot be)."""
     try:
         return jsonpatch.apply_patch(current, operations)
-    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError,
-            ValueError) as error:
-        raise Invalid([Issue("error", "processing",
-                             f"the patch cannot be applied ({type(error).__name__})")]) from None
+    except (
+        jsonpatch.JsonPatchException,
+        jsonpatch.JsonPointerException,
+        TypeError,
+        ValueError,
+    ) as error:
+        raise Invalid(
+            [Issue("error", "processing", f"the patch cannot be applied ({type(error).__name__})")]
+        ) from None
 
 
-def _change(session: Session, caller: Caller, task_id: uuid.UUID,
-            revise: Callable[[dict[str, Any]], Any], if_match: str | None, kind: AuditKind,
-            documents: DocumentLookup, now: datetime) -> dict[str, Any]:
+def _change(
+    session: Session,
+    caller: Caller,
+    task_id: uuid.UUID,
+    revise: Callable[[dict[str, Any]], Any],
+    if_match: str | None,
+    kind: AuditKind,
+    documents: DocumentLookup,
+    now: datetime,
+) -> dict[str, Any]:
     """The one path of every change: the Task (locked), its version, the new resource
     `revise` makes of the current one, the workflow's decision, the next version."""
     row, roles = _visible_task(session, caller, task_id, lock=True)
@@ -396,15 +501,28 @@ def _change(session: Session, caller: Caller, task_id: uuid.UUID,
     return served(updated, today)
 
 
-def search_tasks(session: Session, caller: Caller, filters: TaskFilters, order: TaskOrder,
-                 paging: Paging, query: str | None, now: datetime) -> Found:
+def search_tasks(
+    session: Session,
+    caller: Caller,
+    filters: TaskFilters,
+    order: TaskOrder,
+    paging: Paging,
+    query: str | None,
+    now: datetime,
+) -> Found:
     """The caller's requests (as requester, owner or previous owner) matching `filters`,
     with their business status as it is today, in `order` (newest first unless told)."""
     today = london_date(now)
     wanted = tasks_of(caller.organisation_id, filters, today)
     total = session.scalar(select(func.count()).select_from(wanted.subquery())) or 0
-    page = keyset_page(session, wanted, paging, moment=ORDER_COLUMNS[order], tiebreak=TaskRow.id,
-                       parse_moment=date.fromisoformat if order == "due" else parse_instant,
-                       parse_tiebreak=uuid.UUID)
+    page = keyset_page(
+        session,
+        wanted,
+        paging,
+        moment=ORDER_COLUMNS[order],
+        tiebreak=TaskRow.id,
+        parse_moment=date.fromisoformat if order == "due" else parse_instant,
+        parse_tiebreak=uuid.UUID,
+    )
     record(session, caller.audit_entry(AuditKind.SEARCH, query=query), at=now)
     return Found([served(row, today) for row in page.rows], total, page.next)

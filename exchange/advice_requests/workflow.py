@@ -22,7 +22,9 @@ OWNER: Final = "owner"
 REQUESTER: Final = "requester"
 
 #: Elements the server manages: a client's values are ignored, never an error.
-SERVER_MANAGED: Final = frozenset({"meta", "text", "id", "businessStatus", "lastModified", "executionPeriod"})
+SERVER_MANAGED: Final = frozenset(
+    {"meta", "text", "id", "businessStatus", "lastModified", "executionPeriod"}
+)
 OWNER_MAY_CHANGE: Final = frozenset({"status", "statusReason", "output", "owner", "note"})
 REQUESTER_MAY_CHANGE: Final = frozenset({"status", "statusReason", "note"})
 
@@ -35,20 +37,31 @@ TRANSITIONS: Final[dict[tuple[str, str], tuple[str, str]]] = {
     **{(s, "rejected"): (OWNER, "reject") for s in OPEN_STATUSES},
     **{(s, "cancelled"): (REQUESTER, "cancel") for s in OPEN_STATUSES},
 }
-REJECTION_REASONS: Final = frozenset({
-    TaskStatusReason.NOT_KNOWN_TO_SERVICE, TaskStatusReason.WRONG_SERVICE,
-    TaskStatusReason.INCOMPATIBLE_WITH_DUTIES, TaskStatusReason.ADVERSE_EFFECT_ON_FUNCTIONS,
-})
+REJECTION_REASONS: Final = frozenset(
+    {
+        TaskStatusReason.NOT_KNOWN_TO_SERVICE,
+        TaskStatusReason.WRONG_SERVICE,
+        TaskStatusReason.INCOMPATIBLE_WITH_DUTIES,
+        TaskStatusReason.ADVERSE_EFFECT_ON_FUNCTIONS,
+    }
+)
 #: Children and Families Act 2014 s.31(2): a body need not comply with a request that is
 #: incompatible with its own duties or would otherwise have an adverse effect on the
 #: exercise of its functions; saying so needs written reasons.
-NEEDS_WRITTEN_REASONS: Final = frozenset({
-    TaskStatusReason.INCOMPATIBLE_WITH_DUTIES, TaskStatusReason.ADVERSE_EFFECT_ON_FUNCTIONS,
-})
+NEEDS_WRITTEN_REASONS: Final = frozenset(
+    {
+        TaskStatusReason.INCOMPATIBLE_WITH_DUTIES,
+        TaskStatusReason.ADVERSE_EFFECT_ON_FUNCTIONS,
+    }
+)
 MIN_REASONS_LENGTH: Final = 20
 ADVICE_DOCUMENT_TYPES: Final = {
-    TaskType.EHCNA_HEALTH_ADVICE: frozenset({DocumentType.HEALTH_ADVICE, DocumentType.OTHER_HEALTH_ADVICE}),
-    TaskType.TRIBUNAL_HEALTH_RESPONSE: frozenset({DocumentType.HEALTH_ADVICE, DocumentType.OTHER_HEALTH_ADVICE}),
+    TaskType.EHCNA_HEALTH_ADVICE: frozenset(
+        {DocumentType.HEALTH_ADVICE, DocumentType.OTHER_HEALTH_ADVICE}
+    ),
+    TaskType.TRIBUNAL_HEALTH_RESPONSE: frozenset(
+        {DocumentType.HEALTH_ADVICE, DocumentType.OTHER_HEALTH_ADVICE}
+    ),
     TaskType.DCO_QUALITY_ASSURANCE: frozenset({DocumentType.DCO_QA_FEEDBACK}),
 }
 
@@ -95,19 +108,28 @@ def _comparable(resource: dict[str, Any], key: str) -> Any:
 def _appended(old: list[Any], new: list[Any], element: str) -> list[Any]:
     if new[: len(old)] != old:
         raise invalid(f"Task.{element}", f"Task.{element} can only be appended to")
-    return new[len(old):]
+    return new[len(old) :]
 
 
-def check_change(old: dict[str, Any], new: dict[str, Any], roles: set[str], task_id: str,
-                 documents: DocumentLookup) -> Change:
+def check_change(
+    old: dict[str, Any],
+    new: dict[str, Any],
+    roles: set[str],
+    task_id: str,
+    documents: DocumentLookup,
+) -> Change:
     """Decide whether `roles` may turn `old` into `new`: the accepted Change, or Invalid
     (nobody may, or a requirement is missing) or NotYourChange (not this party)."""
     changed = {
-        key for key in (set(old) | set(new)) - SERVER_MANAGED if _comparable(old, key) != _comparable(new, key)
+        key
+        for key in (set(old) | set(new)) - SERVER_MANAGED
+        if _comparable(old, key) != _comparable(new, key)
     }
     fixed = sorted(changed - OWNER_MAY_CHANGE)
     if fixed:
-        raise invalid(f"Task.{fixed[0]}", f"Task.{fixed[0]} cannot change after the request is made")
+        raise invalid(
+            f"Task.{fixed[0]}", f"Task.{fixed[0]} cannot change after the request is made"
+        )
     new_notes = _appended(old.get("note") or [], new.get("note") or [], "note")
     new_outputs = _appended(old.get("output") or [], new.get("output") or [], "output")
     old_status, new_status = old["status"], new["status"]
@@ -117,8 +139,13 @@ def check_change(old: dict[str, Any], new: dict[str, Any], roles: set[str], task
         change, who = _forwarding(old_status, new_status, reason, ods_of(new.get("owner"))), OWNER
     elif old_status == new_status:
         if "statusReason" in changed:
-            raise invalid("Task.statusReason", "Task.statusReason changes only with a status change")
-        change, who = _annotation(old_status, new_outputs, new_notes), (OWNER if new_outputs else None)
+            raise invalid(
+                "Task.statusReason", "Task.statusReason changes only with a status change"
+            )
+        change, who = (
+            _annotation(old_status, new_outputs, new_notes),
+            (OWNER if new_outputs else None),
+        )
     else:
         if (old_status, new_status) not in TRANSITIONS:
             raise invalid("Task.status", f"a Task cannot go from {old_status} to {new_status}")
@@ -135,9 +162,13 @@ def check_change(old: dict[str, Any], new: dict[str, Any], roles: set[str], task
     return change
 
 
-def _forwarding(old_status: str, new_status: str, reason: str | None, new_owner: str | None) -> Change:
+def _forwarding(
+    old_status: str, new_status: str, reason: str | None, new_owner: str | None
+) -> Change:
     if old_status not in ("requested", "accepted") or new_status != "requested":
-        raise invalid("Task.status", "forwarding is from requested or accepted, and leaves the Task requested")
+        raise invalid(
+            "Task.status", "forwarding is from requested or accepted, and leaves the Task requested"
+        )
     if reason != TaskStatusReason.FORWARDED:
         raise invalid("Task.statusReason", "forwarding needs statusReason forwarded")
     if new_owner is None:
@@ -148,57 +179,105 @@ def _forwarding(old_status: str, new_status: str, reason: str | None, new_owner:
 def _annotation(status: str, new_outputs: list[Any], new_notes: list[Any]) -> Change:
     kinds = {kind for kind, _ in typed_items({"output": new_outputs}, "output", "task-output-type")}
     if kinds - {TaskOutputType.CLOCK_EXCEPTION}:
-        raise invalid("Task.output", "outputs other than clock exceptions come with a status change")
+        raise invalid(
+            "Task.output", "outputs other than clock exceptions come with a status change"
+        )
     if kinds:
         if status not in OPEN_STATUSES:
-            raise invalid("Task.output", "a clock exception can be recorded only while the Task is open")
+            raise invalid(
+                "Task.output", "a clock exception can be recorded only while the Task is open"
+            )
         if not new_notes:
             raise invalid("Task.note", "a clock exception needs a note saying why (reg 8(2))")
     return Change("annotate", clock_exception=bool(kinds))
 
 
-def _requirements(kind: str, old: dict[str, Any], new: dict[str, Any], reason: str | None, new_notes: list[Any],
-                  new_outputs: list[Any], task_id: str, documents: DocumentLookup) -> None:
+def _requirements(
+    kind: str,
+    old: dict[str, Any],
+    new: dict[str, Any],
+    reason: str | None,
+    new_notes: list[Any],
+    new_outputs: list[Any],
+    task_id: str,
+    documents: DocumentLookup,
+) -> None:
     outputs = typed_items(new, "output", "task-output-type")
     if kind == "cancel" and reason != TaskStatusReason.WITHDRAWN_BY_REQUESTER:
         raise invalid("Task.statusReason", "cancelling needs statusReason withdrawn-by-requester")
     if kind == "reject":
         if reason not in REJECTION_REASONS:
-            raise invalid("Task.statusReason", "rejecting needs statusReason not-known-to-service, wrong-service, "
-                          "incompatible-with-duties or adverse-effect-on-functions")
+            raise invalid(
+                "Task.statusReason",
+                "rejecting needs statusReason not-known-to-service, wrong-service, "
+                "incompatible-with-duties or adverse-effect-on-functions",
+            )
         if reason == TaskStatusReason.NOT_KNOWN_TO_SERVICE:
             # A child on a waiting list, or seen in the last 12 months, is known to the service.
             attested = {k for k, item in outputs if item.get("valueBoolean") is True}
-            if not {TaskOutputType.NOT_ON_WAITING_LIST, TaskOutputType.NOT_SEEN_IN_LAST_12_MONTHS} <= attested:
-                raise invalid("Task.output", "not-known-to-service needs the not-on-waiting-list and "
-                              "not-seen-in-last-12-months attestations, both true")
-        if reason in NEEDS_WRITTEN_REASONS and not _written_reasons(new_notes, outputs, task_id, documents):
-            raise invalid("Task.note", f"{reason} needs written reasons: a note of at least "
-                          f"{MIN_REASONS_LENGTH} characters or a reasons-for-not-complying document")
+            if (
+                not {TaskOutputType.NOT_ON_WAITING_LIST, TaskOutputType.NOT_SEEN_IN_LAST_12_MONTHS}
+                <= attested
+            ):
+                raise invalid(
+                    "Task.output",
+                    "not-known-to-service needs the not-on-waiting-list and "
+                    "not-seen-in-last-12-months attestations, both true",
+                )
+        if reason in NEEDS_WRITTEN_REASONS and not _written_reasons(
+            new_notes, outputs, task_id, documents
+        ):
+            raise invalid(
+                "Task.note",
+                f"{reason} needs written reasons: a note of at least "
+                f"{MIN_REASONS_LENGTH} characters or a reasons-for-not-complying document",
+            )
     if kind == "complete" and not _advice_delivered(old, outputs, task_id, documents):
-        raise invalid("Task.output", "completing needs an advice output referencing this Task's advice "
-                      "DocumentReference, held by the owner")
+        raise invalid(
+            "Task.output",
+            "completing needs an advice output referencing this Task's advice "
+            "DocumentReference, held by the owner",
+        )
 
 
-def _written_reasons(new_notes: list[Any], outputs: list[tuple[str | None, dict[str, Any]]], task_id: str,
-                     documents: DocumentLookup) -> bool:
-    if any(len(str(note.get("text", "")).strip()) >= MIN_REASONS_LENGTH for note in new_notes if isinstance(note, dict)):
+def _written_reasons(
+    new_notes: list[Any],
+    outputs: list[tuple[str | None, dict[str, Any]]],
+    task_id: str,
+    documents: DocumentLookup,
+) -> bool:
+    if any(
+        len(str(note.get("text", "")).strip()) >= MIN_REASONS_LENGTH
+        for note in new_notes
+        if isinstance(note, dict)
+    ):
         return True
     return any(
-        (doc := _document(item, documents)) is not None and doc.type == DocumentType.REASONS_FOR_NOT_COMPLYING
+        (doc := _document(item, documents)) is not None
+        and doc.type == DocumentType.REASONS_FOR_NOT_COMPLYING
         and task_id in doc.related_tasks
-        for kind, item in outputs if kind == TaskOutputType.ADVICE
+        for kind, item in outputs
+        if kind == TaskOutputType.ADVICE
     )
 
 
-def _advice_delivered(old: dict[str, Any], outputs: list[tuple[str | None, dict[str, Any]]], task_id: str,
-                      documents: DocumentLookup) -> bool:
-    allowed = ADVICE_DOCUMENT_TYPES.get(TaskType(task_type_of(old) or TaskType.EHCNA_HEALTH_ADVICE), frozenset())
+def _advice_delivered(
+    old: dict[str, Any],
+    outputs: list[tuple[str | None, dict[str, Any]]],
+    task_id: str,
+    documents: DocumentLookup,
+) -> bool:
+    allowed = ADVICE_DOCUMENT_TYPES.get(
+        TaskType(task_type_of(old) or TaskType.EHCNA_HEALTH_ADVICE), frozenset()
+    )
     owner = ods_of(old.get("owner"))
     return any(
-        (doc := _document(item, documents)) is not None and doc.type in allowed and doc.custodian == owner
+        (doc := _document(item, documents)) is not None
+        and doc.type in allowed
+        and doc.custodian == owner
         and task_id in doc.related_tasks
-        for kind, item in outputs if kind == TaskOutputType.ADVICE
+        for kind, item in outputs
+        if kind == TaskOutputType.ADVICE
     )
 
 

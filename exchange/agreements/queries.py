@@ -43,7 +43,9 @@ def agreement_between(
     ).first()
 
 
-def uncovered_purposes(session: Session, organisation: uuid.UUID, purposes: Iterable[str], on: date) -> list[str]:
+def uncovered_purposes(
+    session: Session, organisation: uuid.UUID, purposes: Iterable[str], on: date
+) -> list[str]:
     """The purposes no executed agreement in force on `on` with `organisation` as a party
     covers (recording a Consent needs every one covered: `access.md`)."""
     wanted = sorted(set(purposes))
@@ -65,9 +67,12 @@ def uncovered_purposes(session: Session, organisation: uuid.UUID, purposes: Iter
 def party_to_an_agreement(session: Session, organisation: uuid.UUID, on: date) -> bool:
     """Whether `organisation` is a party to some executed agreement in force on `on`
     (registering a patient needs one: `access.md`)."""
-    return session.scalar(
-        select(AgreementParty.agreement_id)
-        .join(Agreement, Agreement.id == AgreementParty.agreement_id)
-        .where(AgreementParty.organisation_id == organisation, _in_force(on))  # type: ignore[arg-type]
-        .limit(1)
-    ) is not None
+    return (
+        session.scalar(
+            select(AgreementParty.agreement_id)
+            .join(Agreement, Agreement.id == AgreementParty.agreement_id)
+            .where(AgreementParty.organisation_id == organisation, _in_force(on))  # type: ignore[arg-type]
+            .limit(1)
+        )
+        is not None
+    )

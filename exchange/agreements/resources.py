@@ -34,13 +34,19 @@ def organization_resource(organisation: Organisation) -> dict[str, Any]:
     return {
         "resourceType": "Organization",
         "id": str(organisation.id),
-        "meta": {"versionId": str(organisation.version), "lastUpdated": _instant(organisation.updated)},
+        "meta": {
+            "versionId": str(organisation.version),
+            "lastUpdated": _instant(organisation.updated),
+        },
         "identifier": [{"system": codes.ODS_SYSTEM, "value": organisation.ods}],
         "active": True,
         "type": [
             {
                 "coding": [
-                    {"system": codes.code_system_url("organisation-role"), "code": organisation.role}
+                    {
+                        "system": codes.code_system_url("organisation-role"),
+                        "code": organisation.role,
+                    }
                 ]
             }
         ],

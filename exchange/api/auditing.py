@@ -18,7 +18,12 @@ from exchange.errors import Subject
 
 log = logging.getLogger(__name__)
 
-_METHOD_KINDS = {"POST": AuditKind.CREATE, "PUT": AuditKind.UPDATE, "PATCH": AuditKind.PATCH, "DELETE": AuditKind.DELETE}
+_METHOD_KINDS = {
+    "POST": AuditKind.CREATE,
+    "PUT": AuditKind.UPDATE,
+    "PATCH": AuditKind.PATCH,
+    "DELETE": AuditKind.DELETE,
+}
 
 
 def request_purpose() -> str:

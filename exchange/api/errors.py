@@ -118,7 +118,9 @@ def _database_down(error: SQLAlchemyError) -> Response:
     if request.path.startswith("/fhir"):
         # Not audited: the audit trail is in the database that just failed.
         return _outcome_response(
-            FhirError(503, "transient", "a service this request needs is unavailable; nothing was changed")
+            FhirError(
+                503, "transient", "a service this request needs is unavailable; nothing was changed"
+            )
         )
     response = jsonify(error="service-unavailable", status=503)
     response.status_code = 503

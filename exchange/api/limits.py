@@ -37,9 +37,9 @@ def body_limit(method: str, path: str, max_document_bytes: int) -> int:
 def _limit_body() -> None:
     # One byte over what is allowed: a stream that reaches the limit held too much (werkzeug
     # stops reading there without saying whether more was coming).
-    request.max_content_length = body_limit(
-        request.method, request.path, services().settings.max_document_bytes
-    ) + 1
+    request.max_content_length = (
+        body_limit(request.method, request.path, services().settings.max_document_bytes) + 1
+    )
 
 
 def bounded_body() -> bytes:

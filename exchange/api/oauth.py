@@ -59,7 +59,9 @@ class SystemClientCredentials(ClientCredentialsGrant):  # type: ignore[misc]
         super().validate_token_request()
         granted = self.request.client.get_allowed_scope(self.request.payload.scope or "")
         if not granted:
-            raise InvalidScopeError(description="None of the requested scopes is allowed for this client.")
+            raise InvalidScopeError(
+                description="None of the requested scopes is allowed for this client."
+            )
         self.request.granted_scope = granted
 
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
@@ -132,8 +134,14 @@ def _save_token(token: dict[str, Any], oauth_request: Any) -> None:
     )
 
 
-def _generate_token(grant_type: str, client: OAuthClient, user: Any = None, scope: str | None = None,
-                    expires_in: int | None = None, include_refresh_token: bool = False) -> dict[str, Any]:
+def _generate_token(
+    grant_type: str,
+    client: OAuthClient,
+    user: Any = None,
+    scope: str | None = None,
+    expires_in: int | None = None,
+    include_refresh_token: bool = False,
+) -> dict[str, Any]:
     return {
         "token_type": "Bearer",
         "access_token": secrets.token_urlsafe(32),
@@ -234,7 +242,9 @@ def _rate_limited() -> Response | None:
     wait = limiter.check(request.remote_addr or "unknown")
     if wait is None:
         return None
-    response = jsonify(error="invalid_request", error_description="Too many token requests from this address.")
+    response = jsonify(
+        error="invalid_request", error_description="Too many token requests from this address."
+    )
     response.status_code = 429
     response.headers["Retry-After"] = str(wait)
     return response
@@ -257,9 +267,17 @@ def _oauth_response(respond: Callable[[], Response], endpoint: str) -> Response:
             response.status_code = 401  # RFC 6749 5.2, as api.md requires
         if error is None:
             assertion_jti = g.get("assertion_jti")
-            record_token_success(session, g.get("authenticated_client_id"), endpoint, g.get("issued"),
-                                 str(assertion_jti) if assertion_jti else None, g.get("revoked_jti"),
-                                 request.remote_addr, g.get("request_id"), services().clock.now())
+            record_token_success(
+                session,
+                g.get("authenticated_client_id"),
+                endpoint,
+                g.get("issued"),
+                str(assertion_jti) if assertion_jti else None,
+                g.get("revoked_jti"),
+                request.remote_addr,
+                g.get("request_id"),
+                services().clock.now(),
+            )
     if error is not None:
         _audit_failure(str(error), str(body.get("error_description") or error))
     response.headers["Cache-Control"] = "no-store"
@@ -294,7 +312,9 @@ def token() -> Response:
 @public
 def revoke_token() -> Response:
     """RFC 7009 revocation: 200 with an empty body, also for an unknown token."""
-    response = _oauth_response(lambda: authorization.create_endpoint_response(Revocation.ENDPOINT_NAME), "revoke")
+    response = _oauth_response(
+        lambda: authorization.create_endpoint_response(Revocation.ENDPOINT_NAME), "revoke"
+    )
     if response.status_code == 200:
         response.set_data(b"")
         response.headers.pop("Content-Type", None)
@@ -305,7 +325,9 @@ def revoke_token() -> Response:
 @public
 def introspect() -> Response:
     """RFC 7662 introspection of the calling client's own tokens."""
-    return _oauth_response(lambda: authorization.create_endpoint_response(Introspection.ENDPOINT_NAME), "introspect")
+    return _oauth_response(
+        lambda: authorization.create_endpoint_response(Introspection.ENDPOINT_NAME), "introspect"
+    )
 
 
 @bp.get("/oauth2/jwks")
@@ -326,8 +348,11 @@ def smart_configuration(base_url: str) -> dict[str, Any]:
         "token_endpoint_auth_methods_supported": [AUTH_METHOD],
         "token_endpoint_auth_signing_alg_values_supported": ALGORITHMS,
         "grant_types_supported": ["client_credentials"],
-        "scopes_supported": [f"system/{t}.{p}" for t in ("*", *RESOURCE_TYPES) for p in ("cruds", "rs", "read", "write")],
+        "scopes_supported": [
+            f"system/{t}.{p}"
+            for t in ("*", *RESOURCE_TYPES)
+            for p in ("cruds", "rs", "read", "write")
+        ],
         "capabilities": ["client-confidential-asymmetric"],
         "response_types_supported": ["token"],
     }
-

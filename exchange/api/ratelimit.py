@@ -45,7 +45,9 @@ class RateLimiter:
                 if len(self._buckets) >= MAX_BUCKETS:
                     self._prune(now)
                 bucket = self._buckets[key] = _Bucket(float(self._limit.burst), now)
-            bucket.tokens = min(self._limit.burst, bucket.tokens + (now - bucket.updated) * self._limit.rate)
+            bucket.tokens = min(
+                self._limit.burst, bucket.tokens + (now - bucket.updated) * self._limit.rate
+            )
             bucket.updated = now
             if bucket.tokens >= 1:
                 bucket.tokens -= 1
@@ -53,6 +55,10 @@ class RateLimiter:
             return max(1, math.ceil((1 - bucket.tokens) / self._limit.rate))
 
     def _prune(self, now: float) -> None:
-        full = [k for k, b in self._buckets.items() if b.tokens + (now - b.updated) * self._limit.rate >= self._limit.burst]
+        full = [
+            k
+            for k, b in self._buckets.items()
+            if b.tokens + (now - b.updated) * self._limit.rate >= self._limit.burst
+        ]
         for key in full:
             del self._buckets[key]

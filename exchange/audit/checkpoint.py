@@ -51,7 +51,9 @@ def create_checkpoint(session: Session, keyring: Keyring, now: datetime) -> Audi
 
 def latest_checkpoint(session: Session) -> AuditCheckpoint | None:
     """The newest checkpoint, if any."""
-    return session.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.id.desc()).limit(1)).first()
+    return session.scalars(
+        select(AuditCheckpoint).order_by(AuditCheckpoint.id.desc()).limit(1)
+    ).first()
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +75,13 @@ def verify_checkpoints(session: Session, public_key: Ed25519PublicKey) -> list[C
                 _signed_bytes(checkpoint.sequence, checkpoint.hash, checkpoint.created),
             )
         except (InvalidSignature, ValueError):
-            problems.append(CheckpointProblem(checkpoint.id, checkpoint.sequence, "its signature is not valid"))
+            problems.append(
+                CheckpointProblem(checkpoint.id, checkpoint.sequence, "its signature is not valid")
+            )
             continue
-        stored = session.scalar(select(AuditRecord.hash).where(AuditRecord.sequence == checkpoint.sequence))
+        stored = session.scalar(
+            select(AuditRecord.hash).where(AuditRecord.sequence == checkpoint.sequence)
+        )
         if stored != checkpoint.hash:
             problems.append(
                 CheckpointProblem(

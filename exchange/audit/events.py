@@ -56,10 +56,22 @@ class AuditKind(StrEnum):
         tokens, DICOM Application Activity for operator work."""
         area = self.value.split(":", 1)[0]
         if area == "rest":
-            return {"system": codes.AUDIT_EVENT_TYPE_SYSTEM, "code": "rest", "display": "RESTful Operation"}
+            return {
+                "system": codes.AUDIT_EVENT_TYPE_SYSTEM,
+                "code": "rest",
+                "display": "RESTful Operation",
+            }
         if self in (AuditKind.TOKEN, AuditKind.LOGIN, AuditKind.LOGIN_FAILED, AuditKind.LOGOUT):
-            return {"system": codes.DICOM_DCM_SYSTEM, "code": "110114", "display": "User Authentication"}
-        return {"system": codes.DICOM_DCM_SYSTEM, "code": "110100", "display": "Application Activity"}
+            return {
+                "system": codes.DICOM_DCM_SYSTEM,
+                "code": "110114",
+                "display": "User Authentication",
+            }
+        return {
+            "system": codes.DICOM_DCM_SYSTEM,
+            "code": "110100",
+            "display": "Application Activity",
+        }
 
     @property
     def action(self) -> Action:
@@ -175,15 +187,31 @@ _ENTITY_ROLES: Final = {
 }
 #: BALP agent.type: who sent data (source) and who received it (destination); the
 #: organisation that received a disclosure is its information recipient (IRCP).
-_SOURCE_ROLE: Final = {"system": codes.DICOM_DCM_SYSTEM, "code": "110153", "display": "Source Role ID"}
-_DESTINATION_ROLE: Final = {"system": codes.DICOM_DCM_SYSTEM, "code": "110152", "display": "Destination Role ID"}
-_RECIPIENT: Final = {"system": codes.PARTICIPATION_TYPE_SYSTEM, "code": "IRCP", "display": "information recipient"}
+_SOURCE_ROLE: Final = {
+    "system": codes.DICOM_DCM_SYSTEM,
+    "code": "110153",
+    "display": "Source Role ID",
+}
+_DESTINATION_ROLE: Final = {
+    "system": codes.DICOM_DCM_SYSTEM,
+    "code": "110152",
+    "display": "Destination Role ID",
+}
+_RECIPIENT: Final = {
+    "system": codes.PARTICIPATION_TYPE_SYSTEM,
+    "code": "IRCP",
+    "display": "information recipient",
+}
 
 
 def _entity(role: str) -> dict[str, Any]:
-    (type_code, type_display), (role_code, role_display) = _ENTITY_ROLES.get(role, _ENTITY_ROLES["domain-resource"])
-    return {"type": {"system": _ENTITY_TYPE, "code": type_code, "display": type_display},
-            "role": {"system": _OBJECT_ROLE, "code": role_code, "display": role_display}}
+    (type_code, type_display), (role_code, role_display) = _ENTITY_ROLES.get(
+        role, _ENTITY_ROLES["domain-resource"]
+    )
+    return {
+        "type": {"system": _ENTITY_TYPE, "code": type_code, "display": type_display},
+        "role": {"system": _OBJECT_ROLE, "code": role_code, "display": role_display},
+    }
 
 
 def to_fhir(entry: AuditEntry, event_id: uuid.UUID, recorded: datetime) -> dict[str, Any]:
@@ -195,10 +223,15 @@ def to_fhir(entry: AuditEntry, event_id: uuid.UUID, recorded: datetime) -> dict[
     if actor.client_id is not None:
         who = {"identifier": {"system": codes.CLIENT_ID_SYSTEM, "value": actor.client_id}}
     else:
-        who = {"identifier": {"system": codes.CONSOLE_USER_SYSTEM, "value": actor.user or "anonymous"}}
+        who = {
+            "identifier": {"system": codes.CONSOLE_USER_SYSTEM, "value": actor.user or "anonymous"}
+        }
     reads = entry.action is Action.READ
-    agent: dict[str, Any] = {"type": {"coding": [_DESTINATION_ROLE if reads else _SOURCE_ROLE]}, "who": who,
-                             "requestor": True}
+    agent: dict[str, Any] = {
+        "type": {"coding": [_DESTINATION_ROLE if reads else _SOURCE_ROLE]},
+        "who": who,
+        "requestor": True,
+    }
     if actor.address:
         agent["network"] = {"address": actor.address, "type": "2"}
     if actor.purpose:
@@ -216,9 +249,13 @@ def to_fhir(entry: AuditEntry, event_id: uuid.UUID, recorded: datetime) -> dict[
         agents.append(organisation)
     if entry.custodian and entry.custodian != actor.organisation:
         # The document's custodian: the source of what was (or would have been) disclosed.
-        agents.append({"type": {"coding": [_SOURCE_ROLE]},
-                       "who": {"identifier": {"system": codes.ODS_SYSTEM, "value": entry.custodian}},
-                       "requestor": False})
+        agents.append(
+            {
+                "type": {"coding": [_SOURCE_ROLE]},
+                "who": {"identifier": {"system": codes.ODS_SYSTEM, "value": entry.custodian}},
+                "requestor": False,
+            }
+        )
     entities: list[dict[str, Any]] = []
     for entity in entry.entities:
         item: dict[str, Any] = {"what": {"reference": entity.reference}, **_entity(entity.role)}
@@ -227,7 +264,9 @@ def to_fhir(entry: AuditEntry, event_id: uuid.UUID, recorded: datetime) -> dict[
         entities.append(item)
     if entry.query:
         # Never empty (FHIR ele-1): a search without parameters has no query entity.
-        entities.append({**_entity("query"), "query": base64.b64encode(entry.query.encode()).decode("ascii")})
+        entities.append(
+            {**_entity("query"), "query": base64.b64encode(entry.query.encode()).decode("ascii")}
+        )
     if actor.token_jti:
         entities.append(
             {"what": {"identifier": {"value": f"urn:ietf:params:oauth:jti:{actor.token_jti}"}}}
@@ -253,7 +292,14 @@ def to_fhir(entry: AuditEntry, event_id: uuid.UUID, recorded: datetime) -> dict[
         "id": str(event_id),
     }
     if entry.review_reason is not None:
-        event["meta"] = {"tag": [{"system": codes.code_system_url("review-reason"), "code": entry.review_reason.value}]}
+        event["meta"] = {
+            "tag": [
+                {
+                    "system": codes.code_system_url("review-reason"),
+                    "code": entry.review_reason.value,
+                }
+            ]
+        }
     event |= {
         "type": entry.kind.type_coding,
         "subtype": [entry.kind.subtype_coding],
@@ -263,7 +309,9 @@ def to_fhir(entry: AuditEntry, event_id: uuid.UUID, recorded: datetime) -> dict[
         "agent": agents,
         "source": {
             "observer": {"display": _OBSERVER},
-            "type": [{"system": _SECURITY_SOURCE_TYPE, "code": "4", "display": "Application Server"}],
+            "type": [
+                {"system": _SECURITY_SOURCE_TYPE, "code": "4", "display": "Application Server"}
+            ],
         },
     }
     if entry.outcome_desc:

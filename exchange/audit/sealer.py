@@ -1,8 +1,9 @@
 """The in-server sealer: a daemon thread per worker process that seals committed audit
 records every `interval` seconds, signs a checkpoint every hour, and once a minute runs
-the service's housekeeping (expired jtis and tokens, closed token-failure windows). Only one process seals
-at a time (a database lock), so any number of workers and hosts can run it; if every one
-stops, readiness reports the unsealed backlog once it is older than a minute.
+the service's housekeeping (expired jtis and tokens, closed token-failure windows). Only
+one process seals at a time (a database lock), so any number of workers and hosts can run
+it; if every one stops, readiness reports the unsealed backlog once it is older than a
+minute.
 """
 
 from __future__ import annotations

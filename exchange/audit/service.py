@@ -25,7 +25,9 @@ log = logging.getLogger(__name__)
 _SYSTEM_CLOCK = SystemClock()
 
 
-def record(session: Session, entry: AuditEntry, clock: Clock = _SYSTEM_CLOCK, *, at: datetime | None = None) -> AuditRecord:
+def record(
+    session: Session, entry: AuditEntry, clock: Clock = _SYSTEM_CLOCK, *, at: datetime | None = None
+) -> AuditRecord:
     """Add an (unsealed) audit record for `entry` to the session's transaction, recorded
     `at` (a use case's `now`) or by `clock`."""
     event_id = uuid.uuid4()
@@ -67,5 +69,7 @@ def record_refusal(database: Database, entry: AuditEntry, clock: Clock = _SYSTEM
         with database.transaction() as session:
             record(session, entry, clock)
     except SQLAlchemyError as exc:
-        log.error("could not audit a refused request", extra={"error": type(exc).__name__, "reason": entry.outcome_desc})
-
+        log.error(
+            "could not audit a refused request",
+            extra={"error": type(exc).__name__, "reason": entry.outcome_desc},
+        )

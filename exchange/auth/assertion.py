@@ -69,7 +69,9 @@ class AssertionAuthentication(JWTBearerClientAssertion):  # type: ignore[misc]
         headers, claims = self.extract_assertion(assertion)
         algorithm = headers.get("alg")
         if algorithm not in ALGORITHMS:
-            raise InvalidClientError(description=f"The assertion algorithm must be one of {', '.join(ALGORITHMS)}.")
+            raise InvalidClientError(
+                description=f"The assertion algorithm must be one of {', '.join(ALGORITHMS)}."
+            )
         typ = headers.get("typ")
         if typ is not None and str(typ).upper() != "JWT":
             raise InvalidClientError(description="The assertion typ must be JWT.")
@@ -89,7 +91,9 @@ class AssertionAuthentication(JWTBearerClientAssertion):  # type: ignore[misc]
             raise InvalidClientError(description="The assertion header must name a kid.")
         keys = self._key_set(client, kid)
         if not any(key.kid == kid for key in keys.keys):
-            raise InvalidClientError(description="The assertion's kid is not one of the client's registered keys.")
+            raise InvalidClientError(
+                description="The assertion's kid is not one of the client's registered keys."
+            )
         request.client = client
         verified = self.process_assertion_claims(assertion, keys)
         request.assertion_jti = verified["jti"]
@@ -97,11 +101,15 @@ class AssertionAuthentication(JWTBearerClientAssertion):  # type: ignore[misc]
 
     def _key_set(self, client: Any, kid: str) -> KeySet:
         try:
-            jwks = client.jwks if client.jwks is not None else self._remote_keys(client.jwks_uri, kid)
+            jwks = (
+                client.jwks if client.jwks is not None else self._remote_keys(client.jwks_uri, kid)
+            )
         except JwksUnavailable as exc:
             # The detail (an upstream status, a timeout) is for the operator, not for an
             # unauthenticated caller probing the client's infrastructure.
-            log.warning("client keys unavailable", extra={"client_id": client.client_id, "reason": str(exc)})
+            log.warning(
+                "client keys unavailable", extra={"client_id": client.client_id, "reason": str(exc)}
+            )
             raise InvalidClientError(description="The client could not be authenticated.") from None
         return KeySet.import_key_set(cast("KeySetSerialization", jwks))
 
@@ -109,7 +117,9 @@ class AssertionAuthentication(JWTBearerClientAssertion):  # type: ignore[misc]
         try:
             token = jwt.decode(assertion, resolve_key, algorithms=ALGORITHMS)
         except JoseError as exc:
-            raise InvalidClientError(description=exc.description or "The assertion signature is not valid.") from None
+            raise InvalidClientError(
+                description=exc.description or "The assertion signature is not valid."
+            ) from None
         claims: dict[str, Any] = dict(token.claims)
         self.verify_claims(claims)
         return claims
@@ -118,12 +128,16 @@ class AssertionAuthentication(JWTBearerClientAssertion):  # type: ignore[misc]
         now = self._now()
         exp, nbf, iat = claims.get("exp"), claims.get("nbf"), claims.get("iat")
         for name, value in (("exp", exp), ("nbf", nbf), ("iat", iat)):
-            if value is not None and (not isinstance(value, int | float) or isinstance(value, bool)):
+            if value is not None and (
+                not isinstance(value, int | float) or isinstance(value, bool)
+            ):
                 raise InvalidClientError(description=f"Invalid claim: '{name}'.")
         if exp is None:
             raise InvalidClientError(description="Missing claim: 'exp'.")
         if exp > now + MAX_LIFETIME_SECONDS + _ROUNDING:
-            raise InvalidClientError(description="The assertion's exp is more than 5 minutes ahead.")
+            raise InvalidClientError(
+                description="The assertion's exp is more than 5 minutes ahead."
+            )
         if nbf is not None and nbf > now + SKEW_SECONDS:
             raise InvalidClientError(description="The assertion is not valid yet (nbf).")
         if iat is not None and iat > now + SKEW_SECONDS:
@@ -155,5 +169,12 @@ def claimed_key(assertion: str) -> tuple[str, str] | None:
         claims = json.loads(token.payload)
     except (JoseError, UnicodeError, ValueError):
         return None
-    subject, kid = claims.get("sub") if isinstance(claims, dict) else None, token.headers().get("kid")
-    return (subject, kid) if isinstance(subject, str) and isinstance(kid, str) and subject and kid else None
+    subject, kid = (
+        claims.get("sub") if isinstance(claims, dict) else None,
+        token.headers().get("kid"),
+    )
+    return (
+        (subject, kid)
+        if isinstance(subject, str) and isinstance(kid, str) and subject and kid
+        else None
+    )

@@ -78,7 +78,6 @@ def _parse_requested(scope: str) -> list[Any]:
     return parsed
 
 
-
 def find_client(session: Session, client_id: str) -> OAuthClient | None:
     """The registered client with this id, as authlib sees it."""
     client = session.get(Client, client_id)
@@ -91,9 +90,17 @@ def remote_keys_uri(session: Session, client_id: str) -> str | None:
     return client.jwks_uri if client is not None and client.enabled else None
 
 
-def record_token_success(session: Session, client_id: str | None, endpoint: str, issued: IssuedToken | None,
-                         assertion_jti: str | None, revoked_jti: str | None, address: str | None,
-                         request_id: str | None, now: datetime) -> None:
+def record_token_success(
+    session: Session,
+    client_id: str | None,
+    endpoint: str,
+    issued: IssuedToken | None,
+    assertion_jti: str | None,
+    revoked_jti: str | None,
+    address: str | None,
+    request_id: str | None,
+    now: datetime,
+) -> None:
     """Audit a granted token request (or a revocation or introspection), in the same
     transaction as the token row: a token exists if and only if its issue is on record."""
     client = session.get(Client, client_id) if client_id else None
@@ -102,8 +109,21 @@ def record_token_success(session: Session, client_id: str | None, endpoint: str,
         details["scope"] = issued.scope
     if assertion_jti:
         details["assertion-jti"] = assertion_jti
-    actor = Actor(client_id=client.client_id if client else None,
-                  organisation=client.organisation.ods if client else None, address=address,
-                  token_jti=str(issued.jti) if issued else revoked_jti)
-    record(session, AuditEntry(kind=AuditKind.TOKEN, action=Action.EXECUTE, outcome=Outcome.SUCCESS, actor=actor,
-                               request_id=request_id, details=details), at=now)
+    actor = Actor(
+        client_id=client.client_id if client else None,
+        organisation=client.organisation.ods if client else None,
+        address=address,
+        token_jti=str(issued.jti) if issued else revoked_jti,
+    )
+    record(
+        session,
+        AuditEntry(
+            kind=AuditKind.TOKEN,
+            action=Action.EXECUTE,
+            outcome=Outcome.SUCCESS,
+            actor=actor,
+            request_id=request_id,
+            details=details,
+        ),
+        at=now,
+    )

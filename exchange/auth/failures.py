@@ -41,7 +41,9 @@ class TokenFailure:
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _entry(failure: TokenFailure, count: int, since: datetime | None, until: datetime | None) -> AuditEntry:
+def _entry(
+    failure: TokenFailure, count: int, since: datetime | None, until: datetime | None
+) -> AuditEntry:
     details = {"error": failure.error}
     if failure.claimed_client:
         details["claimed-client"] = failure.claimed_client
@@ -100,11 +102,15 @@ def flush_failure_windows(session: Session, clock: Clock) -> int:
     now = clock.now()
     written = 0
     windows = session.scalars(
-        select(AuthFailureWindow).where(AuthFailureWindow.window_start < now - WINDOW).with_for_update()
+        select(AuthFailureWindow)
+        .where(AuthFailureWindow.window_start < now - WINDOW)
+        .with_for_update()
     ).all()
     for window in windows:
         if window.suppressed > 0:
-            failure = TokenFailure(window.source, window.claimed_client, window.error, window.reason)
+            failure = TokenFailure(
+                window.source, window.claimed_client, window.error, window.reason
+            )
             record(session, _entry(failure, window.suppressed, window.window_start, now), clock)
             written += 1
         session.delete(window)

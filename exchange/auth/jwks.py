@@ -103,14 +103,20 @@ def _fetch(uri: str) -> dict[str, Any]:
     together: a host trickling bytes cannot hold a request longer than that)."""
     deadline = time.monotonic() + FETCH_TIMEOUT
     try:
-        with requests.get(uri, timeout=FETCH_TIMEOUT, stream=True, allow_redirects=False) as response:
+        with requests.get(
+            uri, timeout=FETCH_TIMEOUT, stream=True, allow_redirects=False
+        ) as response:
             if response.status_code != 200:
                 raise JwksUnavailable(f"the client's jwks_uri answered {response.status_code}")
             body = _body_by(response, deadline)
     except requests.RequestException as exc:
-        raise JwksUnavailable(f"the client's jwks_uri could not be fetched ({type(exc).__name__})") from None
+        raise JwksUnavailable(
+            f"the client's jwks_uri could not be fetched ({type(exc).__name__})"
+        ) from None
     except TimeoutError:
-        raise JwksUnavailable(f"the client's jwks_uri did not answer within {FETCH_TIMEOUT:g} s") from None
+        raise JwksUnavailable(
+            f"the client's jwks_uri did not answer within {FETCH_TIMEOUT:g} s"
+        ) from None
     try:
         jwks = json.loads(body)
     except ValueError:

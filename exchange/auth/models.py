@@ -31,9 +31,7 @@ class Client(Base):
     organisation: Mapped[Organisation] = relationship(lazy="joined")
 
     __table_args__ = (
-        CheckConstraint(
-            "(jwks IS NULL) <> (jwks_uri IS NULL)", name="one_key_source"
-        ),
+        CheckConstraint("(jwks IS NULL) <> (jwks_uri IS NULL)", name="one_key_source"),
     )
 
 

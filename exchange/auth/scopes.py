@@ -56,7 +56,9 @@ def parse_scope(text: str) -> Scope:
         raise ScopeError(f"{text!r} names an unknown resource type {resource!r}")
     perms = _V1.get(perms, perms)
     if not _is_subsequence(perms, PERMISSIONS) or not perms:
-        raise ScopeError(f"{text!r}: permissions must be a subsequence of 'cruds', 'read' or 'write'")
+        raise ScopeError(
+            f"{text!r}: permissions must be a subsequence of 'cruds', 'read' or 'write'"
+        )
     return Scope(resource, perms)
 
 

@@ -41,7 +41,12 @@ class IssuedToken:
 
 
 def issue_token(
-    session: Session, client: Client, scope: str, assertion_jti: str, now: datetime, raw: str | None = None
+    session: Session,
+    client: Client,
+    scope: str,
+    assertion_jti: str,
+    now: datetime,
+    raw: str | None = None,
 ) -> IssuedToken:
     """Create an access token for `client` with the granted `scope` (`raw`: the token
     string, when authlib's generator made it)."""
@@ -130,7 +135,9 @@ def consume_assertion_jti(session: Session, client_id: str, jti: str, expires: d
     """
     try:
         with session.begin_nested():
-            session.execute(insert(ClientAssertionJti).values(client_id=client_id, jti=jti, expires_at=expires))
+            session.execute(
+                insert(ClientAssertionJti).values(client_id=client_id, jti=jti, expires_at=expires)
+            )
     except IntegrityError:
         return False
     return True
@@ -139,5 +146,7 @@ def consume_assertion_jti(session: Session, client_id: str, jti: str, expires: d
 def purge_expired(session: Session, now: datetime) -> int:
     """Delete jti rows past their assertion's expiry and tokens expired over a day ago."""
     jtis = session.execute(delete(ClientAssertionJti).where(ClientAssertionJti.expires_at < now))
-    tokens = session.execute(delete(AccessToken).where(AccessToken.expires_at < now - timedelta(days=1)))
+    tokens = session.execute(
+        delete(AccessToken).where(AccessToken.expires_at < now - timedelta(days=1))
+    )
     return int(getattr(jtis, "rowcount", 0) or 0) + int(getattr(tokens, "rowcount", 0) or 0)

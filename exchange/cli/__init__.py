@@ -25,8 +25,15 @@ from exchange.server import exposure_warning
 from exchange.server import serve as run_server
 from exchange.settings import SettingsError
 
-_OPERATOR_ERRORS = (SettingsError, NotInitialisedError, RegistryError, KeyringError, FileNotFoundError,
-                    FileExistsError, PermissionError)
+_OPERATOR_ERRORS = (
+    SettingsError,
+    NotInitialisedError,
+    RegistryError,
+    KeyringError,
+    FileNotFoundError,
+    FileExistsError,
+    PermissionError,
+)
 
 
 class ExchangeGroup(click.Group):
@@ -45,11 +52,25 @@ class ExchangeGroup(click.Group):
         except _OPERATOR_ERRORS as error:
             _fail(ctx, error, str(error))
         except OperationalError as error:
-            _fail(ctx, error, "the database cannot be reached (check EXCHANGE_DATABASE_URL and that it is running)")
+            _fail(
+                ctx,
+                error,
+                "the database cannot be reached "
+                "(check EXCHANGE_DATABASE_URL and that it is running)",
+            )
         except SQLAlchemyError as error:
-            _fail(ctx, error, f"the database refused the change ({type(error).__name__}); run `exchange init` if it was never migrated")
+            _fail(
+                ctx,
+                error,
+                f"the database refused the change ({type(error).__name__}); "
+                "run `exchange init` if it was never migrated",
+            )
         except Exception as error:  # noqa: BLE001 - the last line of defence for operators
-            _fail(ctx, error, f"unexpected error ({type(error).__name__}); run with --debug for details")
+            _fail(
+                ctx,
+                error,
+                f"unexpected error ({type(error).__name__}); run with --debug for details",
+            )
 
 
 def _fail(ctx: click.Context, error: BaseException, message: str) -> NoReturn:

@@ -37,7 +37,14 @@ def audit() -> None:
 
 
 @audit.command()
-@click.option("--from", "start", default=1, show_default=True, type=click.IntRange(1), help="First sequence to check.")
+@click.option(
+    "--from",
+    "start",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1),
+    help="First sequence to check.",
+)
 @pass_context
 def verify(cli: CliContext, start: int) -> None:
     """Recompute the hash chain and check every signed checkpoint.
@@ -54,15 +61,24 @@ def verify(cli: CliContext, start: int) -> None:
             result = verify_chain(session, start, progress=bar.update)
         problems = verify_checkpoints(session, keyring.public_key) if result.ok else []
     if not result.ok:
-        click.echo(f"error: the audit chain is broken at sequence {result.broken_sequence}: {result.problem}.", err=True)
+        click.echo(
+            f"error: the audit chain is broken at sequence {result.broken_sequence}: "
+            f"{result.problem}.",
+            err=True,
+        )
         sys.exit(1)
     if problems:
         for problem in problems:
             click.echo(
-                f"error: checkpoint {problem.checkpoint_id} (sequence {problem.sequence}): {problem.problem}.", err=True
+                f"error: checkpoint {problem.checkpoint_id} (sequence {problem.sequence}): "
+                f"{problem.problem}.",
+                err=True,
             )
         sys.exit(1)
-    click.echo(f"audit chain verified: {result.checked} record(s) from sequence {start} to {result.last_sequence}")
+    click.echo(
+        f"audit chain verified: {result.checked} record(s) from sequence {start} "
+        f"to {result.last_sequence}"
+    )
 
 
 @audit.command()
@@ -90,29 +106,56 @@ def checkpoint(cli: CliContext) -> None:
     if made is None:
         click.echo("the audit chain is empty: nothing to sign")
     else:
-        click.echo(f"checkpoint signed at sequence {made.sequence} ({made.hash[:16]}…) with {made.key_id}")
+        click.echo(
+            f"checkpoint signed at sequence {made.sequence} ({made.hash[:16]}…) with {made.key_id}"
+        )
 
 
 @audit.command("export")
-@click.option("--from", "start", required=True, type=click.DateTime(["%Y-%m-%d"]), help="First day (London).")
-@click.option("--to", "end", required=True, type=click.DateTime(["%Y-%m-%d"]), help="Last day (London), included.")
-@click.option("--org", "organisation", help="Only events of this organisation (acting, or custodian).")
+@click.option(
+    "--from", "start", required=True, type=click.DateTime(["%Y-%m-%d"]), help="First day (London)."
+)
+@click.option(
+    "--to",
+    "end",
+    required=True,
+    type=click.DateTime(["%Y-%m-%d"]),
+    help="Last day (London), included.",
+)
+@click.option(
+    "--org", "organisation", help="Only events of this organisation (acting, or custodian)."
+)
 @click.option("--patient", "nhs_number", help="Only events about this child (NHS number).")
 @click.option("--format", "fmt", type=click.Choice(["ndjson", "csv"]), required=True)
-@click.option("--output", type=click.Path(path_type=Path, dir_okay=False), help="A new file (never overwritten).")
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="A new file (never overwritten).",
+)
 @pass_context
-def export(cli: CliContext, start: datetime, end: datetime, organisation: str | None, nhs_number: str | None,
-           fmt: ExportFormat, output: Path | None) -> None:
+def export(
+    cli: CliContext,
+    start: datetime,
+    end: datetime,
+    organisation: str | None,
+    nhs_number: str | None,
+    fmt: ExportFormat,
+    output: Path | None,
+) -> None:
     """Export audit events as FHIR NDJSON or CSV, streamed (progress bar on a terminal)."""
     if end < start:
         raise click.BadParameter("--to is before --from")
     if nhs_number is not None and not is_valid_nhs_number(nhs_number):
-        raise click.BadParameter("not an NHS number (ten digits with a valid check digit)", param_hint="--patient")
+        raise click.BadParameter(
+            "not an NHS number (ten digits with a valid check digit)", param_hint="--patient"
+        )
     if organisation is not None and not is_ods_code(organisation):
         raise click.BadParameter("not an ODS code", param_hint="--org")
     first = datetime.combine(start.date(), time(), LONDON)
     after = datetime.combine(end.date() + timedelta(days=1), time(), LONDON)
-    scope = ExportScope(DateRange("eq", first.astimezone(UTC), after.astimezone(UTC)), organisation, nhs_number)
+    scope = ExportScope(
+        DateRange("eq", first.astimezone(UTC), after.astimezone(UTC)), organisation, nhs_number
+    )
     database = cli.database()
     with database.transaction() as session:
         record_export(session, Actor.operator(), scope, fmt, cli.clock.now())
@@ -121,7 +164,9 @@ def export(cli: CliContext, start: datetime, end: datetime, organisation: str | 
         target = _new_file(output) if output else None
         stream = target or sys.stdout
         try:
-            with tqdm(total=total, unit="event", desc="exporting", disable=None, file=sys.stderr) as bar:
+            with tqdm(
+                total=total, unit="event", desc="exporting", disable=None, file=sys.stderr
+            ) as bar:
                 for line in export_lines(session, scope, fmt, progress=bar.update):
                     stream.write(line)
         finally:

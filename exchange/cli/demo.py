@@ -37,12 +37,19 @@ def demo(cli: CliContext, then_serve: bool, host: str, port: int, workers: int) 
         spec = parse_bootstrap(demo_set.bootstrap, known_roles(session))
         changes = apply_bootstrap(session, spec, cli.clock, Actor.operator(), AuditKind.BOOTSTRAP)
     seal_all(database)
-    click.echo(f"demo set loaded ({len(changes)} change(s))" if changes else "demo set already loaded")
+    click.echo(
+        f"demo set loaded ({len(changes)} change(s))" if changes else "demo set already loaded"
+    )
     if changes:
         click.echo("scripted exchange through the API:")
         quiet = replace(settings, log_level="WARNING")  # the steps are the output, not request logs
-        run_script(create_app(quiet, clock=cli.clock, database=database), demo_set.private_keys,
-                   settings.token_url, cli.clock, lambda line: click.echo(f"  {line}"))
+        run_script(
+            create_app(quiet, clock=cli.clock, database=database),
+            demo_set.private_keys,
+            settings.token_url,
+            cli.clock,
+            lambda line: click.echo(f"  {line}"),
+        )
         seal_all(database)
     base = settings.public_base_url
     click.echo("")
@@ -51,7 +58,9 @@ def demo(cli: CliContext, then_serve: bool, host: str, port: int, workers: int) 
     click.echo(f"  Console:   {base}/console/")
     click.echo("  Console logins (password change and TOTP set-up at first login):")
     for user in demo_set.bootstrap["users"]:
-        click.echo(f"    {user['username']:<14} {user['password']}   roles: {', '.join(user['roles'])}")
+        click.echo(
+            f"    {user['username']:<14} {user['password']}   roles: {', '.join(user['roles'])}"
+        )
     click.echo(f"  Demo client private keys (ES256 JWK): {demo_set.directory}/")
     for client_id, path in demo_set.private_keys.items():
         click.echo(f"    {client_id:<18} {path.name}")

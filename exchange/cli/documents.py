@@ -31,11 +31,26 @@ def sweep_command(cli: CliContext) -> None:
     database = cli.database()
     with database.transaction() as session:
         result = sweep(session, store, cli.clock.now())
-        record(session, AuditEntry(kind=AuditKind.RETENTION, action=Action.DELETE, outcome=Outcome.SUCCESS,
-                                   actor=Actor.operator(), details={"job": "sweep", "orphan-blobs": str(result.orphan_blobs),
-                                                                    "expired-uploads": str(result.expired_uploads)}), cli.clock)
+        record(
+            session,
+            AuditEntry(
+                kind=AuditKind.RETENTION,
+                action=Action.DELETE,
+                outcome=Outcome.SUCCESS,
+                actor=Actor.operator(),
+                details={
+                    "job": "sweep",
+                    "orphan-blobs": str(result.orphan_blobs),
+                    "expired-uploads": str(result.expired_uploads),
+                },
+            ),
+            cli.clock,
+        )
     seal_all(database)
-    click.echo(f"removed {result.orphan_blobs} orphan blob(s) and {result.expired_uploads} expired upload(s)")
+    click.echo(
+        f"removed {result.orphan_blobs} orphan blob(s) and "
+        f"{result.expired_uploads} expired upload(s)"
+    )
 
 
 @main.group()
@@ -44,7 +59,12 @@ def retention() -> None:
 
 
 @retention.command("apply")
-@click.option("--before", "before_text", required=True, help="Crypto-shred documents dated before this date (YYYY-MM-DD).")
+@click.option(
+    "--before",
+    "before_text",
+    required=True,
+    help="Crypto-shred documents dated before this date (YYYY-MM-DD).",
+)
 @click.option("--dry-run", is_flag=True, help="Only count what would be shredded.")
 @pass_context
 def retention_apply(cli: CliContext, before_text: str, dry_run: bool) -> None:
@@ -56,15 +76,31 @@ def retention_apply(cli: CliContext, before_text: str, dry_run: bool) -> None:
     before = datetime.combine(day, clock_time(), LONDON)
     database = cli.database()
     with database.transaction() as session:
-        result = apply_retention(session, blob_store(cli.settings), before, cli.clock.now(), dry_run)
+        result = apply_retention(
+            session, blob_store(cli.settings), before, cli.clock.now(), dry_run
+        )
         if not dry_run:
-            record(session, AuditEntry(kind=AuditKind.RETENTION, action=Action.DELETE, outcome=Outcome.SUCCESS,
-                                       actor=Actor.operator(), details={"before": day.isoformat(),
-                                                                        "documents": str(result.documents),
-                                                                        "shredded": str(result.binaries)}), cli.clock)
+            record(
+                session,
+                AuditEntry(
+                    kind=AuditKind.RETENTION,
+                    action=Action.DELETE,
+                    outcome=Outcome.SUCCESS,
+                    actor=Actor.operator(),
+                    details={
+                        "before": day.isoformat(),
+                        "documents": str(result.documents),
+                        "shredded": str(result.binaries),
+                    },
+                ),
+                cli.clock,
+            )
     seal_all(database)
     verb = "would crypto-shred" if dry_run else "crypto-shredded"
-    click.echo(f"{verb} {result.binaries} document content(s) of {result.documents} document(s) dated before {day}")
+    click.echo(
+        f"{verb} {result.binaries} document content(s) of {result.documents} document(s) "
+        f"dated before {day}"
+    )
 
 
 @main.group()
@@ -78,18 +114,41 @@ def rotate(cli: CliContext) -> None:
     """Add a new KEK version to the local keyring and re-wrap every data key with it."""
     if cli.settings.key_provider != "local":
         raise click.ClickException(
-            f"{cli.settings.key_provider} keys are rotated in the key service itself (KMS key rotation, "
+            f"{cli.settings.key_provider} keys are rotated in the key service itself "
+            "(KMS key rotation, "
             "Vault `transit/keys/<name>/rotate`); nothing to do here"
         )
     keyring = load_keyring(cli.settings.keyring_path).with_new_kek()
     database = cli.database()
-    save_keyring(cli.settings.keyring_path, keyring)  # older versions stay until every key is re-wrapped
+    save_keyring(
+        cli.settings.keyring_path, keyring
+    )  # older versions stay until every key is re-wrapped
     with database.transaction() as session:
-        total = session.scalar(select(func.count()).select_from(BinaryRow).where(BinaryRow.wrapped_key.is_not(None))) or 0
-        with tqdm(total=total, unit="key", desc="re-wrapping", disable=None, file=sys.stderr) as bar:
+        total = (
+            session.scalar(
+                select(func.count())
+                .select_from(BinaryRow)
+                .where(BinaryRow.wrapped_key.is_not(None))
+            )
+            or 0
+        )
+        with tqdm(
+            total=total, unit="key", desc="re-wrapping", disable=None, file=sys.stderr
+        ) as bar:
             changed = rewrap_all(session, LocalKeyProvider(keyring), bar.update)
-        record(session, AuditEntry(kind=AuditKind.KEY_ROTATION, action=Action.UPDATE, outcome=Outcome.SUCCESS,
-                                   actor=Actor.operator(), details={"kek-version": str(keyring.current_kek_version),
-                                                                    "rewrapped": str(changed)}), cli.clock)
+        record(
+            session,
+            AuditEntry(
+                kind=AuditKind.KEY_ROTATION,
+                action=Action.UPDATE,
+                outcome=Outcome.SUCCESS,
+                actor=Actor.operator(),
+                details={
+                    "kek-version": str(keyring.current_kek_version),
+                    "rewrapped": str(changed),
+                },
+            ),
+            cli.clock,
+        )
     seal_all(database)
     click.echo(f"KEK version {keyring.current_kek_version} added; {changed} data key(s) re-wrapped")

@@ -38,7 +38,9 @@ def table(rows: Sequence[Sequence[object]], headers: Sequence[str]) -> None:
     cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     for row in cells:
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+        click.echo(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -58,9 +60,15 @@ def org() -> None:
 @click.option("--name", required=True)
 @click.option("--role", required=True, type=click.Choice(["provider", "icb", "la"]))
 @click.option("--commissioner", help="ODS code of the commissioning ICB (providers).")
-@click.option("--break-glass/--no-break-glass", default=False, help="May use safeguarding / court-order access.")
+@click.option(
+    "--break-glass/--no-break-glass",
+    default=False,
+    help="May use safeguarding / court-order access.",
+)
 @pass_context
-def org_add(cli: CliContext, ods: str, name: str, role: str, commissioner: str | None, break_glass: bool) -> None:
+def org_add(
+    cli: CliContext, ods: str, name: str, role: str, commissioner: str | None, break_glass: bool
+) -> None:
     """Register (or update) an organisation by ODS code."""
     entry: dict[str, Any] = {"ods": ods, "name": name, "role": role, "break_glass": break_glass}
     if commissioner:
@@ -88,15 +96,31 @@ def client() -> None:
 @client.command("add")
 @click.argument("client_id")
 @click.option("--org", "organisation", required=True, help="ODS code of the client's organisation.")
-@click.option("--scope", "scopes", multiple=True, required=True, help="A SMART system scope (repeat).")
-@click.option("--jwks", "jwks_file", type=click.Path(path_type=Path, dir_okay=False), help="File with the public JWKS.")
+@click.option(
+    "--scope", "scopes", multiple=True, required=True, help="A SMART system scope (repeat)."
+)
+@click.option(
+    "--jwks",
+    "jwks_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="File with the public JWKS.",
+)
 @click.option("--jwks-uri", help="https URL of the client's JWKS.")
 @pass_context
 def client_add(
-    cli: CliContext, client_id: str, organisation: str, scopes: tuple[str, ...], jwks_file: Path | None, jwks_uri: str | None
+    cli: CliContext,
+    client_id: str,
+    organisation: str,
+    scopes: tuple[str, ...],
+    jwks_file: Path | None,
+    jwks_uri: str | None,
 ) -> None:
     """Register (or update) an OAuth client with its public keys."""
-    entry: dict[str, Any] = {"client_id": client_id, "organisation": organisation, "scopes": list(scopes)}
+    entry: dict[str, Any] = {
+        "client_id": client_id,
+        "organisation": organisation,
+        "scopes": list(scopes),
+    }
     if jwks_file is not None:
         try:
             entry["jwks"] = json.loads(jwks_file.read_text(encoding="utf-8"))
@@ -113,7 +137,12 @@ def client_list(cli: CliContext) -> None:
     """List clients."""
     with cli.database().transaction() as session:
         rows = [
-            (c.client_id, c.organisation.ods, "enabled" if c.enabled else "disabled", " ".join(c.scopes))
+            (
+                c.client_id,
+                c.organisation.ods,
+                "enabled" if c.enabled else "disabled",
+                " ".join(c.scopes),
+            )
             for c in service.list_clients(session)
         ]
     table(rows, ("CLIENT", "ORG", "STATE", "SCOPES"))
@@ -137,17 +166,31 @@ def agreement() -> None:
 @agreement.command("add")
 @click.argument("agreement_id")
 @click.option("--title", required=True)
-@click.option("--party", "parties", multiple=True, required=True, help="ODS code of a party (repeat).")
-@click.option("--purpose", "purposes", multiple=True, required=True, help="A purpose code (repeat).")
+@click.option(
+    "--party", "parties", multiple=True, required=True, help="ODS code of a party (repeat)."
+)
+@click.option(
+    "--purpose", "purposes", multiple=True, required=True, help="A purpose code (repeat)."
+)
 @click.option("--start", required=True, help="First day in force (YYYY-MM-DD).")
 @click.option("--end", help="Last day in force (YYYY-MM-DD).")
 @pass_context
 def agreement_add(
-    cli: CliContext, agreement_id: str, title: str, parties: tuple[str, ...], purposes: tuple[str, ...], start: str, end: str | None
+    cli: CliContext,
+    agreement_id: str,
+    title: str,
+    parties: tuple[str, ...],
+    purposes: tuple[str, ...],
+    start: str,
+    end: str | None,
 ) -> None:
     """Register (or update) a data-sharing agreement."""
     entry: dict[str, Any] = {
-        "id": agreement_id, "title": title, "parties": list(parties), "purposes": list(purposes), "start": start
+        "id": agreement_id,
+        "title": title,
+        "parties": list(parties),
+        "purposes": list(purposes),
+        "start": start,
     }
     if end:
         entry["end"] = end
@@ -162,7 +205,9 @@ def agreement_terminate(cli: CliContext, agreement_id: str, revoke: bool) -> Non
     """End an agreement: it no longer allows any sharing."""
     status = "revoked" if revoke else "terminated"
     with cli.database().transaction() as session:
-        change = service.set_agreement_status(session, agreement_id, status, cli.clock, Actor.operator())
+        change = service.set_agreement_status(
+            session, agreement_id, status, cli.clock, Actor.operator()
+        )
     click.echo(str(change) if change else f"agreement {agreement_id}: already {status}")
 
 
@@ -172,7 +217,14 @@ def agreement_list(cli: CliContext) -> None:
     """List agreements."""
     with cli.database().transaction() as session:
         rows = [
-            (a.agreement_id, a.status, a.start, a.end or "", " ".join(a.party_ods), " ".join(a.purpose_codes))
+            (
+                a.agreement_id,
+                a.status,
+                a.start,
+                a.end or "",
+                " ".join(a.party_ods),
+                " ".join(a.purpose_codes),
+            )
             for a in service.list_agreements(session)
         ]
     table(rows, ("AGREEMENT", "STATUS", "START", "END", "PARTIES", "PURPOSES"))
@@ -186,13 +238,28 @@ def user() -> None:
 @user.command("add")
 @click.argument("username")
 @click.option("--org", "organisation", required=True)
-@click.option("--role", "roles", multiple=True, required=True, type=click.Choice(["ig-lead", "dco", "admin"]))
-@click.option("--password-stdin", is_flag=True, help="Read the initial password from standard input.")
+@click.option(
+    "--role", "roles", multiple=True, required=True, type=click.Choice(["ig-lead", "dco", "admin"])
+)
+@click.option(
+    "--password-stdin", is_flag=True, help="Read the initial password from standard input."
+)
 @pass_context
-def user_add(cli: CliContext, username: str, organisation: str, roles: tuple[str, ...], password_stdin: bool) -> None:
+def user_add(
+    cli: CliContext, username: str, organisation: str, roles: tuple[str, ...], password_stdin: bool
+) -> None:
     """Register a console user (they change the password and set up TOTP at first login)."""
     password = _read_password(password_stdin)
-    _apply(cli, "users", {"username": username, "organisation": organisation, "roles": list(roles), "password": password})
+    _apply(
+        cli,
+        "users",
+        {
+            "username": username,
+            "organisation": organisation,
+            "roles": list(roles),
+            "password": password,
+        },
+    )
 
 
 @user.command("disable")
@@ -213,7 +280,9 @@ def user_reset_password(cli: CliContext, username: str, password_stdin: bool) ->
     """Set a new password; the user must change it and set up TOTP again at next login."""
     password = _read_password(password_stdin)
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise click.ClickException(f"the password must be at least {MIN_PASSWORD_LENGTH} characters")
+        raise click.ClickException(
+            f"the password must be at least {MIN_PASSWORD_LENGTH} characters"
+        )
     with cli.database().transaction() as session:
         change = service.set_user_password(session, username, password, cli.clock, Actor.operator())
     click.echo(str(change))

@@ -26,7 +26,13 @@ def report() -> None:
 @report.command()
 @click.option("--owner", help="Only requests owned by this ODS code.")
 @click.option("--requester", help="Only requests made by this ODS code.")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+)
 @pass_context
 def overdue(cli: CliContext, owner: str | None, requester: str | None, fmt: str) -> None:
     """Open requests past their due date (Europe/London), most overdue first."""
@@ -39,11 +45,39 @@ def overdue(cli: CliContext, owner: str | None, requester: str | None, fmt: str)
         click.echo(json.dumps([asdict(r) for r in rows], default=str, indent=2))
     elif fmt == "csv":
         writer = csv.writer(sys.stdout)
-        writer.writerow(["task", "owner", "requester", "type", "status", "received", "due", "days_overdue", "case_reference"])
+        writer.writerow(
+            [
+                "task",
+                "owner",
+                "requester",
+                "type",
+                "status",
+                "received",
+                "due",
+                "days_overdue",
+                "case_reference",
+            ]
+        )
         for r in rows:
-            writer.writerow([r.task_id, r.owner, r.requester, r.task_type, r.status, r.received, r.due, r.days_overdue,
-                             r.case_reference])
+            writer.writerow(
+                [
+                    r.task_id,
+                    r.owner,
+                    r.requester,
+                    r.task_type,
+                    r.status,
+                    r.received,
+                    r.due,
+                    r.days_overdue,
+                    r.case_reference,
+                ]
+            )
     else:
-        table([(r.task_id, r.owner, r.requester, r.status, r.due, r.days_overdue, r.case_reference) for r in rows],
-               ("TASK", "OWNER", "REQUESTER", "STATUS", "DUE", "DAYS OVERDUE", "CASE REF"))
+        table(
+            [
+                (r.task_id, r.owner, r.requester, r.status, r.due, r.days_overdue, r.case_reference)
+                for r in rows
+            ],
+            ("TASK", "OWNER", "REQUESTER", "STATUS", "DUE", "DAYS OVERDUE", "CASE REF"),
+        )
         click.echo(f"{len(rows)} overdue request(s) on {london_date(now)}")

@@ -15,12 +15,21 @@ from exchange.cli.context import CliContext, pass_context
 
 @main.command()
 @click.argument("client_id")
-@click.option("--key", "key_file", required=True, type=click.Path(path_type=Path, dir_okay=False, exists=True),
-              help="The client's private JWK (e.g. var/demo/<client>.private.jwk.json).")
-@click.option("--scope", help="Space-separated scopes to ask for (default: all the client may have).")
+@click.option(
+    "--key",
+    "key_file",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="The client's private JWK (e.g. var/demo/<client>.private.jwk.json).",
+)
+@click.option(
+    "--scope", help="Space-separated scopes to ask for (default: all the client may have)."
+)
 @click.option("--print-token", is_flag=True, help="Print only the access token.")
 @pass_context
-def token(cli: CliContext, client_id: str, key_file: Path, scope: str | None, print_token: bool) -> None:
+def token(
+    cli: CliContext, client_id: str, key_file: Path, scope: str | None, print_token: bool
+) -> None:
     """Sign a client assertion and exchange it at the token endpoint (a client-side helper)."""
     try:
         key = load_private_key(key_file)
@@ -29,7 +38,12 @@ def token(cli: CliContext, client_id: str, key_file: Path, scope: str | None, pr
     try:
         answer = request_token(client_id, key, cli.settings.token_url, scope)
     except requests.RequestException:
-        raise click.ClickException(f"the token endpoint {cli.settings.token_url} cannot be reached") from None
+        raise click.ClickException(
+            f"the token endpoint {cli.settings.token_url} cannot be reached"
+        ) from None
     if "access_token" not in answer:
-        raise click.ClickException(f"the token request was refused: {answer.get('error')}: {answer.get('error_description')}")
+        raise click.ClickException(
+            f"the token request was refused: {answer.get('error')}: "
+            f"{answer.get('error_description')}"
+        )
     click.echo(answer["access_token"] if print_token else json.dumps(answer, indent=2))

@@ -90,7 +90,10 @@ _REPRESENTATIVE_RANKS: Final[dict[str, int]] = {
 
 def _own(consent: ConsentRecord) -> bool:
     """Made by the child or young person themself."""
-    return consent.maker.basis in (DecisionMakerBasis.GILLICK_COMPETENT_CHILD, DecisionMakerBasis.YOUNG_PERSON)
+    return consent.maker.basis in (
+        DecisionMakerBasis.GILLICK_COMPETENT_CHILD,
+        DecisionMakerBasis.YOUNG_PERSON,
+    )
 
 
 def _rank(consent: ConsentRecord, stage: LifeStage) -> int:
@@ -150,7 +153,8 @@ def decide(
             if review.ignored is None:
                 review.ignored = Ignored.LAPSED
                 review.note = (
-                    f"the subject is out of scope from {out_of_scope_from(birth)} (after the academic "
+                    f"the subject is out of scope from {out_of_scope_from(birth)} "
+                    "(after the academic "
                     "year of their 25th birthday; Children and Families Act 2014 s.46)"
                 )
         return decision(False, AccessDenialReason.OUT_OF_SCOPE_AGE, None)
@@ -205,7 +209,8 @@ def _review(
         review.ignored, review.note = (
             Ignored.OUTSIDE_PERIOD,
             (
-                f"provision.period ({_instant(consent.period_start)} to {_instant(consent.period_end)}) "
+                f"provision.period ({_instant(consent.period_start)} to "
+                f"{_instant(consent.period_end)}) "
                 "does not include the time asked about"
             ),
         )
@@ -219,8 +224,9 @@ def _review(
         review.ignored, review.note = (
             Ignored.LAPSED,
             (
-                f"made on {london_date(consent.date_time)} on the child's behalf while they were a child "
-                f"(school-leaving date {school_leaving_date(birth)}); a young person decides for themself "
+                f"made on {london_date(consent.date_time)} on the child's behalf while they were "
+                f"a child (school-leaving date {school_leaving_date(birth)}); a young person "
+                "decides for themself "
                 "(Children and Families Act 2014 s.83(2))"
             ),
         )
@@ -237,8 +243,13 @@ def _lapsed(birth: date, consent: ConsentRecord, stage: LifeStage) -> bool:
     )
 
 
-def _acting_for(birth: date, pool: Sequence[CapacityAssessment], today: date, candidates: list[_Review],
-                stage: LifeStage) -> frozenset[str]:
+def _acting_for(
+    birth: date,
+    pool: Sequence[CapacityAssessment],
+    today: date,
+    candidates: list[_Review],
+    stage: LifeStage,
+) -> frozenset[str]:
     """The ids of representatives' candidates that win over the young person's own earlier
     decision (consent.md step 4): while a counting MCA assessment says the young person
     lacks capacity, a representative's decision made after that assessment and after the
@@ -252,14 +263,17 @@ def _acting_for(birth: date, pool: Sequence[CapacityAssessment], today: date, ca
     own = [review.consent.date_time for review in candidates if _own(review.consent)]
     own_latest = max(own) if own else None
     return frozenset(
-        review.consent.id for review in candidates
+        review.consent.id
+        for review in candidates
         if not _own(review.consent)
         and london_date(review.consent.date_time) > lacks.effective
         and (own_latest is None or review.consent.date_time > own_latest)
     )
 
 
-def _precedence(candidates: list[_Review], stage: LifeStage, acting: frozenset[str] = frozenset()) -> _Review:
+def _precedence(
+    candidates: list[_Review], stage: LifeStage, acting: frozenset[str] = frozenset()
+) -> _Review:
     """Step 4: the highest-ranking maker wins, then the latest dateTime; representatives in
     `acting` (`_acting_for`) rank above the young person.
 
@@ -282,8 +296,11 @@ def _precedence(candidates: list[_Review], stage: LifeStage, acting: frozenset[s
     winner_rank = rank(winner)
     winner.note = f"decided ({winner.consent.provision_type}): {_reason(winner)}"
     if winner.consent.id in acting:
-        winner.note += ("; made for the young person after a finding that they lack capacity and after their own "
-                        "latest decision, which they can no longer revoke themself")
+        winner.note += (
+            "; made for the young person after a finding that they lack capacity "
+            "and after their own "
+            "latest decision, which they can no longer revoke themself"
+        )
     for review in ranked[1:]:
         if review.consent.provision_type == winner.consent.provision_type:
             review.note = f"agrees ({review.consent.provision_type}): {_reason(review)}"

@@ -21,7 +21,10 @@ def describe_maker(maker: DecisionMaker) -> str:
         case "related-person":
             who = f"related person ({maker.relationship or 'no recognised relationship'})"
         case "organization":
-            who = f"organisation {maker.organisation} ({maker.relationship or 'no recognised relationship'})"
+            who = (
+                f"organisation {maker.organisation} "
+                f"({maker.relationship or 'no recognised relationship'})"
+            )
         case _:
             who = "an unrecognised performer"
     return f"{who}, basis {maker.basis or 'missing'}"
@@ -42,7 +45,8 @@ def explain(
     """Multi-line text: the subject's life stage, every Consent's part, and the result."""
     lines = [
         f"Consent decision for NHS number {nhs_number_masked}",
-        f"  recipient {recipient}, purpose {purpose}, at {at.isoformat()} (London date {london_date(at)})",
+        f"  recipient {recipient}, purpose {purpose}, at {at.isoformat()} "
+        f"(London date {london_date(at)})",
         f"  life stage: {decision.life_stage}; school-leaving date {decision.school_leaving_date}",
         "",
         f"Consents considered ({len(decision.considered)}, oldest first):",

@@ -33,12 +33,17 @@ from exchange.consent.records import CapacityAssessment, ConsentRecord, Decision
 
 #: Why each holder of parental responsibility holds it (Children Act 1989).
 PARENTAL_RESPONSIBILITY_SOURCES: Final[dict[str, str]] = {
-    ParentalResponsibility.PARENT_WITH_PR: "holds parental responsibility (Children Act 1989 s.2, s.4, s.4ZA)",
-    ParentalResponsibility.STEP_PARENT_WITH_PR: "step-parent with parental responsibility (Children Act 1989 s.4A)",
+    ParentalResponsibility.PARENT_WITH_PR: (
+        "holds parental responsibility (Children Act 1989 s.2, s.4, s.4ZA)"
+    ),
+    ParentalResponsibility.STEP_PARENT_WITH_PR: (
+        "step-parent with parental responsibility (Children Act 1989 s.4A)"
+    ),
     ParentalResponsibility.SPECIAL_GUARDIAN: "special guardian (Children Act 1989 s.14C)",
     ParentalResponsibility.LEGAL_GUARDIAN: "guardian (Children Act 1989 s.5)",
     ParentalResponsibility.CHILD_ARRANGEMENTS_ORDER_LIVES_WITH: (
-        "named in a child arrangements order as a person the child lives with (Children Act 1989 s.12(2))"
+        "named in a child arrangements order as a person the child lives with "
+        "(Children Act 1989 s.12(2))"
     ),
     ParentalResponsibility.LOCAL_AUTHORITY_CARE_ORDER: (
         "local authority holding a care or interim care order (Children Act 1989 s.33(3), s.31(11))"
@@ -50,8 +55,12 @@ PARENTAL_RESPONSIBILITY_SOURCES: Final[dict[str, str]] = {
 
 #: Who may act for a young person who lacks capacity, and under what.
 REPRESENTATIVE_SOURCES: Final[dict[str, str]] = {
-    YoungPersonRepresentative.PERSONAL_WELFARE_DEPUTY: "deputy appointed by the Court of Protection (Mental Capacity Act 2005 s.16)",
-    YoungPersonRepresentative.HEALTH_WELFARE_ATTORNEY: "attorney under a lasting power of attorney (Mental Capacity Act 2005 s.9)",
+    YoungPersonRepresentative.PERSONAL_WELFARE_DEPUTY: (
+        "deputy appointed by the Court of Protection (Mental Capacity Act 2005 s.16)"
+    ),
+    YoungPersonRepresentative.HEALTH_WELFARE_ATTORNEY: (
+        "attorney under a lasting power of attorney (Mental Capacity Act 2005 s.9)"
+    ),
     YoungPersonRepresentative.PARENT_ACTING_FOR_YOUNG_PERSON: (
         "parent acting for a young person who lacks capacity (Children and Families Act 2014 s.80)"
     ),
@@ -158,7 +167,10 @@ def _performer_problem(maker: DecisionMaker) -> str | None:
             return "the decision-maker extension has no basis from decision-maker-basis"
         case DecisionMakerBasis.YOUNG_PERSON | DecisionMakerBasis.GILLICK_COMPETENT_CHILD:
             if maker.performer != "patient":
-                return f"basis {maker.basis} needs the child or young person themself (the Patient) as performer"
+                return (
+                    f"basis {maker.basis} needs the child or young person themself "
+                    "(the Patient) as performer"
+                )
             return None
         case DecisionMakerBasis.PARENTAL_RESPONSIBILITY:
             if maker.performer == "organization":
@@ -175,7 +187,10 @@ def _performer_problem(maker: DecisionMaker) -> str | None:
                 if relationship == ParentalResponsibility.LOCAL_AUTHORITY_CARE_ORDER:
                     # Children Act 1989 s.33(3): a care order gives parental responsibility
                     # to the authority itself, not to a person.
-                    return "local-authority-care-order is held by the local authority: record it as an Organization performer"
+                    return (
+                        "local-authority-care-order is held by the local authority: "
+                        "record it as an Organization performer"
+                    )
                 return None
             return (
                 "basis parental-responsibility needs a contained RelatedPerson with a "
@@ -233,32 +248,49 @@ def _holder_of_parental_responsibility(
     return MakerValidity(True, f"{code}: {PARENTAL_RESPONSIBILITY_SOURCES[code]}")
 
 
-def mca_assessments(birth: date, assessments: Sequence[CapacityAssessment]) -> list[CapacityAssessment]:
+def mca_assessments(
+    birth: date, assessments: Sequence[CapacityAssessment]
+) -> list[CapacityAssessment]:
     """The assessments that may count under the Mental Capacity Act: Gillick ones, and MCA
     ones made on or after the 16th birthday (the Act's decision-making provisions apply
     from 16, s.2(5)); an MCA assessment made earlier never counts."""
     sixteen = anniversary(birth, birth.year + _CAPACITY_PRESUMED_FROM_AGE)
-    return [a for a in assessments
-            if a.type is not CapacityAssessmentType.MENTAL_CAPACITY_ACT or a.effective >= sixteen]
+    return [
+        a
+        for a in assessments
+        if a.type is not CapacityAssessmentType.MENTAL_CAPACITY_ACT or a.effective >= sixteen
+    ]
 
 
-def lacking_capacity(birth: date, assessments: Sequence[CapacityAssessment], on: date) -> CapacityAssessment | None:
+def lacking_capacity(
+    birth: date, assessments: Sequence[CapacityAssessment], on: date
+) -> CapacityAssessment | None:
     """A counting Mental Capacity Act assessment on `on` that found a lack of capacity
     (Mental Capacity Act 2005 s.2), or None: capacity is then presumed (s.1(2))."""
     return counting_assessment(
-        mca_assessments(birth, assessments), CapacityAssessmentType.MENTAL_CAPACITY_ACT,
-        CapacityAssessmentOutcome.LACKS_CAPACITY, on,
+        mca_assessments(birth, assessments),
+        CapacityAssessmentType.MENTAL_CAPACITY_ACT,
+        CapacityAssessmentOutcome.LACKS_CAPACITY,
+        on,
     )
 
 
 def _before_sixteen_note(birth: date, assessments: Sequence[CapacityAssessment], on: date) -> str:
     """Why an MCA assessment on record does not count: it was made before the 16th birthday."""
-    early = [a for a in assessments if a.type is CapacityAssessmentType.MENTAL_CAPACITY_ACT
-             and a not in mca_assessments(birth, assessments) and a.effective <= on]
+    early = [
+        a
+        for a in assessments
+        if a.type is CapacityAssessmentType.MENTAL_CAPACITY_ACT
+        and a not in mca_assessments(birth, assessments)
+        and a.effective <= on
+    ]
     if not early:
         return ""
-    return (f" (the Mental Capacity Act assessment of {max(a.effective for a in early)} was made before their "
-            "16th birthday and does not count: Mental Capacity Act 2005 s.2(5))")
+    return (
+        f" (the Mental Capacity Act assessment of {max(a.effective for a in early)} "
+        "was made before their "
+        "16th birthday and does not count: Mental Capacity Act 2005 s.2(5))"
+    )
 
 
 def _child_themself(
@@ -294,13 +326,15 @@ def _child_themself(
     if lacks is not None:
         return MakerValidity(
             False,
-            f"the child themself, aged {age}: a Mental Capacity Act assessment of {lacks.effective} "
+            f"the child themself, aged {age}: a Mental Capacity Act assessment of "
+            f"{lacks.effective} "
             "found they lack capacity (Mental Capacity Act 2005 s.2)",
         )
     # From 16 no Gillick assessment is needed: capacity is presumed.
     return MakerValidity(
         True,
-        f"the child themself, aged {age}: capacity presumed from 16 (Mental Capacity Act 2005 s.1(2), s.2(5))",
+        f"the child themself, aged {age}: capacity presumed from 16 "
+        "(Mental Capacity Act 2005 s.1(2), s.2(5))",
     )
 
 
@@ -329,7 +363,11 @@ def _young_person_themself(
 
 
 def _representative(
-    birth: date, maker: DecisionMaker, stage: LifeStage, on: date, assessments: Sequence[CapacityAssessment]
+    birth: date,
+    maker: DecisionMaker,
+    stage: LifeStage,
+    on: date,
+    assessments: Sequence[CapacityAssessment],
 ) -> MakerValidity:
     code = str(maker.relationship)
     if stage is LifeStage.CHILD:
@@ -352,12 +390,11 @@ def _representative(
             False,
             f"{code}: a representative decides only when a Mental Capacity Act assessment "
             f"counting on {on} says the young person lacks capacity, and none does (capacity is "
-            f"presumed: Mental Capacity Act 2005 s.1(2)){_before_sixteen_note(birth, assessments, on)}",
+            f"presumed: Mental Capacity Act 2005 s.1(2))"
+            f"{_before_sixteen_note(birth, assessments, on)}",
         )
     return MakerValidity(
         True,
         f"{code}: {REPRESENTATIVE_SOURCES[code]}; the young person lacks capacity (assessment "
         f"of {lacks.effective}; Mental Capacity Act 2005 s.2)",
     )
-
-

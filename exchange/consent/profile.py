@@ -231,7 +231,8 @@ def _decision_maker(resource: dict[str, Any], contained: dict[str, tuple[int, An
                 issues.append(
                     _error(
                         "code-invalid",
-                        "relationship must be a code of parental-responsibility or young-person-representative",
+                        "relationship must be a code of parental-responsibility or "
+                        "young-person-representative",
                         f"{base}.extension[{i}].valueCoding",
                     )
                 )
@@ -285,7 +286,8 @@ def _related_person(person: dict[str, Any], base: str) -> list[Issue]:
         issues.append(
             _error(
                 "code-invalid",
-                "RelatedPerson.relationship needs a code of parental-responsibility or young-person-representative",
+                "RelatedPerson.relationship needs a code of parental-responsibility or "
+                "young-person-representative",
                 f"{base}.relationship",
             )
         )
@@ -389,7 +391,8 @@ def _performer(resource: dict[str, Any], contained: dict[str, tuple[int, Any]]) 
             issues.append(
                 _error(
                     "required",
-                    "an Organization performer needs the decision-maker extension's relationship local-authority-care-order",
+                    "an Organization performer needs the decision-maker extension's "
+                    "relationship local-authority-care-order",
                     "Consent.extension",
                 )
             )
@@ -398,7 +401,8 @@ def _performer(resource: dict[str, Any], contained: dict[str, tuple[int, Any]]) 
         return [
             _error(
                 "value",
-                "Consent.performer must be the Patient, a contained RelatedPerson or an Organization",
+                "Consent.performer must be the Patient, a contained RelatedPerson "
+                "or an Organization",
                 expression,
             )
         ]
@@ -462,7 +466,8 @@ def _provision(resource: dict[str, Any]) -> list[Issue]:
             issues.append(
                 _error(
                     "not-supported",
-                    f"Consent.provision.{element} is not applied by this service's consent decision, "
+                    f"Consent.provision.{element} is not applied by this service's "
+                    "consent decision, "
                     "so a Consent restricted by it cannot be recorded",
                     f"Consent.provision.{element}",
                 )

@@ -81,12 +81,19 @@ def visible_to(organisation_id: uuid.UUID) -> ColumnElement[bool]:
     """Consents an organisation may read: those it recorded, and those of patients for whom
     it is or was a Task's requester or owner (a care relationship; merely registering the
     child is not one: `access.md`)."""
-    return or_(ConsentRow.organisation_id == organisation_id, ConsentRow.patient_id.in_(in_care_of(organisation_id)))
+    return or_(
+        ConsentRow.organisation_id == organisation_id,
+        ConsentRow.patient_id.in_(in_care_of(organisation_id)),
+    )
 
 
-def visible_consent(session: Session, consent_id: uuid.UUID, organisation_id: uuid.UUID) -> ConsentRow | None:
+def visible_consent(
+    session: Session, consent_id: uuid.UUID, organisation_id: uuid.UUID
+) -> ConsentRow | None:
     """The Consent if the organisation may read it; None either way otherwise."""
-    return session.scalars(select(ConsentRow).where(ConsentRow.id == consent_id, visible_to(organisation_id))).first()
+    return session.scalars(
+        select(ConsentRow).where(ConsentRow.id == consent_id, visible_to(organisation_id))
+    ).first()
 
 
 def conditions(filters: ConsentFilters) -> list[ColumnElement[bool]]:
@@ -95,7 +102,9 @@ def conditions(filters: ConsentFilters) -> list[ColumnElement[bool]]:
     if filters.patient_ids:
         clauses.append(ConsentRow.patient_id.in_(list(filters.patient_ids)))
     for number in filters.nhs_numbers:
-        clauses.append(ConsentRow.patient_id.in_(select(Patient.id).where(Patient.nhs_number == number)))
+        clauses.append(
+            ConsentRow.patient_id.in_(select(Patient.id).where(Patient.nhs_number == number))
+        )
     if filters.statuses is not None:
         clauses.append(ConsentRow.status.in_(list(filters.statuses)))
     clauses += [bound.clause(ConsentRow.date_time) for bound in filters.dates]
@@ -115,16 +124,29 @@ def consents_of(organisation_id: uuid.UUID, filters: ConsentFilters) -> Select[C
 
 def consents_of_patient(session: Session, patient_id: uuid.UUID) -> list[ConsentRow]:
     """Every stored Consent of a patient (all statuses, all recorders), oldest decision first."""
-    return list(session.scalars(
-        select(ConsentRow).where(ConsentRow.patient_id == patient_id).order_by(ConsentRow.date_time)))
+    return list(
+        session.scalars(
+            select(ConsentRow)
+            .where(ConsentRow.patient_id == patient_id)
+            .order_by(ConsentRow.date_time)
+        )
+    )
 
 
-def others_standing_consents(session: Session, patient_id: uuid.UUID, organisation_id: uuid.UUID) -> list[ConsentRow]:
+def others_standing_consents(
+    session: Session, patient_id: uuid.UUID, organisation_id: uuid.UUID
+) -> list[ConsentRow]:
     """The active Consents with a valid decision-maker that organisations other than
     `organisation_id` recorded for the patient, newest decision first."""
-    return list(session.scalars(
-        select(ConsentRow)
-        .where(ConsentRow.patient_id == patient_id, ConsentRow.organisation_id != organisation_id,
-               ConsentRow.status == "active", ConsentRow.maker_valid.is_(True))
-        .order_by(ConsentRow.date_time.desc(), ConsentRow.id)
-    ))
+    return list(
+        session.scalars(
+            select(ConsentRow)
+            .where(
+                ConsentRow.patient_id == patient_id,
+                ConsentRow.organisation_id != organisation_id,
+                ConsentRow.status == "active",
+                ConsentRow.maker_valid.is_(True),
+            )
+            .order_by(ConsentRow.date_time.desc(), ConsentRow.id)
+        )
+    )

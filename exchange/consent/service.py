@@ -87,10 +87,16 @@ class Recorded:
 
 # --- the decision's inputs ----------------------------------------------------------------
 
-def records_for(session: Session, patient: Patient, exclude: uuid.UUID | None = None) -> list[ConsentRecord]:
+
+def records_for(
+    session: Session, patient: Patient, exclude: uuid.UUID | None = None
+) -> list[ConsentRecord]:
     """Every stored Consent of a patient as decision input (all statuses)."""
-    return [consent_record(row.resource, str(row.id), str(patient.id))
-            for row in consents_of_patient(session, patient.id) if row.id != exclude]
+    return [
+        consent_record(row.resource, str(row.id), str(patient.id))
+        for row in consents_of_patient(session, patient.id)
+        if row.id != exclude
+    ]
 
 
 def assessment_pool(records: list[ConsentRecord]) -> list[CapacityAssessment]:
@@ -108,13 +114,18 @@ def records_as_of(session: Session, patient: Patient, at: datetime) -> list[Cons
     for row in consents_of_patient(session, patient.id):
         resource = row.resource
         if row.last_updated > at:
-            resource = version_as_of(session, "Consent", row.id, at) or read_version(session, "Consent", row.id, 1) \
+            resource = (
+                version_as_of(session, "Consent", row.id, at)
+                or read_version(session, "Consent", row.id, 1)
                 or resource
+            )
         records.append(consent_record(resource, str(row.id), str(patient.id)))
     return records
 
 
-def evaluate(session: Session, patient: Patient, recipient: str, purpose: str, at: datetime) -> Decision:
+def evaluate(
+    session: Session, patient: Patient, recipient: str, purpose: str, at: datetime
+) -> Decision:
     """The consent decision at `at` for disclosing this patient's information to
     `recipient`, over the Consents as they stood then."""
     return decide(patient.birth_date, records_as_of(session, patient, at), recipient, purpose, at)
@@ -122,12 +133,16 @@ def evaluate(session: Session, patient: Patient, recipient: str, purpose: str, a
 
 # --- storing ------------------------------------------------------------------------------
 
-def _reverses_another_organisation(session: Session, patient: Patient, record: ConsentRecord,
-                                   organisation_id: uuid.UUID) -> bool:
+
+def _reverses_another_organisation(
+    session: Session, patient: Patient, record: ConsentRecord, organisation_id: uuid.UUID
+) -> bool:
     """Whether `record` reverses, for one of its purposes, the latest decision another
     organisation recorded for that purpose (permit after deny, or deny after permit)."""
-    others = [consent_record(row.resource, str(row.id), str(patient.id))
-              for row in others_standing_consents(session, patient.id, organisation_id)]
+    others = [
+        consent_record(row.resource, str(row.id), str(patient.id))
+        for row in others_standing_consents(session, patient.id, organisation_id)
+    ]
     for purpose in record.purposes:
         latest = next((other for other in others if purpose in other.purposes), None)
         if latest is not None and latest.provision_type != record.provision_type:
@@ -140,14 +155,27 @@ def _tagged(resource: dict[str, Any], maker_invalid: bool, contested: bool) -> d
     cleared; a client cannot set or remove them."""
     tagged = dict(resource)
     meta = dict(tagged.get("meta") or {})
-    tags = [t for t in meta.get("tag") or []
-            if not (isinstance(t, dict) and t.get("system") in (_VALIDITY_SYSTEM, _REVIEW_SYSTEM))]
+    tags = [
+        t
+        for t in meta.get("tag") or []
+        if not (isinstance(t, dict) and t.get("system") in (_VALIDITY_SYSTEM, _REVIEW_SYSTEM))
+    ]
     if maker_invalid:
-        tags.append({"system": _VALIDITY_SYSTEM, "code": ConsentValidity.DECISION_MAKER_NOT_VALID.value,
-                     "display": "The decision-maker was not valid at the consent's date"})
+        tags.append(
+            {
+                "system": _VALIDITY_SYSTEM,
+                "code": ConsentValidity.DECISION_MAKER_NOT_VALID.value,
+                "display": "The decision-maker was not valid at the consent's date",
+            }
+        )
     if contested:
-        tags.append({"system": _REVIEW_SYSTEM, "code": ConsentReview.CONTESTED.value,
-                     "display": "Reverses another organisation's latest decision for the same purpose"})
+        tags.append(
+            {
+                "system": _REVIEW_SYSTEM,
+                "code": ConsentReview.CONTESTED.value,
+                "display": "Reverses another organisation's latest decision for the same purpose",
+            }
+        )
     if tags:
         meta["tag"] = tags
     else:
@@ -156,40 +184,52 @@ def _tagged(resource: dict[str, Any], maker_invalid: bool, contested: bool) -> d
     return tagged
 
 
-def _validity(session: Session, patient: Patient, resource: dict[str, Any], consent_id: uuid.UUID) -> str | None:
+def _validity(
+    session: Session, patient: Patient, resource: dict[str, Any], consent_id: uuid.UUID
+) -> str | None:
     record = consent_record(resource, str(consent_id), str(patient.id))
     pool = assessment_pool([*records_for(session, patient, exclude=consent_id), record])
     return decision_maker_warning(patient.birth_date, record, pool)
 
 
-def _store_new(session: Session, resource: dict[str, Any], patient: Patient, organisation_id: uuid.UUID,
-               now: datetime) -> Recorded:
+def _store_new(
+    session: Session,
+    resource: dict[str, Any],
+    patient: Patient,
+    organisation_id: uuid.UUID,
+    now: datetime,
+) -> Recorded:
     """Store a new (validated) Consent, tagging an invalid decision-maker and a decision
     that reverses another organisation's (it is still applied: `access.md`)."""
     consent_id = uuid.uuid4()
     warning = _validity(session, patient, resource, consent_id)
     record = consent_record(resource, str(consent_id), str(patient.id))
-    contested = warning is None and _reverses_another_organisation(session, patient, record, organisation_id)
+    contested = warning is None and _reverses_another_organisation(
+        session, patient, record, organisation_id
+    )
     stored = stamp(_tagged(resource, warning is not None, contested), consent_id, 1, now)
-    session.add(ConsentRow(
-        id=consent_id,
-        patient_id=patient.id,
-        organisation_id=organisation_id,
-        status=stored["status"],
-        date_time=consent_record(stored, str(consent_id), str(patient.id)).date_time,
-        maker_valid=warning is None,
-        contested=contested,
-        version=1,
-        last_updated=now,
-        resource=stored,
-    ))
+    session.add(
+        ConsentRow(
+            id=consent_id,
+            patient_id=patient.id,
+            organisation_id=organisation_id,
+            status=stored["status"],
+            date_time=consent_record(stored, str(consent_id), str(patient.id)).date_time,
+            maker_valid=warning is None,
+            contested=contested,
+            version=1,
+            last_updated=now,
+            resource=stored,
+        )
+    )
     session.flush()
     keep_version(session, stored, now)
     return Recorded(stored, warning, contested)
 
 
-def _store_version(session: Session, row: ConsentRow, resource: dict[str, Any], patient: Patient,
-                   now: datetime) -> Recorded:
+def _store_version(
+    session: Session, row: ConsentRow, resource: dict[str, Any], patient: Patient, now: datetime
+) -> Recorded:
     """Store a new version of a Consent (a status change, checked)."""
     warning = _validity(session, patient, resource, row.id)
     row.version += 1
@@ -204,7 +244,10 @@ def _store_version(session: Session, row: ConsentRow, resource: dict[str, Any], 
 
 # --- use cases ------------------------------------------------------------------------------
 
-def _entities(patient_id: uuid.UUID, consent_id: uuid.UUID | str | None = None) -> tuple[Entity, ...]:
+
+def _entities(
+    patient_id: uuid.UUID, consent_id: uuid.UUID | str | None = None
+) -> tuple[Entity, ...]:
     patient = Entity(f"Patient/{patient_id}", "patient")
     return (Entity(f"Consent/{consent_id}", "consent"), patient) if consent_id else (patient,)
 
@@ -242,10 +285,20 @@ def _check_care_order(session: Session, resource: dict[str, Any], caller: Caller
     maker = consent_record(resource, "new", "").maker
     if maker.performer != "organization":
         return
-    claimed = session.scalars(select(Organisation).where(Organisation.ods == maker.organisation)).first()
-    if claimed is None or claimed.role != OrganisationRole.LA or claimed.id != caller.organisation_id:
-        raise invalid("Consent.performer[0]", "a local authority's care-order decision is recorded by that "
-                      "authority itself, registered as an LA: the performer must be the recording organisation")
+    claimed = session.scalars(
+        select(Organisation).where(Organisation.ods == maker.organisation)
+    ).first()
+    if (
+        claimed is None
+        or claimed.role != OrganisationRole.LA
+        or claimed.id != caller.organisation_id
+    ):
+        raise invalid(
+            "Consent.performer[0]",
+            "a local authority's care-order decision is recorded by that "
+            "authority itself, registered as an LA: "
+            "the performer must be the recording organisation",
+        )
 
 
 def _organisation(session: Session, organisation_id: uuid.UUID) -> Organisation:
@@ -266,25 +319,39 @@ def record_consent(session: Session, caller: Caller, data: Any, now: datetime) -
     if patient_id is not None and patient is None:
         raise NotFound("Patient", patient_id)
     resource = _valid_consent(consent, now)
-    if patient is None:  # the profile takes `Patient/<any id>`; one that is not a UUID is no patient
+    if (
+        patient is None
+    ):  # the profile takes `Patient/<any id>`; one that is not a UUID is no patient
         raise NotFound("Patient")
     _check_care_order(session, resource, caller)
-    resource["organization"] = [organisation_reference(_organisation(session, caller.organisation_id))]
+    resource["organization"] = [
+        organisation_reference(_organisation(session, caller.organisation_id))
+    ]
     purposes = [purpose.get("code") for purpose in resource["provision"].get("purpose", [])]
     missing = uncovered_purposes(session, caller.organisation_id, purposes, london_date(now))
     if missing:
         raise AccessDenied(
             AccessDenialReason.NO_AGREEMENT,
             f"no data-sharing agreement in force covers {', '.join(missing)} for this organisation",
-            subject=Subject(_entities(patient.id), patient.id))
+            subject=Subject(_entities(patient.id), patient.id),
+        )
     recorded = _store_new(session, resource, patient, caller.organisation_id, now)
-    record(session, caller.audit_entry(
-        AuditKind.CREATE, entities=_entities(patient.id, recorded.resource["id"]), patient_id=patient.id,
-        review_reason=ReviewReason.CONTESTED_CONSENT if recorded.contested else None), at=now)
+    record(
+        session,
+        caller.audit_entry(
+            AuditKind.CREATE,
+            entities=_entities(patient.id, recorded.resource["id"]),
+            patient_id=patient.id,
+            review_reason=ReviewReason.CONTESTED_CONSENT if recorded.contested else None,
+        ),
+        at=now,
+    )
     return recorded
 
 
-def _readable(session: Session, caller: Caller, consent_id: uuid.UUID) -> tuple[ConsentRow, Patient]:
+def _readable(
+    session: Session, caller: Caller, consent_id: uuid.UUID
+) -> tuple[ConsentRow, Patient]:
     """The Consent and its patient, if the caller may read it: it recorded it, or it is
     or was a Task party for the patient (404 otherwise, whether or not it exists)."""
     row = visible_consent(session, consent_id, caller.organisation_id)
@@ -294,51 +361,93 @@ def _readable(session: Session, caller: Caller, consent_id: uuid.UUID) -> tuple[
     return row, patient
 
 
-def read_consent(session: Session, caller: Caller, consent_id: uuid.UUID, now: datetime) -> dict[str, Any]:
+def read_consent(
+    session: Session, caller: Caller, consent_id: uuid.UUID, now: datetime
+) -> dict[str, Any]:
     """A Consent the caller may read (its recorder and the patient's Task parties)."""
     row, patient = _readable(session, caller, consent_id)
-    record(session, caller.audit_entry(AuditKind.READ, entities=_entities(patient.id, row.id),
-                                       patient_id=patient.id), at=now)
+    record(
+        session,
+        caller.audit_entry(
+            AuditKind.READ, entities=_entities(patient.id, row.id), patient_id=patient.id
+        ),
+        at=now,
+    )
     return row.resource
 
 
-def read_consent_version(session: Session, caller: Caller, consent_id: uuid.UUID, version: int | None,
-                         now: datetime) -> dict[str, Any]:
+def read_consent_version(
+    session: Session, caller: Caller, consent_id: uuid.UUID, version: int | None, now: datetime
+) -> dict[str, Any]:
     """One version of a Consent the caller may read (None: a version that cannot exist)."""
     row, patient = _readable(session, caller, consent_id)
     stored = read_version(session, "Consent", row.id, version)
     if stored is None:
         raise NotFound("Consent", f"{consent_id}/_history/{version}")
-    record(session, caller.audit_entry(AuditKind.VREAD, entities=_entities(patient.id, row.id),
-                                       patient_id=patient.id), at=now)
+    record(
+        session,
+        caller.audit_entry(
+            AuditKind.VREAD, entities=_entities(patient.id, row.id), patient_id=patient.id
+        ),
+        at=now,
+    )
     return stored
 
 
-def consent_history(session: Session, caller: Caller, consent_id: uuid.UUID, now: datetime) -> list[dict[str, Any]]:
+def consent_history(
+    session: Session, caller: Caller, consent_id: uuid.UUID, now: datetime
+) -> list[dict[str, Any]]:
     """Every version of a Consent the caller may read, newest first."""
     row, patient = _readable(session, caller, consent_id)
     versions = all_versions(session, "Consent", row.id)
-    record(session, caller.audit_entry(AuditKind.HISTORY, entities=_entities(patient.id, row.id),
-                                       patient_id=patient.id), at=now)
+    record(
+        session,
+        caller.audit_entry(
+            AuditKind.HISTORY, entities=_entities(patient.id, row.id), patient_id=patient.id
+        ),
+        at=now,
+    )
     return versions
 
 
 def _status_change_issues(current: dict[str, Any], resource: dict[str, Any]) -> list[Issue]:
     """Why `resource` is not a status change of `current`: anything but the status
     differs, or the status leaves a final one."""
-    changed = sorted(key for key in set(current) | set(resource)
-                     if key not in _UNCHANGEABLE_KEYS and current.get(key) != resource.get(key))
+    changed = sorted(
+        key
+        for key in set(current) | set(resource)
+        if key not in _UNCHANGEABLE_KEYS and current.get(key) != resource.get(key)
+    )
     if changed:
-        return [Issue("error", "business-rule", f"only Consent.status may change (not {name})", (f"Consent.{name}",))
-                for name in changed]
+        return [
+            Issue(
+                "error",
+                "business-rule",
+                f"only Consent.status may change (not {name})",
+                (f"Consent.{name}",),
+            )
+            for name in changed
+        ]
     if current["status"] in FINAL_STATUSES and resource["status"] != current["status"]:
-        return [Issue("error", "business-rule", f"a Consent that is {current['status']} cannot change status",
-                      ("Consent.status",))]
+        return [
+            Issue(
+                "error",
+                "business-rule",
+                f"a Consent that is {current['status']} cannot change status",
+                ("Consent.status",),
+            )
+        ]
     return []
 
 
-def change_consent_status(session: Session, caller: Caller, consent_id: uuid.UUID, data: Any,
-                          if_match: str | None, now: datetime) -> Recorded:
+def change_consent_status(
+    session: Session,
+    caller: Caller,
+    consent_id: uuid.UUID,
+    data: Any,
+    if_match: str | None,
+    now: datetime,
+) -> Recorded:
     """Change a Consent's status (withdrawal: `inactive`): only the status may change, not
     out of a final status, and only by the organisation that recorded it. Decided in the
     spec's order: 404 (cannot read it), 412 (If-Match), 422 (not a valid Consent, or more
@@ -352,24 +461,43 @@ def change_consent_status(session: Session, caller: Caller, consent_id: uuid.UUI
     if issues:
         raise Invalid(issues)
     if row.organisation_id != caller.organisation_id:
-        raise NotRecorder("only the recording organisation may change a Consent; "
-                          "others withdraw by recording a new deny Consent",
-                          subject=Subject(_entities(patient.id, row.id), patient.id))
+        raise NotRecorder(
+            "only the recording organisation may change a Consent; "
+            "others withdraw by recording a new deny Consent",
+            subject=Subject(_entities(patient.id, row.id), patient.id),
+        )
     resource["organization"] = row.resource.get("organization", [])
     recorded = _store_version(session, row, resource, patient, now)
-    record(session, caller.audit_entry(AuditKind.UPDATE, entities=_entities(patient.id, row.id),
-                                       patient_id=patient.id), at=now)
+    record(
+        session,
+        caller.audit_entry(
+            AuditKind.UPDATE, entities=_entities(patient.id, row.id), patient_id=patient.id
+        ),
+        at=now,
+    )
     return recorded
 
 
-def search_consents(session: Session, caller: Caller, filters: ConsentFilters, paging: Paging, query: str | None,
-                    now: datetime) -> Found:
+def search_consents(
+    session: Session,
+    caller: Caller,
+    filters: ConsentFilters,
+    paging: Paging,
+    query: str | None,
+    now: datetime,
+) -> Found:
     """The Consents the caller may read that match `filters`, by decision date
     (`Consent.dateTime`), newest first unless told."""
     wanted = consents_of(caller.organisation_id, filters)
     total = session.scalar(select(func.count()).select_from(wanted.subquery())) or 0
-    page = keyset_page(session, wanted, paging, moment=ConsentRow.date_time, tiebreak=ConsentRow.id,
-                       parse_tiebreak=uuid.UUID)
+    page = keyset_page(
+        session,
+        wanted,
+        paging,
+        moment=ConsentRow.date_time,
+        tiebreak=ConsentRow.id,
+        parse_tiebreak=uuid.UUID,
+    )
     record(session, caller.audit_entry(AuditKind.SEARCH, query=query), at=now)
     return Found([row.resource for row in page.rows], total, page.next)
 
@@ -378,8 +506,15 @@ def _outcome_desc(decision: Decision) -> str:
     return "permit" if decision.permit else f"deny: {decision.reason}"
 
 
-def evaluate_consent(session: Session, caller: Caller, nhs_number: str, recipient: str, purpose: str, at: datetime,
-                     now: datetime) -> Decision:
+def evaluate_consent(
+    session: Session,
+    caller: Caller,
+    nhs_number: str,
+    recipient: str,
+    purpose: str,
+    at: datetime,
+    now: datetime,
+) -> Decision:
     """The consent decision for disclosing a patient's information to `recipient` (an ODS
     code) for `purpose` at `at`, for a caller who can see the patient (404 otherwise);
     audited as an operation with its outcome and the deciding Consent."""
@@ -388,13 +523,28 @@ def evaluate_consent(session: Session, caller: Caller, nhs_number: str, recipien
         raise NotFound("Patient")
     decision = evaluate(session, patient, recipient, purpose, at)
     deciding = uuid.UUID(decision.deciding.id) if decision.deciding else None
-    record(session, caller.audit_entry(AuditKind.OPERATION, entities=_entities(patient.id, deciding),
-                                       patient_id=patient.id, outcome_desc=_outcome_desc(decision)), at=now)
+    record(
+        session,
+        caller.audit_entry(
+            AuditKind.OPERATION,
+            entities=_entities(patient.id, deciding),
+            patient_id=patient.id,
+            outcome_desc=_outcome_desc(decision),
+        ),
+        at=now,
+    )
     return decision
 
 
-def explain_consent(session: Session, operator: Actor, nhs_number: str, recipient: str, purpose: str, at: datetime,
-                    now: datetime) -> Decision:
+def explain_consent(
+    session: Session,
+    operator: Actor,
+    nhs_number: str,
+    recipient: str,
+    purpose: str,
+    at: datetime,
+    now: datetime,
+) -> Decision:
     """The consent decision as `evaluate_consent` makes it, for the operator at the command
     line (who may look at any patient; 404 for an NHS number no one registered); audited
     as the operator's `consent-explain` operation."""
@@ -402,14 +552,18 @@ def explain_consent(session: Session, operator: Actor, nhs_number: str, recipien
     if patient is None:
         raise NotFound("Patient")
     decision = evaluate(session, patient, recipient, purpose, at)
-    record(session, AuditEntry(
-        kind=AuditKind.OPERATION,
-        action=Action.EXECUTE,
-        outcome=Outcome.SUCCESS,
-        actor=operator,
-        outcome_desc=_outcome_desc(decision),
-        entities=_entities(patient.id),
-        patient_id=patient.id,
-        details={"operation": "consent-explain", "recipient": recipient, "purpose": purpose},
-    ), at=now)
+    record(
+        session,
+        AuditEntry(
+            kind=AuditKind.OPERATION,
+            action=Action.EXECUTE,
+            outcome=Outcome.SUCCESS,
+            actor=operator,
+            outcome_desc=_outcome_desc(decision),
+            entities=_entities(patient.id),
+            patient_id=patient.id,
+            details={"operation": "consent-explain", "recipient": recipient, "purpose": purpose},
+        ),
+        at=now,
+    )
     return decision

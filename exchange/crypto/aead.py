@@ -76,7 +76,8 @@ class StreamEncryptor:
         if self._index > MAX_CHUNKS:
             raise ValueError("the object is too large for this chunk size")
         sealed = self._aead.encrypt(
-            _nonce(self._prefix, self._index, final), plaintext,
+            _nonce(self._prefix, self._index, final),
+            plaintext,
             _associated_data(self._header, self._object, self._index, final),
         )
         self._index += 1
@@ -134,7 +135,8 @@ class StreamDecryptor:
             raise TamperedError("the ciphertext header is missing")
         try:
             plaintext = self._aead.decrypt(
-                _nonce(self._prefix, self._index, final), sealed,
+                _nonce(self._prefix, self._index, final),
+                sealed,
                 _associated_data(self._header, self._object, self._index, final),
             )
         except InvalidTag:
@@ -170,7 +172,9 @@ class StreamDecryptor:
         return plaintext
 
 
-def encrypt_stream(key: bytes, object_id: str, chunks: Iterable[bytes], chunk_size: int = DEFAULT_CHUNK) -> Iterator[bytes]:
+def encrypt_stream(
+    key: bytes, object_id: str, chunks: Iterable[bytes], chunk_size: int = DEFAULT_CHUNK
+) -> Iterator[bytes]:
     """Ciphertext pieces for a plaintext stream."""
     encryptor = StreamEncryptor(key, object_id, chunk_size)
     yield encryptor.header()

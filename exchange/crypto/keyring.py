@@ -68,7 +68,9 @@ class Keyring:
         )
         return {
             "format": 1,
-            "keks": {str(v): base64.b64encode(k).decode("ascii") for v, k in sorted(self.keks.items())},
+            "keks": {
+                str(v): base64.b64encode(k).decode("ascii") for v, k in sorted(self.keks.items())
+            },
             "signing_key": {
                 "kid": self.signing_key_id,
                 "alg": "Ed25519",

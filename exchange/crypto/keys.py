@@ -67,7 +67,9 @@ class LocalKeyProvider:
     def _wrap(self, data_key: bytes, context: str) -> WrappedKey:
         version = self._keyring.current_kek_version
         nonce = os.urandom(_NONCE)
-        sealed = AESGCM(self._keyring.keks[version]).encrypt(nonce, data_key, _associated(context, version))
+        sealed = AESGCM(self._keyring.keks[version]).encrypt(
+            nonce, data_key, _associated(context, version)
+        )
         return WrappedKey(nonce + sealed, f"local:{version}")
 
     def unwrap(self, key: WrappedKey, context: str) -> bytes:
@@ -80,7 +82,9 @@ class LocalKeyProvider:
         if kek is None:
             raise KeyUnwrapError(f"KEK version {version} is no longer in the keyring")
         try:
-            return AESGCM(kek).decrypt(key.wrapped[:_NONCE], key.wrapped[_NONCE:], _associated(context, version))
+            return AESGCM(kek).decrypt(
+                key.wrapped[:_NONCE], key.wrapped[_NONCE:], _associated(context, version)
+            )
         except InvalidTag:
             raise KeyUnwrapError("the data key does not unwrap for this object") from None
 

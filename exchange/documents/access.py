@@ -74,22 +74,41 @@ def check_justification(caller: Caller) -> None:
 def _related(session: Session, document: DocumentRow, reader: Caller) -> bool:
     """The reader is the other party of the document's Task (its requester or current
     owner), or an ICB owning a DCO quality-assurance Task for the same patient."""
-    return bool(session.scalar(select(exists().where(
-        DocumentRow.id == document.id, related_to(reader.organisation_id, reader.role)))))
+    return bool(
+        session.scalar(
+            select(
+                exists().where(
+                    DocumentRow.id == document.id, related_to(reader.organisation_id, reader.role)
+                )
+            )
+        )
+    )
 
 
 def related_to(organisation_id: uuid.UUID, role: str) -> ColumnElement[bool]:
     """SQL: documents whose custodian is the organisation, or (unless entered in error)
     to which it is related as `_related` says. Index-backed, so a search by an unrelated
     caller costs the same whether or not the child has documents."""
-    party = DocumentRow.task_id.in_(select(TaskParty.task_id).where(
-        TaskParty.organisation_id == organisation_id, TaskParty.role.in_(DOCUMENT_PARTIES)))
+    party = DocumentRow.task_id.in_(
+        select(TaskParty.task_id).where(
+            TaskParty.organisation_id == organisation_id, TaskParty.role.in_(DOCUMENT_PARTIES)
+        )
+    )
     related: ColumnElement[bool] = party
     if role == OrganisationRole.ICB:
-        related = or_(party, DocumentRow.patient_id.in_(select(TaskRow.patient_id).where(
-            TaskRow.owner_id == organisation_id, TaskRow.task_type == TaskType.DCO_QUALITY_ASSURANCE.value)))
-    return or_(DocumentRow.custodian_id == organisation_id,
-               and_(DocumentRow.status != "entered-in-error", related))
+        related = or_(
+            party,
+            DocumentRow.patient_id.in_(
+                select(TaskRow.patient_id).where(
+                    TaskRow.owner_id == organisation_id,
+                    TaskRow.task_type == TaskType.DCO_QUALITY_ASSURANCE.value,
+                )
+            ),
+        )
+    return or_(
+        DocumentRow.custodian_id == organisation_id,
+        and_(DocumentRow.status != "entered-in-error", related),
+    )
 
 
 def decide_document(
@@ -109,9 +128,12 @@ def decide_document(
         return NOT_VISIBLE
     break_glass = reader.purpose in BREAK_GLASS_PURPOSES
     if break_glass and not reader.break_glass_allowed:
-        return DocumentDecision(visible=True, allowed=False, reason=AccessDenialReason.BREAK_GLASS_NOT_PERMITTED)
-    agreement = agreement_between(session, reader.organisation_id, document.custodian_id, reader.purpose,
-                                  london_date(now))
+        return DocumentDecision(
+            visible=True, allowed=False, reason=AccessDenialReason.BREAK_GLASS_NOT_PERMITTED
+        )
+    agreement = agreement_between(
+        session, reader.organisation_id, document.custodian_id, reader.purpose, london_date(now)
+    )
     if agreement is None:
         return DocumentDecision(visible=True, allowed=False, reason=AccessDenialReason.NO_AGREEMENT)
     if break_glass:
@@ -127,13 +149,19 @@ def decide_document(
             consent_decisions[document.patient_id] = decision
     consents = deciding_consents(decision)
     if not decision.permit:
-        return DocumentDecision(visible=True, allowed=False, reason=decision.reason, agreement=agreement,
-                                consent_ids=consents)
+        return DocumentDecision(
+            visible=True,
+            allowed=False,
+            reason=decision.reason,
+            agreement=agreement,
+            consent_ids=consents,
+        )
     return DocumentDecision(visible=True, allowed=True, agreement=agreement, consent_ids=consents)
 
 
-def decide_binary(session: Session, binary: BinaryRow, reader: Caller,
-                  now: datetime) -> tuple[DocumentDecision, DocumentRow | None]:
+def decide_binary(
+    session: Session, binary: BinaryRow, reader: Caller, now: datetime
+) -> tuple[DocumentDecision, DocumentRow | None]:
     """Whether `reader` may read `binary`'s content now, and the document that decided it.
     Unattached, it has been disclosed to no one: only its uploader reads it (no agreement
     or consent is involved). Attached, its DocumentReference's decision applies."""
@@ -160,7 +188,9 @@ def deciding_consents(decision: Decision) -> tuple[str, ...]:
     if decision.deciding is not None:
         return (decision.deciding.id,)
     cause = _CAUSES.get(decision.reason) if decision.reason is not None else None
-    return tuple(c.consent.id for c in decision.considered if cause is not None and c.ignored is cause)
+    return tuple(
+        c.consent.id for c in decision.considered if cause is not None and c.ignored is cause
+    )
 
 
 __all__ = [

@@ -61,7 +61,9 @@ class CheckedContent:
 
     def __init__(self, pieces: Iterable[bytes], declared: str, max_bytes: int) -> None:
         if declared not in ACCEPTED:
-            raise UnsupportedContent(f"{declared or 'no content type'} is not an accepted document type")
+            raise UnsupportedContent(
+                f"{declared or 'no content type'} is not an accepted document type"
+            )
         self._pieces = pieces
         self._declared = declared
         self._max = max_bytes
@@ -101,7 +103,9 @@ class CheckedContent:
 
     def _check_pdf_trailer(self) -> None:
         if b"%%EOF" not in self._tail.bytes()[-PDF_TRAILER_WINDOW:]:
-            raise UnsupportedContent("the content is not application/pdf (no %%EOF trailer at its end)")
+            raise UnsupportedContent(
+                "the content is not application/pdf (no %%EOF trailer at its end)"
+            )
 
     def _check_docx(self) -> None:
         tail = self._tail.bytes()
@@ -109,15 +113,21 @@ class CheckedContent:
             with zipfile.ZipFile(_TailFile(tail, self.size)) as archive:
                 entries = archive.infolist()
         except (zipfile.BadZipFile, ValueError, EOFError, OSError):
-            raise UnsupportedContent("the content is not a readable DOCX (its zip directory cannot be read)") from None
+            raise UnsupportedContent(
+                "the content is not a readable DOCX (its zip directory cannot be read)"
+            ) from None
         names = {entry.filename for entry in entries}
         missing = [part for part in DOCX_PARTS if part not in names]
         if missing:
-            raise UnsupportedContent(f"the content is not a Word document (no {', '.join(missing)})")
+            raise UnsupportedContent(
+                f"the content is not a Word document (no {', '.join(missing)})"
+            )
         inflated = sum(entry.file_size for entry in entries)
         if inflated > self._max or inflated > MAX_DOCX_RATIO * self.size:
-            raise UnsupportedContent(f"the DOCX declares {inflated} bytes of content in {self.size}: refused "
-                               f"(at most the document limit, and {MAX_DOCX_RATIO} times its size)")
+            raise UnsupportedContent(
+                f"the DOCX declares {inflated} bytes of content in {self.size}: refused "
+                f"(at most the document limit, and {MAX_DOCX_RATIO} times its size)"
+            )
         if sum(entry.compress_size for entry in entries) > self.size:
             raise UnsupportedContent("the DOCX's zip directory does not match the file")
 
@@ -162,7 +172,7 @@ class _Tail:
             self._held -= len(self._pieces.popleft())
 
     def bytes(self) -> bytes:
-        return b"".join(self._pieces)[-self._keep:] if self._keep else b""
+        return b"".join(self._pieces)[-self._keep :] if self._keep else b""
 
 
 class _TailFile(io.RawIOBase):

@@ -40,8 +40,11 @@ def sweep(session: Session, store: BlobStore, now: datetime) -> SweepResult:
             store.delete(name)
             orphans += 1
     expired = session.scalars(
-        select(BinaryRow).where(BinaryRow.document_id.is_(None), BinaryRow.destroyed.is_(None),
-                                BinaryRow.created < now - UNATTACHED_LIFETIME)
+        select(BinaryRow).where(
+            BinaryRow.document_id.is_(None),
+            BinaryRow.destroyed.is_(None),
+            BinaryRow.created < now - UNATTACHED_LIFETIME,
+        )
     ).all()
     for row in expired:
         row.wrapped_key = None
@@ -50,7 +53,9 @@ def sweep(session: Session, store: BlobStore, now: datetime) -> SweepResult:
     return SweepResult(orphans, len(expired))
 
 
-def rewrap_all(session: Session, provider: LocalKeyProvider, progress: Callable[[int], object] | None = None) -> int:
+def rewrap_all(
+    session: Session, provider: LocalKeyProvider, progress: Callable[[int], object] | None = None
+) -> int:
     """Re-wrap every live data key with the current KEK (no content is re-encrypted)."""
     rows = session.scalars(select(BinaryRow).where(BinaryRow.wrapped_key.is_not(None))).all()
     changed = 0
@@ -74,14 +79,20 @@ class RetentionResult:
     binaries: int
 
 
-def apply_retention(session: Session, store: BlobStore, before: datetime, now: datetime, dry_run: bool) -> RetentionResult:
+def apply_retention(
+    session: Session, store: BlobStore, before: datetime, now: datetime, dry_run: bool
+) -> RetentionResult:
     """Crypto-shred every document dated before `before`: its data key is destroyed, then its
     blob; the DocumentReference and the audit trail are kept (`documents.md`, Changes)."""
     documents = session.scalars(select(DocumentRow).where(DocumentRow.date < before)).all()
     binary_ids = [document.binary_id for document in documents]
-    binaries = session.scalars(
-        select(BinaryRow).where(BinaryRow.id.in_(binary_ids), BinaryRow.destroyed.is_(None))
-    ).all() if binary_ids else []
+    binaries = (
+        session.scalars(
+            select(BinaryRow).where(BinaryRow.id.in_(binary_ids), BinaryRow.destroyed.is_(None))
+        ).all()
+        if binary_ids
+        else []
+    )
     if not dry_run:
         for row in binaries:
             row.wrapped_key = None

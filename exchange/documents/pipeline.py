@@ -65,8 +65,9 @@ def backends_answering() -> Iterator[None]:
 
 
 def _unavailable() -> Unavailable:
-    return Unavailable("the document store or key service is unavailable; nothing was stored or "
-                       "disclosed")
+    return Unavailable(
+        "the document store or key service is unavailable; nothing was stored or disclosed"
+    )
 
 
 @contextmanager
@@ -77,10 +78,13 @@ def content_intact(binary_id: uuid.UUID) -> Iterator[None]:
     try:
         yield
     except (TamperedError, KeyUnwrapError, BlobMissing) as error:  # BlobMissing is an OSError too
-        log.error("document failed its integrity check",
-                  extra={"binary": str(binary_id), "error": type(error).__name__})
-        raise Corrupted("the document could not be served",
-                        subject=Subject((Entity(f"Binary/{binary_id}"),))) from None
+        log.error(
+            "document failed its integrity check",
+            extra={"binary": str(binary_id), "error": type(error).__name__},
+        )
+        raise Corrupted(
+            "the document could not be served", subject=Subject((Entity(f"Binary/{binary_id}"),))
+        ) from None
     except _UNAVAILABLE:
         raise _unavailable() from None
 
@@ -107,9 +111,17 @@ def store_content(
         store.delete(blob)
         raise DigestMismatch("the content does not match X-Content-SHA256")
     row = BinaryRow(
-        id=binary_id, blob_name=blob, content_type=declared_type, size=checked.size,
-        sha256=checked.sha256_hex, sha1=checked.sha1_digest, wrapped_key=wrapped.wrapped,
-        key_ref=wrapped.key_ref, uploader_id=uploader_id, created=now, document_id=None,
+        id=binary_id,
+        blob_name=blob,
+        content_type=declared_type,
+        size=checked.size,
+        sha256=checked.sha256_hex,
+        sha1=checked.sha1_digest,
+        wrapped_key=wrapped.wrapped,
+        key_ref=wrapped.key_ref,
+        uploader_id=uploader_id,
+        created=now,
+        document_id=None,
         destroyed=None,
     )
     session.add(row)
@@ -136,8 +148,9 @@ def logged_while_streaming(stream: Iterator[bytes], binary_id: uuid.UUID) -> Ite
     try:
         yield from stream
     except TamperedError:
-        log.error("document failed authentication while streaming",
-                  extra={"binary": str(binary_id)})
+        log.error(
+            "document failed authentication while streaming", extra={"binary": str(binary_id)}
+        )
         raise
 
 

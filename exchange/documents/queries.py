@@ -58,18 +58,24 @@ class DocumentFilters:
 
 def conditions(filters: DocumentFilters) -> list[ColumnElement[bool]]:
     """The SQL conditions of `filters` (the columns the document table keeps for them)."""
-    clauses: list[ColumnElement[bool]] = [DocumentRow.patient_id == patient_id
-                                          for patient_id in filters.patient_ids]
-    clauses += [DocumentRow.patient_id.in_(select(Patient.id).where(Patient.nhs_number == number))
-                for number in filters.nhs_numbers]
+    clauses: list[ColumnElement[bool]] = [
+        DocumentRow.patient_id == patient_id for patient_id in filters.patient_ids
+    ]
+    clauses += [
+        DocumentRow.patient_id.in_(select(Patient.id).where(Patient.nhs_number == number))
+        for number in filters.nhs_numbers
+    ]
     if filters.types is not None:
         clauses.append(DocumentRow.doc_type.in_(list(filters.types)))
     if filters.statuses is not None:
         clauses.append(DocumentRow.status.in_(list(filters.statuses)))
     clauses += [DocumentRow.task_id == task_id for task_id in filters.task_ids]
     if filters.custodians:
-        clauses.append(DocumentRow.custodian_id.in_(
-            select(Organisation.id).where(Organisation.ods.in_(list(filters.custodians)))))
+        clauses.append(
+            DocumentRow.custodian_id.in_(
+                select(Organisation.id).where(Organisation.ods.in_(list(filters.custodians)))
+            )
+        )
     clauses += [bound.clause(DocumentRow.date) for bound in filters.dates]
     clauses += [bound.clause(DocumentRow.last_updated) for bound in filters.last_updated]
     return clauses
@@ -78,33 +84,46 @@ def conditions(filters: DocumentFilters) -> list[ColumnElement[bool]]:
 def related_documents(caller: Caller, filters: DocumentFilters) -> Select[DocumentRow]:
     """The documents matching `filters` that the caller's organisation holds or is related
     to; whether it may read each is still to be decided."""
-    return select(DocumentRow).where(related_to(caller.organisation_id, caller.role),
-                                     *conditions(filters))
+    return select(DocumentRow).where(
+        related_to(caller.organisation_id, caller.role), *conditions(filters)
+    )
 
 
 def _codings(resource: dict[str, Any], element: str) -> list[dict[str, Any]]:
     concepts = resource.get(element) or []
     concepts = concepts if isinstance(concepts, list) else [concepts]
-    return [coding for concept in concepts if isinstance(concept, dict)
-            for coding in concept.get("coding", [])]
+    return [
+        coding
+        for concept in concepts
+        if isinstance(concept, dict)
+        for coding in concept.get("coding", [])
+    ]
 
 
 def _matches(values: list[dict[str, Any]], key: str, tokens: Sequence[Token]) -> bool:
-    return any(any(value.get(key) == token.code and token.system in (None, value.get("system"))
-                   for value in values)
-               for token in tokens)
+    return any(
+        any(
+            value.get(key) == token.code and token.system in (None, value.get("system"))
+            for value in values
+        )
+        for token in tokens
+    )
 
 
 def matches_resource(resource: dict[str, Any], filters: DocumentFilters) -> bool:
     """Whether the stored DocumentReference has one of the authors and one of the
     categories asked for (when asked)."""
     if filters.authors:
-        identifiers = [(author.get("identifier") or {}) for author in resource.get("author") or []
-                       if isinstance(author, dict)]
+        identifiers = [
+            (author.get("identifier") or {})
+            for author in resource.get("author") or []
+            if isinstance(author, dict)
+        ]
         if not _matches(identifiers, "value", filters.authors):
             return False
-    return not filters.categories or _matches(_codings(resource, "category"), "code",
-                                              filters.categories)
+    return not filters.categories or _matches(
+        _codings(resource, "category"), "code", filters.categories
+    )
 
 
 def sort_position(document: DocumentRow, sort: SortKey) -> tuple[Any, str]:

@@ -106,16 +106,19 @@ def _custodian_ods(session: Session, document: DocumentRow) -> str | None:
 def _subject(session: Session, document: DocumentRow, decision: DocumentDecision) -> Subject:
     """What a read of `document` concerns: the document, its patient, and the agreement
     and Consents that decided it; and its custodian, whose audit trail shows the read."""
-    entities = [Entity(f"DocumentReference/{document.id}"),
-                Entity(f"Patient/{document.patient_id}", "patient")]
+    entities = [
+        Entity(f"DocumentReference/{document.id}"),
+        Entity(f"Patient/{document.patient_id}", "patient"),
+    ]
     if decision.agreement is not None:
         entities.append(Entity(f"Contract/{decision.agreement.id}", "agreement"))
     entities += [Entity(f"Consent/{consent}", "consent") for consent in decision.consent_ids]
     return Subject(tuple(entities), document.patient_id, _custodian_ods(session, document))
 
 
-def _allowed(session: Session, document: DocumentRow, decision: DocumentDecision,
-             unseen: NotFound) -> Subject:
+def _allowed(
+    session: Session, document: DocumentRow, decision: DocumentDecision, unseen: NotFound
+) -> Subject:
     """What an allowed read concerns. Refused: `unseen` for a caller who may not know the
     document exists, else AccessDenied naming what refused it (audited with it once the
     refused work has been rolled back)."""
@@ -128,18 +131,33 @@ def _allowed(session: Session, document: DocumentRow, decision: DocumentDecision
     return subject
 
 
-def _record_read(session: Session, caller: Caller, kind: AuditKind, subject: Subject,
-                 decision: DocumentDecision, now: datetime) -> None:
+def _record_read(
+    session: Session,
+    caller: Caller,
+    kind: AuditKind,
+    subject: Subject,
+    decision: DocumentDecision,
+    now: datetime,
+) -> None:
     """Audit an allowed read; a break-glass one carries its justification and is queued
     for IG review (`access.md`)."""
-    record(session, caller.audit_entry(
-        kind, entities=subject.entities, patient_id=subject.patient_id, custodian=subject.custodian,
-        justification=caller.justification if decision.break_glass else None,
-        review_reason=ReviewReason.BREAK_GLASS if decision.break_glass else None), at=now)
+    record(
+        session,
+        caller.audit_entry(
+            kind,
+            entities=subject.entities,
+            patient_id=subject.patient_id,
+            custodian=subject.custodian,
+            justification=caller.justification if decision.break_glass else None,
+            review_reason=ReviewReason.BREAK_GLASS if decision.break_glass else None,
+        ),
+        at=now,
+    )
 
 
-def _readable_document(session: Session, caller: Caller, document_id: uuid.UUID, kind: AuditKind,
-                       now: datetime) -> DocumentRow:
+def _readable_document(
+    session: Session, caller: Caller, document_id: uuid.UUID, kind: AuditKind, now: datetime
+) -> DocumentRow:
     """The document, if the read decision allows the caller to read it; the read audited."""
     document = session.get(DocumentRow, document_id)
     if document is None:
@@ -152,9 +170,18 @@ def _readable_document(session: Session, caller: Caller, document_id: uuid.UUID,
 
 # --- content ------------------------------------------------------------------------------
 
-def upload_binary(session: Session, caller: Caller, backends: ContentBackends,
-                  pieces: Iterable[bytes], content_type: str, declared_size: int | None,
-                  expected_sha256: str | None, max_bytes: int, now: datetime) -> dict[str, Any]:
+
+def upload_binary(
+    session: Session,
+    caller: Caller,
+    backends: ContentBackends,
+    pieces: Iterable[bytes],
+    content_type: str,
+    declared_size: int | None,
+    expected_sha256: str | None,
+    max_bytes: int,
+    now: datetime,
+) -> dict[str, Any]:
     """Upload document content, streamed through the checks and encrypted into the store
     (blob first, then the row); `declared_size` (Content-Length) over the limit is refused
     before a byte is read. Unattached, it is readable only by the caller's organisation
@@ -162,10 +189,22 @@ def upload_binary(session: Session, caller: Caller, backends: ContentBackends,
     if declared_size is not None and declared_size > max_bytes:
         raise TooLarge(f"the document is larger than {max_bytes} bytes")
     with backends_answering():
-        row = store_content(session, backends.blob_store(), backends.key_provider(), pieces,
-                            content_type, max_bytes, caller.organisation_id, now, expected_sha256)
-    record(session, caller.audit_entry(AuditKind.CREATE, entities=(Entity(f"Binary/{row.id}"),)),
-           at=now)
+        row = store_content(
+            session,
+            backends.blob_store(),
+            backends.key_provider(),
+            pieces,
+            content_type,
+            max_bytes,
+            caller.organisation_id,
+            now,
+            expected_sha256,
+        )
+    record(
+        session,
+        caller.audit_entry(AuditKind.CREATE, entities=(Entity(f"Binary/{row.id}"),)),
+        at=now,
+    )
     return binary_resource(row)
 
 
@@ -198,8 +237,9 @@ class BinaryDisclosure:
         return logged_while_streaming(stream, self.stored.id)
 
 
-def read_binary(session: Session, caller: Caller, binary_id: uuid.UUID,
-                now: datetime) -> BinaryDisclosure:
+def read_binary(
+    session: Session, caller: Caller, binary_id: uuid.UUID, now: datetime
+) -> BinaryDisclosure:
     """Decide and audit a read of a Binary's content: unattached, only its uploader; else
     under its DocumentReference's read decision, refused as 404 without ever naming the
     document to a caller who may not know it."""
@@ -212,48 +252,76 @@ def read_binary(session: Session, caller: Caller, binary_id: uuid.UUID,
     if document is None:
         if not decision.visible:
             raise unseen
-        record(session, caller.audit_entry(AuditKind.READ,
-                                           entities=(Entity(f"Binary/{binary.id}"),)), at=now)
+        record(
+            session,
+            caller.audit_entry(AuditKind.READ, entities=(Entity(f"Binary/{binary.id}"),)),
+            at=now,
+        )
     else:
         subject = _allowed(session, document, decision, unseen)
         _record_read(session, caller, AuditKind.READ, subject, decision, now)
         title = document.resource["content"][0]["attachment"].get("title")
     resource = binary_resource(binary)
     session.expunge(binary)  # opened after the transaction: the row's values, not a live row
-    return BinaryDisclosure(resource, binary.content_type, binary.size, binary.sha256, title,
-                            binary)
+    return BinaryDisclosure(
+        resource, binary.content_type, binary.size, binary.sha256, title, binary
+    )
 
 
 # --- DocumentReference ----------------------------------------------------------------------
 
-def _content_for(session: Session, caller: Caller, backends: ContentBackends,
-                 attachment: dict[str, Any], max_bytes: int, now: datetime) -> BinaryRow:
+
+def _content_for(
+    session: Session,
+    caller: Caller,
+    backends: ContentBackends,
+    attachment: dict[str, Any],
+    max_bytes: int,
+    now: datetime,
+) -> BinaryRow:
     """The Binary a new document holds: its inline data (at most 10 MiB) stored now, or the
     caller's own unattached upload of the last 24 hours."""
     if "data" in attachment:
         try:
             data = base64.b64decode(attachment["data"], validate=True)
         except (binascii.Error, ValueError):
-            raise invalid("DocumentReference.content[0].attachment.data",
-                          "attachment.data is not base64", "value") from None
+            raise invalid(
+                "DocumentReference.content[0].attachment.data",
+                "attachment.data is not base64",
+                "value",
+            ) from None
         if len(data) > INLINE_CONTENT_LIMIT:
             raise TooLarge("inline content is limited to 10 MiB; upload a Binary first")
         with backends_answering():
-            return store_content(session, backends.blob_store(), backends.key_provider(), [data],
-                                 str(attachment.get("contentType", "")), max_bytes,
-                                 caller.organisation_id, now)
+            return store_content(
+                session,
+                backends.blob_store(),
+                backends.key_provider(),
+                [data],
+                str(attachment.get("contentType", "")),
+                max_bytes,
+                caller.organisation_id,
+                now,
+            )
     binary_id = _id(str(attachment["url"]).removeprefix("Binary/"), "Binary")
     binary = session.get(BinaryRow, binary_id, with_for_update=True)
-    if (binary is None or binary.uploader_id != caller.organisation_id
-            or binary.document_id is not None or now - binary.created > UNATTACHED_LIFETIME):
-        raise invalid("DocumentReference.content[0].attachment.url",
-                      "attachment.url must be an unattached Binary your organisation uploaded in "
-                      "the last 24 hours")
+    if (
+        binary is None
+        or binary.uploader_id != caller.organisation_id
+        or binary.document_id is not None
+        or now - binary.created > UNATTACHED_LIFETIME
+    ):
+        raise invalid(
+            "DocumentReference.content[0].attachment.url",
+            "attachment.url must be an unattached Binary your organisation uploaded in "
+            "the last 24 hours",
+        )
     return binary
 
 
-def _supersede(session: Session, resource: dict[str, Any], custodian: Organisation,
-               now: datetime) -> list[uuid.UUID]:
+def _supersede(
+    session: Session, resource: dict[str, Any], custodian: Organisation, now: datetime
+) -> list[uuid.UUID]:
     """`relatesTo replaces`: the old version becomes superseded in the same transaction."""
     replaced = []
     for relation in resource.get("relatesTo") or []:
@@ -263,8 +331,9 @@ def _supersede(session: Session, resource: dict[str, Any], custodian: Organisati
         old_id = _id(target.removeprefix("DocumentReference/"), "DocumentReference")
         old = session.get(DocumentRow, old_id, with_for_update=True)
         if old is None or old.custodian_id != custodian.id or old.status != "current":
-            raise invalid("DocumentReference.relatesTo",
-                          "only a current document of your own can be replaced")
+            raise invalid(
+                "DocumentReference.relatesTo", "only a current document of your own can be replaced"
+            )
         old.version += 1
         old.status = "superseded"
         old.last_updated = now
@@ -274,8 +343,14 @@ def _supersede(session: Session, resource: dict[str, Any], custodian: Organisati
     return replaced
 
 
-def attach_document(session: Session, caller: Caller, backends: ContentBackends, data: Any,
-                    max_document_bytes: int, now: datetime) -> dict[str, Any]:
+def attach_document(
+    session: Session,
+    caller: Caller,
+    backends: ContentBackends,
+    data: Any,
+    max_document_bytes: int,
+    now: datetime,
+) -> dict[str, Any]:
     """Record a document for a Task's patient, held encrypted, its custodian the caller:
     an advice document from the Task's owner, an LA document from its requester. The
     content is an upload of the caller's (`Binary/<id>`) or inline data; `relatesTo
@@ -311,38 +386,71 @@ def attach_document(session: Session, caller: Caller, backends: ContentBackends,
         raise RuntimeError("the caller's organisation is not registered")
     superseded = _supersede(session, resource, custodian, now)
     attachment = {k: v for k, v in given.items() if k not in ("data", "url")}
-    attachment.update({
-        "url": f"Binary/{binary.id}", "contentType": binary.content_type, "size": binary.size,
-        "hash": base64.b64encode(binary.sha1).decode("ascii"),
-        "extension": [{"url": EXT_SHA256, "valueString": binary.sha256}],
-    })
-    body = {**resource, "content": [{**resource["content"][0], "attachment": attachment}],
-            "custodian": organisation_reference(custodian), "date": instant(now),
-            "securityLabel": [{"coding": [{"system": CONFIDENTIALITY_SYSTEM, "code": "R"}]}]}
+    attachment.update(
+        {
+            "url": f"Binary/{binary.id}",
+            "contentType": binary.content_type,
+            "size": binary.size,
+            "hash": base64.b64encode(binary.sha1).decode("ascii"),
+            "extension": [{"url": EXT_SHA256, "valueString": binary.sha256}],
+        }
+    )
+    body = {
+        **resource,
+        "content": [{**resource["content"][0], "attachment": attachment}],
+        "custodian": organisation_reference(custodian),
+        "date": instant(now),
+        "securityLabel": [{"coding": [{"system": CONFIDENTIALITY_SYSTEM, "code": "R"}]}],
+    }
     stored = stamp(body, document_id, 1, now)
-    session.add(DocumentRow(id=document_id, patient_id=patient.id, custodian_id=custodian.id,
-                            task_id=task.id, binary_id=binary.id, doc_type=doc_type,
-                            status=stored["status"], date=now, version=1, last_updated=now,
-                            resource=stored))
+    session.add(
+        DocumentRow(
+            id=document_id,
+            patient_id=patient.id,
+            custodian_id=custodian.id,
+            task_id=task.id,
+            binary_id=binary.id,
+            doc_type=doc_type,
+            status=stored["status"],
+            date=now,
+            version=1,
+            last_updated=now,
+            resource=stored,
+        )
+    )
     session.flush()
     keep_version(session, stored, now)
     grant_access(session, patient.id, custodian.id, CUSTODIAN, now)
-    entities = [Entity(f"DocumentReference/{document_id}"), Entity(f"Binary/{binary.id}"),
-                Entity(f"Patient/{patient.id}", "patient"), Entity(f"Task/{task.id}")]
+    entities = [
+        Entity(f"DocumentReference/{document_id}"),
+        Entity(f"Binary/{binary.id}"),
+        Entity(f"Patient/{patient.id}", "patient"),
+        Entity(f"Task/{task.id}"),
+    ]
     entities += [Entity(f"DocumentReference/{old}") for old in superseded]
-    record(session, caller.audit_entry(AuditKind.CREATE, entities=tuple(entities),
-                                       patient_id=patient.id, custodian=custodian.ods), at=now)
+    record(
+        session,
+        caller.audit_entry(
+            AuditKind.CREATE,
+            entities=tuple(entities),
+            patient_id=patient.id,
+            custodian=custodian.ods,
+        ),
+        at=now,
+    )
     return stored
 
 
-def read_document(session: Session, caller: Caller, document_id: uuid.UUID,
-                  now: datetime) -> dict[str, Any]:
+def read_document(
+    session: Session, caller: Caller, document_id: uuid.UUID, now: datetime
+) -> dict[str, Any]:
     """A document's metadata, if the read decision allows."""
     return _readable_document(session, caller, document_id, AuditKind.READ, now).resource
 
 
-def read_document_version(session: Session, caller: Caller, document_id: uuid.UUID,
-                          version: int | None, now: datetime) -> dict[str, Any]:
+def read_document_version(
+    session: Session, caller: Caller, document_id: uuid.UUID, version: int | None, now: datetime
+) -> dict[str, Any]:
     """One version of a document's metadata, under the same decision as a read."""
     document = _readable_document(session, caller, document_id, AuditKind.VREAD, now)
     stored = read_version(session, "DocumentReference", document.id, version)
@@ -351,15 +459,22 @@ def read_document_version(session: Session, caller: Caller, document_id: uuid.UU
     return stored
 
 
-def document_history(session: Session, caller: Caller, document_id: uuid.UUID,
-                     now: datetime) -> list[dict[str, Any]]:
+def document_history(
+    session: Session, caller: Caller, document_id: uuid.UUID, now: datetime
+) -> list[dict[str, Any]]:
     """Every version of a document's metadata, newest first, under the same decision."""
     document = _readable_document(session, caller, document_id, AuditKind.HISTORY, now)
     return all_versions(session, "DocumentReference", document.id)
 
 
-def change_document_status(session: Session, caller: Caller, document_id: uuid.UUID, data: Any,
-                           if_match: str | None, now: datetime) -> dict[str, Any]:
+def change_document_status(
+    session: Session,
+    caller: Caller,
+    document_id: uuid.UUID,
+    data: Any,
+    if_match: str | None,
+    now: datetime,
+) -> dict[str, Any]:
     """The custodian marks a current document `superseded` or `entered-in-error`; nothing
     else changes, and nothing is deleted. Anyone else is refused as the read decision
     refuses them, or (a permitted reader) as not the custodian."""
@@ -367,36 +482,64 @@ def change_document_status(session: Session, caller: Caller, document_id: uuid.U
     if document is None:
         raise NotFound("DocumentReference", document_id)
     if document.custodian_id != caller.organisation_id:
-        _allowed(session, document, decide_document(session, document, caller, now),
-                 NotFound("DocumentReference", document_id))
+        _allowed(
+            session,
+            document,
+            decide_document(session, document, caller, now),
+            NotFound("DocumentReference", document_id),
+        )
         raise Forbidden("only the custodian may change a document")
     check_version(document.version, if_match)
     if not isinstance(data, dict) or data.get("resourceType") != "DocumentReference":
         validate_resource(data, "DocumentReference", document_profile_issues)
     current = document.resource
-    changed = sorted(k for k in set(current) | set(data)
-                     if k not in ("meta", "id", "status", "text") and current.get(k) != data.get(k))
+    changed = sorted(
+        k
+        for k in set(current) | set(data)
+        if k not in ("meta", "id", "status", "text") and current.get(k) != data.get(k)
+    )
     if changed:
-        raise invalid(f"DocumentReference.{changed[0]}",
-                      f"only DocumentReference.status may change (not {changed[0]})")
+        raise invalid(
+            f"DocumentReference.{changed[0]}",
+            f"only DocumentReference.status may change (not {changed[0]})",
+        )
     status = data.get("status")
     if status not in ("superseded", "entered-in-error") or document.status != "current":
-        raise invalid("DocumentReference.status",
-                      "a current document may become superseded or entered-in-error, nothing else")
+        raise invalid(
+            "DocumentReference.status",
+            "a current document may become superseded or entered-in-error, nothing else",
+        )
     document.version += 1
     document.status = status
     document.last_updated = now
     document.resource = stamp({**current, "status": status}, document.id, document.version, now)
     keep_version(session, document.resource, now)
-    record(session, caller.audit_entry(
-        AuditKind.UPDATE, entities=(Entity(f"DocumentReference/{document.id}"),
-                                    Entity(f"Patient/{document.patient_id}", "patient")),
-        patient_id=document.patient_id, custodian=caller.organisation, outcome_desc=status), at=now)
+    record(
+        session,
+        caller.audit_entry(
+            AuditKind.UPDATE,
+            entities=(
+                Entity(f"DocumentReference/{document.id}"),
+                Entity(f"Patient/{document.patient_id}", "patient"),
+            ),
+            patient_id=document.patient_id,
+            custodian=caller.organisation,
+            outcome_desc=status,
+        ),
+        at=now,
+    )
     return document.resource
 
 
-def search_documents(session: Session, caller: Caller, filters: DocumentFilters, sort: SortKey,
-                     paging: Paging, query: str | None, now: datetime) -> Found:
+def search_documents(
+    session: Session,
+    caller: Caller,
+    filters: DocumentFilters,
+    sort: SortKey,
+    paging: Paging,
+    query: str | None,
+    now: datetime,
+) -> Found:
     """The documents matching `filters` that the caller may read, in `sort` order (newest
     first unless told). Documents the read decision refuses are left out, so `total`
     counts only what the caller may see; each left out for consent (or a break-glass
@@ -412,10 +555,18 @@ def search_documents(session: Session, caller: Caller, filters: DocumentFilters,
             shown.append(document)
         elif decision.visible and decision.reason not in (None, AccessDenialReason.NO_AGREEMENT):
             subject = _subject(session, document, decision)
-            record(session, caller.audit_entry(
-                AuditKind.READ, Outcome.MINOR_FAILURE, entities=subject.entities,
-                patient_id=subject.patient_id, custodian=subject.custodian,
-                outcome_desc=str(decision.reason)), at=now)
+            record(
+                session,
+                caller.audit_entry(
+                    AuditKind.READ,
+                    Outcome.MINOR_FAILURE,
+                    entities=subject.entities,
+                    patient_id=subject.patient_id,
+                    custodian=subject.custodian,
+                    outcome_desc=str(decision.reason),
+                ),
+                at=now,
+            )
     record(session, caller.audit_entry(AuditKind.SEARCH, query=query), at=now)
     page = page_of(shown, paging, lambda document: sort_position(document, sort))
     return Found([document.resource for document in page.rows], len(shown), page.next)

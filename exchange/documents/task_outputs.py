@@ -34,7 +34,10 @@ def output_documents(session: Session) -> DocumentLookup:
         if document is None or document.status != "current":
             return None
         custodian = session.get(Organisation, document.custodian_id)
-        return Document(document.doc_type, custodian.ods if custodian else "",
-                        frozenset({str(document.task_id)}))
+        return Document(
+            document.doc_type,
+            custodian.ods if custodian else "",
+            frozenset({str(document.task_id)}),
+        )
 
     return lookup

@@ -16,10 +16,16 @@ from exchange.errors import Issue
 
 def issue_json(issue: Issue) -> dict[str, Any]:
     """One OperationOutcome.issue as FHIR JSON."""
-    rendered: dict[str, Any] = {"severity": issue.severity, "code": issue.code, "diagnostics": issue.diagnostics}
+    rendered: dict[str, Any] = {
+        "severity": issue.severity,
+        "code": issue.code,
+        "diagnostics": issue.diagnostics,
+    }
     if issue.details_code is not None:
         rendered["details"] = {
-            "coding": [{"system": code_system_url("access-denial-reason"), "code": issue.details_code}],
+            "coding": [
+                {"system": code_system_url("access-denial-reason"), "code": issue.details_code}
+            ],
             "text": issue.details_code,
         }
     if issue.expression:

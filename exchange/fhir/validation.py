@@ -84,13 +84,23 @@ def check_resource_type(data: Any, resource_type: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise Malformed("the body must be a JSON object (a FHIR resource)")
     if data.get("resourceType") != resource_type:
-        raise Malformed(f"resourceType must be {resource_type}",
-                        issues=[Issue("error", "structure", f"resourceType must be {resource_type}",
-                                      (f"{resource_type}.resourceType",))])
+        raise Malformed(
+            f"resourceType must be {resource_type}",
+            issues=[
+                Issue(
+                    "error",
+                    "structure",
+                    f"resourceType must be {resource_type}",
+                    (f"{resource_type}.resourceType",),
+                )
+            ],
+        )
     return data
 
 
-def validate_resource(data: Any, resource_type: str, profile: ProfileCheck | None = None) -> dict[str, Any]:
+def validate_resource(
+    data: Any, resource_type: str, profile: ProfileCheck | None = None
+) -> dict[str, Any]:
     """Check `data` is a valid `resource_type` under R4 and this service's `profile`.
 
     Raises Malformed (400) when the body is not a resource of that type, Invalid (422)
@@ -117,17 +127,38 @@ _CONTROL_CHARACTER: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 def _control_character_issues(data: Any, path: str) -> list[Issue]:
     """Control characters anywhere in the resource (keys or values), each with its path."""
     if isinstance(data, str):
-        return [Issue("error", "value", f"{path}: control characters are not allowed in FHIR strings", (path,))] \
-            if _CONTROL_CHARACTER.search(data) else []
+        return (
+            [
+                Issue(
+                    "error",
+                    "value",
+                    f"{path}: control characters are not allowed in FHIR strings",
+                    (path,),
+                )
+            ]
+            if _CONTROL_CHARACTER.search(data)
+            else []
+        )
     if isinstance(data, dict):
         issues = []
         for key, value in data.items():
             if _CONTROL_CHARACTER.search(key):
-                issues.append(Issue("error", "structure", f"{path}: an element name has control characters", (path,)))
+                issues.append(
+                    Issue(
+                        "error",
+                        "structure",
+                        f"{path}: an element name has control characters",
+                        (path,),
+                    )
+                )
             issues += _control_character_issues(value, f"{path}.{key}")
         return issues
     if isinstance(data, list):
-        return [issue for index, item in enumerate(data) for issue in _control_character_issues(item, f"{path}[{index}]")]
+        return [
+            issue
+            for index, item in enumerate(data)
+            for issue in _control_character_issues(item, f"{path}[{index}]")
+        ]
     return []
 
 
@@ -137,12 +168,21 @@ def check_coding(
     """A required binding: `value` (a CodeableConcept or Coding) has a coding of `system`
     whose code is in `codes`."""
     if value is None:
-        return [Issue("error", "required", f"{expression} is required", (expression,))] if required else []
+        return (
+            [Issue("error", "required", f"{expression} is required", (expression,))]
+            if required
+            else []
+        )
     codings = value.get("coding", []) if "coding" in value or "text" in value else [value]
     matching = [c for c in codings if isinstance(c, dict) and c.get("system") == system]
     if not matching:
         return [
-            Issue("error", "code-invalid", f"{expression} must have a coding from {system}", (expression,))
+            Issue(
+                "error",
+                "code-invalid",
+                f"{expression} must have a coding from {system}",
+                (expression,),
+            )
         ]
     bad = [c.get("code") for c in matching if c.get("code") not in codes]
     if bad:

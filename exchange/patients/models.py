@@ -54,6 +54,8 @@ class PatientAccess(Base):
     __tablename__ = "patient_access"
 
     patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patient.id"), primary_key=True)
-    organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisation.id"), primary_key=True, index=True)
+    organisation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organisation.id"), primary_key=True, index=True
+    )
     relationship: Mapped[str] = mapped_column(String(32), primary_key=True)
     since: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -18,7 +18,9 @@ def is_valid_nhs_number(value: str) -> bool:
     """
     if not _TEN_DIGITS.fullmatch(value):
         return False
-    total = sum(int(digit) * weight for digit, weight in zip(value[:9], range(10, 1, -1), strict=True))
+    total = sum(
+        int(digit) * weight for digit, weight in zip(value[:9], range(10, 1, -1), strict=True)
+    )
     check = 11 - total % 11
     if check == 11:
         check = 0

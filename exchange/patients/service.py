@@ -92,13 +92,24 @@ def find_by_nhs_number(session: Session, nhs_number: str) -> Patient | None:
     return session.scalars(select(Patient).where(Patient.nhs_number == nhs_number)).first()
 
 
-def grant_access(session: Session, patient_id: uuid.UUID, organisation_id: uuid.UUID, relationship: str, now: datetime) -> bool:
+def grant_access(
+    session: Session,
+    patient_id: uuid.UUID,
+    organisation_id: uuid.UUID,
+    relationship: str,
+    now: datetime,
+) -> bool:
     """Relate an organisation to a patient; True if the relationship is new. Concurrent
     grants of the same relationship are harmless (the insert ignores a duplicate)."""
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     inserted = session.execute(
         insert(PatientAccess)
-        .values(patient_id=patient_id, organisation_id=organisation_id, relationship=relationship, since=now)
+        .values(
+            patient_id=patient_id,
+            organisation_id=organisation_id,
+            relationship=relationship,
+            since=now,
+        )
         .on_conflict_do_nothing()
         .returning(PatientAccess.patient_id)
     ).first()
@@ -110,7 +121,10 @@ def can_see(session: Session, patient_id: uuid.UUID, organisation_id: uuid.UUID)
     return bool(
         session.scalar(
             select(
-                exists().where(PatientAccess.patient_id == patient_id, PatientAccess.organisation_id == organisation_id)
+                exists().where(
+                    PatientAccess.patient_id == patient_id,
+                    PatientAccess.organisation_id == organisation_id,
+                )
             )
         )
     )
@@ -119,10 +133,14 @@ def can_see(session: Session, patient_id: uuid.UUID, organisation_id: uuid.UUID)
 def in_care_of(organisation_id: uuid.UUID) -> Select[uuid.UUID]:
     """The ids of patients for whom the organisation is or was a Task's requester or owner."""
     return select(PatientAccess.patient_id).where(
-        PatientAccess.organisation_id == organisation_id, PatientAccess.relationship.in_(CARE_RELATIONSHIPS))
+        PatientAccess.organisation_id == organisation_id,
+        PatientAccess.relationship.in_(CARE_RELATIONSHIPS),
+    )
 
 
-def visible_patient(session: Session, patient_id: uuid.UUID, organisation_id: uuid.UUID) -> Patient | None:
+def visible_patient(
+    session: Session, patient_id: uuid.UUID, organisation_id: uuid.UUID
+) -> Patient | None:
     """The patient if the organisation may see them; None either way otherwise, so a caller
     with no relationship cannot tell whether the patient exists."""
     patient = session.get(Patient, patient_id)
@@ -137,7 +155,8 @@ def view_of(session: Session, patient: Patient, organisation_id: uuid.UUID) -> P
     views = session.scalars(
         select(PatientRegistration).where(
             PatientRegistration.patient_id == patient.id,
-            (PatientRegistration.organisation_id == organisation_id) | PatientRegistration.first.is_(True),
+            (PatientRegistration.organisation_id == organisation_id)
+            | PatientRegistration.first.is_(True),
         )
     ).all()
     own = [view for view in views if view.organisation_id == organisation_id]
@@ -146,15 +165,19 @@ def view_of(session: Session, patient: Patient, organisation_id: uuid.UUID) -> P
 
 def _kept(resource: dict[str, Any], nhs_number: str) -> dict[str, Any]:
     """Only what the exchange keeps of a (validated) Patient."""
-    kept: dict[str, Any] = {"resourceType": "Patient",
-                            "identifier": [{"system": NHS_NUMBER_SYSTEM, "value": nhs_number}]}
+    kept: dict[str, Any] = {
+        "resourceType": "Patient",
+        "identifier": [{"system": NHS_NUMBER_SYSTEM, "value": nhs_number}],
+    }
     for element in KEPT_ELEMENTS[1:]:
         if element in resource:
             kept[element] = resource[element]
     return kept
 
 
-def register(session: Session, resource: dict[str, Any], organisation_id: uuid.UUID, now: datetime) -> Registration:
+def register(
+    session: Session, resource: dict[str, Any], organisation_id: uuid.UUID, now: datetime
+) -> Registration:
     """Register a (validated) Patient for an organisation.
 
     A new NHS number creates the Patient, with the organisation as its first registrant.
@@ -175,15 +198,26 @@ def register(session: Session, resource: dict[str, Any], organisation_id: uuid.U
         session.flush()  # a concurrent first registration fails here, on the unique key
     elif patient.birth_date != birth_date:
         raise BirthDateConflict("the NHS number is registered with a different birth date")
-    existing = session.scalars(select(PatientRegistration).where(
-        PatientRegistration.patient_id == patient.id, PatientRegistration.organisation_id == organisation_id)).first()
+    existing = session.scalars(
+        select(PatientRegistration).where(
+            PatientRegistration.patient_id == patient.id,
+            PatientRegistration.organisation_id == organisation_id,
+        )
+    ).first()
     if existing is not None:
         return Registration(patient, existing, first_for_organisation=False)
     view_id = patient.id if first_registrant else uuid.uuid4()
     stored = stamp(_kept(resource, nhs_number), view_id, 1, now)
     stored["id"] = str(patient.id)  # every view is the one Patient
-    view = PatientRegistration(id=view_id, patient_id=patient.id, organisation_id=organisation_id,
-                               first=first_registrant, version=1, last_updated=now, resource=stored)
+    view = PatientRegistration(
+        id=view_id,
+        patient_id=patient.id,
+        organisation_id=organisation_id,
+        first=first_registrant,
+        version=1,
+        last_updated=now,
+        resource=stored,
+    )
     session.add(view)
     session.flush()  # a concurrent registration by the same organisation fails here
     _keep_view_version(session, view, now)
@@ -191,28 +225,42 @@ def register(session: Session, resource: dict[str, Any], organisation_id: uuid.U
     return Registration(patient, view, first_for_organisation=True)
 
 
-def update(session: Session, patient: Patient, organisation_id: uuid.UUID, resource: dict[str, Any],
-           now: datetime) -> Updated:
+def update(
+    session: Session,
+    patient: Patient,
+    organisation_id: uuid.UUID,
+    resource: dict[str, Any],
+    now: datetime,
+) -> Updated:
     """The first registrant stores a new version of its Patient (the NHS number cannot
     change: checked by the caller). A birth-date correction reaches every registrant's
     view, since consent decisions for the child depend on it."""
     view = view_of(session, patient, organisation_id)
     if not view.first or view.organisation_id != organisation_id:
-        raise NotFirstRegistrant("only the organisation that registered the patient first may update it")
+        raise NotFirstRegistrant(
+            "only the organisation that registered the patient first may update it"
+        )
     new_birth_date = date.fromisoformat(resource["birthDate"])
     correction = None
     if new_birth_date != patient.birth_date:
         correction = BirthDateCorrection(patient.birth_date, new_birth_date)
         patient.birth_date = new_birth_date
-        others = session.scalars(select(PatientRegistration).where(
-            PatientRegistration.patient_id == patient.id, PatientRegistration.id != view.id))
+        others = session.scalars(
+            select(PatientRegistration).where(
+                PatientRegistration.patient_id == patient.id, PatientRegistration.id != view.id
+            )
+        )
         for other in others:
-            _next_version(session, other, {**other.resource, "birthDate": new_birth_date.isoformat()}, now)
+            _next_version(
+                session, other, {**other.resource, "birthDate": new_birth_date.isoformat()}, now
+            )
     _next_version(session, view, _kept(resource, patient.nhs_number), now)
     return Updated(view, correction)
 
 
-def _next_version(session: Session, view: PatientRegistration, resource: dict[str, Any], now: datetime) -> None:
+def _next_version(
+    session: Session, view: PatientRegistration, resource: dict[str, Any], now: datetime
+) -> None:
     view.version += 1
     view.resource = {**stamp(resource, view.id, view.version, now), "id": str(view.patient_id)}
     view.last_updated = now
@@ -230,6 +278,7 @@ def view_version(view: PatientRegistration, stored: dict[str, Any]) -> dict[str,
 
 
 # --- use cases ------------------------------------------------------------------------------
+
 
 def _entities(patient_id: uuid.UUID) -> tuple[Entity, ...]:
     return (Entity(f"Patient/{patient_id}", "patient"),)
@@ -250,70 +299,129 @@ def _visible(session: Session, caller: Caller, patient_id: uuid.UUID) -> Patient
     return patient
 
 
-def register_patient(session: Session, caller: Caller, data: Any, conditional_nhs_number: str | None,
-                     now: datetime) -> Registration:
+def register_patient(
+    session: Session, caller: Caller, data: Any, conditional_nhs_number: str | None, now: datetime
+) -> Registration:
     """Register a child or young person. `conditional_nhs_number`: the NHS number of a
     conditional create (If-None-Exist), or None for a plain create."""
     resource = _valid_patient(data, now)
     nhs_number = nhs_number_of(resource)
     if conditional_nhs_number is not None and conditional_nhs_number != nhs_number:
-        raise invalid("Patient.identifier", "If-None-Exist names another NHS number than the resource", "invariant")
+        raise invalid(
+            "Patient.identifier",
+            "If-None-Exist names another NHS number than the resource",
+            "invariant",
+        )
     if not party_to_an_agreement(session, caller.organisation_id, london_date(now)):
-        raise AccessDenied(AccessDenialReason.NO_AGREEMENT,
-                           "registering a patient needs a data-sharing agreement in force")
+        raise AccessDenied(
+            AccessDenialReason.NO_AGREEMENT,
+            "registering a patient needs a data-sharing agreement in force",
+        )
     existing = find_by_nhs_number(session, nhs_number or "")
-    if conditional_nhs_number is None and existing is not None and can_see(session, existing.id, caller.organisation_id):
-        raise Duplicate("a Patient with this NHS number is already registered; use If-None-Exist for a conditional create")
+    if (
+        conditional_nhs_number is None
+        and existing is not None
+        and can_see(session, existing.id, caller.organisation_id)
+    ):
+        raise Duplicate(
+            "a Patient with this NHS number is already registered; "
+            "use If-None-Exist for a conditional create"
+        )
     registration = register(session, resource, caller.organisation_id, now)
-    record(session, caller.audit_entry(AuditKind.CREATE, entities=_entities(registration.patient.id),
-                                       patient_id=registration.patient.id), at=now)
+    record(
+        session,
+        caller.audit_entry(
+            AuditKind.CREATE,
+            entities=_entities(registration.patient.id),
+            patient_id=registration.patient.id,
+        ),
+        at=now,
+    )
     return registration
 
 
-def read_patient(session: Session, caller: Caller, patient_id: uuid.UUID, now: datetime) -> dict[str, Any]:
+def read_patient(
+    session: Session, caller: Caller, patient_id: uuid.UUID, now: datetime
+) -> dict[str, Any]:
     """The Patient as the caller sees it (404 for a caller with no relationship)."""
     patient = _visible(session, caller, patient_id)
-    record(session, caller.audit_entry(AuditKind.READ, entities=_entities(patient.id), patient_id=patient.id), at=now)
+    record(
+        session,
+        caller.audit_entry(AuditKind.READ, entities=_entities(patient.id), patient_id=patient.id),
+        at=now,
+    )
     return view_of(session, patient, caller.organisation_id).resource
 
 
-def read_patient_version(session: Session, caller: Caller, patient_id: uuid.UUID, version: int | None,
-                         now: datetime) -> dict[str, Any]:
+def read_patient_version(
+    session: Session, caller: Caller, patient_id: uuid.UUID, version: int | None, now: datetime
+) -> dict[str, Any]:
     """One version of the caller's view of a Patient."""
     patient = _visible(session, caller, patient_id)
     view = view_of(session, patient, caller.organisation_id)
     stored = read_version(session, "Patient", view.id, version)
     if stored is None:
         raise NotFound("Patient", f"{patient_id}/_history/{version}")
-    record(session, caller.audit_entry(AuditKind.VREAD, entities=_entities(patient.id), patient_id=patient.id), at=now)
+    record(
+        session,
+        caller.audit_entry(AuditKind.VREAD, entities=_entities(patient.id), patient_id=patient.id),
+        at=now,
+    )
     return view_version(view, stored)
 
 
-def patient_history(session: Session, caller: Caller, patient_id: uuid.UUID, now: datetime) -> list[dict[str, Any]]:
+def patient_history(
+    session: Session, caller: Caller, patient_id: uuid.UUID, now: datetime
+) -> list[dict[str, Any]]:
     """Every version of the caller's view of a Patient, newest first."""
     patient = _visible(session, caller, patient_id)
     view = view_of(session, patient, caller.organisation_id)
-    record(session, caller.audit_entry(AuditKind.HISTORY, entities=_entities(patient.id), patient_id=patient.id),
-           at=now)
+    record(
+        session,
+        caller.audit_entry(
+            AuditKind.HISTORY, entities=_entities(patient.id), patient_id=patient.id
+        ),
+        at=now,
+    )
     return [view_version(view, stored) for stored in all_versions(session, "Patient", view.id)]
 
 
-def search_patients(session: Session, caller: Caller, nhs_number: str, query: str | None,
-                    now: datetime) -> list[dict[str, Any]]:
+def search_patients(
+    session: Session, caller: Caller, nhs_number: str, query: str | None, now: datetime
+) -> list[dict[str, Any]]:
     """The Patient with this NHS number, if the caller may see it (else none)."""
     patient = session.scalars(
         select(Patient)
         .join(PatientAccess, PatientAccess.patient_id == Patient.id)
-        .where(Patient.nhs_number == nhs_number, PatientAccess.organisation_id == caller.organisation_id)
+        .where(
+            Patient.nhs_number == nhs_number,
+            PatientAccess.organisation_id == caller.organisation_id,
+        )
         .limit(1)
     ).first()
-    record(session, caller.audit_entry(AuditKind.SEARCH, entities=_entities(patient.id) if patient else (),
-                                       patient_id=patient.id if patient else None, query=query), at=now)
-    return [view_of(session, patient, caller.organisation_id).resource] if patient is not None else []
+    record(
+        session,
+        caller.audit_entry(
+            AuditKind.SEARCH,
+            entities=_entities(patient.id) if patient else (),
+            patient_id=patient.id if patient else None,
+            query=query,
+        ),
+        at=now,
+    )
+    return (
+        [view_of(session, patient, caller.organisation_id).resource] if patient is not None else []
+    )
 
 
-def update_patient(session: Session, caller: Caller, patient_id: uuid.UUID, data: Any, if_match: str | None,
-                   now: datetime) -> dict[str, Any]:
+def update_patient(
+    session: Session,
+    caller: Caller,
+    patient_id: uuid.UUID,
+    data: Any,
+    if_match: str | None,
+    now: datetime,
+) -> dict[str, Any]:
     """The first registrant updates the Patient; the NHS number cannot change, and a
     birth-date correction is audited with both dates and flagged for IG review."""
     patient = _visible(session, caller, patient_id)
@@ -325,10 +433,23 @@ def update_patient(session: Session, caller: Caller, patient_id: uuid.UUID, data
         raise invalid("Patient.identifier", "the NHS number of a Patient cannot change")
     updated = update(session, patient, caller.organisation_id, resource, now)
     correction = updated.correction
-    details = ({"birth-date-before": correction.old.isoformat(), "birth-date-after": correction.new.isoformat()}
-               if correction else {})
-    record(session, caller.audit_entry(
-        AuditKind.UPDATE, entities=_entities(patient.id), patient_id=patient.id, details=details,
-        review_reason=ReviewReason.BIRTH_DATE_CORRECTION if correction else None), at=now)
+    details = (
+        {
+            "birth-date-before": correction.old.isoformat(),
+            "birth-date-after": correction.new.isoformat(),
+        }
+        if correction
+        else {}
+    )
+    record(
+        session,
+        caller.audit_entry(
+            AuditKind.UPDATE,
+            entities=_entities(patient.id),
+            patient_id=patient.id,
+            details=details,
+            review_reason=ReviewReason.BIRTH_DATE_CORRECTION if correction else None,
+        ),
+        at=now,
+    )
     return updated.view.resource
-

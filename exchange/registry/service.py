@@ -237,7 +237,9 @@ def record_registry_change(
     )
 
 
-def set_client_enabled(session: Session, client_id: str, enabled: bool, clock: Clock, actor: Actor) -> Change | None:
+def set_client_enabled(
+    session: Session, client_id: str, enabled: bool, clock: Clock, actor: Actor
+) -> Change | None:
     """Enable or disable a client; a disabled client gets `invalid_client` at once."""
     client = session.get(Client, client_id)
     if client is None:

@@ -117,7 +117,11 @@ def _check_keys(
 
 
 def _string(
-    problems: _Problems, where: str, entry: Mapping[str, Any], key: str, pattern: re.Pattern[str] | None = None
+    problems: _Problems,
+    where: str,
+    entry: Mapping[str, Any],
+    key: str,
+    pattern: re.Pattern[str] | None = None,
 ) -> str | None:
     value = entry.get(key)
     if value is None:
@@ -131,7 +135,9 @@ def _string(
     return value
 
 
-def _bool(problems: _Problems, where: str, entry: Mapping[str, Any], key: str, default: bool) -> bool:
+def _bool(
+    problems: _Problems, where: str, entry: Mapping[str, Any], key: str, default: bool
+) -> bool:
     value = entry.get(key, default)
     if not isinstance(value, bool):
         problems.add(where, f"{key} must be true or false")
@@ -189,7 +195,9 @@ def _section(value: Any, name: str, problems: _Problems) -> list[Any]:
     return value
 
 
-def _parse_organisations(value: Any, problems: _Problems, roles: dict[str, str]) -> list[OrganisationSpec]:
+def _parse_organisations(
+    value: Any, problems: _Problems, roles: dict[str, str]
+) -> list[OrganisationSpec]:
     entries = _section(value, "organisations", problems)
     seen: set[str] = set()
     parsed: list[tuple[str, Mapping[str, Any]]] = []
@@ -198,7 +206,13 @@ def _parse_organisations(value: Any, problems: _Problems, roles: dict[str, str])
             problems.add(f"organisations[{index}]", "must be an object")
             continue
         where = _entry_label("organisations", index, entry, "ods")
-        _check_keys(problems, where, entry, {"ods", "name", "role", "commissioner", "break_glass"}, {"ods", "name", "role"})
+        _check_keys(
+            problems,
+            where,
+            entry,
+            {"ods", "name", "role", "commissioner", "break_glass"},
+            {"ods", "name", "role"},
+        )
         ods = _string(problems, where, entry, "ods", ODS_CODE)
         role = entry.get("role")
         if role is not None and role not in {r.value for r in OrganisationRole}:
@@ -218,12 +232,21 @@ def _parse_organisations(value: Any, problems: _Problems, roles: dict[str, str])
             problems.add(where, f"commissioner {commissioner!r} is not a registered ICB")
         break_glass = _bool(problems, where, entry, "break_glass", False)
         ods, role = entry.get("ods"), entry.get("role")
-        if isinstance(ods, str) and isinstance(role, str) and name and role in {r.value for r in OrganisationRole}:
-            result.append(OrganisationSpec(ods, name, OrganisationRole(role), commissioner, break_glass))
+        if (
+            isinstance(ods, str)
+            and isinstance(role, str)
+            and name
+            and role in {r.value for r in OrganisationRole}
+        ):
+            result.append(
+                OrganisationSpec(ods, name, OrganisationRole(role), commissioner, break_glass)
+            )
     return result
 
 
-def _parse_agreements(value: Any, problems: _Problems, roles: Mapping[str, str]) -> list[AgreementSpec]:
+def _parse_agreements(
+    value: Any, problems: _Problems, roles: Mapping[str, str]
+) -> list[AgreementSpec]:
     result: list[AgreementSpec] = []
     seen: set[str] = set()
     for index, entry in enumerate(_section(value, "agreements", problems)):
@@ -232,7 +255,13 @@ def _parse_agreements(value: Any, problems: _Problems, roles: Mapping[str, str])
             continue
         where = _entry_label("agreements", index, entry, "id")
         before = len(problems.items)
-        _check_keys(problems, where, entry, {"id", "title", "parties", "purposes", "start", "end", "status"}, {"id", "title", "parties", "purposes", "start"})
+        _check_keys(
+            problems,
+            where,
+            entry,
+            {"id", "title", "parties", "purposes", "start", "end", "status"},
+            {"id", "title", "parties", "purposes", "start"},
+        )
         agreement_id = _string(problems, where, entry, "id", IDENTIFIER)
         if agreement_id in seen:
             problems.add(where, f"id {agreement_id!r} appears twice")
@@ -258,7 +287,15 @@ def _parse_agreements(value: Any, problems: _Problems, roles: Mapping[str, str])
             problems.add(where, f"status {status!r} must be one of {', '.join(AGREEMENT_STATUSES)}")
         if len(problems.items) == before and agreement_id and title and start:
             result.append(
-                AgreementSpec(agreement_id, title, tuple(parties), tuple(Purpose(p) for p in purposes), start, end, status)
+                AgreementSpec(
+                    agreement_id,
+                    title,
+                    tuple(parties),
+                    tuple(Purpose(p) for p in purposes),
+                    start,
+                    end,
+                    status,
+                )
             )
     return result
 
@@ -272,7 +309,13 @@ def _parse_clients(value: Any, problems: _Problems, roles: Mapping[str, str]) ->
             continue
         where = _entry_label("clients", index, entry, "client_id")
         before = len(problems.items)
-        _check_keys(problems, where, entry, {"client_id", "organisation", "scopes", "jwks", "jwks_uri", "enabled"}, {"client_id", "organisation", "scopes"})
+        _check_keys(
+            problems,
+            where,
+            entry,
+            {"client_id", "organisation", "scopes", "jwks", "jwks_uri", "enabled"},
+            {"client_id", "organisation", "scopes"},
+        )
         client_id = _string(problems, where, entry, "client_id", IDENTIFIER)
         if client_id in seen:
             problems.add(where, f"client_id {client_id!r} appears twice")
@@ -298,7 +341,9 @@ def _parse_clients(value: Any, problems: _Problems, roles: Mapping[str, str]) ->
             problems.add(where, "jwks_uri must be an https URL")
         enabled = _bool(problems, where, entry, "enabled", True)
         if len(problems.items) == before and client_id and organisation:
-            result.append(ClientSpec(client_id, organisation, tuple(scopes), jwks, jwks_uri, enabled))
+            result.append(
+                ClientSpec(client_id, organisation, tuple(scopes), jwks, jwks_uri, enabled)
+            )
     return result
 
 
@@ -311,7 +356,13 @@ def _parse_users(value: Any, problems: _Problems, roles: Mapping[str, str]) -> l
             continue
         where = _entry_label("users", index, entry, "username")
         before = len(problems.items)
-        _check_keys(problems, where, entry, {"username", "organisation", "roles", "password", "password_hash", "enabled"}, {"username", "organisation", "roles"})
+        _check_keys(
+            problems,
+            where,
+            entry,
+            {"username", "organisation", "roles", "password", "password_hash", "enabled"},
+            {"username", "organisation", "roles"},
+        )
         username = _string(problems, where, entry, "username", IDENTIFIER)
         if username in seen:
             problems.add(where, f"username {username!r} appears twice")
@@ -327,11 +378,19 @@ def _parse_users(value: Any, problems: _Problems, roles: Mapping[str, str]) -> l
         password, password_hash = entry.get("password"), entry.get("password_hash")
         if (password is None) == (password_hash is None):
             problems.add(where, "exactly one of password and password_hash is required")
-        elif password is not None and (not isinstance(password, str) or len(password) < MIN_PASSWORD_LENGTH):
+        elif password is not None and (
+            not isinstance(password, str) or len(password) < MIN_PASSWORD_LENGTH
+        ):
             problems.add(where, f"password must be at least {MIN_PASSWORD_LENGTH} characters")
-        elif password_hash is not None and (not isinstance(password_hash, str) or not is_argon2id_hash(password_hash)):
+        elif password_hash is not None and (
+            not isinstance(password_hash, str) or not is_argon2id_hash(password_hash)
+        ):
             problems.add(where, "password_hash must be an argon2id hash")
         enabled = _bool(problems, where, entry, "enabled", True)
         if len(problems.items) == before and username and organisation:
-            result.append(UserSpec(username, organisation, tuple(user_roles), password, password_hash, enabled))
+            result.append(
+                UserSpec(
+                    username, organisation, tuple(user_roles), password, password_hash, enabled
+                )
+            )
     return result

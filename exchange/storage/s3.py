@@ -22,15 +22,28 @@ READ_SIZE: Final = 1024 * 1024
 class S3BlobStore:
     """Blobs as objects under `prefix` in `bucket`."""
 
-    def __init__(self, bucket: str, prefix: str = "", endpoint_url: str | None = None,
-                 client: Any | None = None, server_side_encryption: str | None = None) -> None:
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        endpoint_url: str | None = None,
+        client: Any | None = None,
+        server_side_encryption: str | None = None,
+    ) -> None:
         self._bucket = bucket
         self._prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
-        self._encryption = {"ServerSideEncryption": server_side_encryption} if server_side_encryption else {}
+        self._encryption = (
+            {"ServerSideEncryption": server_side_encryption} if server_side_encryption else {}
+        )
         self._s3 = client or boto3.session.Session().client(
-            "s3", endpoint_url=endpoint_url,
-            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3, "mode": "standard"},
-                          connect_timeout=5, read_timeout=60),
+            "s3",
+            endpoint_url=endpoint_url,
+            config=Config(
+                s3={"addressing_style": "path"},
+                retries={"max_attempts": 3, "mode": "standard"},
+                connect_timeout=5,
+                read_timeout=60,
+            ),
         )
 
     def _key(self, name: str) -> str:
@@ -47,22 +60,36 @@ class S3BlobStore:
             if len(buffer) > PART_SIZE:
                 return self._multipart(key, buffer, iterator)
         try:
-            self._s3.put_object(Bucket=self._bucket, Key=key, Body=bytes(buffer), **self._encryption)
+            self._s3.put_object(
+                Bucket=self._bucket, Key=key, Body=bytes(buffer), **self._encryption
+            )
         except (ClientError, BotoCoreError) as error:
-            raise StorageUnavailable(f"the object store refused the upload ({type(error).__name__})") from None
+            raise StorageUnavailable(
+                f"the object store refused the upload ({type(error).__name__})"
+            ) from None
         return len(buffer)
 
     def _multipart(self, key: str, buffer: bytearray, rest: Iterator[bytes]) -> int:
         try:
-            upload = self._s3.create_multipart_upload(Bucket=self._bucket, Key=key, **self._encryption)["UploadId"]
+            upload = self._s3.create_multipart_upload(
+                Bucket=self._bucket, Key=key, **self._encryption
+            )["UploadId"]
         except (ClientError, BotoCoreError) as error:
-            raise StorageUnavailable(f"the object store refused the upload ({type(error).__name__})") from None
+            raise StorageUnavailable(
+                f"the object store refused the upload ({type(error).__name__})"
+            ) from None
         parts: list[dict[str, Any]] = []
         size = 0
         try:
+
             def send(data: bytes) -> None:
-                answer = self._s3.upload_part(Bucket=self._bucket, Key=key, UploadId=upload,
-                                              PartNumber=len(parts) + 1, Body=data)
+                answer = self._s3.upload_part(
+                    Bucket=self._bucket,
+                    Key=key,
+                    UploadId=upload,
+                    PartNumber=len(parts) + 1,
+                    Body=data,
+                )
                 parts.append({"PartNumber": len(parts) + 1, "ETag": answer["ETag"]})
 
             for piece in rest:
@@ -74,14 +101,17 @@ class S3BlobStore:
             if buffer or not parts:
                 send(bytes(buffer))
                 size += len(buffer)
-            self._s3.complete_multipart_upload(Bucket=self._bucket, Key=key, UploadId=upload,
-                                               MultipartUpload={"Parts": parts})
+            self._s3.complete_multipart_upload(
+                Bucket=self._bucket, Key=key, UploadId=upload, MultipartUpload={"Parts": parts}
+            )
         except BaseException as error:
             # If the abort fails too, the bucket's lifecycle rule removes the abandoned upload.
             with contextlib.suppress(ClientError, BotoCoreError):
                 self._s3.abort_multipart_upload(Bucket=self._bucket, Key=key, UploadId=upload)
             if isinstance(error, ClientError | BotoCoreError):
-                raise StorageUnavailable(f"the object store failed during upload ({type(error).__name__})") from None
+                raise StorageUnavailable(
+                    f"the object store failed during upload ({type(error).__name__})"
+                ) from None
             raise
         return size
 
@@ -92,9 +122,13 @@ class S3BlobStore:
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                 raise BlobMissing(name) from None
-            raise StorageUnavailable(f"the object store refused the read ({type(error).__name__})") from None
+            raise StorageUnavailable(
+                f"the object store refused the read ({type(error).__name__})"
+            ) from None
         except BotoCoreError as error:
-            raise StorageUnavailable(f"the object store did not answer ({type(error).__name__})") from None
+            raise StorageUnavailable(
+                f"the object store did not answer ({type(error).__name__})"
+            ) from None
         return _stream(body)
 
     def delete(self, name: str) -> None:
@@ -102,16 +136,22 @@ class S3BlobStore:
         try:
             self._s3.delete_object(Bucket=self._bucket, Key=self._key(name))
         except (ClientError, BotoCoreError) as error:
-            raise StorageUnavailable(f"the object store refused the delete ({type(error).__name__})") from None
+            raise StorageUnavailable(
+                f"the object store refused the delete ({type(error).__name__})"
+            ) from None
 
     def age(self, name: str) -> timedelta | None:
         """Time since the object was last modified (S3's clock)."""
         try:
-            modified = self._s3.head_object(Bucket=self._bucket, Key=self._key(name))["LastModified"]
+            modified = self._s3.head_object(Bucket=self._bucket, Key=self._key(name))[
+                "LastModified"
+            ]
         except ClientError:
             return None
         except BotoCoreError as error:
-            raise StorageUnavailable(f"the object store did not answer ({type(error).__name__})") from None
+            raise StorageUnavailable(
+                f"the object store did not answer ({type(error).__name__})"
+            ) from None
         age: timedelta = datetime.now(UTC) - modified
         return age
 
@@ -120,13 +160,15 @@ class S3BlobStore:
         paginator = self._s3.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self._bucket, Prefix=self._prefix):
             for item in page.get("Contents", []):
-                yield str(item["Key"])[len(self._prefix):]
+                yield str(item["Key"])[len(self._prefix) :]
 
 
 def _stream(body: Any) -> Iterator[bytes]:
     try:
         yield from body.iter_chunks(READ_SIZE)
     except BotoCoreError as error:
-        raise StorageUnavailable(f"the object store stopped sending ({type(error).__name__})") from None
+        raise StorageUnavailable(
+            f"the object store stopped sending ({type(error).__name__})"
+        ) from None
     finally:
         body.close()

@@ -29,8 +29,21 @@ from exchange.trail.queries import event_resource
 ExportFormat = Literal["ndjson", "csv"]
 #: The CSV's columns: one event a row, the questions an IG lead asks of it.
 CSV_COLUMNS: Final = (
-    "time", "event", "organisation", "client or user", "interaction", "action", "patient NHS number", "resource",
-    "purpose", "outcome", "reason", "break-glass", "justification", "custodian", "request id",
+    "time",
+    "event",
+    "organisation",
+    "client or user",
+    "interaction",
+    "action",
+    "patient NHS number",
+    "resource",
+    "purpose",
+    "outcome",
+    "reason",
+    "break-glass",
+    "justification",
+    "custodian",
+    "request id",
 )
 #: Rows fetched from the cursor at a time: enough to amortise the round trip, few enough
 #: that memory stays flat.
@@ -55,8 +68,12 @@ def _query(scope: ExportScope) -> Any:
         .where(scope.recorded.clause(AuditRecord.recorded))
     )
     if scope.organisation is not None:
-        query = query.where(or_(AuditRecord.agent_org == scope.organisation,
-                                AuditRecord.custodian_org == scope.organisation))
+        query = query.where(
+            or_(
+                AuditRecord.agent_org == scope.organisation,
+                AuditRecord.custodian_org == scope.organisation,
+            )
+        )
     if scope.nhs_number is not None:
         query = query.where(Patient.nhs_number == scope.nhs_number)
     return query
@@ -67,24 +84,51 @@ def count_events(session: Session, scope: ExportScope) -> int:
     return session.scalar(select(func.count()).select_from(_query(scope).subquery())) or 0
 
 
-def record_export(session: Session, actor: Actor, scope: ExportScope, fmt: ExportFormat, now: datetime,
-                  request_id: str | None = None) -> None:
+def record_export(
+    session: Session,
+    actor: Actor,
+    scope: ExportScope,
+    fmt: ExportFormat,
+    now: datetime,
+    request_id: str | None = None,
+) -> None:
     """Audit an export: who took what out (the time range, organisation and whether one
     patient was asked for; never the NHS number itself in the details)."""
-    details = {"format": fmt, "from": scope.recorded.low.isoformat(), "to": scope.recorded.high.isoformat()}
+    details = {
+        "format": fmt,
+        "from": scope.recorded.low.isoformat(),
+        "to": scope.recorded.high.isoformat(),
+    }
     if scope.organisation:
         details["organisation"] = scope.organisation
     if scope.nhs_number:
         details["one-patient"] = "yes"
-    record(session, AuditEntry(kind=AuditKind.AUDIT_EXPORT, action=Action.EXECUTE, outcome=Outcome.SUCCESS,
-                               actor=actor, details=details, request_id=request_id), at=now)
+    record(
+        session,
+        AuditEntry(
+            kind=AuditKind.AUDIT_EXPORT,
+            action=Action.EXECUTE,
+            outcome=Outcome.SUCCESS,
+            actor=actor,
+            details=details,
+            request_id=request_id,
+        ),
+        at=now,
+    )
 
 
-def export_lines(session: Session, scope: ExportScope, fmt: ExportFormat,
-                 progress: Callable[[int], object] | None = None) -> Iterator[str]:
+def export_lines(
+    session: Session,
+    scope: ExportScope,
+    fmt: ExportFormat,
+    progress: Callable[[int], object] | None = None,
+) -> Iterator[str]:
     """The export, line by line (CSV: the header first), oldest event first."""
-    rows = session.execute(_query(scope).order_by(AuditRecord.recorded, AuditRecord.id)
-                           .execution_options(yield_per=BATCH))
+    rows = session.execute(
+        _query(scope)
+        .order_by(AuditRecord.recorded, AuditRecord.id)
+        .execution_options(yield_per=BATCH)
+    )
     lines = _CsvLines()
     if fmt == "csv":
         yield lines.line(CSV_COLUMNS)
@@ -111,7 +155,9 @@ class _CsvLines:
         self._writer = csv.writer(self._buffer, lineterminator="\r\n")
 
     def line(self, values: tuple[str, ...] | list[str]) -> str:
-        self._writer.writerow(["'" + value if value.startswith(_FORMULA_START) else value for value in values])
+        self._writer.writerow(
+            ["'" + value if value.startswith(_FORMULA_START) else value for value in values]
+        )
         text = self._buffer.getvalue()
         self._buffer.seek(0)
         self._buffer.truncate()
@@ -120,9 +166,16 @@ class _CsvLines:
 
 def _csv_row(event: AuditRecord, nhs_number: str | None) -> list[str]:
     payload: dict[str, Any] = json.loads(event.payload)
-    references = [e["what"]["reference"] for e in payload.get("entity", [])
-                  if "reference" in e.get("what", {}) and not e["what"]["reference"].startswith("Patient/")]
-    details = {d.get("type"): d.get("valueString") for e in payload.get("entity", []) for d in e.get("detail", [])}
+    references = [
+        e["what"]["reference"]
+        for e in payload.get("entity", [])
+        if "reference" in e.get("what", {}) and not e["what"]["reference"].startswith("Patient/")
+    ]
+    details = {
+        d.get("type"): d.get("valueString")
+        for e in payload.get("entity", [])
+        for d in e.get("detail", [])
+    }
     return [
         event.recorded.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         str(event.event_id),

@@ -59,15 +59,24 @@ def _agent_clause(agent: Agent) -> ColumnElement[bool]:
         return AuditRecord.agent_client_id == agent.value
     if agent.kind == "user":
         return AuditRecord.agent_user == agent.value
-    return or_(AuditRecord.agent_client_id == agent.value, AuditRecord.agent_org == agent.value,
-               AuditRecord.agent_user == agent.value)
+    return or_(
+        AuditRecord.agent_client_id == agent.value,
+        AuditRecord.agent_org == agent.value,
+        AuditRecord.agent_user == agent.value,
+    )
 
 
 def conditions(filters: EventFilters) -> list[ColumnElement[bool]]:
     """The SQL conditions of `filters` (index-backed: organisation, patient, time)."""
-    clauses: list[ColumnElement[bool]] = [bound.clause(AuditRecord.recorded) for bound in filters.recorded]
-    for values, column in ((filters.outcomes, AuditRecord.outcome), (filters.actions, AuditRecord.action),
-                           (filters.purposes, AuditRecord.purpose), (filters.review_reasons, AuditRecord.review_reason)):
+    clauses: list[ColumnElement[bool]] = [
+        bound.clause(AuditRecord.recorded) for bound in filters.recorded
+    ]
+    for values, column in (
+        (filters.outcomes, AuditRecord.outcome),
+        (filters.actions, AuditRecord.action),
+        (filters.purposes, AuditRecord.purpose),
+        (filters.review_reasons, AuditRecord.review_reason),
+    ):
         if values:
             clauses.append(column.in_(list(values)))
     if filters.kinds is not None:
@@ -77,10 +86,19 @@ def conditions(filters: EventFilters) -> list[ColumnElement[bool]]:
     if filters.patient_ids:
         clauses.append(AuditRecord.patient_id.in_(list(filters.patient_ids)))
     if filters.nhs_numbers:
-        clauses.append(AuditRecord.patient_id.in_(select(Patient.id).where(Patient.nhs_number.in_(list(filters.nhs_numbers)))))
+        clauses.append(
+            AuditRecord.patient_id.in_(
+                select(Patient.id).where(Patient.nhs_number.in_(list(filters.nhs_numbers)))
+            )
+        )
     if filters.entities:
-        clauses.append(AuditRecord.id.in_(select(AuditEntityRef.audit_id).where(
-            AuditEntityRef.reference.in_(list(filters.entities)))))
+        clauses.append(
+            AuditRecord.id.in_(
+                select(AuditEntityRef.audit_id).where(
+                    AuditEntityRef.reference.in_(list(filters.entities))
+                )
+            )
+        )
     if filters.break_glass is not None:
         clauses.append(AuditRecord.break_glass.is_(filters.break_glass))
     return clauses
@@ -98,7 +116,11 @@ def _instant(value: Any) -> str:
 def event_resource(row: AuditRecord) -> dict[str, Any]:
     """The stored AuditEvent, as served: its meta and, once sealed, its chain position."""
     resource: dict[str, Any] = json.loads(row.payload)
-    resource["meta"] = {**resource.get("meta", {}), "versionId": "1", "lastUpdated": _instant(row.recorded)}
+    resource["meta"] = {
+        **resource.get("meta", {}),
+        "versionId": "1",
+        "lastUpdated": _instant(row.recorded),
+    }
     if row.sequence is not None:
         resource.setdefault("extension", []).append(
             {

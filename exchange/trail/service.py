@@ -19,23 +19,43 @@ from exchange.search import Found, Paging, keyset_page
 from exchange.trail.queries import EventFilters, event_resource, events_of, visible_to
 
 
-def read_event(session: Session, caller: Caller, event_id: uuid.UUID, now: datetime) -> dict[str, Any]:
+def read_event(
+    session: Session, caller: Caller, event_id: uuid.UUID, now: datetime
+) -> dict[str, Any]:
     """One audit event the caller's organisation may see (as actor or custodian)."""
-    row = session.scalars(select(AuditRecord).where(AuditRecord.event_id == event_id,
-                                                    visible_to(caller.organisation))).first()
+    row = session.scalars(
+        select(AuditRecord).where(AuditRecord.event_id == event_id, visible_to(caller.organisation))
+    ).first()
     if row is None:
         raise NotFound("AuditEvent", event_id)
-    record(session, caller.audit_entry(AuditKind.READ, entities=(Entity(f"AuditEvent/{event_id}", "security-resource"),)),
-           at=now)
+    record(
+        session,
+        caller.audit_entry(
+            AuditKind.READ, entities=(Entity(f"AuditEvent/{event_id}", "security-resource"),)
+        ),
+        at=now,
+    )
     return event_resource(row)
 
 
-def search_events(session: Session, caller: Caller, filters: EventFilters, paging: Paging, query: str | None,
-                  now: datetime) -> Found:
+def search_events(
+    session: Session,
+    caller: Caller,
+    filters: EventFilters,
+    paging: Paging,
+    query: str | None,
+    now: datetime,
+) -> Found:
     """The caller's organisation's events matching `filters`, newest first unless told."""
     wanted = events_of(caller.organisation, filters)
     total = session.scalar(select(func.count()).select_from(wanted.subquery())) or 0
-    page = keyset_page(session, wanted, paging, moment=AuditRecord.recorded, tiebreak=AuditRecord.id,
-                       parse_tiebreak=int)
+    page = keyset_page(
+        session,
+        wanted,
+        paging,
+        moment=AuditRecord.recorded,
+        tiebreak=AuditRecord.id,
+        parse_tiebreak=int,
+    )
     record(session, caller.audit_entry(AuditKind.SEARCH, query=query), at=now)
     return Found([event_resource(row) for row in page.rows], total, page.next)

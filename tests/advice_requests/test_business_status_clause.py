@@ -37,12 +37,27 @@ def _rows(organisation: uuid.UUID, patient: uuid.UUID, today: date) -> list[Task
             due = today + timedelta(days=offset)
             completions = COMPLETION_OFFSETS if status == "completed" else (None,)
             for completed in completions:
-                rows.append(TaskRow(
-                    id=uuid.uuid4(), patient_id=patient, requester_id=organisation, owner_id=organisation,
-                    task_type="ehcna-health-advice", reason="6-1-c", status=status, authored_on=now,
-                    received_on=now.date(), due_date=due,
-                    completed_on=due + timedelta(days=completed) if completed is not None else None,
-                    clock_exception=False, version=1, last_updated=now, resource={"resourceType": "Task"}))
+                rows.append(
+                    TaskRow(
+                        id=uuid.uuid4(),
+                        patient_id=patient,
+                        requester_id=organisation,
+                        owner_id=organisation,
+                        task_type="ehcna-health-advice",
+                        reason="6-1-c",
+                        status=status,
+                        authored_on=now,
+                        received_on=now.date(),
+                        due_date=due,
+                        completed_on=due + timedelta(days=completed)
+                        if completed is not None
+                        else None,
+                        clock_exception=False,
+                        version=1,
+                        last_updated=now,
+                        resource={"resourceType": "Task"},
+                    )
+                )
     return rows
 
 
@@ -51,7 +66,9 @@ def _matching(session: Session, status: TaskBusinessStatus, today: date) -> set[
 
 
 # Across a month end, a year end and the clock changes (dates, not instants, decide).
-@pytest.mark.parametrize("today", [TODAY, date(2026, 12, 31), date(2027, 3, 28), date(2026, 10, 25)])
+@pytest.mark.parametrize(
+    "today", [TODAY, date(2026, 12, 31), date(2027, 3, 28), date(2026, 10, 25)]
+)
 def test_the_clause_finds_what_the_rule_derives(db: Database, today: date) -> None:
     organisation = make_organisation(db, "PRV66")
     with db.transaction() as session:
@@ -61,7 +78,10 @@ def test_the_clause_finds_what_the_rule_derives(db: Database, today: date) -> No
         rows = _rows(organisation, patient.id, today)
         session.add_all(rows)
         session.flush()
-        derived = {row.id: business_status(row.status, row.due_date, today, row.completed_on) for row in rows}
+        derived = {
+            row.id: business_status(row.status, row.due_date, today, row.completed_on)
+            for row in rows
+        }
         for status in TaskBusinessStatus:
             expected = {task_id for task_id, found in derived.items() if found == status}
             assert _matching(session, status, today) == expected, status

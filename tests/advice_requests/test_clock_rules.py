@@ -12,8 +12,12 @@ from exchange.clock import london_date
 
 @pytest.mark.parametrize(
     ("received", "due"),
-    [(date(2026, 1, 31), date(2026, 3, 14)), (date(2026, 12, 31), date(2027, 2, 11)),
-     (date(2028, 1, 20), date(2028, 3, 2)), (date(2026, 3, 20), date(2026, 5, 1))],
+    [
+        (date(2026, 1, 31), date(2026, 3, 14)),
+        (date(2026, 12, 31), date(2027, 2, 11)),
+        (date(2028, 1, 20), date(2028, 3, 2)),
+        (date(2026, 3, 20), date(2026, 5, 1)),
+    ],
 )
 def test_six_weeks_from_receipt(received: date, due: date) -> None:
     assert due_date("ehcna-health-advice", "6-1-c", received) == due
@@ -31,13 +35,21 @@ def test_receipt_is_the_london_date_across_the_clock_changes() -> None:
 
 def test_other_request_kinds() -> None:
     received = date(2026, 11, 23)
-    assert due_date("ehcna-health-advice", "annual-review", received, given=date(2027, 1, 10)) == date(2027, 1, 10)
+    assert due_date(
+        "ehcna-health-advice", "annual-review", received, given=date(2027, 1, 10)
+    ) == date(2027, 1, 10)
     with pytest.raises(DueDateError):
         due_date("ehcna-health-advice", "annual-review", received)
     assert due_date("dco-quality-assurance", None, received) == date(2026, 12, 8)
-    assert due_date("dco-quality-assurance", None, received, given=date(2026, 12, 1)) == date(2026, 12, 1)
-    assert due_date("dco-quality-assurance", None, received, given=date(2027, 1, 1)) == date(2026, 12, 8)
-    assert due_date("tribunal-health-response", None, received, tribunal_decision=date(2026, 11, 2)) == date(2026, 12, 7)
+    assert due_date("dco-quality-assurance", None, received, given=date(2026, 12, 1)) == date(
+        2026, 12, 1
+    )
+    assert due_date("dco-quality-assurance", None, received, given=date(2027, 1, 1)) == date(
+        2026, 12, 8
+    )
+    assert due_date(
+        "tribunal-health-response", None, received, tribunal_decision=date(2026, 11, 2)
+    ) == date(2026, 12, 7)
     assert due_date("tribunal-health-response", None, received) == date(2026, 12, 28)
 
 

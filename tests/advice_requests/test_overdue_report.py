@@ -28,15 +28,31 @@ def test_overdue_report(tmp_path: Path, fresh_database_url: str) -> None:
         apply_bootstrap(session, parse_bootstrap(world_document()), clock, Actor.operator())
         orgs = {o.ods: o for o in session.scalars(select(Organisation))}
         for seed, owner in ((1, "PRV01"), (2, "ICB01")):
-            patient = register(session, patient_json(nhs_number(seed), "2015-03-02"), orgs["LA01"].id, clock.now()).patient
-            store_task(session, task_json(str(patient.id), owner), patient, orgs["LA01"], orgs[owner], clock.now())
+            patient = register(
+                session, patient_json(nhs_number(seed), "2015-03-02"), orgs["LA01"].id, clock.now()
+            ).patient
+            store_task(
+                session,
+                task_json(str(patient.id), owner),
+                patient,
+                orgs["LA01"],
+                orgs[owner],
+                clock.now(),
+            )
             clock.advance(days=30)
     database.dispose()
-    result = exchange("report", "overdue", "--format", "json", data_dir=data_dir, database_url=fresh_database_url)
+    result = exchange(
+        "report", "overdue", "--format", "json", data_dir=data_dir, database_url=fresh_database_url
+    )
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
     # Received 2026-09-01 (due 2026-10-13) and 2026-10-01 (due 2026-11-12): both overdue today.
-    assert [(r["owner"], r["due"]) for r in rows] == [("PRV01", "2026-10-13"), ("ICB01", "2026-11-12")]
+    assert [(r["owner"], r["due"]) for r in rows] == [
+        ("PRV01", "2026-10-13"),
+        ("ICB01", "2026-11-12"),
+    ]
     assert rows[0]["case_reference"] == "EHC-2026-00412"
-    only_icb = exchange("report", "overdue", "--owner", "ICB01", data_dir=data_dir, database_url=fresh_database_url)
+    only_icb = exchange(
+        "report", "overdue", "--owner", "ICB01", data_dir=data_dir, database_url=fresh_database_url
+    )
     assert "1 overdue request(s)" in only_icb.stdout

@@ -32,17 +32,27 @@ DOCUMENTS = {
     "DocumentReference/other-custodian": Document("health-advice", "PRV02", frozenset({TASK_ID})),
     "DocumentReference/other-task": Document("health-advice", "PRV01", frozenset({"another-task"})),
     "DocumentReference/dco-feedback": Document("dco-qa-feedback", "PRV01", frozenset({TASK_ID})),
-    "DocumentReference/reasons-other-task": Document("reasons-for-not-complying", "PRV01", frozenset({"another-task"})),
+    "DocumentReference/reasons-other-task": Document(
+        "reasons-for-not-complying", "PRV01", frozenset({"another-task"})
+    ),
 }
-NOT_KNOWN = [output("not-on-waiting-list", valueBoolean=True), output("not-seen-in-last-12-months", valueBoolean=True)]
+NOT_KNOWN = [
+    output("not-on-waiting-list", valueBoolean=True),
+    output("not-seen-in-last-12-months", valueBoolean=True),
+]
 WRITTEN_REASONS = {"text": "Complying would breach our statutory duties to others."}
 
 
 def _task(status: str = "requested", **extra: Any) -> dict[str, Any]:
     """A Task as stored: the LA01's request to PRV01."""
-    return {**task_json("0f1e2d3c-4b5a-4968-8776-655443322110", "PRV01"), "id": TASK_ID, "status": status,
-            "requester": {"identifier": {"system": ODS, "value": "LA01"}},
-            "meta": {"versionId": "1", "lastUpdated": "2026-11-23T12:00:00.000Z"}, **extra}
+    return {
+        **task_json("0f1e2d3c-4b5a-4968-8776-655443322110", "PRV01"),
+        "id": TASK_ID,
+        "status": status,
+        "requester": {"identifier": {"system": ODS, "value": "LA01"}},
+        "meta": {"versionId": "1", "lastUpdated": "2026-11-23T12:00:00.000Z"},
+        **extra,
+    }
 
 
 def _advice(reference: str = ADVICE) -> dict[str, Any]:
@@ -75,9 +85,14 @@ NEEDS: dict[str, dict[str, Any]] = {
 ROWS = [(old, new, who, kind) for (old, new), (who, kind) in sorted(TRANSITIONS.items())]
 
 
-@pytest.mark.parametrize(("old_status", "new_status", "who", "kind"), ROWS,
-                         ids=[f"{old}->{new}" for old, new, _, _ in ROWS])
-def test_each_transition_is_the_right_partys(old_status: str, new_status: str, who: str, kind: str) -> None:
+@pytest.mark.parametrize(
+    ("old_status", "new_status", "who", "kind"),
+    ROWS,
+    ids=[f"{old}->{new}" for old, new, _, _ in ROWS],
+)
+def test_each_transition_is_the_right_partys(
+    old_status: str, new_status: str, who: str, kind: str
+) -> None:
     old = _task(old_status)
     new = {**old, "status": new_status, **NEEDS[kind]}
     change = _check(old, new, {who})
@@ -93,8 +108,12 @@ def test_each_transition_is_the_right_partys(old_status: str, new_status: str, w
 @pytest.mark.parametrize("old_status", ["requested", "accepted"])
 def test_forwarding_is_the_owners(old_status: str) -> None:
     old = _task(old_status)
-    new = {**old, "status": "requested", "statusReason": status_reason("forwarded"),
-           "owner": {"identifier": {"system": ODS, "value": "ICB01"}}}
+    new = {
+        **old,
+        "status": "requested",
+        "statusReason": status_reason("forwarded"),
+        "owner": {"identifier": {"system": ODS, "value": "ICB01"}},
+    }
     change = _check(old, new, {OWNER})
     assert (change.kind, change.new_owner, change.closes) == ("forward", "ICB01", False)
     assert _refusal(old, new, {REQUESTER})[0] == 403
@@ -109,23 +128,63 @@ def test_forwarding_is_the_owners(old_status: str) -> None:
         ("completed", {"status": "in-progress"}, "Task.status"),  # closed stays closed
         ("cancelled", {"status": "accepted"}, "Task.status"),
         ("requested", {"status": "draft"}, "Task.status"),
-        ("requested", {"restriction": {"period": {"end": "2030-01-01"}}}, "Task.restriction"),  # the LA's clock
-        ("requested", {"code": {"coding": [{"system": f"{CB}/CodeSystem/task-type",
-                                            "code": "dco-quality-assurance"}]}}, "Task.code"),
+        (
+            "requested",
+            {"restriction": {"period": {"end": "2030-01-01"}}},
+            "Task.restriction",
+        ),  # the LA's clock
+        (
+            "requested",
+            {
+                "code": {
+                    "coding": [
+                        {"system": f"{CB}/CodeSystem/task-type", "code": "dco-quality-assurance"}
+                    ]
+                }
+            },
+            "Task.code",
+        ),
         ("requested", {"for": {"reference": "Patient/someone-else"}}, "Task.for"),
-        ("requested", {"requester": {"identifier": {"system": ODS, "value": "LA02"}}}, "Task.requester"),
-        ("requested", {"statusReason": status_reason("wrong-service")}, "Task.statusReason"),  # without a status change
-        ("requested", {"status": "rejected", "statusReason": status_reason("forwarded")}, "Task.statusReason"),
-        ("in-progress", {"status": "requested", "statusReason": status_reason("forwarded"),
-                         "owner": {"identifier": {"system": ODS, "value": "ICB01"}}}, "Task.status"),  # once started
-        ("requested", {"status": "requested", "owner": {"identifier": {"system": ODS, "value": "ICB01"}}},
-         "Task.statusReason"),  # forwarding says so
-        ("requested", {"statusReason": status_reason("forwarded"), "owner": {"display": "ICB01"}}, "Task.owner"),
+        (
+            "requested",
+            {"requester": {"identifier": {"system": ODS, "value": "LA02"}}},
+            "Task.requester",
+        ),
+        (
+            "requested",
+            {"statusReason": status_reason("wrong-service")},
+            "Task.statusReason",
+        ),  # without a status change
+        (
+            "requested",
+            {"status": "rejected", "statusReason": status_reason("forwarded")},
+            "Task.statusReason",
+        ),
+        (
+            "in-progress",
+            {
+                "status": "requested",
+                "statusReason": status_reason("forwarded"),
+                "owner": {"identifier": {"system": ODS, "value": "ICB01"}},
+            },
+            "Task.status",
+        ),  # once started
+        (
+            "requested",
+            {"status": "requested", "owner": {"identifier": {"system": ODS, "value": "ICB01"}}},
+            "Task.statusReason",
+        ),  # forwarding says so
+        (
+            "requested",
+            {"statusReason": status_reason("forwarded"), "owner": {"display": "ICB01"}},
+            "Task.owner",
+        ),
     ],
 )
 @pytest.mark.parametrize("roles", [{OWNER}, {REQUESTER}], ids=["owner", "requester"])
-def test_a_change_nobody_may_make_is_422_whoever_asks(old_status: str, changes: dict[str, Any], expression: str,
-                                                     roles: set[str]) -> None:
+def test_a_change_nobody_may_make_is_422_whoever_asks(
+    old_status: str, changes: dict[str, Any], expression: str, roles: set[str]
+) -> None:
     old = _task(old_status)
     status, error = _refusal(old, {**old, **changes}, roles)
     assert status == 422
@@ -136,7 +195,9 @@ def test_a_change_nobody_may_make_is_422_whoever_asks(old_status: str, changes: 
 @pytest.mark.parametrize("roles", [{OWNER}, {REQUESTER}], ids=["owner", "requester"])
 def test_either_party_may_append_a_note(roles: set[str]) -> None:
     old = _task()
-    change = _check(old, {**old, "note": [*old["note"], {"text": "Parents' views attached."}]}, roles)
+    change = _check(
+        old, {**old, "note": [*old["note"], {"text": "Parents' views attached."}]}, roles
+    )
     assert (change.kind, change.closes, change.clock_exception) == ("annotate", False, False)
 
 
@@ -148,8 +209,11 @@ def test_a_previous_owner_may_change_nothing() -> None:
 
 @pytest.mark.parametrize(
     "notes",
-    [[], [{"text": "EHC needs assessment agreed at panel on 2026-11-19."}],
-     [{"text": "Added first."}, {"text": "EHC needs assessment agreed at panel on 2026-11-18."}]],
+    [
+        [],
+        [{"text": "EHC needs assessment agreed at panel on 2026-11-19."}],
+        [{"text": "Added first."}, {"text": "EHC needs assessment agreed at panel on 2026-11-18."}],
+    ],
     ids=["removed", "rewritten", "inserted-before"],
 )
 def test_notes_are_append_only(notes: list[dict[str, Any]]) -> None:
@@ -168,14 +232,32 @@ def test_outputs_are_append_only() -> None:
 
 def test_a_requester_may_not_add_outputs() -> None:
     old = _task()
-    exception = output("clock-exception", valueCodeableConcept={"coding": [
-        {"system": f"{CB}/CodeSystem/clock-exception-reason", "code": "missed-appointment"}]})
-    new = {**old, "output": [exception], "note": [*old["note"], {"text": "Two appointments missed."}]}
+    exception = output(
+        "clock-exception",
+        valueCodeableConcept={
+            "coding": [
+                {"system": f"{CB}/CodeSystem/clock-exception-reason", "code": "missed-appointment"}
+            ]
+        },
+    )
+    new = {
+        **old,
+        "output": [exception],
+        "note": [*old["note"], {"text": "Two appointments missed."}],
+    }
     assert _check(old, new, {OWNER}).clock_exception is True
     assert _refusal(old, new, {REQUESTER})[0] == 403
-    assert _expressions(_refusal(old, {**new, "note": old["note"]}, {OWNER})[1]) == ["Task.note"]  # says why
-    assert _refusal(_task("completed"), {**_task("completed"), "output": [exception], "note": new["note"]},
-                    {OWNER})[0] == 422  # only while open
+    assert _expressions(_refusal(old, {**new, "note": old["note"]}, {OWNER})[1]) == [
+        "Task.note"
+    ]  # says why
+    assert (
+        _refusal(
+            _task("completed"),
+            {**_task("completed"), "output": [exception], "note": new["note"]},
+            {OWNER},
+        )[0]
+        == 422
+    )  # only while open
 
 
 def _rejection(reason: str, **changes: Any) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -194,9 +276,19 @@ def _rejection(reason: str, **changes: Any) -> tuple[dict[str, Any], dict[str, A
         ([NOT_KNOWN[0], output("not-seen-in-last-12-months", valueBoolean=False)], False),
         ([output("not-on-waiting-list", valueBoolean=False), NOT_KNOWN[1]], False),
     ],
-    ids=["both", "both-reversed", "none", "waiting-list-only", "seen-only", "seen-false", "waiting-list-false"],
+    ids=[
+        "both",
+        "both-reversed",
+        "none",
+        "waiting-list-only",
+        "seen-only",
+        "seen-false",
+        "waiting-list-false",
+    ],
 )
-def test_not_known_to_service_needs_both_attestations_true(attestations: list[dict[str, Any]], allowed: bool) -> None:
+def test_not_known_to_service_needs_both_attestations_true(
+    attestations: list[dict[str, Any]], allowed: bool
+) -> None:
     old, new = _rejection("not-known-to-service", output=attestations)
     if allowed:
         assert _check(old, new, {OWNER}).kind == "reject"
@@ -220,9 +312,21 @@ def test_not_known_to_service_needs_both_attestations_true(attestations: list[di
         ({"output": [_advice(ADVICE)]}, False),  # advice is not reasons
         ({"output": [_advice("DocumentReference/missing")]}, False),
     ],
-    ids=["note", "note-20", "document", "none", "note-19", "padded", "other-task", "not-reasons", "missing"],
+    ids=[
+        "note",
+        "note-20",
+        "document",
+        "none",
+        "note-19",
+        "padded",
+        "other-task",
+        "not-reasons",
+        "missing",
+    ],
 )
-def test_the_s31_exceptions_need_written_reasons(reason: str, changes: dict[str, Any], allowed: bool) -> None:
+def test_the_s31_exceptions_need_written_reasons(
+    reason: str, changes: dict[str, Any], allowed: bool
+) -> None:
     old, new = _rejection(reason, **changes)
     if allowed:
         assert _check(old, new, {OWNER}).kind == "reject"
@@ -237,7 +341,9 @@ def test_a_rejection_needs_one_of_its_reasons() -> None:
         old, new = _rejection(reason)
         assert _expressions(_refusal(old, new, {OWNER})[1]) == ["Task.statusReason"]
     old = _task()
-    assert _expressions(_refusal(old, {**old, "status": "rejected"}, {OWNER})[1]) == ["Task.statusReason"]
+    assert _expressions(_refusal(old, {**old, "status": "rejected"}, {OWNER})[1]) == [
+        "Task.statusReason"
+    ]
 
 
 def test_cancelling_needs_withdrawn_by_requester() -> None:
@@ -258,9 +364,20 @@ def test_cancelling_needs_withdrawn_by_requester() -> None:
         ([_advice("DocumentReference/missing")], False),  # no such (current) document
         ([output("not-on-waiting-list", valueBoolean=True)], False),
     ],
-    ids=["advice", "with-others", "none", "other-custodian", "other-task", "wrong-type", "missing", "no-advice"],
+    ids=[
+        "advice",
+        "with-others",
+        "none",
+        "other-custodian",
+        "other-task",
+        "wrong-type",
+        "missing",
+        "no-advice",
+    ],
 )
-def test_completion_needs_the_owners_advice_document(outputs: list[dict[str, Any]], allowed: bool) -> None:
+def test_completion_needs_the_owners_advice_document(
+    outputs: list[dict[str, Any]], allowed: bool
+) -> None:
     old = _task("in-progress")
     new = {**old, "status": "completed", "output": outputs}
     if allowed:
@@ -272,10 +389,20 @@ def test_completion_needs_the_owners_advice_document(outputs: list[dict[str, Any
 
 
 def test_dco_quality_assurance_is_completed_with_feedback() -> None:
-    old = _task("in-progress", code={"coding": [{"system": f"{CB}/CodeSystem/task-type",
-                                                 "code": "dco-quality-assurance"}]})
-    assert _check(old, {**old, "status": "completed", "output": [_advice("DocumentReference/dco-feedback")]},
-                  {OWNER}).kind == "complete"
+    old = _task(
+        "in-progress",
+        code={
+            "coding": [{"system": f"{CB}/CodeSystem/task-type", "code": "dco-quality-assurance"}]
+        },
+    )
+    assert (
+        _check(
+            old,
+            {**old, "status": "completed", "output": [_advice("DocumentReference/dco-feedback")]},
+            {OWNER},
+        ).kind
+        == "complete"
+    )
     assert _refusal(old, {**old, "status": "completed", "output": [_advice()]}, {OWNER})[0] == 422
 
 
@@ -288,6 +415,12 @@ def test_the_rules_refuse_before_the_party_does() -> None:
 
 def test_server_managed_elements_are_ignored() -> None:
     old = _task()
-    new = {**old, "meta": {}, "businessStatus": {"text": "done"}, "lastModified": "2030-01-01T00:00:00Z",
-           "executionPeriod": {"end": "2030-01-01"}, "status": "accepted"}
+    new = {
+        **old,
+        "meta": {},
+        "businessStatus": {"text": "done"},
+        "lastModified": "2030-01-01T00:00:00Z",
+        "executionPeriod": {"end": "2030-01-01"},
+        "status": "accepted",
+    }
     assert _check(old, new, {OWNER}).kind == "accept"

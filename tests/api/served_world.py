@@ -21,8 +21,17 @@ from tests.factories import consent_json, nhs_number, patient_json, task_json
 from tests.server import world_server
 
 #: What a request can leave behind: every resource table, every version, tokens.
-STORED_TABLES = ("patient", "patient_access", "consent", "task", "task_party", "document_reference", "binary",
-                 "resource_version", "access_token")
+STORED_TABLES = (
+    "patient",
+    "patient_access",
+    "consent",
+    "task",
+    "task_party",
+    "document_reference",
+    "binary",
+    "resource_version",
+    "access_token",
+)
 TOKEN_REUSE_SECONDS = 240  # access tokens live 300 s
 
 
@@ -40,7 +49,9 @@ class ServedWorld:
         """An Authorization header for a world client, renewed before the token expires."""
         token, obtained = self._tokens.get(client_id, ("", 0.0))
         if time.monotonic() - obtained > TOKEN_REUSE_SECONDS:
-            answer = request_token(client_id, world_client(client_id).key, f"{self.base}/oauth2/token")
+            answer = request_token(
+                client_id, world_client(client_id).key, f"{self.base}/oauth2/token"
+            )
             token, obtained = answer["access_token"], time.monotonic()
             self._tokens[client_id] = (token, obtained)
         return {"Authorization": f"Bearer {token}"}
@@ -50,11 +61,15 @@ class ServedWorld:
         engine = make_engine(self.database_url)
         try:
             with engine.connect() as connection:
-                counts = {table: connection.execute(text(f'SELECT count(*) FROM "{table}"')).scalar_one()
-                          for table in STORED_TABLES}
+                counts = {
+                    table: connection.execute(text(f'SELECT count(*) FROM "{table}"')).scalar_one()
+                    for table in STORED_TABLES
+                }
         finally:
             engine.dispose()
-        counts["blob files"] = sum(1 for path in (self.data_dir / "blobs").rglob("*") if path.is_file())
+        counts["blob files"] = sum(
+            1 for path in (self.data_dir / "blobs").rglob("*") if path.is_file()
+        )
         return counts
 
 
@@ -71,14 +86,21 @@ def register_child(world: ServedWorld) -> dict[str, str]:
     patient_id = created("Patient", patient_json(number, "2015-03-02"))
     consent_id = created("Consent", consent_json(patient_id, "2026-10-01T10:00:00+01:00"))
     task_id = created("Task", task_json(patient_id))
-    return {"patient_id": patient_id, "consent_id": consent_id, "task_id": task_id, "registered_nhs_number": number}
+    return {
+        "patient_id": patient_id,
+        "consent_id": consent_id,
+        "task_id": task_id,
+        "registered_nhs_number": number,
+    }
 
 
 @contextmanager
 def served_world(directory: Path, database_url: str) -> Iterator[ServedWorld]:
     """Serve the test world with rate limits off (black-box suites send faster than the
     default per-client limit allows) and register a child in it."""
-    with world_server(directory, database_url, EXCHANGE_RATE_LIMIT="off", EXCHANGE_TOKEN_RATE_LIMIT="off") as base:
+    with world_server(
+        directory, database_url, EXCHANGE_RATE_LIMIT="off", EXCHANGE_TOKEN_RATE_LIMIT="off"
+    ) as base:
         world = ServedWorld(base, database_url, directory / "var")
         world.child = register_child(world)
         yield world

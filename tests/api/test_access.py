@@ -36,15 +36,27 @@ def test_scope_matrix(app: Flask, client: FlaskClient, tokens: Tokens) -> None:
     """For every resource type and interaction: without the scope 403 insufficient-scope,
     with it past the scope check (whatever the record says after that)."""
     endpoints = _guarded(app)
-    assert {resource for _, _, resource, _ in endpoints} >= {"Organization", "Contract", "AuditEvent"}
+    assert {resource for _, _, resource, _ in endpoints} >= {
+        "Organization",
+        "Contract",
+        "AuditEvent",
+    }
     for method, url, resource, permission in endpoints:
         others = "".join(p for p in PERMISSION_LETTERS if p != permission)
         other_type = "Patient" if resource != "Patient" else "Task"
-        lacking = tokens.headers("la01-everything", f"system/{resource}.{others} system/{other_type}.cruds")
+        lacking = tokens.headers(
+            "la01-everything", f"system/{resource}.{others} system/{other_type}.cruds"
+        )
         refused = client.open(url, method=method, headers=lacking)
         assert refused.status_code == 403, (method, url)
-        assert refused.get_json()["issue"][0]["details"]["coding"][0]["code"] == "insufficient-scope"
-        allowed = client.open(url, method=method, headers=tokens.headers("la01-everything", f"system/{resource}.{permission}"))
+        assert (
+            refused.get_json()["issue"][0]["details"]["coding"][0]["code"] == "insufficient-scope"
+        )
+        allowed = client.open(
+            url,
+            method=method,
+            headers=tokens.headers("la01-everything", f"system/{resource}.{permission}"),
+        )
         assert allowed.status_code != 403, (method, url, allowed.get_json())
         assert allowed.status_code != 401
 
@@ -53,7 +65,9 @@ def test_scope_matrix(app: Flask, client: FlaskClient, tokens: Tokens) -> None:
     "header",
     ["Bearer not-a-token", "Basic dXNlcjpwYXNz", "Bearer", "bearer  ", "Bearer " + "x" * 600],
 )
-def test_bad_tokens_are_401_with_the_bearer_challenge(client: FlaskClient, tokens: Tokens, header: str) -> None:
+def test_bad_tokens_are_401_with_the_bearer_challenge(
+    client: FlaskClient, tokens: Tokens, header: str
+) -> None:
     response = client.get("/fhir/Organization", headers={"Authorization": header})
     assert response.status_code == 401
     assert response.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
@@ -71,7 +85,9 @@ def test_expired_token_is_401(client: FlaskClient, tokens: Tokens, clock: Frozen
     assert client.get("/fhir/Organization", headers=headers).status_code == 401
 
 
-def test_token_of_a_disabled_client_stops_working(client: FlaskClient, tokens: Tokens, db: Database, clock: FrozenClock) -> None:
+def test_token_of_a_disabled_client_stops_working(
+    client: FlaskClient, tokens: Tokens, db: Database, clock: FrozenClock
+) -> None:
     from exchange.audit.events import Actor
     from exchange.registry.service import set_client_enabled
 
@@ -81,12 +97,16 @@ def test_token_of_a_disabled_client_stops_working(client: FlaskClient, tokens: T
     assert client.get("/fhir/Organization", headers=headers).status_code == 401
 
 
-def test_refusals_are_audited_with_the_reason(client: FlaskClient, tokens: Tokens, db: Database) -> None:
+def test_refusals_are_audited_with_the_reason(
+    client: FlaskClient, tokens: Tokens, db: Database
+) -> None:
     client.get("/fhir/Organization", headers={"Authorization": "Bearer forged"})
     client.get("/fhir/AuditEvent", headers=tokens.headers("la01-case-system"))
     with db.transaction() as session:
         rows = session.scalars(
-            select(AuditRecord).where(AuditRecord.kind.in_(["rest:search-type"])).order_by(AuditRecord.id)
+            select(AuditRecord)
+            .where(AuditRecord.kind.in_(["rest:search-type"]))
+            .order_by(AuditRecord.id)
         ).all()
     payloads = [json.loads(r.payload) for r in rows]
     assert [p["outcome"] for p in payloads][-2:] == ["4", "4"]
@@ -96,10 +116,14 @@ def test_refusals_are_audited_with_the_reason(client: FlaskClient, tokens: Token
     assert "forged" not in rows[-2].payload
 
 
-def test_successful_reads_are_audited_with_token_jti(client: FlaskClient, tokens: Tokens, db: Database) -> None:
+def test_successful_reads_are_audited_with_token_jti(
+    client: FlaskClient, tokens: Tokens, db: Database
+) -> None:
     token = tokens.get("la01-case-system")
-    search = client.get("/fhir/Organization?identifier=https://fhir.nhs.uk/Id/ods-organization-code|PRV01",
-                        headers={"Authorization": f"Bearer {token}", "X-Request-ID": "trace-42"})
+    search = client.get(
+        "/fhir/Organization?identifier=https://fhir.nhs.uk/Id/ods-organization-code|PRV01",
+        headers={"Authorization": f"Bearer {token}", "X-Request-ID": "trace-42"},
+    )
     assert search.status_code == 200
     assert search.get_json()["total"] == 1
     with db.transaction() as session:
@@ -107,12 +131,18 @@ def test_successful_reads_are_audited_with_token_jti(client: FlaskClient, tokens
     event = json.loads(row.payload)
     assert event["outcome"] == "0"
     assert event["subtype"][0]["code"] == "search-type"
-    identifiers = [e["what"]["identifier"]["value"] for e in event["entity"] if "identifier" in e.get("what", {})]
+    identifiers = [
+        e["what"]["identifier"]["value"]
+        for e in event["entity"]
+        if "identifier" in e.get("what", {})
+    ]
     assert any(i.startswith("urn:ietf:params:oauth:jti:") for i in identifiers)
     assert token not in row.payload
 
 
-def test_clients_are_rate_limited(db: Database, clock: FrozenClock, settings: object, world: None) -> None:
+def test_clients_are_rate_limited(
+    db: Database, clock: FrozenClock, settings: object, world: None
+) -> None:
     from dataclasses import replace
 
     from exchange.app import create_app
@@ -130,4 +160,9 @@ def test_clients_are_rate_limited(db: Database, clock: FrozenClock, settings: ob
 
 
 def test_public_endpoints_ignore_a_stale_token(client: FlaskClient) -> None:
-    assert client.get("/fhir/metadata", headers={"Authorization": "Bearer expired-long-ago"}).status_code == 200
+    assert (
+        client.get(
+            "/fhir/metadata", headers={"Authorization": "Bearer expired-long-ago"}
+        ).status_code
+        == 200
+    )

@@ -48,7 +48,11 @@ def world(client: FlaskClient, tokens: Tokens) -> Scenario:
 
 
 def _codes(response: Any) -> list[str]:
-    return [c["code"] for issue in response.get_json()["issue"] for c in issue.get("details", {}).get("coding", [])]
+    return [
+        c["code"]
+        for issue in response.get_json()["issue"]
+        for c in issue.get("details", {}).get("coding", [])
+    ]
 
 
 def _expressions(response: Any) -> list[str]:
@@ -63,23 +67,42 @@ def _audit_rows(db: Database, **where: Any) -> list[AuditRecord]:
 
 # --- High: patient takeover by NHS number and birth date ---------------------------------
 
+
 def test_registering_a_child_needs_an_agreement(world: Scenario) -> None:
     number = nhs_number(81_001)
     world.child(number=number)
-    response = world.post("/fhir/Patient", UNAGREED_LA, patient_json(number, "2015-03-02"),
-                          **{"If-None-Exist": f"identifier={NHS_SYSTEM}|{number}"})
+    response = world.post(
+        "/fhir/Patient",
+        UNAGREED_LA,
+        patient_json(number, "2015-03-02"),
+        **{"If-None-Exist": f"identifier={NHS_SYSTEM}|{number}"},
+    )
     assert response.status_code == 403
     assert _codes(response) == ["no-agreement"]
-    assert world.get(f"/fhir/Patient?identifier={NHS_SYSTEM}|{number}", UNAGREED_LA).get_json()["total"] == 0
+    assert (
+        world.get(f"/fhir/Patient?identifier={NHS_SYSTEM}|{number}", UNAGREED_LA).get_json()[
+            "total"
+        ]
+        == 0
+    )
 
 
 def test_a_second_registrant_sees_only_the_identity_it_gave(world: Scenario) -> None:
     child = world.child()
     first = world.get(f"/fhir/Patient/{child.id}", LA).get_json()
     for given in ("Sam", "Jo"):  # the first LA updates its record twice: version 3
-        assert world.put(f"/fhir/Patient/{child.id}", LA, {**first, "name": [{"given": [given]}]}).status_code == 200
-    second = world.post("/fhir/Patient", OTHER_LA, patient_json(child.number, child.born, given="Robin"),
-                        **{"If-None-Exist": f"identifier={NHS_SYSTEM}|{child.number}"})
+        assert (
+            world.put(
+                f"/fhir/Patient/{child.id}", LA, {**first, "name": [{"given": [given]}]}
+            ).status_code
+            == 200
+        )
+    second = world.post(
+        "/fhir/Patient",
+        OTHER_LA,
+        patient_json(child.number, child.born, given="Robin"),
+        **{"If-None-Exist": f"identifier={NHS_SYSTEM}|{child.number}"},
+    )
     assert second.status_code == 201  # as for any organisation's first registration
     assert second.headers["ETag"] == 'W/"1"'  # no version counting another's changes
     body = second.get_json()
@@ -95,11 +118,15 @@ def test_a_second_registrant_sees_only_the_identity_it_gave(world: Scenario) -> 
     assert world.get(f"/fhir/Patient/{child.id}", LA).get_json()["name"][0]["given"] == ["Jo"]
 
 
-def test_only_the_first_registrant_updates_and_a_birth_date_correction_is_flagged(world: Scenario, db: Database) -> None:
+def test_only_the_first_registrant_updates_and_a_birth_date_correction_is_flagged(
+    world: Scenario, db: Database
+) -> None:
     child = world.child(born="2012-05-10")
     world.post("/fhir/Patient", OTHER_LA, patient_json(child.number, child.born))
     theirs = world.get(f"/fhir/Patient/{child.id}", OTHER_LA).get_json()
-    takeover = world.put(f"/fhir/Patient/{child.id}", OTHER_LA, {**theirs, "birthDate": "1993-05-10"})
+    takeover = world.put(
+        f"/fhir/Patient/{child.id}", OTHER_LA, {**theirs, "birthDate": "1993-05-10"}
+    )
     assert takeover.status_code == 403
     assert world.get(f"/fhir/Patient/{child.id}", LA).get_json()["birthDate"] == "2012-05-10"
     mine = world.get(f"/fhir/Patient/{child.id}", LA).get_json()
@@ -109,7 +136,10 @@ def test_only_the_first_registrant_updates_and_a_birth_date_correction_is_flagge
     assert len(flagged) == 1
     payload = json.loads(flagged[0].payload)
     details = {d["type"]: d["valueString"] for e in payload["entity"] for d in e.get("detail", [])}
-    assert (details["birth-date-before"], details["birth-date-after"]) == ("2012-05-10", "2012-05-11")
+    assert (details["birth-date-before"], details["birth-date-after"]) == (
+        "2012-05-10",
+        "2012-05-11",
+    )
     assert payload["meta"]["tag"][0]["code"] == "birth-date-correction"
     # Every registrant's view carries the corrected date (consent decisions depend on it).
     assert world.get(f"/fhir/Patient/{child.id}", OTHER_LA).get_json()["birthDate"] == "2012-05-11"
@@ -123,15 +153,25 @@ def test_only_the_first_registrant_updates_and_a_birth_date_correction_is_flagge
         ("contact", [{"name": {"family": "Parent"}}]),
         ("photo", [{"contentType": "image/png", "data": "iVBORw0KGgo="}]),
         ("text", {"status": "generated", "div": f'<div xmlns="{XHTML}">Alex</div>'}),
-        ("identifier", [{"system": NHS_SYSTEM, "value": "9000000009"}, {"system": "urn:local", "value": "X1"}]),
+        (
+            "identifier",
+            [{"system": NHS_SYSTEM, "value": "9000000009"}, {"system": "urn:local", "value": "X1"}],
+        ),
     ],
 )
-def test_a_patient_holds_only_nhs_number_birth_date_name_and_gender(world: Scenario, element: str, value: Any) -> None:
+def test_a_patient_holds_only_nhs_number_birth_date_name_and_gender(
+    world: Scenario, element: str, value: Any
+) -> None:
     body = {**patient_json(nhs_number(81_002), "2015-03-02"), element: value}
     response = world.post("/fhir/Patient", LA, body)
     assert response.status_code == 422
     assert any(e.startswith(f"Patient.{element}") for e in _expressions(response))
-    assert world.get(f"/fhir/Patient?identifier={NHS_SYSTEM}|{nhs_number(81_002)}", LA).get_json()["total"] == 0
+    assert (
+        world.get(f"/fhir/Patient?identifier={NHS_SYSTEM}|{nhs_number(81_002)}", LA).get_json()[
+            "total"
+        ]
+        == 0
+    )
 
 
 def test_registering_a_child_is_no_licence_to_read_its_consents(world: Scenario) -> None:
@@ -140,7 +180,9 @@ def test_registering_a_child_is_no_licence_to_read_its_consents(world: Scenario)
     world.post("/fhir/Patient", OTHER_LA, patient_json(child.number, child.born))
     assert world.get(f"/fhir/Consent/{consent['id']}", OTHER_LA).status_code == 404
     assert world.get(f"/fhir/Consent/{consent['id']}/_history", OTHER_LA).status_code == 404
-    search = world.get(f"/fhir/Consent?patient.identifier={NHS_SYSTEM}|{child.number}", OTHER_LA).get_json()
+    search = world.get(
+        f"/fhir/Consent?patient.identifier={NHS_SYSTEM}|{child.number}", OTHER_LA
+    ).get_json()
     assert search["total"] == 0 and "contained" not in json.dumps(search)
     # A care relationship (the owner of a Task for the child) does read them.
     world.request(child)
@@ -148,6 +190,7 @@ def test_registering_a_child_is_no_licence_to_read_its_consents(world: Scenario)
 
 
 # --- High: the previous owner still read documents after forwarding ---------------------
+
 
 def test_the_previous_owner_loses_the_documents_after_forwarding(world: Scenario) -> None:
     child = world.child()
@@ -159,7 +202,12 @@ def test_the_previous_owner_loses_the_documents_after_forwarding(world: Scenario
     assert world.get(f"/fhir/DocumentReference/{document['id']}", LA).status_code == 200
     assert world.get(f"/fhir/DocumentReference/{document['id']}", PROVIDER).status_code == 404
     assert world.get(f"/fhir/{binary}", PROVIDER).status_code == 404
-    assert world.get(f"/fhir/DocumentReference?patient=Patient/{child.id}", PROVIDER).get_json()["total"] == 0
+    assert (
+        world.get(f"/fhir/DocumentReference?patient=Patient/{child.id}", PROVIDER).get_json()[
+            "total"
+        ]
+        == 0
+    )
     # It keeps the Task and the Patient.
     assert world.get(f"/fhir/Task/{task['id']}", PROVIDER).status_code == 200
     assert world.get(f"/fhir/Patient/{child.id}", PROVIDER).status_code == 200
@@ -167,18 +215,27 @@ def test_the_previous_owner_loses_the_documents_after_forwarding(world: Scenario
 
 # --- Medium: consent restrictions stored but ignored -------------------------------------
 
+
 @pytest.mark.parametrize(
     ("element", "value"),
     [
         ("dataPeriod", {"start": "2026-01-01", "end": "2026-06-30"}),
         ("class", [{"system": "http://hl7.org/fhir/resource-types", "code": "DocumentReference"}]),
-        ("code", [{"coding": [{"system": f"{CB}/CodeSystem/document-type", "code": "health-advice"}]}]),
-        ("securityLabel", [{"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "N"}]),
+        (
+            "code",
+            [{"coding": [{"system": f"{CB}/CodeSystem/document-type", "code": "health-advice"}]}],
+        ),
+        (
+            "securityLabel",
+            [{"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "N"}],
+        ),
         ("data", [{"meaning": "instance", "reference": {"reference": "DocumentReference/x"}}]),
         ("action", None),
     ],
 )
-def test_consent_restrictions_the_decision_does_not_apply_are_refused(world: Scenario, element: str, value: Any) -> None:
+def test_consent_restrictions_the_decision_does_not_apply_are_refused(
+    world: Scenario, element: str, value: Any
+) -> None:
     child = world.child()
     body = consent_json(child.id, "2026-10-01T10:00:00+01:00")
     if value is None:
@@ -192,41 +249,74 @@ def test_consent_restrictions_the_decision_does_not_apply_are_refused(world: Sce
 
 # --- Medium: contested consents -----------------------------------------------------------
 
-def test_a_reversal_by_another_organisation_is_tagged_contested_and_flagged(world: Scenario, db: Database) -> None:
+
+def test_a_reversal_by_another_organisation_is_tagged_contested_and_flagged(
+    world: Scenario, db: Database
+) -> None:
     child = world.child(born="2012-05-10")
-    world.consent(child, "2026-10-01T10:00:00+01:00", maker="self", provision="deny",
-                  gillick=("competent", "2026-09-20"))
+    world.consent(
+        child,
+        "2026-10-01T10:00:00+01:00",
+        maker="self",
+        provision="deny",
+        gillick=("competent", "2026-09-20"),
+    )
     world.request(child)  # LA01 asks PRV01
     world.post("/fhir/Patient", ICB, patient_json(child.number, child.born))
-    permit = world.consent(child, "2026-10-15T10:00:00+01:00", who=ICB, maker="self",
-                           gillick=("competent", "2026-10-14"))
+    permit = world.consent(
+        child,
+        "2026-10-15T10:00:00+01:00",
+        who=ICB,
+        maker="self",
+        gillick=("competent", "2026-10-14"),
+    )
     assert {"system": f"{CB}/CodeSystem/consent-review", "code": "contested"} in [
-        {k: t[k] for k in ("system", "code")} for t in permit["meta"]["tag"]]
+        {k: t[k] for k in ("system", "code")} for t in permit["meta"]["tag"]
+    ]
     flagged = _audit_rows(db, review_reason="contested-consent")
     assert len(flagged) == 1 and flagged[0].agent_org == "ICB01"
     assert json.loads(flagged[0].payload)["meta"]["tag"][0]["code"] == "contested-consent"
-    contested = world.get(f"/fhir/Consent?_tag={CB}/CodeSystem/consent-review|contested", ICB).get_json()
+    contested = world.get(
+        f"/fhir/Consent?_tag={CB}/CodeSystem/consent-review|contested", ICB
+    ).get_json()
     assert [e["resource"]["id"] for e in contested["entry"]] == [permit["id"]]
     # The same organisation changing its own mind is not contested.
-    own = world.consent(child, "2026-10-20T10:00:00+01:00", who=ICB, maker="self", provision="deny",
-                        gillick=("competent", "2026-10-14"))
+    own = world.consent(
+        child,
+        "2026-10-20T10:00:00+01:00",
+        who=ICB,
+        maker="self",
+        provision="deny",
+        gillick=("competent", "2026-10-14"),
+    )
     assert "contested" not in json.dumps(own.get("meta", {}))
 
 
 # --- Medium: one NHS number, several Patients; ODS codes alike --------------------------
 
+
 # Fullwidth and Arabic-Indic digits, a trailing newline, a leading space.
-@pytest.mark.parametrize("number", ["\uff19\uff19\uff19\uff10\uff10\uff15\uff12\uff10\uff11\uff18", "\u0669\u0669\u0669\u0660\u0660\u0665\u0662\u0660\u0661\u0668", "9990052018\n", " 9990052018"])
+@pytest.mark.parametrize(
+    "number",
+    [
+        "\uff19\uff19\uff19\uff10\uff10\uff15\uff12\uff10\uff11\uff18",
+        "\u0669\u0669\u0669\u0660\u0660\u0665\u0662\u0660\u0661\u0668",
+        "9990052018\n",
+        " 9990052018",
+    ],
+)
 def test_nhs_numbers_are_ten_ascii_digits_and_nothing_else(world: Scenario, number: str) -> None:
     world.child(number="9990052018")
     created = world.post("/fhir/Patient", LA, patient_json(number, "2015-03-02"))
     assert created.status_code == 422
     value = quote(f"{NHS_SYSTEM}|{number}")
-    for path in (f"/fhir/Patient?identifier={value}",
-                 f"/fhir/Consent?patient.identifier={value}",
-                 f"/fhir/DocumentReference?patient.identifier={value}",
-                 f"/fhir/Task?patient.identifier={value}",
-                 f"/fhir/Consent/$evaluate?patient.identifier={value}&recipient=PRV01&purpose=ehcna-advice"):
+    for path in (
+        f"/fhir/Patient?identifier={value}",
+        f"/fhir/Consent?patient.identifier={value}",
+        f"/fhir/DocumentReference?patient.identifier={value}",
+        f"/fhir/Task?patient.identifier={value}",
+        f"/fhir/Consent/$evaluate?patient.identifier={value}&recipient=PRV01&purpose=ehcna-advice",
+    ):
         assert world.get(path, LA).status_code == 400, path
 
 
@@ -241,6 +331,7 @@ def test_ods_codes_are_parsed_whole_and_ascii(world: Scenario, ods: str) -> None
 
 
 # --- Medium: a zip bomb as DOCX, an executable behind %PDF- -------------------------------
+
 
 def _zip_bomb() -> bytes:
     buffer = BytesIO()
@@ -266,24 +357,35 @@ ELF = b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)) * 64
     ],
     ids=["zip-bomb", "no-directory", "not-word", "pdf-then-elf", "docx", "pdf"],
 )
-def test_document_content_is_what_it_claims_to_be(world: Scenario, content: bytes, content_type: str,
-                                                  status: int) -> None:
+def test_document_content_is_what_it_claims_to_be(
+    world: Scenario, content: bytes, content_type: str, status: int
+) -> None:
     response = world.post("/fhir/Binary", PROVIDER, data=content, **{"Content-Type": content_type})
     assert response.status_code == status, response.get_json()
 
 
 # --- Medium: unbounded bodies (chunked bodies are in test_attacks_served) -----------------
 
+
 def test_an_oversized_json_body_is_413(world: Scenario) -> None:
-    body = json.dumps({**patient_json(nhs_number(81_003), "2015-03-02"), "padding": "x" * (1024 * 1024)})
-    response = world.client.post("/fhir/Patient", data=body, headers={**world.auth(LA),
-                                                                     "Content-Type": "application/fhir+json"})
+    body = json.dumps(
+        {**patient_json(nhs_number(81_003), "2015-03-02"), "padding": "x" * (1024 * 1024)}
+    )
+    response = world.client.post(
+        "/fhir/Patient",
+        data=body,
+        headers={**world.auth(LA), "Content-Type": "application/fhir+json"},
+    )
     assert response.status_code == 413
     assert response.get_json()["resourceType"] == "OperationOutcome"
 
 
-def test_an_oversized_token_request_is_413_before_authentication(client: FlaskClient, world: Scenario) -> None:
-    response = client.post("/oauth2/token", data={"grant_type": "client_credentials", "pad": "x" * 100_000})
+def test_an_oversized_token_request_is_413_before_authentication(
+    client: FlaskClient, world: Scenario
+) -> None:
+    response = client.post(
+        "/oauth2/token", data={"grant_type": "client_credentials", "pad": "x" * 100_000}
+    )
     assert response.status_code == 413
 
 
@@ -292,18 +394,27 @@ def test_inline_content_may_be_up_to_10_mib(world: Scenario) -> None:
     world.consent(child)
     task = world.request(child)
     content = pdf_bytes(9 * 1024 * 1024)
-    response = world.post("/fhir/DocumentReference", PROVIDER, document_json(child, task["id"], data=content))
+    response = world.post(
+        "/fhir/DocumentReference", PROVIDER, document_json(child, task["id"], data=content)
+    )
     assert response.status_code == 201, response.get_json()
     url = response.get_json()["content"][0]["attachment"]["url"]
     assert world.get(f"/fhir/{url}", LA).data == content
     too_big = pdf_bytes(10 * 1024 * 1024 + 1)
-    assert world.post("/fhir/DocumentReference", PROVIDER,
-                      document_json(child, task["id"], data=too_big)).status_code == 413
+    assert (
+        world.post(
+            "/fhir/DocumentReference", PROVIDER, document_json(child, task["id"], data=too_big)
+        ).status_code
+        == 413
+    )
 
 
 # --- Medium: document search decided row by row over every document -------------------
 
-def test_an_unrelated_search_costs_the_same_whether_or_not_the_child_exists(world: Scenario, db: Database) -> None:
+
+def test_an_unrelated_search_costs_the_same_whether_or_not_the_child_exists(
+    world: Scenario, db: Database
+) -> None:
     child = world.child()
     world.consent(child)
     task = world.request(child)
@@ -317,10 +428,15 @@ def test_an_unrelated_search_costs_the_same_whether_or_not_the_child_exists(worl
     world.auth(OTHER_LA)
     event.listen(db.engine, "before_cursor_execute", count)
     try:
-        known = world.get(f"/fhir/DocumentReference?patient.identifier={NHS_SYSTEM}|{child.number}", OTHER_LA)
+        known = world.get(
+            f"/fhir/DocumentReference?patient.identifier={NHS_SYSTEM}|{child.number}", OTHER_LA
+        )
         known_count = len(statements)
         statements.clear()
-        unknown = world.get(f"/fhir/DocumentReference?patient.identifier={NHS_SYSTEM}|{nhs_number(81_004)}", OTHER_LA)
+        unknown = world.get(
+            f"/fhir/DocumentReference?patient.identifier={NHS_SYSTEM}|{nhs_number(81_004)}",
+            OTHER_LA,
+        )
     finally:
         event.remove(db.engine, "before_cursor_execute", count)
     assert known.get_json()["total"] == unknown.get_json()["total"] == 0
@@ -328,6 +444,7 @@ def test_an_unrelated_search_costs_the_same_whether_or_not_the_child_exists(worl
 
 
 # --- Low ------------------------------------------------------------------------------------
+
 
 def test_an_unrelated_binary_read_does_not_name_its_document(world: Scenario) -> None:
     child = world.child()
@@ -343,9 +460,13 @@ def test_an_unrelated_binary_read_does_not_name_its_document(world: Scenario) ->
 @pytest.mark.parametrize(
     "path",
     [
-        "/fhir/Consent?date=9999-12-31", "/fhir/Task?authored-on=9999-12-31", "/fhir/Task?due=9999-12-31",
-        "/fhir/Task?_lastUpdated=le9999-12-31", "/fhir/DocumentReference?date=9999-12-31",
-        "/fhir/AuditEvent?date=9999-12-31", "/fhir/Consent?date=0000-01-01",
+        "/fhir/Consent?date=9999-12-31",
+        "/fhir/Task?authored-on=9999-12-31",
+        "/fhir/Task?due=9999-12-31",
+        "/fhir/Task?_lastUpdated=le9999-12-31",
+        "/fhir/DocumentReference?date=9999-12-31",
+        "/fhir/AuditEvent?date=9999-12-31",
+        "/fhir/Consent?date=0000-01-01",
         f"/fhir/Consent/$evaluate?patient.identifier={NHS_SYSTEM}|9000000009&recipient=PRV01&purpose=ehcna-advice"
         "&at=9999-12-31",
     ],
@@ -361,18 +482,32 @@ def test_a_version_number_beyond_any_stored_is_404(world: Scenario, resource_typ
     child = world.child()
     consent = world.consent(child)
     task = world.request(child)
-    ids = {"Patient": child.id, "Consent": consent["id"], "Task": task["id"], "DocumentReference": "x"}
+    ids = {
+        "Patient": child.id,
+        "Consent": consent["id"],
+        "Task": task["id"],
+        "DocumentReference": "x",
+    }
     if resource_type == "DocumentReference":
         ids["DocumentReference"] = world.upload(child, task)["id"]
-    response = world.get(f"/fhir/{resource_type}/{ids[resource_type]}/_history/99999999999999999999",
-                         "la01-everything")
+    response = world.get(
+        f"/fhir/{resource_type}/{ids[resource_type]}/_history/99999999999999999999",
+        "la01-everything",
+    )
     assert response.status_code == 404
 
 
 def test_a_number_with_900k_digits_is_400(world: Scenario) -> None:
-    body = b'{"resourceType": "Patient", "birthDate": "2015-03-02", "multipleBirthInteger": ' + b"9" * 900_000 + b"}"
-    response = world.client.post("/fhir/Patient", data=body, headers={**world.auth(LA),
-                                                                     "Content-Type": "application/fhir+json"})
+    body = (
+        b'{"resourceType": "Patient", "birthDate": "2015-03-02", "multipleBirthInteger": '
+        + b"9" * 900_000
+        + b"}"
+    )
+    response = world.client.post(
+        "/fhir/Patient",
+        data=body,
+        headers={**world.auth(LA), "Content-Type": "application/fhir+json"},
+    )
     assert response.status_code == 400
 
 
@@ -385,17 +520,26 @@ def test_a_count_beyond_100_is_refused_not_converted(world: Scenario, count: str
 
 def test_links_come_from_the_public_base_url_not_the_host_header(world: Scenario) -> None:
     number = nhs_number(81_005)
-    created = world.post("/fhir/Patient", LA, patient_json(number, "2015-03-02"), Host="evil.example:666")
+    created = world.post(
+        "/fhir/Patient", LA, patient_json(number, "2015-03-02"), Host="evil.example:666"
+    )
     assert created.status_code == 201
     assert created.headers["Location"].startswith(f"{PUBLIC_BASE}/fhir/Patient/")
-    search = world.get(f"/fhir/Patient?identifier={NHS_SYSTEM}|{number}", LA, Host="evil.example:666").get_json()
-    urls = [link["url"] for link in search["link"]] + [entry["fullUrl"] for entry in search["entry"]]
+    search = world.get(
+        f"/fhir/Patient?identifier={NHS_SYSTEM}|{number}", LA, Host="evil.example:666"
+    ).get_json()
+    urls = [link["url"] for link in search["link"]] + [
+        entry["fullUrl"] for entry in search["entry"]
+    ]
     assert urls and all(url.startswith(PUBLIC_BASE) for url in urls)
     assert "evil.example" not in json.dumps(search)
 
 
 def _script_narrative() -> dict[str, str]:
-    return {"status": "generated", "div": f'<div xmlns="{XHTML}"><script>alert(1)</script>advice</div>'}
+    return {
+        "status": "generated",
+        "div": f'<div xmlns="{XHTML}"><script>alert(1)</script>advice</div>',
+    }
 
 
 @pytest.mark.parametrize(
@@ -421,14 +565,25 @@ def test_narratives_follow_fhirs_rules(world: Scenario, div: str) -> None:
 def test_a_plain_narrative_is_accepted(world: Scenario) -> None:
     child = world.child()
     div = f'<div xmlns="{XHTML}"><p>Request for <b>health advice</b></p></div>'
-    assert world.post("/fhir/Task", LA, task_json(child.id, text={"status": "generated", "div": div})).status_code == 201
+    assert (
+        world.post(
+            "/fhir/Task", LA, task_json(child.id, text={"status": "generated", "div": div})
+        ).status_code
+        == 201
+    )
 
 
 def test_a_consent_update_cannot_change_its_narrative(world: Scenario) -> None:
     child = world.child()
     consent = world.consent(child)
-    narrated = {**consent, "status": "inactive",
-                "text": {"status": "generated", "div": f'<div xmlns="{XHTML}">Mother withdrew nothing</div>'}}
+    narrated = {
+        **consent,
+        "status": "inactive",
+        "text": {
+            "status": "generated",
+            "div": f'<div xmlns="{XHTML}">Mother withdrew nothing</div>',
+        },
+    }
     response = world.put(f"/fhir/Consent/{consent['id']}", LA, narrated)
     assert response.status_code == 422
     assert "Consent.text" in _expressions(response)
@@ -437,8 +592,11 @@ def test_a_consent_update_cannot_change_its_narrative(world: Scenario) -> None:
 def test_a_task_patch_cannot_store_script(world: Scenario) -> None:
     child = world.child()
     task = world.request(child)
-    response = world.patch(f"/fhir/Task/{task['id']}", PROVIDER,
-                           [{"op": "add", "path": "/text", "value": _script_narrative()}])
+    response = world.patch(
+        f"/fhir/Task/{task['id']}",
+        PROVIDER,
+        [{"op": "add", "path": "/text", "value": _script_narrative()}],
+    )
     assert response.status_code == 422
     stored = world.get(f"/fhir/Task/{task['id']}", PROVIDER).get_json()
     assert "script" not in json.dumps(stored)
@@ -449,7 +607,10 @@ def test_a_download_is_named_after_the_documents_title(world: Scenario) -> None:
     world.consent(child)
     document = world.upload(child, world.request(child), title='Paediatric advice "final"/v2')
     response = world.get(f"/fhir/{document['content'][0]['attachment']['url']}", LA)
-    assert response.headers["Content-Disposition"] == 'attachment; filename="Paediatric advice _final__v2.pdf"'
+    assert (
+        response.headers["Content-Disposition"]
+        == 'attachment; filename="Paediatric advice _final__v2.pdf"'
+    )
 
 
 def test_inline_data_round_trips_through_base64(world: Scenario) -> None:

@@ -60,7 +60,9 @@ def _send_chunked(base: str, path: str, headers: dict[str, str], total: int) -> 
     host, port = base.removeprefix("http://").split(":")
     sock = socket.create_connection((host, int(port)), timeout=30)
     head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
-    sock.sendall(f"POST {path} HTTP/1.1\r\nHost: {host}\r\n{head}Transfer-Encoding: chunked\r\n\r\n".encode())
+    sock.sendall(
+        f"POST {path} HTTP/1.1\r\nHost: {host}\r\n{head}Transfer-Encoding: chunked\r\n\r\n".encode()
+    )
     piece = b"a" * 65536
     chunk = f"{len(piece):x}\r\n".encode() + piece + b"\r\n"
     sent = 0
@@ -101,10 +103,13 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     ],
     ids=["token-endpoint-before-authentication", "fhir-with-a-token"],
 )
-def test_a_chunked_200_mib_body_is_cut_off_without_growing_the_worker(served: str, path: str,
-                                                                     headers: dict[str, str]) -> None:
+def test_a_chunked_200_mib_body_is_cut_off_without_growing_the_worker(
+    served: str, path: str, headers: dict[str, str]
+) -> None:
     if path.startswith("/fhir"):
-        token = request_token("la01-case-system", world_client("la01-case-system").key, f"{served}/oauth2/token")
+        token = request_token(
+            "la01-case-system", world_client("la01-case-system").key, f"{served}/oauth2/token"
+        )
         headers = {**headers, "Authorization": f"Bearer {token['access_token']}"}
     pids = _server_pids(int(served.rsplit(":", 1)[1]))
     before = _rss(pids)
@@ -116,12 +121,26 @@ def test_a_chunked_200_mib_body_is_cut_off_without_growing_the_worker(served: st
 
 
 def test_forwarded_headers_are_ignored_without_proxy_hops(served: str) -> None:
-    token = request_token("la01-case-system", world_client("la01-case-system").key, f"{served}/oauth2/token")
-    body = {"resourceType": "Patient", "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number",
-                                                       "value": "9434765919"}], "birthDate": "2015-03-02"}
-    response = requests.post(f"{served}/fhir/Patient", json=body, timeout=10, headers={
-        "Authorization": f"Bearer {token['access_token']}", "Host": "evil.example:666",
-        "X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil.example", "X-Forwarded-For": "203.0.113.9"})
+    token = request_token(
+        "la01-case-system", world_client("la01-case-system").key, f"{served}/oauth2/token"
+    )
+    body = {
+        "resourceType": "Patient",
+        "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9434765919"}],
+        "birthDate": "2015-03-02",
+    }
+    response = requests.post(
+        f"{served}/fhir/Patient",
+        json=body,
+        timeout=10,
+        headers={
+            "Authorization": f"Bearer {token['access_token']}",
+            "Host": "evil.example:666",
+            "X-Forwarded-Proto": "https",
+            "X-Forwarded-Host": "evil.example",
+            "X-Forwarded-For": "203.0.113.9",
+        },
+    )
     assert response.status_code == 201, response.text
     assert response.headers["Location"].startswith(f"{served}/fhir/Patient/")
     assert "Strict-Transport-Security" not in response.headers  # gunicorn did not believe "https"
@@ -129,17 +148,38 @@ def test_forwarded_headers_are_ignored_without_proxy_hops(served: str) -> None:
 
 @pytest.mark.parametrize(
     ("host", "env", "warned"),
-    [("0.0.0.0", {}, True), ("127.0.0.1", {}, False), ("0.0.0.0", {"EXCHANGE_PROXY_HOPS": "1"}, False)],  # noqa: S104
+    [
+        ("0.0.0.0", {}, True),  # noqa: S104 - the warning for a non-loopback bind is under test
+        ("127.0.0.1", {}, False),
+        ("0.0.0.0", {"EXCHANGE_PROXY_HOPS": "1"}, False),  # noqa: S104 - as above, behind a proxy
+    ],
 )
-def test_serving_beyond_loopback_without_a_proxy_warns(tmp_path: Path, host: str, env: dict[str, str],
-                                                       warned: bool) -> None:
+def test_serving_beyond_loopback_without_a_proxy_warns(
+    tmp_path: Path, host: str, env: dict[str, str], warned: bool
+) -> None:
     data_dir = tmp_path / "var"
     assert exchange("init", data_dir=data_dir).returncode == 0
     port = free_ports(1)[0]
     environment = {k: v for k, v in os.environ.items() if not k.startswith("EXCHANGE_")}
     environment |= {"EXCHANGE_DATA_DIR": str(data_dir), **env}
-    process = subprocess.Popen([sys.executable, "-m", "exchange", "serve", "--host", host, "--port", str(port),
-                                "--workers", "1"], cwd=tmp_path, env=environment, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "exchange",
+            "serve",
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        cwd=tmp_path,
+        env=environment,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -182,8 +222,14 @@ def test_a_slow_jwks_host_does_not_hold_other_clients_on_sqlite(tmp_path: Path) 
     key = signing_key("ES256", "slow-remote")
     host = SlowJwksHost(public_jwks(key), delay=2.5)
     document = world_document()
-    document["clients"].append({"client_id": "icb01-slow-remote", "organisation": "ICB01",
-                                "scopes": ["system/Organization.rs"], "jwks_uri": host.url})
+    document["clients"].append(
+        {
+            "client_id": "icb01-slow-remote",
+            "organisation": "ICB01",
+            "scopes": ["system/Organization.rs"],
+            "jwks_uri": host.url,
+        }
+    )
     data_dir = tmp_path / "var"
     world = tmp_path / "world.json"
     world.write_text(json.dumps(document), encoding="utf-8")
@@ -193,12 +239,17 @@ def test_a_slow_jwks_host_does_not_hold_other_clients_on_sqlite(tmp_path: Path) 
     try:
         with running_server(data_dir, url, workers=2) as base:
             slow: dict[str, Any] = {}
-            thread = threading.Thread(target=lambda: slow.update(
-                request_token("icb01-slow-remote", key, f"{base}/oauth2/token")))
+            thread = threading.Thread(
+                target=lambda: slow.update(
+                    request_token("icb01-slow-remote", key, f"{base}/oauth2/token")
+                )
+            )
             thread.start()
             assert host.asked.wait(10)
             # While the slow host keeps that request waiting, another client gets its token.
-            fast = request_token("la01-case-system", world_client("la01-case-system").key, f"{base}/oauth2/token")
+            fast = request_token(
+                "la01-case-system", world_client("la01-case-system").key, f"{base}/oauth2/token"
+            )
             assert "access_token" in fast
             assert thread.is_alive()
             thread.join(30)

@@ -29,8 +29,14 @@ from tests.factories import nhs_number
 CORPUS = Path(__file__).resolve().parents[1] / "bad_inputs"
 PLACEHOLDERS = ("patient_id", "consent_id", "task_id", "registered_nhs_number", "fresh_nhs_number")
 BODY_KINDS = ("json", "text", "base64", "generator")
-OAUTH_ERRORS = {"invalid_request", "invalid_client", "invalid_grant", "unauthorized_client",
-                "unsupported_grant_type", "invalid_scope"}
+OAUTH_ERRORS = {
+    "invalid_request",
+    "invalid_client",
+    "invalid_grant",
+    "unauthorized_client",
+    "unsupported_grant_type",
+    "invalid_scope",
+}
 
 
 def _unregistered_nhs_numbers() -> Iterator[str]:
@@ -73,10 +79,13 @@ CORPUS_FILES = sorted(CORPUS.glob("*.json"))
 
 
 @pytest.fixture(scope="module")
-def served(backend: str, database_factory: DatabaseFactory,
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedWorld]:
+def served(
+    backend: str, database_factory: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServedWorld]:
     """One served instance per backend for the whole corpus."""
-    with served_world(tmp_path_factory.mktemp(f"bad-inputs-{backend}"), database_factory.create(backend)) as world:
+    with served_world(
+        tmp_path_factory.mktemp(f"bad-inputs-{backend}"), database_factory.create(backend)
+    ) as world:
         yield world
 
 
@@ -124,20 +133,30 @@ def _frames(body: bytes | ChunkedBody | None) -> Iterator[bytes]:
         yield b"0\r\n\r\n"
     elif body:
         for start in range(0, len(body), 64 * 1024):
-            yield body[start:start + 64 * 1024]
+            yield body[start : start + 64 * 1024]
 
 
-def send(base: str, method: str, target: str, headers: dict[str, str], body: bytes | ChunkedBody | None) -> Answer:
+def send(
+    base: str, method: str, target: str, headers: dict[str, str], body: bytes | ChunkedBody | None
+) -> Answer:
     """One request, its target sent exactly as given (no client-side normalisation of `..`
     or percent-encoding). The body goes piece by piece and stops as soon as the server
     answers, as a server that refuses early would have it; a ChunkedBody is sent with
     `Transfer-Encoding: chunked`, so no Content-Length warns the server of its size."""
     address = urlsplit(base)
-    framing = {"Transfer-Encoding": "chunked"} if isinstance(body, ChunkedBody) else (
-        {"Content-Length": str(len(body))} if body is not None else {})
-    head = [f"{method} {target} HTTP/1.1", f"Host: {address.netloc}",
-            *(f"{name}: {value}" for name, value in {**headers, **framing}.items())]
-    sock = socket.create_connection((address.hostname or "127.0.0.1", address.port or 80), timeout=120)
+    framing = (
+        {"Transfer-Encoding": "chunked"}
+        if isinstance(body, ChunkedBody)
+        else ({"Content-Length": str(len(body))} if body is not None else {})
+    )
+    head = [
+        f"{method} {target} HTTP/1.1",
+        f"Host: {address.netloc}",
+        *(f"{name}: {value}" for name, value in {**headers, **framing}.items()),
+    ]
+    sock = socket.create_connection(
+        (address.hostname or "127.0.0.1", address.port or 80), timeout=120
+    )
     try:
         sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode("utf-8"))
         sock.setblocking(False)
@@ -153,7 +172,7 @@ def send(base: str, method: str, target: str, headers: dict[str, str], body: byt
                     raise TimeoutError("the server neither read the body nor answered for 60 s")
                 else:
                     try:
-                        pending = pending[sock.send(pending):]
+                        pending = pending[sock.send(pending) :]
                     except (BrokenPipeError, ConnectionResetError):
                         answered = True
             if answered:
@@ -162,7 +181,9 @@ def send(base: str, method: str, target: str, headers: dict[str, str], body: byt
         sock.setblocking(True)
         response = http.client.HTTPResponse(sock, method=method)
         response.begin()
-        return Answer(response.status, response.getheader("Content-Type", ""), response.read(), sent)
+        return Answer(
+            response.status, response.getheader("Content-Type", ""), response.read(), sent
+        )
     finally:
         sock.close()
 
@@ -173,9 +194,13 @@ def replay(world: ServedWorld, bad_input: BadInput) -> tuple[Answer, ChunkedBody
     target = filled(bad_input.path, placeholders)
     if bad_input.query:
         pairs = filled(bad_input.query, placeholders)
-        target += "?" + "&".join(f"{quote(name, safe='')}={quote(value, safe='')}" for name, value in pairs)
-    headers = {"Accept": "application/fhir+json" if target.startswith("/fhir") else "application/json",
-               **filled(bad_input.headers, placeholders)}
+        target += "?" + "&".join(
+            f"{quote(name, safe='')}={quote(value, safe='')}" for name, value in pairs
+        )
+    headers = {
+        "Accept": "application/fhir+json" if target.startswith("/fhir") else "application/json",
+        **filled(bad_input.headers, placeholders),
+    }
     if bad_input.client is not None:
         headers |= world.bearer(bad_input.client)
     body = request_body(bad_input, placeholders)
@@ -197,11 +222,14 @@ def assert_error_shape(bad_input: BadInput, answer: Answer) -> None:
     assert document.get("resourceType") == "OperationOutcome", document
     issues = document.get("issue")
     assert issues, document
-    assert all(issue.get("severity") and issue.get("code") and issue.get("diagnostics") for issue in issues), issues
+    assert all(
+        issue.get("severity") and issue.get("code") and issue.get("diagnostics") for issue in issues
+    ), issues
     if bad_input.expected_expression is not None:
         expressions = [expression for issue in issues for expression in issue.get("expression", [])]
-        assert any(expression.startswith(bad_input.expected_expression) for expression in expressions), (
-            f"no issue names {bad_input.expected_expression}: {issues}")
+        assert any(
+            expression.startswith(bad_input.expected_expression) for expression in expressions
+        ), f"no issue names {bad_input.expected_expression}: {issues}"
 
 
 @pytest.mark.parametrize("path", CORPUS_FILES, ids=[path.stem for path in CORPUS_FILES])
@@ -219,7 +247,9 @@ def test_corpus_file_is_well_formed(path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", CORPUS_FILES, ids=[path.stem for path in CORPUS_FILES])
-def test_bad_input_is_refused_stores_nothing_and_server_stays_up(served: ServedWorld, path: Path) -> None:
+def test_bad_input_is_refused_stores_nothing_and_server_stays_up(
+    served: ServedWorld, path: Path
+) -> None:
     bad_input = load_bad_input(path)
     if bad_input.client is not None:
         served.bearer(bad_input.client)  # a token fetched now is not the case's doing
@@ -228,11 +258,15 @@ def test_bad_input_is_refused_stores_nothing_and_server_stays_up(served: ServedW
     answer, chunked = replay(served, bad_input)
 
     assert answer.status == bad_input.expected_status, (
-        f"{bad_input.why}\nexpected {bad_input.expected_status}, got {answer.status}: {answer.body[:500]!r}")
+        f"{bad_input.why}\nexpected {bad_input.expected_status}, "
+        f"got {answer.status}: {answer.body[:500]!r}"
+    )
     assert_error_shape(bad_input, answer)
     if chunked is not None:
         assert answer.sent < chunked.total, (
-            "the server read the whole chunked body before answering: it must stop reading past its limit")
+            "the server read the whole chunked body before answering: "
+            "it must stop reading past its limit"
+        )
     assert served.stored() == before
     health = requests.get(f"{served.base}/healthz", timeout=10)
     assert health.status_code == 200

@@ -39,11 +39,23 @@ def young_person(world: Scenario, child: Child, date_time: str, **kwargs: Any) -
     return dict(response.get_json())
 
 
-def evaluate(world: Scenario, child: Child, at: str, recipient: str = "PRV01", purpose: str = "ehcna-advice",
-             who: str = LA) -> Any:
+def evaluate(
+    world: Scenario,
+    child: Child,
+    at: str,
+    recipient: str = "PRV01",
+    purpose: str = "ehcna-advice",
+    who: str = LA,
+) -> Any:
     """`$evaluate` for the child, as `who`."""
-    query = urlencode({"patient.identifier": f"{NHS_SYSTEM}|{child.number}", "recipient": recipient,
-                       "purpose": purpose, "at": at})
+    query = urlencode(
+        {
+            "patient.identifier": f"{NHS_SYSTEM}|{child.number}",
+            "recipient": recipient,
+            "purpose": purpose,
+            "at": at,
+        }
+    )
     return world.get(f"/fhir/Consent/$evaluate?{query}", who)
 
 
@@ -56,6 +68,7 @@ def decision(world: Scenario, child: Child, at: str, **kwargs: Any) -> tuple[str
 
 
 # --- the worked cases of consent.md -------------------------------------------------------
+
 
 def test_case_mother_permits(world: Scenario) -> None:
     c = world.child("2015-03-02")
@@ -74,13 +87,19 @@ def test_case_withdrawn_by_the_recording_la(world: Scenario, clock: FrozenClock)
     c = world.child("2015-03-02")
     consent = world.consent(c, "2026-10-01T10:00:00+01:00", maker="parent-with-pr")
     _on(world, clock, "2026-11-01T12:00:00+00:00")
-    withdrawn = world.put(f"/fhir/Consent/{consent['id']}", LA, {**consent, "status": "inactive"},
-                          **{"If-Match": 'W/"1"'})
+    withdrawn = world.put(
+        f"/fhir/Consent/{consent['id']}",
+        LA,
+        {**consent, "status": "inactive"},
+        **{"If-Match": 'W/"1"'},
+    )
     assert withdrawn.status_code == 200, withdrawn.get_json()
     assert decision(world, c, "2026-11-20") == ("deny", "consent-withdrawn")
 
 
-def test_case_a_past_question_is_answered_as_it_stood_then(world: Scenario, clock: FrozenClock) -> None:
+def test_case_a_past_question_is_answered_as_it_stood_then(
+    world: Scenario, clock: FrozenClock
+) -> None:
     c = world.child("2015-03-02")
     consent = world.consent(c, "2026-10-01T10:00:00+01:00", maker="parent-with-pr")
     _on(world, clock, "2026-11-30T12:00:00+00:00")
@@ -99,17 +118,31 @@ def test_case_a_sixteen_year_olds_own_permit_carries_over(world: Scenario) -> No
 def test_case_an_attorney_refuses_after_the_young_person_loses_capacity(world: Scenario) -> None:
     c = world.child("2005-02-01")
     young_person(world, c, "2026-03-01T10:00:00+00:00")
-    world.consent(c, "2026-10-01T10:00:00+01:00", maker="health-welfare-attorney", provision="deny",
-                  mca=("lacks-capacity", "2026-09-01"))
+    world.consent(
+        c,
+        "2026-10-01T10:00:00+01:00",
+        maker="health-welfare-attorney",
+        provision="deny",
+        mca=("lacks-capacity", "2026-09-01"),
+    )
     assert decision(world, c, "2026-11-20") == ("deny", "consent-refused")
 
 
 def test_case_a_deputy_outranks_a_parent_acting_for_the_young_person(world: Scenario) -> None:
     c = world.child("2005-02-01")
-    world.consent(c, "2026-09-10T10:00:00+01:00", maker="personal-welfare-deputy", provision="deny",
-                  mca=("lacks-capacity", "2026-09-01"))
-    world.consent(c, "2026-10-01T10:00:00+01:00", maker="parent-acting-for-young-person",
-                  mca=("lacks-capacity", "2026-09-01"))
+    world.consent(
+        c,
+        "2026-09-10T10:00:00+01:00",
+        maker="personal-welfare-deputy",
+        provision="deny",
+        mca=("lacks-capacity", "2026-09-01"),
+    )
+    world.consent(
+        c,
+        "2026-10-01T10:00:00+01:00",
+        maker="parent-acting-for-young-person",
+        mca=("lacks-capacity", "2026-09-01"),
+    )
     assert decision(world, c, "2026-11-20") == ("deny", "consent-refused")
 
 
@@ -120,7 +153,9 @@ def test_only_the_la_itself_records_its_care_order_decision(world: Scenario) -> 
         body = care_order_json(c.id, ods)
         response = world.post("/fhir/Consent", who, body)
         assert response.status_code == 422, (who, ods, response.get_json())
-        assert "Consent.performer[0]" in [e for i in response.get_json()["issue"] for e in i.get("expression", [])]
+        assert "Consent.performer[0]" in [
+            e for i in response.get_json()["issue"] for e in i.get("expression", [])
+        ]
     assert world.post("/fhir/Consent", LA, care_order_json(c.id, "LA01")).status_code == 201
 
 
@@ -128,18 +163,34 @@ def care_order_json(patient_id: str, ods: str) -> dict[str, Any]:
     """A refusal by a local authority under a care order (an Organization performer)."""
     resource = consent_json(patient_id, "2026-10-01T10:00:00+01:00", provision="deny")
     resource.pop("contained")
-    resource["performer"] = [{"type": "Organization",
-                              "identifier": {"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": ods}}]
+    resource["performer"] = [
+        {
+            "type": "Organization",
+            "identifier": {"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": ods},
+        }
+    ]
     resource["extension"][0]["extension"].append(
-        {"url": "relationship", "valueCoding": {"system": f"{CB}/CodeSystem/parental-responsibility",
-                                                "code": "local-authority-care-order"}})
+        {
+            "url": "relationship",
+            "valueCoding": {
+                "system": f"{CB}/CodeSystem/parental-responsibility",
+                "code": "local-authority-care-order",
+            },
+        }
+    )
     return resource
 
 
 def test_case_gillick_competent_child_refuses(world: Scenario) -> None:
     c = world.child("2012-05-10")
     world.consent(c, "2026-09-01T10:00:00+01:00", maker="parent-with-pr")
-    world.consent(c, "2026-10-01T10:00:00+01:00", maker="self", provision="deny", gillick=("competent", "2026-09-20"))
+    world.consent(
+        c,
+        "2026-10-01T10:00:00+01:00",
+        maker="self",
+        provision="deny",
+        gillick=("competent", "2026-09-20"),
+    )
     assert decision(world, c, "2026-11-20") == ("deny", "consent-refused-by-competent-child")
 
 
@@ -185,6 +236,7 @@ def test_case_academic_year_of_the_25th_birthday(world: Scenario) -> None:
 
 # --- recording ---------------------------------------------------------------------------
 
+
 def test_recorded_consent_gets_server_fields(world: Scenario) -> None:
     c = world.child("2015-03-02")
     response = world.post("/fhir/Consent", LA, consent_json(c.id, "2026-10-01T10:00:00+01:00"))
@@ -197,15 +249,21 @@ def test_recorded_consent_gets_server_fields(world: Scenario) -> None:
 
 def test_invalid_decision_maker_is_stored_tagged_with_a_warning(world: Scenario) -> None:
     c = world.child("2009-01-15")
-    response = world.post("/fhir/Consent", LA,
-                          consent_json(c.id, "2026-10-01T10:00:00+01:00", maker="parent-acting-for-young-person"),
-                          Prefer="return=OperationOutcome")
+    response = world.post(
+        "/fhir/Consent",
+        LA,
+        consent_json(c.id, "2026-10-01T10:00:00+01:00", maker="parent-acting-for-young-person"),
+        Prefer="return=OperationOutcome",
+    )
     assert response.status_code == 201
     outcome = response.get_json()
     assert outcome["resourceType"] == "OperationOutcome"
     assert outcome["issue"][0]["severity"] == "warning"
-    tagged = world.get(f"/fhir/Consent?_tag={CB}/CodeSystem/consent-validity|decision-maker-not-valid"
-                       f"&patient=Patient/{c.id}", LA).get_json()
+    tagged = world.get(
+        f"/fhir/Consent?_tag={CB}/CodeSystem/consent-validity|decision-maker-not-valid"
+        f"&patient=Patient/{c.id}",
+        LA,
+    ).get_json()
     assert tagged["total"] == 1
     assert tagged["entry"][0]["resource"]["meta"]["tag"][0]["code"] == "decision-maker-not-valid"
 
@@ -214,13 +272,18 @@ def test_invalid_decision_maker_is_stored_tagged_with_a_warning(world: Scenario)
     ("change", "expression"),
     [
         (lambda r: r.update(status="bogus"), "Consent.status"),
-        (lambda r: r["provision"]["purpose"][0].update(code="marketing"), "Consent.provision.purpose[0]"),
+        (
+            lambda r: r["provision"]["purpose"][0].update(code="marketing"),
+            "Consent.provision.purpose[0]",
+        ),
         (lambda r: r["provision"].pop("purpose"), "Consent.provision.purpose"),
         (lambda r: r.update(dateTime="2099-01-01T00:00:00Z"), "Consent.dateTime"),
         (lambda r: r.pop("extension"), "Consent.extension"),
     ],
 )
-def test_invalid_consents_are_422_with_expressions(world: Scenario, change: Any, expression: str) -> None:
+def test_invalid_consents_are_422_with_expressions(
+    world: Scenario, change: Any, expression: str
+) -> None:
     c = world.child("2015-03-02")
     resource = consent_json(c.id, "2026-10-01T10:00:00+01:00")
     change(resource)
@@ -232,10 +295,17 @@ def test_invalid_consents_are_422_with_expressions(world: Scenario, change: Any,
 
 def test_consent_for_an_invisible_patient_is_404(world: Scenario) -> None:
     c = world.child("2015-03-02")
-    assert world.post("/fhir/Consent", OTHER_LA, consent_json(c.id, "2026-10-01T10:00:00+01:00")).status_code == 404
+    assert (
+        world.post(
+            "/fhir/Consent", OTHER_LA, consent_json(c.id, "2026-10-01T10:00:00+01:00")
+        ).status_code
+        == 404
+    )
 
 
-def test_consent_without_an_agreement_is_403(world: Scenario, db: Database, clock: FrozenClock) -> None:
+def test_consent_without_an_agreement_is_403(
+    world: Scenario, db: Database, clock: FrozenClock
+) -> None:
     from exchange.audit.events import Actor
     from exchange.registry.service import set_agreement_status
 
@@ -257,10 +327,14 @@ def test_withdrawal_rules(world: Scenario) -> None:
     assert other.status_code == 404  # LA02 cannot see this child
     world.post("/fhir/Patient", OTHER_LA, patient_json(c.number, "2015-03-02"))
     registrant = world.put(url, OTHER_LA, withdrawal)
-    assert registrant.status_code == 404  # registering the child is no care relationship (access.md)
+    assert (
+        registrant.status_code == 404
+    )  # registering the child is no care relationship (access.md)
     assert world.post("/fhir/Task", OTHER_LA, task_json(c.id)).status_code == 201
     seeing = world.put(url, OTHER_LA, withdrawal)
-    assert seeing.status_code == 403  # LA02 now reads the child's Consents but did not record this one
+    assert (
+        seeing.status_code == 403
+    )  # LA02 now reads the child's Consents but did not record this one
     reworded = {**consent, "provision": {**consent["provision"], "type": "deny"}}
     assert world.put(url, LA, reworded).status_code == 422
     assert world.put(url, LA, withdrawal).status_code == 200
@@ -274,22 +348,43 @@ def test_search(world: Scenario) -> None:
     c = world.child("2015-03-02")
     world.consent(c, "2026-09-01T10:00:00+01:00")
     world.consent(c, "2026-10-01T10:00:00+01:00", provision="deny")
-    by_number = world.get(f"/fhir/Consent?patient.identifier={NHS_SYSTEM}|{c.number}", LA).get_json()
+    by_number = world.get(
+        f"/fhir/Consent?patient.identifier={NHS_SYSTEM}|{c.number}", LA
+    ).get_json()
     assert by_number["total"] == 2
     assert [e["resource"]["provision"]["type"] for e in by_number["entry"]] == ["deny", "permit"]
-    assert world.get(f"/fhir/Consent?patient=Patient/{c.id}&date=lt2026-09-15", LA).get_json()["total"] == 1
-    assert world.get(f"/fhir/Consent?patient=Patient/{c.id}&status=inactive", LA).get_json()["total"] == 0
-    assert world.get(f"/fhir/Consent?patient=Patient/{c.id}&category=http://loinc.org|59284-0",
-                     LA).get_json()["total"] == 2
-    assert world.get(f"/fhir/Consent?patient.identifier={NHS_SYSTEM}|{c.number}", OTHER_LA).get_json()["total"] == 0
+    assert (
+        world.get(f"/fhir/Consent?patient=Patient/{c.id}&date=lt2026-09-15", LA).get_json()["total"]
+        == 1
+    )
+    assert (
+        world.get(f"/fhir/Consent?patient=Patient/{c.id}&status=inactive", LA).get_json()["total"]
+        == 0
+    )
+    assert (
+        world.get(
+            f"/fhir/Consent?patient=Patient/{c.id}&category=http://loinc.org|59284-0", LA
+        ).get_json()["total"]
+        == 2
+    )
+    assert (
+        world.get(f"/fhir/Consent?patient.identifier={NHS_SYSTEM}|{c.number}", OTHER_LA).get_json()[
+            "total"
+        ]
+        == 0
+    )
     first = world.get(f"/fhir/Consent?patient=Patient/{c.id}&_count=1&_sort=date", LA).get_json()
     following = next(link["url"] for link in first["link"] if link["relation"] == "next")
     second = world.get(following.replace("http://localhost", ""), LA).get_json()
-    assert [p["entry"][0]["resource"]["provision"]["type"] for p in (first, second)] == ["permit", "deny"]
+    assert [p["entry"][0]["resource"]["provision"]["type"] for p in (first, second)] == [
+        "permit",
+        "deny",
+    ]
     assert not [link for link in second["link"] if link["relation"] == "next"]
 
 
 # --- $evaluate -------------------------------------------------------------------------
+
 
 def test_evaluate_for_an_invisible_patient_is_404(world: Scenario) -> None:
     c = world.child("2015-03-02")
@@ -304,7 +399,9 @@ def test_evaluate_names_the_deciding_consent_and_is_audited(world: Scenario, db:
     assert parameters["consent"]["valueReference"]["reference"] == f"Consent/{consent['id']}"
     decision(world, c, "2026-11-20", purpose="tribunal")
     with db.transaction() as session:
-        rows = session.scalars(select(AuditRecord).where(AuditRecord.kind == "rest:operation").order_by(AuditRecord.id)).all()
+        rows = session.scalars(
+            select(AuditRecord).where(AuditRecord.kind == "rest:operation").order_by(AuditRecord.id)
+        ).all()
     outcomes = [json.loads(r.payload).get("outcomeDesc") for r in rows]
     assert outcomes[-2:] == ["permit", "deny: no-consent"]
     assert str(rows[-2].patient_id) == c.id
@@ -314,16 +411,31 @@ def test_ig_lead_finds_a_childs_audit_trail_by_nhs_number(world: Scenario) -> No
     c = world.child("2015-03-02")
     world.consent(c, "2026-10-01T10:00:00+01:00")
     decision(world, c, "2026-11-20")
-    trail = world.get(f"/fhir/AuditEvent?patient.identifier={NHS_SYSTEM}|{c.number}&_count=100",
-                      "la01-ig").get_json()
+    trail = world.get(
+        f"/fhir/AuditEvent?patient.identifier={NHS_SYSTEM}|{c.number}&_count=100", "la01-ig"
+    ).get_json()
     subtypes = sorted(e["resource"]["subtype"][0]["code"] for e in trail["entry"])
-    assert subtypes == ["create", "create", "operation"]  # the registration, the Consent, the $evaluate
-    assert all(any(x.get("what", {}).get("reference") == f"Patient/{c.id}" for x in e["resource"]["entity"])
-               for e in trail["entry"])
+    assert subtypes == [
+        "create",
+        "create",
+        "operation",
+    ]  # the registration, the Consent, the $evaluate
+    assert all(
+        any(
+            x.get("what", {}).get("reference") == f"Patient/{c.id}" for x in e["resource"]["entity"]
+        )
+        for e in trail["entry"]
+    )
 
 
-@pytest.mark.parametrize("query", ["recipient=PRV01&purpose=ehcna-advice", "patient.identifier=x&purpose=ehcna-advice",
-                                   "patient.identifier=x&recipient=PRV01&purpose=marketing"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "recipient=PRV01&purpose=ehcna-advice",
+        "patient.identifier=x&purpose=ehcna-advice",
+        "patient.identifier=x&recipient=PRV01&purpose=marketing",
+    ],
+)
 def test_evaluate_needs_its_parameters(world: Scenario, query: str) -> None:
     assert world.get(f"/fhir/Consent/$evaluate?{query}", LA).status_code == 400
 

@@ -33,7 +33,9 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
 
 
 @pytest.fixture(params=["file", "s3"])
-def store_settings(request: pytest.FixtureRequest, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+def store_settings(
+    request: pytest.FixtureRequest, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> Settings:
     if request.param == "file":
         return replace(settings, max_document_bytes=400 * MIB)
     server: S3Server = request.getfixturevalue("s3_server")
@@ -41,11 +43,21 @@ def store_settings(request: pytest.FixtureRequest, settings: Settings, monkeypat
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", server.secret_key)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     bucket = f"exchange-{os.urandom(4).hex()}"
-    boto3.client("s3", endpoint_url=server.endpoint, aws_access_key_id=server.access_key,
-                 aws_secret_access_key=server.secret_key, region_name="us-east-1",
-                 config=Config(s3={"addressing_style": "path"})).create_bucket(Bucket=bucket)
-    return replace(settings, blob_store="s3", s3_bucket=bucket, s3_endpoint_url=server.endpoint,
-                   max_document_bytes=400 * MIB)
+    boto3.client(
+        "s3",
+        endpoint_url=server.endpoint,
+        aws_access_key_id=server.access_key,
+        aws_secret_access_key=server.secret_key,
+        region_name="us-east-1",
+        config=Config(s3={"addressing_style": "path"}),
+    ).create_bucket(Bucket=bucket)
+    return replace(
+        settings,
+        blob_store="s3",
+        s3_bucket=bucket,
+        s3_endpoint_url=server.endpoint,
+        max_document_bytes=400 * MIB,
+    )
 
 
 def _round_trip(store_settings: Settings, db: Database, clock: FrozenClock, size: int) -> None:
@@ -56,10 +68,19 @@ def _round_trip(store_settings: Settings, db: Database, clock: FrozenClock, size
         data, content_type = pdf_bytes(size), "application/pdf"
     else:
         data, content_type = b"x" * size, "text/plain"
-    created = http.post("/fhir/Binary", input_stream=io.BytesIO(data),
-                        headers={**tokens.headers(PROVIDER), "Content-Type": content_type, "Content-Length": str(size)})
+    created = http.post(
+        "/fhir/Binary",
+        input_stream=io.BytesIO(data),
+        headers={
+            **tokens.headers(PROVIDER),
+            "Content-Type": content_type,
+            "Content-Length": str(size),
+        },
+    )
     assert created.status_code == 201, created.get_json()
-    response = http.get(f"/fhir/Binary/{created.get_json()['id']}", headers=tokens.headers(PROVIDER), buffered=False)
+    response = http.get(
+        f"/fhir/Binary/{created.get_json()['id']}", headers=tokens.headers(PROVIDER), buffered=False
+    )
     digest = hashlib.sha256()
     received = 0
     for piece in response.response:
@@ -68,21 +89,32 @@ def _round_trip(store_settings: Settings, db: Database, clock: FrozenClock, size
     response.close()
     assert received == size
     assert digest.digest() == hashlib.sha256(data).digest()
-    assert response.headers["Repr-Digest"] == f"sha-256=:{base64.b64encode(digest.digest()).decode()}:"
+    assert (
+        response.headers["Repr-Digest"] == f"sha-256=:{base64.b64encode(digest.digest()).decode()}:"
+    )
 
 
 @pytest.mark.parametrize("size", [1, 64 * 1024 - 1, 64 * 1024 + 1, 5 * MIB])
-def test_round_trip(store_settings: Settings, db: Database, clock: FrozenClock, world: None, size: int) -> None:
+def test_round_trip(
+    store_settings: Settings, db: Database, clock: FrozenClock, world: None, size: int
+) -> None:
     _round_trip(store_settings, db, clock, size)
 
 
 @pytest.mark.slow
-def test_round_trip_300_mib(store_settings: Settings, db: Database, clock: FrozenClock, world: None) -> None:
+def test_round_trip_300_mib(
+    store_settings: Settings, db: Database, clock: FrozenClock, world: None
+) -> None:
     _round_trip(store_settings, db, clock, 300 * MIB)
 
 
-def test_zero_bytes_is_refused(store_settings: Settings, db: Database, clock: FrozenClock, world: Any) -> None:
+def test_zero_bytes_is_refused(
+    store_settings: Settings, db: Database, clock: FrozenClock, world: Any
+) -> None:
     http = create_app(store_settings, clock=clock, database=db).test_client()
-    response = http.post("/fhir/Binary", data=b"", headers={**Tokens(http, clock).headers(PROVIDER),
-                                                             "Content-Type": "application/pdf"})
+    response = http.post(
+        "/fhir/Binary",
+        data=b"",
+        headers={**Tokens(http, clock).headers(PROVIDER), "Content-Type": "application/pdf"},
+    )
     assert response.status_code == 400

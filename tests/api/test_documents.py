@@ -48,9 +48,17 @@ def test_la_provider_la_flow(client: FlaskClient, tokens: Tokens, db: Database) 
     search = world.get(f"/fhir/DocumentReference?patient=Patient/{child.id}", LA).get_json()
     assert search["total"] == 1
     with db.transaction() as session:
-        reads = [json.loads(p) for p in session.scalars(
-            select(AuditRecord.payload).where(AuditRecord.agent_org == "LA01", AuditRecord.kind == "rest:read"))]
-    references = {e["what"].get("reference", "") for event in reads for e in event.get("entity", [])}
+        reads = [
+            json.loads(p)
+            for p in session.scalars(
+                select(AuditRecord.payload).where(
+                    AuditRecord.agent_org == "LA01", AuditRecord.kind == "rest:read"
+                )
+            )
+        ]
+    references = {
+        e["what"].get("reference", "") for event in reads for e in event.get("entity", [])
+    }
     assert any(r.startswith("Contract/") for r in references)  # the agreement that allowed it
     assert f"Consent/{consent['id']}" in references  # and the consent
 
@@ -66,7 +74,10 @@ def test_withdrawal_refuses_the_next_read(client: FlaskClient, tokens: Tokens) -
     binary = world.get(f"/fhir/{document['content'][0]['attachment']['url']}", LA)
     assert binary.status_code == 403
     assert ADVICE[:9] not in binary.data
-    assert world.get(f"/fhir/DocumentReference?patient=Patient/{child.id}", LA).get_json()["total"] == 0
+    assert (
+        world.get(f"/fhir/DocumentReference?patient=Patient/{child.id}", LA).get_json()["total"]
+        == 0
+    )
     # The custodian still reads its own document.
     assert world.get(f"/fhir/DocumentReference/{document['id']}", PROVIDER).status_code == 200
 
@@ -76,12 +87,21 @@ def test_unrelated_la_gets_404(client: FlaskClient, tokens: Tokens) -> None:
     child, _, task = _requested(world)
     document = world.upload(child, task, content=ADVICE)
     assert world.get(f"/fhir/DocumentReference/{document['id']}", OTHER_LA).status_code == 404
-    assert world.get(f"/fhir/{document['content'][0]['attachment']['url']}", OTHER_LA).status_code == 404
-    assert world.get(f"/fhir/DocumentReference?patient=Patient/{child.id}", OTHER_LA).get_json()["total"] == 0
+    assert (
+        world.get(f"/fhir/{document['content'][0]['attachment']['url']}", OTHER_LA).status_code
+        == 404
+    )
+    assert (
+        world.get(f"/fhir/DocumentReference?patient=Patient/{child.id}", OTHER_LA).get_json()[
+            "total"
+        ]
+        == 0
+    )
 
 
-def test_a_terminated_agreement_refuses_the_read_with_no_agreement(client: FlaskClient, tokens: Tokens,
-                                                                    db: Database) -> None:
+def test_a_terminated_agreement_refuses_the_read_with_no_agreement(
+    client: FlaskClient, tokens: Tokens, db: Database
+) -> None:
     world = Scenario(client, tokens)
     child, _, task = _requested(world)
     document = world.upload(child, task, content=ADVICE)
@@ -93,11 +113,20 @@ def test_a_terminated_agreement_refuses_the_read_with_no_agreement(client: Flask
     assert refused.get_json()["issue"][0]["details"]["coding"][0]["code"] == "no-agreement"
     assert world.get(f"/fhir/{document['content'][0]['attachment']['url']}", LA).status_code == 403
     # Left out of a search, and (unlike a consent refusal) not audited as a disclosure refused.
-    assert world.get(f"/fhir/DocumentReference?patient=Patient/{child.id}", LA).get_json()["total"] == 0
+    assert (
+        world.get(f"/fhir/DocumentReference?patient=Patient/{child.id}", LA).get_json()["total"]
+        == 0
+    )
     with db.transaction() as session:
-        refusals = session.scalars(select(AuditRecord.payload).where(AuditRecord.agent_org == "LA01",
-                                                                      AuditRecord.outcome == "4")).all()
-    assert [json.loads(p)["outcomeDesc"] for p in refusals] == ["no-agreement", "no-agreement"]  # the two reads
+        refusals = session.scalars(
+            select(AuditRecord.payload).where(
+                AuditRecord.agent_org == "LA01", AuditRecord.outcome == "4"
+            )
+        ).all()
+    assert [json.loads(p)["outcomeDesc"] for p in refusals] == [
+        "no-agreement",
+        "no-agreement",
+    ]  # the two reads
     # The custodian needs no agreement to read its own document.
     assert world.get(f"/fhir/DocumentReference/{document['id']}", PROVIDER).status_code == 200
 
@@ -112,20 +141,30 @@ def test_break_glass_read_is_flagged(client: FlaskClient, tokens: Tokens, db: Da
     assert world.get(url, ICB).status_code == 403  # no consent for ordinary purposes
     no_reason = world.get(url, ICB, **{"X-Purpose-Of-Use": "safeguarding"})
     assert no_reason.status_code == 400
-    glass = world.get(url, ICB, **{"X-Purpose-Of-Use": "safeguarding", "X-Justification": JUSTIFICATION})
+    glass = world.get(
+        url, ICB, **{"X-Purpose-Of-Use": "safeguarding", "X-Justification": JUSTIFICATION}
+    )
     assert glass.status_code == 200
-    not_allowed = world.get(url, LA, **{"X-Purpose-Of-Use": "safeguarding", "X-Justification": JUSTIFICATION})
+    not_allowed = world.get(
+        url, LA, **{"X-Purpose-Of-Use": "safeguarding", "X-Justification": JUSTIFICATION}
+    )
     assert not_allowed.status_code == 403
-    assert not_allowed.get_json()["issue"][0]["details"]["coding"][0]["code"] == "break-glass-not-permitted"
+    assert (
+        not_allowed.get_json()["issue"][0]["details"]["coding"][0]["code"]
+        == "break-glass-not-permitted"
+    )
     with db.transaction() as session:
-        flagged = session.scalars(select(AuditRecord).where(AuditRecord.break_glass.is_(True),
-                                                             AuditRecord.outcome == "0")).all()
+        flagged = session.scalars(
+            select(AuditRecord).where(AuditRecord.break_glass.is_(True), AuditRecord.outcome == "0")
+        ).all()
     assert len(flagged) == 1
     assert JUSTIFICATION in flagged[0].payload
     assert flagged[0].agent_org == "ICB01"
 
 
-def test_every_document_event_names_the_custodian(client: FlaskClient, tokens: Tokens, db: Database) -> None:
+def test_every_document_event_names_the_custodian(
+    client: FlaskClient, tokens: Tokens, db: Database
+) -> None:
     world = Scenario(client, tokens)
     child, consent, task = _requested(world)
     document = world.upload(child, task, content=ADVICE)
@@ -134,7 +173,10 @@ def test_every_document_event_names_the_custodian(client: FlaskClient, tokens: T
     assert world.get(f"/fhir/{document['content'][0]['attachment']['url']}", LA).status_code == 200
     _withdraw(world, consent)
     assert world.get(f"/fhir/{reference}", LA).status_code == 403
-    assert world.get(f"/fhir/DocumentReference?patient=Patient/{child.id}", LA).get_json()["total"] == 0
+    assert (
+        world.get(f"/fhir/DocumentReference?patient=Patient/{child.id}", LA).get_json()["total"]
+        == 0
+    )
     with db.transaction() as session:
         rows = session.scalars(select(AuditRecord).order_by(AuditRecord.id)).all()
     about = [row for row in rows if reference in row.payload]
@@ -152,11 +194,20 @@ def test_inline_content_and_supersede(client: FlaskClient, tokens: Tokens) -> No
     world = Scenario(client, tokens)
     child, _, task = _requested(world)
     first = world.upload(child, task, content=ADVICE)
-    inline = document_json(child, task["id"], data=REVISED,
-                           relatesTo=[{"code": "replaces", "target": {"reference": f"DocumentReference/{first['id']}"}}])
+    inline = document_json(
+        child,
+        task["id"],
+        data=REVISED,
+        relatesTo=[
+            {"code": "replaces", "target": {"reference": f"DocumentReference/{first['id']}"}}
+        ],
+    )
     second = world.post("/fhir/DocumentReference", PROVIDER, inline)
     assert second.status_code == 201, second.get_json()
-    assert world.get(f"/fhir/DocumentReference/{first['id']}", PROVIDER).get_json()["status"] == "superseded"
+    assert (
+        world.get(f"/fhir/DocumentReference/{first['id']}", PROVIDER).get_json()["status"]
+        == "superseded"
+    )
     content = world.get(f"/fhir/{second.get_json()['content'][0]['attachment']['url']}", LA)
     assert content.data == REVISED
 
@@ -165,11 +216,18 @@ def test_only_the_tasks_owner_provides_advice(client: FlaskClient, tokens: Token
     world = Scenario(client, tokens)
     child, _, task = _requested(world)
     binary = world.post("/fhir/Binary", LA, data=ADVICE, **{"Content-Type": "application/pdf"})
-    response = world.post("/fhir/DocumentReference", LA, document_json(child, task["id"], binary_id=binary.get_json()["id"]))
+    response = world.post(
+        "/fhir/DocumentReference",
+        LA,
+        document_json(child, task["id"], binary_id=binary.get_json()["id"]),
+    )
     assert response.status_code == 403
     other = world.post("/fhir/Binary", PROVIDER, data=ADVICE, **{"Content-Type": "application/pdf"})
-    stolen = world.post("/fhir/DocumentReference", PROVIDER,
-                        document_json(child, task["id"], binary_id=binary.get_json()["id"]))
+    stolen = world.post(
+        "/fhir/DocumentReference",
+        PROVIDER,
+        document_json(child, task["id"], binary_id=binary.get_json()["id"]),
+    )
     assert stolen.status_code == 422  # a Binary someone else uploaded cannot be attached
     assert other.status_code == 201
 
@@ -182,8 +240,10 @@ def test_the_owner_completes_with_the_advice(client: FlaskClient, tokens: Tokens
     early = world.put(url, PROVIDER, {**task, "status": "completed"})
     assert early.status_code == 422  # no advice yet
     document = world.upload(child, requested, content=ADVICE)
-    advice = {"type": {"coding": [{"system": f"{CB}/CodeSystem/task-output-type", "code": "advice"}]},
-              "valueReference": {"reference": f"DocumentReference/{document['id']}"}}
+    advice = {
+        "type": {"coding": [{"system": f"{CB}/CodeSystem/task-output-type", "code": "advice"}]},
+        "valueReference": {"reference": f"DocumentReference/{document['id']}"},
+    }
     by_la = world.put(url, LA, {**task, "status": "completed", "output": [advice]})
     assert by_la.status_code == 403
     done = world.put(url, PROVIDER, {**task, "status": "completed", "output": [advice]})
@@ -192,8 +252,9 @@ def test_the_owner_completes_with_the_advice(client: FlaskClient, tokens: Tokens
     assert "end" in done.get_json()["executionPeriod"]
 
 
-def test_retention_crypto_shreds_content_and_keeps_metadata(client: FlaskClient, tokens: Tokens, db: Database,
-                                                            settings: Any) -> None:
+def test_retention_crypto_shreds_content_and_keeps_metadata(
+    client: FlaskClient, tokens: Tokens, db: Database, settings: Any
+) -> None:
     from datetime import UTC, datetime
 
     from exchange.backends import blob_store
@@ -203,13 +264,23 @@ def test_retention_crypto_shreds_content_and_keeps_metadata(client: FlaskClient,
     child, _, task = _requested(world)
     document = world.upload(child, task, content=ADVICE)
     with db.transaction() as session:
-        dry = apply_retention(session, blob_store(settings), datetime(2026, 11, 24, tzinfo=UTC),
-                              datetime(2026, 11, 25, tzinfo=UTC), dry_run=True)
+        dry = apply_retention(
+            session,
+            blob_store(settings),
+            datetime(2026, 11, 24, tzinfo=UTC),
+            datetime(2026, 11, 25, tzinfo=UTC),
+            dry_run=True,
+        )
     assert (dry.documents, dry.binaries) == (1, 1)
     assert world.get(f"/fhir/{document['content'][0]['attachment']['url']}", LA).status_code == 200
     with db.transaction() as session:
-        apply_retention(session, blob_store(settings), datetime(2026, 11, 24, tzinfo=UTC),
-                        datetime(2026, 11, 25, tzinfo=UTC), dry_run=False)
+        apply_retention(
+            session,
+            blob_store(settings),
+            datetime(2026, 11, 24, tzinfo=UTC),
+            datetime(2026, 11, 25, tzinfo=UTC),
+            dry_run=False,
+        )
     assert world.get(f"/fhir/{document['content'][0]['attachment']['url']}", LA).status_code == 410
     assert world.get(f"/fhir/DocumentReference/{document['id']}", LA).status_code == 200
     assert [p for p in (settings.data_dir / "blobs").rglob("*") if p.is_file()] == []
@@ -222,18 +293,26 @@ def test_status_changes_and_history(client: FlaskClient, tokens: Tokens) -> None
     url = f"/fhir/DocumentReference/{document['id']}"
     assert world.put(url, LA, {**document, "status": "entered-in-error"}).status_code == 403
     assert world.put(url, PROVIDER, {**document, "docStatus": "preliminary"}).status_code == 422
-    assert world.put(url, PROVIDER, {**document, "status": "entered-in-error"},
-                     **{"If-Match": 'W/"7"'}).status_code == 412
+    assert (
+        world.put(
+            url, PROVIDER, {**document, "status": "entered-in-error"}, **{"If-Match": 'W/"7"'}
+        ).status_code
+        == 412
+    )
     changed = world.put(url, PROVIDER, {**document, "status": "entered-in-error"})
     assert changed.status_code == 200
     assert changed.get_json()["meta"]["versionId"] == "2"
-    assert world.get(url, LA).status_code == 404  # entered in error: only the custodian still reads it
+    assert (
+        world.get(url, LA).status_code == 404
+    )  # entered in error: only the custodian still reads it
     history = world.get(f"{url}/_history", PROVIDER).get_json()
     assert [e["resource"]["status"] for e in history["entry"]] == ["entered-in-error", "current"]
     assert world.get(f"{url}/_history/1", PROVIDER).get_json()["status"] == "current"
 
 
-def test_document_search_parameters_and_paging(client: FlaskClient, tokens: Tokens, clock: Any) -> None:
+def test_document_search_parameters_and_paging(
+    client: FlaskClient, tokens: Tokens, clock: Any
+) -> None:
     world = Scenario(client, tokens)
     child, _, task = _requested(world)
     first = world.upload(child, task, content=ADVICE)
@@ -249,10 +328,16 @@ def test_document_search_parameters_and_paging(client: FlaskClient, tokens: Toke
     assert ids(f"patient=Patient/{child.id}") == [second["id"], first["id"]]
     assert ids(f"custodian={ods}|PRV01&_sort=date") == [first["id"], second["id"]]
     assert ids("custodian:identifier=PRV02") == []
-    assert ids(f"related=Task/{task['id']}&type={CB}/CodeSystem/document-type|health-advice") == [second["id"], first["id"]]
+    assert ids(f"related=Task/{task['id']}&type={CB}/CodeSystem/document-type|health-advice") == [
+        second["id"],
+        first["id"],
+    ]
     assert ids("date=lt2026-11-24") == [first["id"]]
     assert ids("status=superseded") == []
     page = world.get("/fhir/DocumentReference?_count=1", LA).get_json()
     assert page["total"] == 2
     following = next(link["url"] for link in page["link"] if link["relation"] == "next")
-    assert [e["resource"]["id"] for e in world.get(following.replace("http://localhost", ""), LA).get_json()["entry"]] == [first["id"]]
+    assert [
+        e["resource"]["id"]
+        for e in world.get(following.replace("http://localhost", ""), LA).get_json()["entry"]
+    ] == [first["id"]]

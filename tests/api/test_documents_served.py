@@ -18,35 +18,77 @@ from tests.factories import CB, consent_json, nhs_number, patient_json, task_jso
 from tests.server import world_server
 
 
-def test_refused_document_read_is_prompt_and_audited(tmp_path: Path, fresh_database_url: str) -> None:
+def test_refused_document_read_is_prompt_and_audited(
+    tmp_path: Path, fresh_database_url: str
+) -> None:
     with world_server(tmp_path, fresh_database_url, workers=1) as base:
+
         def bearer(client_id: str) -> dict[str, str]:
-            token = request_token(client_id, world_client(client_id).key, f"{base}/oauth2/token")["access_token"]
+            token = request_token(client_id, world_client(client_id).key, f"{base}/oauth2/token")[
+                "access_token"
+            ]
             return {"Authorization": f"Bearer {token}"}
 
         la, provider = bearer("la01-case-system"), bearer("prv01-epr")
-        patient = requests.post(f"{base}/fhir/Patient", json=patient_json(nhs_number(31337), "2015-03-02"),
-                                headers=la, timeout=20).json()["id"]
-        consent = requests.post(f"{base}/fhir/Consent", json=consent_json(patient, "2026-10-01T10:00:00+01:00"),
-                                headers=la, timeout=20).json()
-        task = requests.post(f"{base}/fhir/Task", json=task_json(patient), headers=la, timeout=20).json()["id"]
-        binary = requests.post(f"{base}/fhir/Binary", data=b"%PDF-1.7\nadvice\n%%EOF",
-                               headers={**provider, "Content-Type": "application/pdf"}, timeout=20).json()["id"]
-        document = requests.post(f"{base}/fhir/DocumentReference", headers=provider, timeout=20, json={
-            "resourceType": "DocumentReference", "status": "current", "docStatus": "final",
-            "type": {"coding": [{"system": f"{CB}/CodeSystem/document-type", "code": "health-advice"}]},
-            "subject": {"reference": f"Patient/{patient}"}, "context": {"related": [{"reference": f"Task/{task}"}]},
-            "content": [{"attachment": {"url": f"Binary/{binary}", "title": "Advice"}}]}).json()["id"]
-        assert requests.put(f"{base}/fhir/Consent/{consent['id']}", json={**consent, "status": "inactive"},
-                            headers=la, timeout=20).status_code == 200
+        patient = requests.post(
+            f"{base}/fhir/Patient",
+            json=patient_json(nhs_number(31337), "2015-03-02"),
+            headers=la,
+            timeout=20,
+        ).json()["id"]
+        consent = requests.post(
+            f"{base}/fhir/Consent",
+            json=consent_json(patient, "2026-10-01T10:00:00+01:00"),
+            headers=la,
+            timeout=20,
+        ).json()
+        task = requests.post(
+            f"{base}/fhir/Task", json=task_json(patient), headers=la, timeout=20
+        ).json()["id"]
+        binary = requests.post(
+            f"{base}/fhir/Binary",
+            data=b"%PDF-1.7\nadvice\n%%EOF",
+            headers={**provider, "Content-Type": "application/pdf"},
+            timeout=20,
+        ).json()["id"]
+        document = requests.post(
+            f"{base}/fhir/DocumentReference",
+            headers=provider,
+            timeout=20,
+            json={
+                "resourceType": "DocumentReference",
+                "status": "current",
+                "docStatus": "final",
+                "type": {
+                    "coding": [
+                        {"system": f"{CB}/CodeSystem/document-type", "code": "health-advice"}
+                    ]
+                },
+                "subject": {"reference": f"Patient/{patient}"},
+                "context": {"related": [{"reference": f"Task/{task}"}]},
+                "content": [{"attachment": {"url": f"Binary/{binary}", "title": "Advice"}}],
+            },
+        ).json()["id"]
+        assert (
+            requests.put(
+                f"{base}/fhir/Consent/{consent['id']}",
+                json={**consent, "status": "inactive"},
+                headers=la,
+                timeout=20,
+            ).status_code
+            == 200
+        )
         started = time.monotonic()
         refused = requests.get(f"{base}/fhir/DocumentReference/{document}", headers=la, timeout=20)
         assert refused.status_code == 403
         assert time.monotonic() - started < 5
     database = Database(fresh_database_url)
     with database.transaction() as session:
-        row = session.scalars(select(AuditRecord).where(AuditRecord.agent_org == "LA01", AuditRecord.outcome == "4")
-                              .order_by(AuditRecord.id.desc())).first()
+        row = session.scalars(
+            select(AuditRecord)
+            .where(AuditRecord.agent_org == "LA01", AuditRecord.outcome == "4")
+            .order_by(AuditRecord.id.desc())
+        ).first()
     database.dispose()
     assert row is not None
     event = json.loads(row.payload)

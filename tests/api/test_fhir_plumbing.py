@@ -87,7 +87,9 @@ def test_code_system_search_by_url_and_read(client: FlaskClient) -> None:
 
 
 def test_structure_definitions_and_search_parameters_are_served(client: FlaskClient) -> None:
-    profile = client.get("/fhir/StructureDefinition", query_string={"url": codes.PROFILE_CONSENT}).get_json()
+    profile = client.get(
+        "/fhir/StructureDefinition", query_string={"url": codes.PROFILE_CONSENT}
+    ).get_json()
     assert profile["total"] == 1
     purpose = client.get("/fhir/SearchParameter/AuditEvent-purpose").get_json()
     assert purpose["code"] == "purpose"
@@ -95,7 +97,9 @@ def test_structure_definitions_and_search_parameters_are_served(client: FlaskCli
 
 def test_unknown_search_parameter_is_400_unless_lenient(client: FlaskClient) -> None:
     assert_outcome(client.get("/fhir/CodeSystem?colour=red"), 400, "not-supported")
-    lenient = client.get("/fhir/CodeSystem?colour=red", headers={"Prefer": "handling=lenient"}).get_json()
+    lenient = client.get(
+        "/fhir/CodeSystem?colour=red", headers={"Prefer": "handling=lenient"}
+    ).get_json()
     outcomes = [e["resource"] for e in lenient["entry"] if e["search"]["mode"] == "outcome"]
     assert "colour" in outcomes[0]["issue"][0]["diagnostics"]
     assert lenient["total"] == len(codes.CODE_SYSTEMS)

@@ -36,7 +36,9 @@ EXAMPLES_PER_OPERATION = 250
 
 
 @pytest.fixture(scope="module")
-def fuzzed(database_factory: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedWorld]:
+def fuzzed(
+    database_factory: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServedWorld]:
     """The instance under fuzzing: PostgreSQL (production's database) when the suite has
     one, else SQLite; one backend, to keep the run short."""
     backend = "postgresql" if PG_URL else "sqlite"
@@ -44,19 +46,28 @@ def fuzzed(database_factory: DatabaseFactory, tmp_path_factory: pytest.TempPathF
         yield world
 
 
-def server_errors_of(operation: schemathesis.APIOperation, world: ServedWorld, answers: Counter[int]) -> dict[str, str]:
+def server_errors_of(
+    operation: schemathesis.APIOperation, world: ServedWorld, answers: Counter[int]
+) -> dict[str, str]:
     """Fuzz one operation; every distinct server error found, with the schemathesis report
     of the first request that caused it. Every answer's status is counted in `answers`."""
     found: dict[str, str] = {}
     strategy = st.one_of(*(operation.as_strategy(mode) for mode in GenerationMode))
 
-    @settings(max_examples=EXAMPLES_PER_OPERATION, derandomize=True, database=None, deadline=None,
-              phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=EXAMPLES_PER_OPERATION,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(case=strategy)
     def examples(case: schemathesis.Case) -> None:
         try:
-            response = case.call_and_validate(headers=world.bearer(FUZZ_CLIENT), checks=[not_a_server_error],
-                                              timeout=30)
+            response = case.call_and_validate(
+                headers=world.bearer(FUZZ_CLIENT), checks=[not_a_server_error], timeout=30
+            )
             answers[response.status_code] += 1
         except FailureGroup as failures:
             answers[getattr(failures.exceptions[0], "status_code", 500)] += 1

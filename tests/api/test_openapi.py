@@ -45,11 +45,22 @@ def test_every_endpoint_is_public_or_guarded(app: Flask) -> None:
 
 def test_public_endpoints_are_the_allow_list(app: Flask) -> None:
     public = sorted(
-        rule.rule for rule in app.url_map.iter_rules() if getattr(app.view_functions[rule.endpoint], PUBLIC_ATTR, False)
+        rule.rule
+        for rule in app.url_map.iter_rules()
+        if getattr(app.view_functions[rule.endpoint], PUBLIC_ATTR, False)
     )
     allowed = {
-        "/healthz", "/readyz", "/openapi.json", "/fhir/metadata", "/fhir/.well-known/smart-configuration",
-        "/oauth2/token", "/oauth2/revoke", "/oauth2/introspect", "/oauth2/jwks",
+        "/healthz",
+        "/readyz",
+        "/openapi.json",
+        "/fhir/metadata",
+        "/fhir/.well-known/smart-configuration",
+        "/oauth2/token",
+        "/oauth2/revoke",
+        "/oauth2/introspect",
+        "/oauth2/jwks",
     }
-    conformance = re.compile(r"^/fhir/(CodeSystem|ValueSet|StructureDefinition|SearchParameter|OperationDefinition)(/<resource_id>)?$")
+    conformance = re.compile(
+        r"^/fhir/(CodeSystem|ValueSet|StructureDefinition|SearchParameter|OperationDefinition)(/<resource_id>)?$"
+    )
     assert [p for p in public if p not in allowed and not conformance.match(p)] == []

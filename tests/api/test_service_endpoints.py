@@ -25,7 +25,10 @@ def test_readyz_ok_when_every_part_answers(client: FlaskClient) -> None:
     response = client.get("/readyz")
     assert response.status_code == 200, response.get_json()
     assert response.get_json()["checks"] == {
-        "database": "ok", "document-store": "ok", "key-provider": "ok", "audit-sealer": "ok"
+        "database": "ok",
+        "document-store": "ok",
+        "key-provider": "ok",
+        "audit-sealer": "ok",
     }
 
 
@@ -43,7 +46,9 @@ def test_readyz_refuses_a_keyring_others_can_read(client: FlaskClient, settings:
     assert "chmod 600" in body["checks"]["key-provider"]
 
 
-def test_readyz_alarms_on_an_unsealed_backlog(client: FlaskClient, db: Database, clock: FrozenClock) -> None:
+def test_readyz_alarms_on_an_unsealed_backlog(
+    client: FlaskClient, db: Database, clock: FrozenClock
+) -> None:
     with db.transaction() as session:
         record(session, audit_entry(1), clock)
     assert client.get("/readyz").status_code == 200
@@ -69,14 +74,24 @@ def test_hsts_behind_tls(client: FlaskClient) -> None:
 
 @pytest.mark.parametrize(
     ("sent", "echoed"),
-    [("abc.DEF-123_x", True), ("x" * 64, True), ("x" * 65, False), ("bad id", False), ("a;b", False)],
+    [
+        ("abc.DEF-123_x", True),
+        ("x" * 64, True),
+        ("x" * 65, False),
+        ("bad id", False),
+        ("a;b", False),
+    ],
 )
-def test_client_request_id_is_echoed_only_if_safe(client: FlaskClient, sent: str, echoed: bool) -> None:
+def test_client_request_id_is_echoed_only_if_safe(
+    client: FlaskClient, sent: str, echoed: bool
+) -> None:
     response = client.get("/healthz", headers={"X-Request-ID": sent})
     assert (response.headers["X-Request-ID"] == sent) is echoed
 
 
-def test_log_line_is_json_with_request_id_and_no_query(client: FlaskClient, caplog: pytest.LogCaptureFixture) -> None:
+def test_log_line_is_json_with_request_id_and_no_query(
+    client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
     from exchange.logs import JsonFormatter
 
     with caplog.at_level(logging.INFO, logger="exchange.http"):
@@ -90,7 +105,9 @@ def test_log_line_is_json_with_request_id_and_no_query(client: FlaskClient, capl
     assert "9434765919" not in lines[-1]
 
 
-def test_forwarded_for_is_trusted_only_behind_configured_proxies(db: Database, clock: FrozenClock, settings: Settings) -> None:
+def test_forwarded_for_is_trusted_only_behind_configured_proxies(
+    db: Database, clock: FrozenClock, settings: Settings
+) -> None:
     from dataclasses import replace
 
     from flask import request
@@ -105,5 +122,9 @@ def test_forwarded_for_is_trusted_only_behind_configured_proxies(db: Database, c
     for hops in (0, 1):
         app = create_app(replace(settings, proxy_hops=hops), clock=clock, database=db)
         app.before_request(note_address)
-        app.test_client().get("/healthz", headers={"X-Forwarded-For": "203.0.113.9"}, environ_base={"REMOTE_ADDR": "127.0.0.1"})
+        app.test_client().get(
+            "/healthz",
+            headers={"X-Forwarded-For": "203.0.113.9"},
+            environ_base={"REMOTE_ADDR": "127.0.0.1"},
+        )
     assert seen == ["127.0.0.1", "203.0.113.9"]

@@ -64,7 +64,10 @@ def test_receipt_in_summer_time_carries_the_bst_offset(world: Scenario, clock: F
 def test_business_status_follows_the_calendar(world: Scenario, clock: FrozenClock) -> None:
     task = _request(world)
     clock.current = datetime(2026, 12, 28, 12, tzinfo=UTC)
-    assert _read(_anew(world), LA, task).get_json()["businessStatus"]["coding"][0]["code"] == "due-soon"
+    assert (
+        _read(_anew(world), LA, task).get_json()["businessStatus"]["coding"][0]["code"]
+        == "due-soon"
+    )
     clock.current = datetime(2027, 1, 5, 0, 30, tzinfo=UTC)
     read = _read(_anew(world), LA, task).get_json()
     assert read["businessStatus"]["coding"][0]["code"] == "overdue"
@@ -72,7 +75,9 @@ def test_business_status_follows_the_calendar(world: Scenario, clock: FrozenCloc
 
 
 def test_client_business_status_and_due_date_are_ignored_on_create(world: Scenario) -> None:
-    task = _request(world, businessStatus={"text": "done"}, restriction={"period": {"end": "2030-01-01"}})
+    task = _request(
+        world, businessStatus={"text": "done"}, restriction={"period": {"end": "2030-01-01"}}
+    )
     assert task["restriction"]["period"]["end"] == "2027-01-04"
     assert task["businessStatus"]["coding"][0]["code"] == "on-track"
 
@@ -84,7 +89,11 @@ def test_client_business_status_and_due_date_are_ignored_on_create(world: Scenar
         (LA, {"requester": {"identifier": {"system": ODS, "value": "LA02"}}}, 422),
         (LA, {"status": "accepted"}, 422),
         (LA, {"reasonCode": None}, 422),
-        (LA, {"owner": {"identifier": {"system": ODS, "value": "LA02"}}}, 422),  # an LA cannot own advice
+        (
+            LA,
+            {"owner": {"identifier": {"system": ODS, "value": "LA02"}}},
+            422,
+        ),  # an LA cannot own advice
         (LA, {"owner": {"identifier": {"system": ODS, "value": "NOPE1"}}}, 422),
     ],
 )
@@ -118,30 +127,82 @@ def test_dco_qa_must_go_to_an_icb(world: Scenario) -> None:
     assert created.get_json()["restriction"]["period"]["end"] == "2026-12-08"
 
 
-NOT_KNOWN = [output("not-on-waiting-list", valueBoolean=True), output("not-seen-in-last-12-months", valueBoolean=True)]
+NOT_KNOWN = [
+    output("not-on-waiting-list", valueBoolean=True),
+    output("not-seen-in-last-12-months", valueBoolean=True),
+]
 
 # (name, from status, changes, right party, wrong party)
 ROWS: list[tuple[str, str, dict[str, Any], str, str]] = [
     ("accept", "requested", {"status": "accepted"}, PROVIDER, LA),
     ("start from requested", "requested", {"status": "in-progress"}, PROVIDER, LA),
     ("start from accepted", "accepted", {"status": "in-progress"}, PROVIDER, LA),
-    ("reject not known", "requested", {"status": "rejected", "statusReason": status_reason("not-known-to-service"),
-                                       "output": NOT_KNOWN}, PROVIDER, LA),
-    ("reject wrong service", "accepted", {"status": "rejected", "statusReason": status_reason("wrong-service")},
-     PROVIDER, LA),
-    ("reject incompatible", "in-progress", {"status": "rejected", "statusReason": status_reason("incompatible-with-duties"),
-                                            "note": None}, PROVIDER, LA),
-    ("reject adverse", "requested", {"status": "rejected", "statusReason": status_reason("adverse-effect-on-functions"),
-                                     "note": None}, PROVIDER, LA),
-    ("cancel", "in-progress", {"status": "cancelled", "statusReason": status_reason("withdrawn-by-requester")}, LA, PROVIDER),
-    ("forward", "accepted", {"status": "requested", "statusReason": status_reason("forwarded"),
-                             "owner": {"identifier": {"system": ODS, "value": "ICB01"}}}, PROVIDER, LA),
+    (
+        "reject not known",
+        "requested",
+        {
+            "status": "rejected",
+            "statusReason": status_reason("not-known-to-service"),
+            "output": NOT_KNOWN,
+        },
+        PROVIDER,
+        LA,
+    ),
+    (
+        "reject wrong service",
+        "accepted",
+        {"status": "rejected", "statusReason": status_reason("wrong-service")},
+        PROVIDER,
+        LA,
+    ),
+    (
+        "reject incompatible",
+        "in-progress",
+        {
+            "status": "rejected",
+            "statusReason": status_reason("incompatible-with-duties"),
+            "note": None,
+        },
+        PROVIDER,
+        LA,
+    ),
+    (
+        "reject adverse",
+        "requested",
+        {
+            "status": "rejected",
+            "statusReason": status_reason("adverse-effect-on-functions"),
+            "note": None,
+        },
+        PROVIDER,
+        LA,
+    ),
+    (
+        "cancel",
+        "in-progress",
+        {"status": "cancelled", "statusReason": status_reason("withdrawn-by-requester")},
+        LA,
+        PROVIDER,
+    ),
+    (
+        "forward",
+        "accepted",
+        {
+            "status": "requested",
+            "statusReason": status_reason("forwarded"),
+            "owner": {"identifier": {"system": ODS, "value": "ICB01"}},
+        },
+        PROVIDER,
+        LA,
+    ),
 ]
 
 
 def _at(world: Scenario, status: str) -> dict[str, Any]:
     task = _request(world)
-    path = {"requested": [], "accepted": ["accepted"], "in-progress": ["accepted", "in-progress"]}[status]
+    path = {"requested": [], "accepted": ["accepted"], "in-progress": ["accepted", "in-progress"]}[
+        status
+    ]
     for step in path:
         response = _put(world, PROVIDER, task, status=step)
         assert response.status_code == 200, response.get_json()
@@ -153,7 +214,10 @@ def _with(task: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     body = dict(task)
     for key, value in changes.items():
         if key == "note" and value is None:
-            body["note"] = [*task.get("note", []), {"text": "Complying would breach our statutory duties to others."}]
+            body["note"] = [
+                *task.get("note", []),
+                {"text": "Complying would breach our statutory duties to others."},
+            ]
         else:
             body[key] = value
     return body
@@ -168,7 +232,9 @@ def test_transition_table(world: Scenario, row: tuple[str, str, dict[str, Any], 
     assert refused.status_code == 403, (name, refused.get_json())
     stranger = world.put(url, OTHER_LA, _with(task, changes))
     assert stranger.status_code == 404
-    allowed = world.put(url, right, _with(task, changes), **{"If-Match": f'W/"{task["meta"]["versionId"]}"'})
+    allowed = world.put(
+        url, right, _with(task, changes), **{"If-Match": f'W/"{task["meta"]["versionId"]}"'}
+    )
     assert allowed.status_code == 200, (name, allowed.get_json())
     assert allowed.get_json()["status"] == changes["status"]
     assert allowed.get_json()["meta"]["versionId"] == str(int(task["meta"]["versionId"]) + 1)
@@ -181,23 +247,73 @@ def test_transition_table(world: Scenario, row: tuple[str, str, dict[str, Any], 
         ("accepted", {"status": "requested"}, "back to requested without forwarding"),
         ("in-progress", {"status": "accepted"}, "not in the table"),
         ("requested", {"status": "rejected"}, "no statusReason"),
-        ("requested", {"status": "rejected", "statusReason": status_reason("not-known-to-service")}, "no attestations"),
-        ("requested", {"status": "rejected", "statusReason": status_reason("not-known-to-service"),
-                       "output": NOT_KNOWN[:1]}, "one attestation"),
-        ("requested", {"status": "rejected", "statusReason": status_reason("incompatible-with-duties")}, "no written reasons"),
-        ("requested", {"status": "rejected", "statusReason": status_reason("incompatible-with-duties"),
-                       "note": [{"text": "EHC needs assessment agreed at panel on 2026-11-18."}, {"text": "too short"}]},
-         "reasons too short"),
-        ("requested", {"status": "rejected", "statusReason": status_reason("forwarded")}, "wrong reason"),
-        ("requested", {"restriction": {"period": {"end": "2030-01-01"}}}, "due date is the LA's clock"),
-        ("requested", {"code": {"coding": [{"system": f"{CB}/CodeSystem/task-type", "code": "dco-quality-assurance"}]}},
-         "code cannot change"),
+        (
+            "requested",
+            {"status": "rejected", "statusReason": status_reason("not-known-to-service")},
+            "no attestations",
+        ),
+        (
+            "requested",
+            {
+                "status": "rejected",
+                "statusReason": status_reason("not-known-to-service"),
+                "output": NOT_KNOWN[:1],
+            },
+            "one attestation",
+        ),
+        (
+            "requested",
+            {"status": "rejected", "statusReason": status_reason("incompatible-with-duties")},
+            "no written reasons",
+        ),
+        (
+            "requested",
+            {
+                "status": "rejected",
+                "statusReason": status_reason("incompatible-with-duties"),
+                "note": [
+                    {"text": "EHC needs assessment agreed at panel on 2026-11-18."},
+                    {"text": "too short"},
+                ],
+            },
+            "reasons too short",
+        ),
+        (
+            "requested",
+            {"status": "rejected", "statusReason": status_reason("forwarded")},
+            "wrong reason",
+        ),
+        (
+            "requested",
+            {"restriction": {"period": {"end": "2030-01-01"}}},
+            "due date is the LA's clock",
+        ),
+        (
+            "requested",
+            {
+                "code": {
+                    "coding": [
+                        {"system": f"{CB}/CodeSystem/task-type", "code": "dco-quality-assurance"}
+                    ]
+                }
+            },
+            "code cannot change",
+        ),
         ("requested", {"note": []}, "notes are append-only"),
-        ("in-progress", {"status": "requested", "statusReason": status_reason("forwarded"),
-                         "owner": {"identifier": {"system": ODS, "value": "ICB01"}}}, "forwarding once started"),
+        (
+            "in-progress",
+            {
+                "status": "requested",
+                "statusReason": status_reason("forwarded"),
+                "owner": {"identifier": {"system": ODS, "value": "ICB01"}},
+            },
+            "forwarding once started",
+        ),
     ],
 )
-def test_owner_changes_the_rules_refuse_with_422(world: Scenario, start: str, changes: dict[str, Any], why: str) -> None:
+def test_owner_changes_the_rules_refuse_with_422(
+    world: Scenario, start: str, changes: dict[str, Any], why: str
+) -> None:
     task = _at(world, start)
     response = world.put(f"/fhir/Task/{task['id']}", PROVIDER, {**task, **changes})
     assert response.status_code == 422, (why, response.get_json())
@@ -210,8 +326,13 @@ def test_cancel_needs_its_reason(world: Scenario) -> None:
 
 
 def test_closed_requests_stay_closed(world: Scenario) -> None:
-    task = _put(world, LA, _request(world), status="cancelled",
-                statusReason=status_reason("withdrawn-by-requester")).get_json()
+    task = _put(
+        world,
+        LA,
+        _request(world),
+        status="cancelled",
+        statusReason=status_reason("withdrawn-by-requester"),
+    ).get_json()
     assert task["businessStatus"]["coding"][0]["code"] == "closed-without-advice"
     assert "end" in task["executionPeriod"]
     assert _put(world, PROVIDER, task, status="accepted").status_code == 422
@@ -219,52 +340,88 @@ def test_closed_requests_stay_closed(world: Scenario) -> None:
 
 def test_forwarding_keeps_the_due_date_and_the_previous_owners_read_access(world: Scenario) -> None:
     task = _request(world)
-    forwarded = _put(world, PROVIDER, task, status="requested", statusReason=status_reason("forwarded"),
-                     owner={"identifier": {"system": ODS, "value": "ICB01"}}).get_json()
+    forwarded = _put(
+        world,
+        PROVIDER,
+        task,
+        status="requested",
+        statusReason=status_reason("forwarded"),
+        owner={"identifier": {"system": ODS, "value": "ICB01"}},
+    ).get_json()
     assert forwarded["owner"]["identifier"]["value"] == "ICB01"
     assert forwarded["restriction"] == task["restriction"]
     assert _read(world, PROVIDER, forwarded).status_code == 200  # the previous owner still reads it
-    assert _put(world, PROVIDER, forwarded, status="accepted").status_code == 403  # but no longer acts on it
+    assert (
+        _put(world, PROVIDER, forwarded, status="accepted").status_code == 403
+    )  # but no longer acts on it
     assert _put(world, ICB, forwarded, status="accepted").status_code == 200
     patient = forwarded["for"]["reference"]
     assert world.get(f"/fhir/{patient}", ICB).status_code == 200
 
 
-def test_forwarding_needs_an_agreement_with_the_new_owner(world: Scenario, db: Any, clock: FrozenClock) -> None:
+def test_forwarding_needs_an_agreement_with_the_new_owner(
+    world: Scenario, db: Any, clock: FrozenClock
+) -> None:
     from exchange.audit.events import Actor
     from exchange.registry.service import apply_bootstrap, known_roles
     from exchange.registry.specs import parse_bootstrap
 
     with db.transaction() as session:
-        document = {"organisations": [{"ods": "PRV09", "name": "Unlinked Trust", "role": "provider"}]}
-        apply_bootstrap(session, parse_bootstrap(document, known_roles(session)), clock, Actor.operator())
+        document = {
+            "organisations": [{"ods": "PRV09", "name": "Unlinked Trust", "role": "provider"}]
+        }
+        apply_bootstrap(
+            session, parse_bootstrap(document, known_roles(session)), clock, Actor.operator()
+        )
     task = _request(world)
-    response = _put(world, PROVIDER, task, status="requested", statusReason=status_reason("forwarded"),
-                    owner={"identifier": {"system": ODS, "value": "PRV09"}})
+    response = _put(
+        world,
+        PROVIDER,
+        task,
+        status="requested",
+        statusReason=status_reason("forwarded"),
+        owner={"identifier": {"system": ODS, "value": "PRV09"}},
+    )
     assert response.status_code == 403
     assert response.get_json()["issue"][0]["details"]["coding"][0]["code"] == "no-agreement"
 
 
-def test_a_refused_change_is_audited_with_the_task_it_concerned(world: Scenario, db: Database) -> None:
+def test_a_refused_change_is_audited_with_the_task_it_concerned(
+    world: Scenario, db: Database
+) -> None:
     task = _request(world)
     assert _put(world, LA, task, status="accepted").status_code == 403  # the owner's to accept
     with db.transaction() as session:
-        refused = session.scalars(select(AuditRecord).where(AuditRecord.outcome == Outcome.for_status(403).value)).all()
+        refused = session.scalars(
+            select(AuditRecord).where(AuditRecord.outcome == Outcome.for_status(403).value)
+        ).all()
     assert len(refused) == 1
     event = json.loads(refused[0].payload)
     assert event["outcomeDesc"] == "forbidden"
-    named = [entity["what"]["reference"] for entity in event["entity"] if "reference" in entity.get("what", {})]
+    named = [
+        entity["what"]["reference"]
+        for entity in event["entity"]
+        if "reference" in entity.get("what", {})
+    ]
     assert named == [f"Task/{task['id']}", task["for"]["reference"]]
     assert refused[0].patient_id == uuid.UUID(task["for"]["reference"].removeprefix("Patient/"))
 
 
 def test_clock_exception_while_open(world: Scenario) -> None:
     task = _request(world)
-    exception = output("clock-exception", valueCodeableConcept={"coding": [
-        {"system": f"{CB}/CodeSystem/clock-exception-reason", "code": "missed-appointment"}]})
+    exception = output(
+        "clock-exception",
+        valueCodeableConcept={
+            "coding": [
+                {"system": f"{CB}/CodeSystem/clock-exception-reason", "code": "missed-appointment"}
+            ]
+        },
+    )
     assert _put(world, PROVIDER, task, output=[exception]).status_code == 422  # needs a note
     noted = [*task["note"], {"text": "Two appointments missed in December."}]
-    assert _put(world, LA, task, output=[exception], note=noted).status_code == 403  # the owner's to record
+    assert (
+        _put(world, LA, task, output=[exception], note=noted).status_code == 403
+    )  # the owner's to record
     assert _put(world, PROVIDER, task, output=[exception], note=noted).status_code == 200
 
 
@@ -315,7 +472,10 @@ def test_search(world: Scenario, clock: FrozenClock) -> None:
     assert ids("business-status=overdue") == []
     assert ids(f"due=le{first['restriction']['period']['end']}") == [first["id"]]
     assert ids("_sort=due") == [first["id"], second["id"]]
-    assert ids(f"code={CB}/CodeSystem/task-type|ehcna-health-advice&status=requested") == [second["id"], first["id"]]
+    assert ids(f"code={CB}/CodeSystem/task-type|ehcna-health-advice&status=requested") == [
+        second["id"],
+        first["id"],
+    ]
     patient = first["for"]["reference"].removeprefix("Patient/")
     assert ids(f"patient=Patient/{patient}") == [first["id"]]
     assert ids("", PROVIDER) == [first["id"]]

@@ -25,7 +25,9 @@ def _append(db: Database, clock: FrozenClock, count: int) -> None:
         seal_pending(session)
 
 
-def test_records_are_sealed_in_order_into_a_verifying_chain(db: Database, clock: FrozenClock) -> None:
+def test_records_are_sealed_in_order_into_a_verifying_chain(
+    db: Database, clock: FrozenClock
+) -> None:
     _append(db, clock, 5)
     with db.transaction() as session:
         rows = session.scalars(select(AuditRecord).order_by(AuditRecord.sequence)).all()
@@ -44,15 +46,23 @@ def test_payload_is_canonical_fhir_audit_event(db: Database, clock: FrozenClock)
         row = record(session, audit_entry(1, query="identifier=x"), clock)
         session.flush()
         payload = json.loads(row.payload)
-    assert row.payload == json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert row.payload == json.dumps(
+        payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
     assert payload["resourceType"] == "AuditEvent"
     assert payload["recorded"] == "2026-11-23T12:00:00.000Z"
-    identifiers = [e["what"]["identifier"]["value"] for e in payload["entity"] if "identifier" in e.get("what", {})]
+    identifiers = [
+        e["what"]["identifier"]["value"]
+        for e in payload["entity"]
+        if "identifier" in e.get("what", {})
+    ]
     assert "urn:ietf:params:oauth:jti:jti-1" in identifiers
     assert "req-1" in identifiers
 
 
-def test_unsealed_records_wait_and_later_commits_extend_the_chain(db: Database, clock: FrozenClock) -> None:
+def test_unsealed_records_wait_and_later_commits_extend_the_chain(
+    db: Database, clock: FrozenClock
+) -> None:
     _append(db, clock, 3)
     with db.transaction() as session:
         record(session, audit_entry(10), clock)
@@ -73,7 +83,9 @@ def test_unsealed_records_wait_and_later_commits_extend_the_chain(db: Database, 
         "DELETE FROM audit_event WHERE sequence = 2",
     ],
 )
-def test_triggers_refuse_changes_to_sealed_records(db: Database, clock: FrozenClock, statement: str) -> None:
+def test_triggers_refuse_changes_to_sealed_records(
+    db: Database, clock: FrozenClock, statement: str
+) -> None:
     _append(db, clock, 3)
     with pytest.raises(DBAPIError, match="append-only"), db.transaction() as session:
         session.execute(text(statement))
@@ -84,7 +96,10 @@ def test_trigger_refuses_changing_content_while_sealing(db: Database, clock: Fro
         record(session, audit_entry(1), clock)
     with pytest.raises(DBAPIError, match="append-only"), db.transaction() as session:
         session.execute(
-            text("UPDATE audit_event SET sequence = 1, previous_hash = 'x', hash = 'y', outcome = '8'")
+            text(
+                "UPDATE audit_event SET sequence = 1, previous_hash = 'x', hash = 'y', "
+                "outcome = '8'"
+            )
         )
 
 
@@ -108,7 +123,10 @@ def drop_audit_triggers(session: object, backend: str) -> None:
 
 
 TAMPERING = {
-    "modified": ["UPDATE audit_event SET payload = replace(payload, 'client-3', 'client-9') WHERE sequence = 4"],
+    "modified": [
+        "UPDATE audit_event SET payload = replace(payload, 'client-3', 'client-9') "
+        "WHERE sequence = 4"
+    ],
     "deleted": ["DELETE FROM audit_event WHERE sequence = 4"],
     "relinked": [
         # Delete 4 and renumber the rest, keeping the sequence gap-free: the links break.
@@ -122,13 +140,18 @@ TAMPERING = {
     ],
     "inserted": [
         # Make room at 4 (top down: the sequence is unique), then forge a record there.
-        *[f"UPDATE audit_event SET sequence = sequence + 1 WHERE sequence = {n}" for n in range(7, 3, -1)],
+        *[
+            f"UPDATE audit_event SET sequence = sequence + 1 WHERE sequence = {n}"
+            for n in range(7, 3, -1)
+        ],
     ],
 }
 
 
 @pytest.mark.parametrize("how", sorted(TAMPERING))
-def test_verify_names_the_first_broken_sequence(db: Database, clock: FrozenClock, backend: str, how: str) -> None:
+def test_verify_names_the_first_broken_sequence(
+    db: Database, clock: FrozenClock, backend: str, how: str
+) -> None:
     _append(db, clock, 7)
     with db.transaction() as session:
         drop_audit_triggers(session, backend)
@@ -136,7 +159,10 @@ def test_verify_names_the_first_broken_sequence(db: Database, clock: FrozenClock
             session.execute(text(statement))
         if how == "inserted":
             # A careful forger links the new record to record 3 with a correct hash ...
-            previous = session.scalars(select(AuditRecord.hash).where(AuditRecord.sequence == 3)).one() or ""
+            previous = (
+                session.scalars(select(AuditRecord.hash).where(AuditRecord.sequence == 3)).one()
+                or ""
+            )
             forged = record(session, audit_entry(99), clock)
             forged.sequence, forged.previous_hash = 4, previous
             forged.hash = chain_hash(previous, 4, forged.payload)

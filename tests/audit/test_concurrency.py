@@ -22,8 +22,15 @@ PER_PROCESS = 60
 def test_eight_processes_append_into_one_gap_free_chain(fresh_database_url: str) -> None:
     workers = [
         subprocess.Popen(
-            [sys.executable, "-m", "tests.audit.appender", fresh_database_url, str(worker), str(PER_PROCESS),
-             "sealer" if worker < 2 else "plain"],
+            [
+                sys.executable,
+                "-m",
+                "tests.audit.appender",
+                fresh_database_url,
+                str(worker),
+                str(PER_PROCESS),
+                "sealer" if worker < 2 else "plain",
+            ],
             cwd=ROOT,
         )
         for worker in range(PROCESSES)
@@ -32,8 +39,12 @@ def test_eight_processes_append_into_one_gap_free_chain(fresh_database_url: str)
     database = Database(fresh_database_url)
     seal_all(database)
     with database.transaction() as session:
-        sequences = session.scalars(select(AuditRecord.sequence).order_by(AuditRecord.sequence)).all()
-        distinct_requests = session.scalar(select(func.count(func.distinct(AuditRecord.request_id))))
+        sequences = session.scalars(
+            select(AuditRecord.sequence).order_by(AuditRecord.sequence)
+        ).all()
+        distinct_requests = session.scalar(
+            select(func.count(func.distinct(AuditRecord.request_id)))
+        )
         result = verify_chain(session)
     database.dispose()
     assert sequences == list(range(1, PROCESSES * PER_PROCESS + 1))

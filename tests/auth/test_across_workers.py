@@ -26,10 +26,17 @@ def test_replay_and_revocation_across_two_workers(tmp_path: Path, fresh_database
         key = world_client("la01-case-system").key
         assertion = sign(claims_for("la01-case-system", token_url, datetime.now(UTC)), key)
         with ThreadPoolExecutor(max_workers=8) as pool:
-            responses = list(pool.map(
-                lambda _: requests.post(token_url, data=token_form(assertion), headers={"Connection": "close"}, timeout=10),
-                range(8),
-            ))
+            responses = list(
+                pool.map(
+                    lambda _: requests.post(
+                        token_url,
+                        data=token_form(assertion),
+                        headers={"Connection": "close"},
+                        timeout=10,
+                    ),
+                    range(8),
+                )
+            )
         assert sorted(r.status_code for r in responses) == [200] + [401] * 7
         replays = [r.json() for r in responses if r.status_code == 401]
         assert all(body["error"] == "invalid_client" for body in replays)
@@ -37,17 +44,31 @@ def test_replay_and_revocation_across_two_workers(tmp_path: Path, fresh_database
         token = next(r.json()["access_token"] for r in responses if r.status_code == 200)
         auth = {"Authorization": f"Bearer {token}", "Connection": "close"}
         with ThreadPoolExecutor(max_workers=4) as pool:
-            before = list(pool.map(lambda _: requests.get(f"{base}/fhir/Organization", headers=auth, timeout=10), range(8)))
+            before = list(
+                pool.map(
+                    lambda _: requests.get(f"{base}/fhir/Organization", headers=auth, timeout=10),
+                    range(8),
+                )
+            )
         assert {r.status_code for r in before} == {200}
         revoke_assertion = sign(claims_for("la01-case-system", token_url, datetime.now(UTC)), key)
         revoked = requests.post(
             f"{base}/oauth2/revoke",
-            data={"token": token, "client_assertion_type": ASSERTION_TYPE, "client_assertion": revoke_assertion},
+            data={
+                "token": token,
+                "client_assertion_type": ASSERTION_TYPE,
+                "client_assertion": revoke_assertion,
+            },
             timeout=10,
         )
         assert revoked.status_code == 200
         started = time.monotonic()
         with ThreadPoolExecutor(max_workers=4) as pool:
-            after = list(pool.map(lambda _: requests.get(f"{base}/fhir/Organization", headers=auth, timeout=10), range(8)))
+            after = list(
+                pool.map(
+                    lambda _: requests.get(f"{base}/fhir/Organization", headers=auth, timeout=10),
+                    range(8),
+                )
+            )
         assert {r.status_code for r in after} == {401}
         assert time.monotonic() - started < 10

@@ -73,12 +73,21 @@ def jwks_server() -> Iterator[JwksServer]:
 
 @pytest.fixture
 def remote_client(world: None, db: Database, clock: FrozenClock, jwks_server: JwksServer) -> str:
-    entry = {"client_id": "icb01-remote", "organisation": "ICB01", "scopes": ["system/Organization.rs"],
-             "jwks_uri": jwks_server.url}
+    entry = {
+        "client_id": "icb01-remote",
+        "organisation": "ICB01",
+        "scopes": ["system/Organization.rs"],
+        "jwks_uri": jwks_server.url,
+    }
     with db.transaction() as session:
         from exchange.registry.service import known_roles
 
-        apply_bootstrap(session, parse_bootstrap({"clients": [entry]}, known_roles(session)), clock, Actor.operator())
+        apply_bootstrap(
+            session,
+            parse_bootstrap({"clients": [entry]}, known_roles(session)),
+            clock,
+            Actor.operator(),
+        )
     return "icb01-remote"
 
 
@@ -88,23 +97,33 @@ def _request(client: FlaskClient, clock: FrozenClock, key_name: str, kid: str | 
     return client.post("/oauth2/token", data=token_form(assertion))
 
 
-def test_keys_come_from_the_jwks_uri_and_are_cached(client: FlaskClient, clock: FrozenClock, remote_client: str, jwks_server: JwksServer) -> None:
+def test_keys_come_from_the_jwks_uri_and_are_cached(
+    client: FlaskClient, clock: FrozenClock, remote_client: str, jwks_server: JwksServer
+) -> None:
     assert _request(client, clock, "remote-a").status_code == 200
     assert _request(client, clock, "remote-a").status_code == 200
     assert jwks_server.hits == 1
 
 
 def test_rotated_key_is_fetched_on_unknown_kid(
-    client: FlaskClient, clock: FrozenClock, remote_client: str, jwks_server: JwksServer, monkeypatch: pytest.MonkeyPatch
+    client: FlaskClient,
+    clock: FrozenClock,
+    remote_client: str,
+    jwks_server: JwksServer,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(jwks_module, "MIN_REFRESH_SECONDS", 0.0)
     assert _request(client, clock, "remote-a").status_code == 200
-    jwks_server.serve(public_jwks(signing_key("ES256", "remote-a"), signing_key("ES256", "remote-b")))
+    jwks_server.serve(
+        public_jwks(signing_key("ES256", "remote-a"), signing_key("ES256", "remote-b"))
+    )
     assert _request(client, clock, "remote-b").status_code == 200
     assert jwks_server.hits == 2
 
 
-def test_unknown_kids_cannot_make_us_hammer_the_client(client: FlaskClient, clock: FrozenClock, remote_client: str, jwks_server: JwksServer) -> None:
+def test_unknown_kids_cannot_make_us_hammer_the_client(
+    client: FlaskClient, clock: FrozenClock, remote_client: str, jwks_server: JwksServer
+) -> None:
     assert _request(client, clock, "remote-a").status_code == 200
     for number in range(5):
         assert _request(client, clock, "remote-a", kid=f"made-up-{number}").status_code == 401
@@ -112,24 +131,40 @@ def test_unknown_kids_cannot_make_us_hammer_the_client(client: FlaskClient, cloc
 
 
 def _operator_reasons(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [str(getattr(r, "reason", "")) for r in caplog.records if r.getMessage() == "client keys unavailable"]
+    return [
+        str(getattr(r, "reason", ""))
+        for r in caplog.records
+        if r.getMessage() == "client keys unavailable"
+    ]
 
 
 def _refused_without_detail(response: Any) -> None:
     """The caller learns only invalid_client, nothing of the client's host."""
     assert response.status_code == 401
-    assert response.get_json() == {"error": "invalid_client", "error_description": "The client could not be authenticated."}
+    assert response.get_json() == {
+        "error": "invalid_client",
+        "error_description": "The client could not be authenticated.",
+    }
 
 
-def test_oversized_jwks_is_refused(client: FlaskClient, clock: FrozenClock, remote_client: str, jwks_server: JwksServer,
-                                   caplog: pytest.LogCaptureFixture) -> None:
+def test_oversized_jwks_is_refused(
+    client: FlaskClient,
+    clock: FrozenClock,
+    remote_client: str,
+    jwks_server: JwksServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     jwks_server.body = b'{"keys": [' + b'{"kty": "EC"},' * 6000 + b"{}]}"
     _refused_without_detail(_request(client, clock, "remote-a"))
     assert any("64 KiB" in reason for reason in _operator_reasons(caplog))
 
 
 def test_an_upstream_status_is_told_to_the_operator_not_the_caller(
-    client: FlaskClient, clock: FrozenClock, remote_client: str, jwks_server: JwksServer, caplog: pytest.LogCaptureFixture
+    client: FlaskClient,
+    clock: FrozenClock,
+    remote_client: str,
+    jwks_server: JwksServer,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     jwks_server.status = 302
     response = _request(client, clock, "remote-a")
@@ -139,7 +174,11 @@ def test_an_upstream_status_is_told_to_the_operator_not_the_caller(
 
 
 def test_unreachable_or_slow_jwks_uri_is_refused(
-    client: FlaskClient, clock: FrozenClock, remote_client: str, jwks_server: JwksServer, monkeypatch: pytest.MonkeyPatch
+    client: FlaskClient,
+    clock: FrozenClock,
+    remote_client: str,
+    jwks_server: JwksServer,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(jwks_module, "FETCH_TIMEOUT", 0.5)
     jwks_server.delay = 2.0
@@ -149,7 +188,11 @@ def test_unreachable_or_slow_jwks_uri_is_refused(
 
 
 def test_a_trickling_jwks_host_is_cut_off_at_the_overall_deadline(
-    client: FlaskClient, clock: FrozenClock, remote_client: str, jwks_server: JwksServer, monkeypatch: pytest.MonkeyPatch,
+    client: FlaskClient,
+    clock: FrozenClock,
+    remote_client: str,
+    jwks_server: JwksServer,
+    monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     # One byte every 0.2 s never trips a per-read timeout; the deadline covers the whole fetch.

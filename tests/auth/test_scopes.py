@@ -25,8 +25,16 @@ def test_valid_scopes(text: str, scope: Scope) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["system/Patient.rc", "system/Patient.rr", "system/Patient.x", "patient/Patient.rs", "system/Observation.rs",
-     "system/Patient.", "system/Patient", "system/Patient.rs extra"],
+    [
+        "system/Patient.rc",
+        "system/Patient.rr",
+        "system/Patient.x",
+        "patient/Patient.rs",
+        "system/Observation.rs",
+        "system/Patient.",
+        "system/Patient",
+        "system/Patient.rs extra",
+    ],
 )
 def test_invalid_scopes(text: str) -> None:
     with pytest.raises(ScopeError):

@@ -24,10 +24,21 @@ from tests.consent.test_decision import EHCNA, OTHER_PROVIDER, PATIENT_ID, PROVI
 PROPERTY_SETTINGS = settings(max_examples=200, deadline=None)
 
 MAKERS = ["self", "la", *ParentalResponsibility, *YoungPersonRepresentative]
-BASES = [None, None, None, "parental-responsibility", "gillick-competent-child", "young-person",
-         "young-person-representative", "not-a-basis"]
+BASES = [
+    None,
+    None,
+    None,
+    "parental-responsibility",
+    "gillick-competent-child",
+    "young-person",
+    "young-person-representative",
+    "not-a-basis",
+]
 STATUSES = ["active", "active", "active", "inactive", "draft", "rejected", "entered-in-error"]
-OUTCOMES = {"gillick": ["competent", "not-competent"], "mental-capacity-act": ["has-capacity", "lacks-capacity"]}
+OUTCOMES = {
+    "gillick": ["competent", "not-competent"],
+    "mental-capacity-act": ["has-capacity", "lacks-capacity"],
+}
 
 Scenario = tuple[date, list[ConsentRecord], datetime]
 
@@ -41,7 +52,9 @@ def assessment(draw: st.DrawFn, made: date) -> tuple[str, str, str]:
 
 
 @st.composite
-def plausible_maker(draw: st.DrawFn, birth: date, made: date) -> tuple[str, str | None, list[tuple[str, str, str]]]:
+def plausible_maker(
+    draw: st.DrawFn, birth: date, made: date
+) -> tuple[str, str | None, list[tuple[str, str, str]]]:
     """A decision-maker who fits the subject's life stage on `made` (often, not always, valid)."""
     day = made.isoformat()
     if life_stage(birth, made) is LifeStage.CHILD:
@@ -80,17 +93,28 @@ def consent_resource(draw: st.DrawFn, birth: date, earliest: date, latest: date)
         by=by,
         basis=basis,
         provision_type=draw(st.sampled_from(["permit", "deny"])),
-        purposes=draw(st.lists(st.sampled_from([EHCNA, "annual-review"]), min_size=1, max_size=2, unique=True)),
+        purposes=draw(
+            st.lists(st.sampled_from([EHCNA, "annual-review"]), min_size=1, max_size=2, unique=True)
+        ),
         status=draw(st.sampled_from(STATUSES)),
         period=optional_period(),
         relationship_period=optional_period(),
-        actors=draw(st.none() | st.none() | st.lists(st.sampled_from([PROVIDER, OTHER_PROVIDER]), min_size=1, max_size=2, unique=True)),
+        actors=draw(
+            st.none()
+            | st.none()
+            | st.lists(
+                st.sampled_from([PROVIDER, OTHER_PROVIDER]), min_size=1, max_size=2, unique=True
+            )
+        ),
         assessments=[*assessments, *draw(st.lists(assessment(made), max_size=2))],
     )
 
 
 def _records(resources: list[dict[str, Any]]) -> list[ConsentRecord]:
-    return [consent_record(resource, f"c{number:02d}", PATIENT_ID) for number, resource in enumerate(resources)]
+    return [
+        consent_record(resource, f"c{number:02d}", PATIENT_ID)
+        for number, resource in enumerate(resources)
+    ]
 
 
 def _noon(day: date) -> datetime:
@@ -122,8 +146,11 @@ def test_never_permits_without_an_active_permit_from_a_valid_maker(case: Scenari
     pool = _pool(consents)
     decision = decide(birth, consents, PROVIDER, EHCNA, at)
     valid_permits = [
-        c for c in consents
-        if c.status == "active" and c.provision_type == "permit" and EHCNA in c.purposes
+        c
+        for c in consents
+        if c.status == "active"
+        and c.provision_type == "permit"
+        and EHCNA in c.purposes
         and maker_validity(birth, c, pool).valid
     ]
     if not valid_permits:
@@ -147,12 +174,22 @@ def test_a_later_refusal_by_the_subject_always_denies(case: Scenario) -> None:
         basis = "gillick-competent-child" if stage is LifeStage.CHILD else "young-person"
         # Capacity is presumed from 16 (MCA 2005 s.1(2)); only an earlier finding that
         # they lack it needs a fresh assessment to rebut.
-        if any(a.type is CapacityAssessmentType.MENTAL_CAPACITY_ACT
-               and a.outcome is CapacityAssessmentOutcome.LACKS_CAPACITY for a in _pool(consents)):
+        if any(
+            a.type is CapacityAssessmentType.MENTAL_CAPACITY_ACT
+            and a.outcome is CapacityAssessmentOutcome.LACKS_CAPACITY
+            for a in _pool(consents)
+        ):
             assessments.append(("mental-capacity-act", "has-capacity", day.isoformat()))
-    refusal = consent_json(datetime.combine(day, time(9), tzinfo=LONDON).isoformat(), by="self", basis=basis,
-                           provision_type="deny", assessments=assessments)
-    decision = decide(birth, [*consents, consent_record(refusal, "refusal", PATIENT_ID)], PROVIDER, EHCNA, at)
+    refusal = consent_json(
+        datetime.combine(day, time(9), tzinfo=LONDON).isoformat(),
+        by="self",
+        basis=basis,
+        provision_type="deny",
+        assessments=assessments,
+    )
+    decision = decide(
+        birth, [*consents, consent_record(refusal, "refusal", PATIENT_ID)], PROVIDER, EHCNA, at
+    )
     assert not decision.permit
     expected = {
         LifeStage.CHILD: AccessDenialReason.CONSENT_REFUSED_BY_COMPETENT_CHILD,
@@ -182,5 +219,9 @@ def test_the_order_of_consents_does_not_matter(case: Scenario, data: st.DataObje
     shuffled = data.draw(st.permutations(consents))
     first = decide(birth, consents, PROVIDER, EHCNA, at)
     second = decide(birth, shuffled, PROVIDER, EHCNA, at)
-    assert (first.permit, first.reason, first.deciding) == (second.permit, second.reason, second.deciding)
+    assert (first.permit, first.reason, first.deciding) == (
+        second.permit,
+        second.reason,
+        second.deciding,
+    )
     assert first.considered == second.considered

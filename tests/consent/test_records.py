@@ -59,7 +59,9 @@ def test_parent_example() -> None:
 
 def test_gillick_child_refusal_example() -> None:
     record = consent_record(example("consent-gillick-child-refusal.json"), "c2", CHILD_PATIENT)
-    gillick = CapacityAssessment(CapacityAssessmentType.GILLICK, CapacityAssessmentOutcome.COMPETENT, date(2026, 9, 20))
+    gillick = CapacityAssessment(
+        CapacityAssessmentType.GILLICK, CapacityAssessmentOutcome.COMPETENT, date(2026, 9, 20)
+    )
     assert record.maker.basis is DecisionMakerBasis.GILLICK_COMPETENT_CHILD
     assert record.maker.performer == "patient"
     assert record.maker.relationship is None
@@ -80,7 +82,9 @@ def test_examples_are_structurally_valid_r4() -> None:
         model_class("Consent").model_validate(example(name))
 
 
-def _with_performer(performer: dict[str, Any], relationship: str | None = "local-authority-care-order") -> dict[str, Any]:
+def _with_performer(
+    performer: dict[str, Any], relationship: str | None = "local-authority-care-order"
+) -> dict[str, Any]:
     resource = consent_json("2026-10-01", by="la")
     resource["performer"] = [performer]
     if relationship is None:
@@ -91,16 +95,19 @@ def _with_performer(performer: dict[str, Any], relationship: str | None = "local
 LA_IDENTIFIER = {"system": ODS_SYSTEM, "value": "LA001"}
 
 
-@pytest.mark.parametrize(("performer", "expected"), [
-    ({"identifier": LA_IDENTIFIER}, ("organization", "LA001")),
-    ({"type": "Organization", "identifier": LA_IDENTIFIER}, ("organization", "LA001")),
-    ({"reference": "Organization/123", "identifier": LA_IDENTIFIER}, ("organization", "LA001")),
-    ({"reference": "Organization/123"}, ("unknown", None)),
-    ({"type": "RelatedPerson", "identifier": LA_IDENTIFIER}, ("unknown", None)),
-    ({"identifier": {"system": "urn:other", "value": "LA001"}}, ("unknown", None)),
-    ({"reference": "#nobody"}, ("unknown", None)),
-    ({"reference": "Practitioner/1"}, ("unknown", None)),
-])
+@pytest.mark.parametrize(
+    ("performer", "expected"),
+    [
+        ({"identifier": LA_IDENTIFIER}, ("organization", "LA001")),
+        ({"type": "Organization", "identifier": LA_IDENTIFIER}, ("organization", "LA001")),
+        ({"reference": "Organization/123", "identifier": LA_IDENTIFIER}, ("organization", "LA001")),
+        ({"reference": "Organization/123"}, ("unknown", None)),
+        ({"type": "RelatedPerson", "identifier": LA_IDENTIFIER}, ("unknown", None)),
+        ({"identifier": {"system": "urn:other", "value": "LA001"}}, ("unknown", None)),
+        ({"reference": "#nobody"}, ("unknown", None)),
+        ({"reference": "Practitioner/1"}, ("unknown", None)),
+    ],
+)
 def test_performer_forms(performer: dict[str, Any], expected: tuple[str, str | None]) -> None:
     maker = consent_record(_with_performer(performer), "c1", PATIENT_ID).maker
     assert (maker.performer, maker.organisation) == expected
@@ -109,47 +116,81 @@ def test_performer_forms(performer: dict[str, Any], expected: tuple[str, str | N
 
 
 def test_organisation_without_relationship() -> None:
-    maker = consent_record(_with_performer({"identifier": LA_IDENTIFIER}, relationship=None), "c1", PATIENT_ID).maker
+    maker = consent_record(
+        _with_performer({"identifier": LA_IDENTIFIER}, relationship=None), "c1", PATIENT_ID
+    ).maker
     assert (maker.performer, maker.relationship) == ("organization", None)
 
 
 def test_related_person_period_as_london_dates() -> None:
-    resource = consent_json("2026-10-01", by="emergency-protection-order",
-                            relationship_period=("2026-09-30T23:30:00Z", "2026-10-08"))
+    resource = consent_json(
+        "2026-10-01",
+        by="emergency-protection-order",
+        relationship_period=("2026-09-30T23:30:00Z", "2026-10-08"),
+    )
     maker = consent_record(resource, "c1", PATIENT_ID).maker
-    assert (maker.relationship_start, maker.relationship_end) == (date(2026, 10, 1), date(2026, 10, 8))
+    assert (maker.relationship_start, maker.relationship_end) == (
+        date(2026, 10, 1),
+        date(2026, 10, 8),
+    )
 
 
 def test_relationship_code_needs_its_own_system() -> None:
     resource = consent_json("2026-10-01")
-    resource["contained"][0]["relationship"] = [{"coding": [
-        {"system": "http://terminology.hl7.org/CodeSystem/v3-RoleCode", "code": "MTH"},
-        {"system": "https://fhir.send-exchange.example/CodeSystem/young-person-representative", "code": "parent-with-pr"},
-    ]}]
+    resource["contained"][0]["relationship"] = [
+        {
+            "coding": [
+                {"system": "http://terminology.hl7.org/CodeSystem/v3-RoleCode", "code": "MTH"},
+                {
+                    "system": "https://fhir.send-exchange.example/CodeSystem/young-person-representative",
+                    "code": "parent-with-pr",
+                },
+            ]
+        }
+    ]
     assert consent_record(resource, "c1", PATIENT_ID).maker.relationship is None
 
 
 def test_actors() -> None:
-    restricted = consent_record(consent_json("2026-10-01", actors=["RXX01", "RYY02"]), "c1", PATIENT_ID)
+    restricted = consent_record(
+        consent_json("2026-10-01", actors=["RXX01", "RYY02"]), "c1", PATIENT_ID
+    )
     assert restricted.actors == frozenset({"RXX01", "RYY02"})
     resource = consent_json("2026-10-01", actors=["RXX01"])
     resource["provision"]["actor"][0]["reference"] = {"reference": "Organization/1"}
-    assert consent_record(resource, "c1", PATIENT_ID).actors == frozenset()  # restricts, fails closed
+    assert (
+        consent_record(resource, "c1", PATIENT_ID).actors == frozenset()
+    )  # restricts, fails closed
     resource["provision"]["actor"][0]["role"]["coding"][0]["code"] = "PRCP"
     assert consent_record(resource, "c1", PATIENT_ID).actors is None
 
 
-@pytest.mark.parametrize(("observation", "counts"), [
-    ({}, True),
-    ({"effectiveDateTime": "2026-09"}, False),  # less precise than a day
-    ({"status": "entered-in-error"}, False),
-    ({"valueCodeableConcept": {"coding": [{
-        "system": "https://fhir.send-exchange.example/CodeSystem/capacity-assessment-outcome",
-        "code": "has-capacity"}]}}, False),  # an MCA outcome on a Gillick assessment
-    ({"code": {"coding": [{"system": "http://loinc.org", "code": "1234-5"}]}}, False),
-])
+@pytest.mark.parametrize(
+    ("observation", "counts"),
+    [
+        ({}, True),
+        ({"effectiveDateTime": "2026-09"}, False),  # less precise than a day
+        ({"status": "entered-in-error"}, False),
+        (
+            {
+                "valueCodeableConcept": {
+                    "coding": [
+                        {
+                            "system": "https://fhir.send-exchange.example/CodeSystem/capacity-assessment-outcome",
+                            "code": "has-capacity",
+                        }
+                    ]
+                }
+            },
+            False,
+        ),  # an MCA outcome on a Gillick assessment
+        ({"code": {"coding": [{"system": "http://loinc.org", "code": "1234-5"}]}}, False),
+    ],
+)
 def test_assessment_parsing(observation: dict[str, Any], counts: bool) -> None:
-    resource = consent_json("2026-10-01", by="self", assessments=[("gillick", "competent", "2026-09-20")])
+    resource = consent_json(
+        "2026-10-01", by="self", assessments=[("gillick", "competent", "2026-09-20")]
+    )
     resource["contained"][0].update(observation)
     record = consent_record(resource, "c1", PATIENT_ID)
     assert (record.assessments != ()) is counts
@@ -157,7 +198,9 @@ def test_assessment_parsing(observation: dict[str, Any], counts: bool) -> None:
 
 
 def test_assessment_effective_is_the_london_date() -> None:
-    resource = consent_json("2026-10-01", by="self", assessments=[("gillick", "competent", "2026-09-19T23:30:00Z")])
+    resource = consent_json(
+        "2026-10-01", by="self", assessments=[("gillick", "competent", "2026-09-19T23:30:00Z")]
+    )
     assert consent_record(resource, "c1", PATIENT_ID).assessments[0].effective == date(2026, 9, 20)
 
 
@@ -172,12 +215,26 @@ def test_missing_parts_become_none() -> None:
     assert consent_record(resource, "c1", PATIENT_ID).maker.basis is None
 
 
-@pytest.mark.parametrize("path", [
-    ("status",), ("dateTime",), ("extension",), ("performer",), ("contained",), ("provision",),
-    ("provision", "type"), ("provision", "purpose"), ("provision", "period"), ("patient",),
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        ("status",),
+        ("dateTime",),
+        ("extension",),
+        ("performer",),
+        ("contained",),
+        ("provision",),
+        ("provision", "type"),
+        ("provision", "purpose"),
+        ("provision", "period"),
+        ("patient",),
+    ],
+)
 def test_never_raises_on_a_missing_element(path: tuple[str, ...]) -> None:
-    for name, patient in (("consent-parent.json", PARENT_PATIENT), ("consent-gillick-child-refusal.json", CHILD_PATIENT)):
+    for name, patient in (
+        ("consent-parent.json", PARENT_PATIENT),
+        ("consent-gillick-child-refusal.json", CHILD_PATIENT),
+    ):
         resource = copy.deepcopy(example(name))
         parent = resource
         for key in path[:-1]:
@@ -186,17 +243,20 @@ def test_never_raises_on_a_missing_element(path: tuple[str, ...]) -> None:
         consent_record(resource, "c1", patient)
 
 
-@pytest.mark.parametrize(("value", "end", "expected"), [
-    ("2026-10-01", False, datetime(2026, 10, 1, tzinfo=LONDON)),
-    ("2026-10-01", True, datetime(2026, 10, 1, 23, 59, 59, 999999, tzinfo=LONDON)),
-    ("2026-02", True, datetime(2026, 2, 28, 23, 59, 59, 999999, tzinfo=LONDON)),
-    ("2026", False, datetime(2026, 1, 1, tzinfo=LONDON)),
-    ("2026", True, datetime(2026, 12, 31, 23, 59, 59, 999999, tzinfo=LONDON)),
-    ("2026-10-01T10:30:00+01:00", False, datetime(2026, 10, 1, 9, 30, tzinfo=UTC)),
-    ("2026-10-01T09:30:00.123Z", True, datetime(2026, 10, 1, 9, 30, 0, 123000, tzinfo=UTC)),
-    ("2026-13-01", False, None),
-    ("yesterday", False, None),
-    (None, False, None),
-])
+@pytest.mark.parametrize(
+    ("value", "end", "expected"),
+    [
+        ("2026-10-01", False, datetime(2026, 10, 1, tzinfo=LONDON)),
+        ("2026-10-01", True, datetime(2026, 10, 1, 23, 59, 59, 999999, tzinfo=LONDON)),
+        ("2026-02", True, datetime(2026, 2, 28, 23, 59, 59, 999999, tzinfo=LONDON)),
+        ("2026", False, datetime(2026, 1, 1, tzinfo=LONDON)),
+        ("2026", True, datetime(2026, 12, 31, 23, 59, 59, 999999, tzinfo=LONDON)),
+        ("2026-10-01T10:30:00+01:00", False, datetime(2026, 10, 1, 9, 30, tzinfo=UTC)),
+        ("2026-10-01T09:30:00.123Z", True, datetime(2026, 10, 1, 9, 30, 0, 123000, tzinfo=UTC)),
+        ("2026-13-01", False, None),
+        ("yesterday", False, None),
+        (None, False, None),
+    ],
+)
 def test_parse_instant(value: str | None, end: bool, expected: datetime | None) -> None:
     assert parse_instant(value, end=end) == expected

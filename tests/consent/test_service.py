@@ -45,9 +45,13 @@ def now(clock: FrozenClock) -> datetime:
 def caller(session: Session, ods: str) -> Caller:
     """An organisation's case system, as the API would name it."""
     organisation = session.scalars(select(Organisation).where(Organisation.ods == ods)).one()
-    return Caller(organisation_id=organisation.id, organisation=ods, role=organisation.role,
-                  break_glass_allowed=organisation.break_glass,
-                  actor=Actor(client_id=f"{ods.lower()}-case-system", organisation=ods))
+    return Caller(
+        organisation_id=organisation.id,
+        organisation=ods,
+        role=organisation.role,
+        break_glass_allowed=organisation.break_glass,
+        actor=Actor(client_id=f"{ods.lower()}-case-system", organisation=ods),
+    )
 
 
 @pytest.fixture
@@ -63,42 +67,60 @@ def la02(session: Session) -> Caller:
 _numbers = iter(range(80_000, 90_000))
 
 
-def register(session: Session, who: Caller, now: datetime, number: str | None = None) -> tuple[uuid.UUID, str]:
+def register(
+    session: Session, who: Caller, now: datetime, number: str | None = None
+) -> tuple[uuid.UUID, str]:
     """Register a child for `who`; its Patient id and NHS number."""
     number = number or nhs_number(next(_numbers))
     registration = register_patient(session, who, patient_json(number, "2015-03-02"), None, now)
     return registration.patient.id, number
 
 
-def recorded(session: Session, who: Caller, patient_id: uuid.UUID, now: datetime, **kwargs: Any) -> dict[str, Any]:
+def recorded(
+    session: Session, who: Caller, patient_id: uuid.UUID, now: datetime, **kwargs: Any
+) -> dict[str, Any]:
     """Record a Consent (a mother's permit for ehcna-advice unless told) as `who`."""
-    return service.record_consent(session, who, consent_json(str(patient_id), DATE_TIME, **kwargs), now).resource
+    return service.record_consent(
+        session, who, consent_json(str(patient_id), DATE_TIME, **kwargs), now
+    ).resource
 
 
 def audit_rows(session: Session, kind: str) -> list[AuditRecord]:
     """The audit records of one kind, oldest first."""
     session.flush()
-    return list(session.scalars(select(AuditRecord).where(AuditRecord.kind == kind).order_by(AuditRecord.id)))
+    return list(
+        session.scalars(
+            select(AuditRecord).where(AuditRecord.kind == kind).order_by(AuditRecord.id)
+        )
+    )
 
 
 def references(row: AuditRecord) -> set[str]:
     """The resources an audit record names."""
-    return {entity["what"]["reference"] for entity in json.loads(row.payload)["entity"]
-            if "reference" in entity.get("what", {})}
+    return {
+        entity["what"]["reference"]
+        for entity in json.loads(row.payload)["entity"]
+        if "reference" in entity.get("what", {})
+    }
 
 
 # --- recording: 400 -> 404 -> 422 -> 403 ---------------------------------------------------
 
-def test_not_a_consent_is_malformed_before_the_patient_is_looked_up(session: Session, la02: Caller,
-                                                                    la01: Caller, now: datetime) -> None:
+
+def test_not_a_consent_is_malformed_before_the_patient_is_looked_up(
+    session: Session, la02: Caller, la01: Caller, now: datetime
+) -> None:
     patient_id, _ = register(session, la01, now)
     body = {**consent_json(str(patient_id), DATE_TIME), "resourceType": "Patient"}
     with pytest.raises(Malformed):
-        service.record_consent(session, la02, body, now)  # LA02 cannot see the patient: still 400 first
+        service.record_consent(
+            session, la02, body, now
+        )  # LA02 cannot see the patient: still 400 first
 
 
-def test_an_invisible_patient_is_404_before_the_consent_is_validated(session: Session, la01: Caller, la02: Caller,
-                                                                   now: datetime) -> None:
+def test_an_invisible_patient_is_404_before_the_consent_is_validated(
+    session: Session, la01: Caller, la02: Caller, now: datetime
+) -> None:
     patient_id, _ = register(session, la01, now)
     body = consent_json(str(patient_id), "2099-01-01T00:00:00Z")  # in the future: 422 for LA01
     with pytest.raises(NotFound):
@@ -108,20 +130,26 @@ def test_an_invisible_patient_is_404_before_the_consent_is_validated(session: Se
     assert refused.value.issues[0].expression == ("Consent.dateTime",)
 
 
-def test_a_patient_reference_that_is_no_uuid_is_404_after_validation(session: Session, la01: Caller,
-                                                                     now: datetime) -> None:
+def test_a_patient_reference_that_is_no_uuid_is_404_after_validation(
+    session: Session, la01: Caller, now: datetime
+) -> None:
     with pytest.raises(NotFound):
         service.record_consent(session, la01, consent_json("not-a-uuid", DATE_TIME), now)
     with pytest.raises(Invalid):
-        service.record_consent(session, la01, consent_json("not-a-uuid", "2099-01-01T00:00:00Z"), now)
+        service.record_consent(
+            session, la01, consent_json("not-a-uuid", "2099-01-01T00:00:00Z"), now
+        )
 
 
-def test_an_invalid_consent_is_422_before_the_agreement_is_checked(session: Session, la01: Caller, now: datetime,
-                                                                   clock: FrozenClock) -> None:
+def test_an_invalid_consent_is_422_before_the_agreement_is_checked(
+    session: Session, la01: Caller, now: datetime, clock: FrozenClock
+) -> None:
     patient_id, _ = register(session, la01, now)
     set_agreement_status(session, "dsa-2026-01", "terminated", clock, Actor.operator())
     with pytest.raises(Invalid):
-        service.record_consent(session, la01, consent_json(str(patient_id), "2099-01-01T00:00:00Z"), now)
+        service.record_consent(
+            session, la01, consent_json(str(patient_id), "2099-01-01T00:00:00Z"), now
+        )
     with pytest.raises(AccessDenied) as refused:
         service.record_consent(session, la01, consent_json(str(patient_id), DATE_TIME), now)
     assert refused.value.reason == "no-agreement"
@@ -129,8 +157,9 @@ def test_an_invalid_consent_is_422_before_the_agreement_is_checked(session: Sess
     assert refused.value.subject.patient_id == patient_id
 
 
-def test_recording_adds_the_default_policy_and_the_recorder_and_is_audited(session: Session, la01: Caller,
-                                                                           now: datetime) -> None:
+def test_recording_adds_the_default_policy_and_the_recorder_and_is_audited(
+    session: Session, la01: Caller, now: datetime
+) -> None:
     patient_id, _ = register(session, la01, now)
     resource = recorded(session, la01, patient_id, now)
     assert resource["policy"] == [{"uri": f"{CB}/policy/send-information-sharing"}]
@@ -141,19 +170,24 @@ def test_recording_adds_the_default_policy_and_the_recorder_and_is_audited(sessi
     assert create.review_reason is None
 
 
-def test_a_reversal_by_another_organisation_is_contested_and_flagged(session: Session, la01: Caller, la02: Caller,
-                                                                     now: datetime) -> None:
+def test_a_reversal_by_another_organisation_is_contested_and_flagged(
+    session: Session, la01: Caller, la02: Caller, now: datetime
+) -> None:
     patient_id, number = register(session, la01, now)
     recorded(session, la01, patient_id, now)
     register(session, la02, now, number)
-    reversal = service.record_consent(session, la02, consent_json(str(patient_id), DATE_TIME, provision="deny"), now)
+    reversal = service.record_consent(
+        session, la02, consent_json(str(patient_id), DATE_TIME, provision="deny"), now
+    )
     assert reversal.contested
     assert {"system": f"{CB}/CodeSystem/consent-review", "code": "contested"} in [
-        {k: tag[k] for k in ("system", "code")} for tag in reversal.resource["meta"]["tag"]]
+        {k: tag[k] for k in ("system", "code")} for tag in reversal.resource["meta"]["tag"]
+    ]
     assert audit_rows(session, "rest:create")[-1].review_reason == "contested-consent"
 
 
 # --- a status change: 404 -> 412 -> 422 -> 403 --------------------------------------------
+
 
 @pytest.fixture
 def withdrawable(session: Session, la01: Caller, la02: Caller, now: datetime) -> dict[str, Any]:
@@ -164,10 +198,17 @@ def withdrawable(session: Session, la01: Caller, la02: Caller, now: datetime) ->
     return resource
 
 
-def _change(session: Session, who: Caller, resource: dict[str, Any], now: datetime, if_match: str | None = None,
-            **changes: Any) -> service.Recorded:
-    return service.change_consent_status(session, who, uuid.UUID(resource["id"]), {**resource, **changes},
-                                         if_match, now)
+def _change(
+    session: Session,
+    who: Caller,
+    resource: dict[str, Any],
+    now: datetime,
+    if_match: str | None = None,
+    **changes: Any,
+) -> service.Recorded:
+    return service.change_consent_status(
+        session, who, uuid.UUID(resource["id"]), {**resource, **changes}, if_match, now
+    )
 
 
 def _in_care(session: Session, resource: dict[str, Any], who: Caller, now: datetime) -> None:
@@ -177,30 +218,41 @@ def _in_care(session: Session, resource: dict[str, Any], who: Caller, now: datet
 
 
 def test_a_consent_the_caller_cannot_read_is_404_whatever_else_is_wrong(
-        session: Session, la02: Caller, withdrawable: dict[str, Any], now: datetime) -> None:
+    session: Session, la02: Caller, withdrawable: dict[str, Any], now: datetime
+) -> None:
     # Registering the child is no care relationship (access.md): LA02 cannot read it.
     with pytest.raises(NotFound):
         _change(session, la02, withdrawable, now, 'W/"9"', status="inactive", provision={})
 
 
-def test_another_organisations_change_is_412_before_403(session: Session, la02: Caller,
-                                                        withdrawable: dict[str, Any], now: datetime) -> None:
+def test_another_organisations_change_is_412_before_403(
+    session: Session, la02: Caller, withdrawable: dict[str, Any], now: datetime
+) -> None:
     _in_care(session, withdrawable, la02, now)
     with pytest.raises(VersionMismatch):
         _change(session, la02, withdrawable, now, 'W/"9"', status="inactive")
 
 
-def test_another_organisations_change_is_422_before_403(session: Session, la01: Caller, la02: Caller,
-                                                        withdrawable: dict[str, Any], now: datetime) -> None:
+def test_another_organisations_change_is_422_before_403(
+    session: Session, la01: Caller, la02: Caller, withdrawable: dict[str, Any], now: datetime
+) -> None:
     _in_care(session, withdrawable, la02, now)
     with pytest.raises(Malformed):  # not a Consent at all
         _change(session, la02, withdrawable, now, resourceType="Patient")
     with pytest.raises(Invalid) as reworded:  # more than a status change
-        _change(session, la02, withdrawable, now, status="inactive",
-                provision={**withdrawable["provision"], "type": "deny"})
+        _change(
+            session,
+            la02,
+            withdrawable,
+            now,
+            status="inactive",
+            provision={**withdrawable["provision"], "type": "deny"},
+        )
     assert reworded.value.issues[0].expression == ("Consent.provision",)
     with pytest.raises(Invalid) as future:
-        _change(session, la02, withdrawable, now, status="inactive", dateTime="2099-01-01T00:00:00Z")
+        _change(
+            session, la02, withdrawable, now, status="inactive", dateTime="2099-01-01T00:00:00Z"
+        )
     assert future.value.issues[0].expression == ("Consent.dateTime",)
     with pytest.raises(Invalid) as elsewhere:
         _change(session, la02, withdrawable, now, id=str(uuid.uuid4()), status="inactive")
@@ -211,21 +263,28 @@ def test_another_organisations_change_is_422_before_403(session: Session, la01: 
     assert final.value.issues[0].expression == ("Consent.status",)
 
 
-def test_a_pure_status_change_by_another_organisation_is_403(session: Session, la02: Caller,
-                                                             withdrawable: dict[str, Any], now: datetime) -> None:
+def test_a_pure_status_change_by_another_organisation_is_403(
+    session: Session, la02: Caller, withdrawable: dict[str, Any], now: datetime
+) -> None:
     _in_care(session, withdrawable, la02, now)
     with pytest.raises(service.NotRecorder) as refused:
         _change(session, la02, withdrawable, now, 'W/"1"', status="inactive")
     assert refused.value.code == "forbidden"
-    assert f"Consent/{withdrawable['id']}" in [entity.reference for entity in refused.value.subject.entities]
+    assert f"Consent/{withdrawable['id']}" in [
+        entity.reference for entity in refused.value.subject.entities
+    ]
 
 
-def test_the_recorder_withdraws_and_the_server_keeps_its_elements(session: Session, la01: Caller,
-                                                                  withdrawable: dict[str, Any], now: datetime) -> None:
+def test_the_recorder_withdraws_and_the_server_keeps_its_elements(
+    session: Session, la01: Caller, withdrawable: dict[str, Any], now: datetime
+) -> None:
     # The server's own elements (meta, organization) may be left out of the body.
-    body = {key: value for key, value in withdrawable.items() if key not in ("meta", "organization")}
-    withdrawn = service.change_consent_status(session, la01, uuid.UUID(withdrawable["id"]),
-                                              {**body, "status": "inactive"}, 'W/"1"', now)
+    body = {
+        key: value for key, value in withdrawable.items() if key not in ("meta", "organization")
+    }
+    withdrawn = service.change_consent_status(
+        session, la01, uuid.UUID(withdrawable["id"]), {**body, "status": "inactive"}, 'W/"1"', now
+    )
     assert withdrawn.resource["status"] == "inactive"
     assert withdrawn.resource["meta"]["versionId"] == "2"
     assert withdrawn.resource["organization"] == withdrawable["organization"]
@@ -235,8 +294,10 @@ def test_the_recorder_withdraws_and_the_server_keeps_its_elements(session: Sessi
 
 # --- reading: the recorder and the patient's Task parties ---------------------------------
 
-def test_who_reads_a_consent(session: Session, la01: Caller, la02: Caller, withdrawable: dict[str, Any],
-                             now: datetime) -> None:
+
+def test_who_reads_a_consent(
+    session: Session, la01: Caller, la02: Caller, withdrawable: dict[str, Any], now: datetime
+) -> None:
     consent_id = uuid.UUID(withdrawable["id"])
     assert service.read_consent(session, la01, consent_id, now)["id"] == withdrawable["id"]
     with pytest.raises(NotFound):  # a registrant only
@@ -253,6 +314,7 @@ def test_who_reads_a_consent(session: Session, la01: Caller, la02: Caller, withd
 
 # --- searching ------------------------------------------------------------------------------
 
+
 def test_search_filters(session: Session, la01: Caller, now: datetime) -> None:
     patient_id, number = register(session, la01, now)
     recorded(session, la01, patient_id, now)
@@ -260,7 +322,9 @@ def test_search_filters(session: Session, la01: Caller, now: datetime) -> None:
     recorded(session, la01, other_id, now, provision="deny")
 
     def total(**filters: Any) -> int:
-        return service.search_consents(session, la01, ConsentFilters(**filters), Paging(), None, now).total
+        return service.search_consents(
+            session, la01, ConsentFilters(**filters), Paging(), None, now
+        ).total
 
     assert total(patient_ids=[patient_id, other_id]) == 2
     assert total(nhs_numbers=[number]) == 1
@@ -268,7 +332,9 @@ def test_search_filters(session: Session, la01: Caller, now: datetime) -> None:
     assert total(patient_ids=[patient_id], statuses=["active"]) == 1
     assert total(patient_ids=[patient_id], statuses=[]) == 0
     assert total(patient_ids=[patient_id], categories=[Category.PATIENT_CONSENT]) == 1
-    assert total(patient_ids=[patient_id], categories=[Category.PATIENT_CONSENT, Category.OTHER]) == 0
+    assert (
+        total(patient_ids=[patient_id], categories=[Category.PATIENT_CONSENT, Category.OTHER]) == 0
+    )
     assert total(patient_ids=[patient_id], tags=[Tag.CONTESTED]) == 0
     assert total(patient_ids=[patient_id], tags=[Tag.OTHER]) == 0
 
@@ -284,18 +350,23 @@ def test_search_tokens_mean_what_the_server_sets() -> None:
 
 # --- deciding -------------------------------------------------------------------------------
 
-def test_evaluate_is_404_for_a_caller_who_cannot_see_the_patient(session: Session, la01: Caller, la02: Caller,
-                                                                  now: datetime) -> None:
+
+def test_evaluate_is_404_for_a_caller_who_cannot_see_the_patient(
+    session: Session, la01: Caller, la02: Caller, now: datetime
+) -> None:
     patient_id, number = register(session, la01, now)
     recorded(session, la01, patient_id, now)
     with pytest.raises(NotFound):
         service.evaluate_consent(session, la02, number, "PRV01", "ehcna-advice", now, now)
     with pytest.raises(NotFound):
-        service.evaluate_consent(session, la01, nhs_number(99_999), "PRV01", "ehcna-advice", now, now)
+        service.evaluate_consent(
+            session, la01, nhs_number(99_999), "PRV01", "ehcna-advice", now, now
+        )
 
 
-def test_evaluate_is_audited_with_its_outcome_and_deciding_consent(session: Session, la01: Caller,
-                                                                   now: datetime) -> None:
+def test_evaluate_is_audited_with_its_outcome_and_deciding_consent(
+    session: Session, la01: Caller, now: datetime
+) -> None:
     patient_id, number = register(session, la01, now)
     consent = recorded(session, la01, patient_id, now)
     permit = service.evaluate_consent(session, la01, number, "PRV01", "ehcna-advice", now, now)
@@ -303,15 +374,22 @@ def test_evaluate_is_audited_with_its_outcome_and_deciding_consent(session: Sess
     assert permit.permit and permit.deciding is not None and permit.deciding.id == consent["id"]
     assert not deny.permit
     rows = audit_rows(session, "rest:operation")[-2:]
-    assert [json.loads(row.payload)["outcomeDesc"] for row in rows] == ["permit", "deny: no-consent"]
+    assert [json.loads(row.payload)["outcomeDesc"] for row in rows] == [
+        "permit",
+        "deny: no-consent",
+    ]
     assert references(rows[0]) == {f"Consent/{consent['id']}", f"Patient/{patient_id}"}
     assert all(row.patient_id == patient_id and row.agent_org == "LA01" for row in rows)
 
 
-def test_the_operator_explains_any_patients_decision(session: Session, la01: Caller, now: datetime) -> None:
+def test_the_operator_explains_any_patients_decision(
+    session: Session, la01: Caller, now: datetime
+) -> None:
     patient_id, number = register(session, la01, now)
     recorded(session, la01, patient_id, now)
-    decision = service.explain_consent(session, Actor.operator(), number, "PRV01", "ehcna-advice", now, now)
+    decision = service.explain_consent(
+        session, Actor.operator(), number, "PRV01", "ehcna-advice", now, now
+    )
     assert decision.permit
     row = audit_rows(session, "rest:operation")[-1]
     payload = json.loads(row.payload)
@@ -319,6 +397,11 @@ def test_the_operator_explains_any_patients_decision(session: Session, la01: Cal
     assert row.agent_user is not None and row.agent_user.startswith("operator@")
     assert references(row) == {f"Patient/{patient_id}"}
     assert {d["type"]: d["valueString"] for d in payload["entity"][0]["detail"]} == {
-        "operation": "consent-explain", "recipient": "PRV01", "purpose": "ehcna-advice"}
+        "operation": "consent-explain",
+        "recipient": "PRV01",
+        "purpose": "ehcna-advice",
+    }
     with pytest.raises(NotFound):
-        service.explain_consent(session, Actor.operator(), nhs_number(99_999), "PRV01", "ehcna-advice", now, now)
+        service.explain_consent(
+            session, Actor.operator(), nhs_number(99_999), "PRV01", "ehcna-advice", now, now
+        )

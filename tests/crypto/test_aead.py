@@ -37,11 +37,15 @@ def _encrypt(data: bytes, object_id: str = "binary-1", key: bytes = KEY, seed: i
     return b"".join(encrypt_stream(key, object_id, _pieces(data, random.Random(seed)), CHUNK))
 
 
-def _released(ciphertext: bytes, object_id: str = "binary-1", key: bytes = KEY) -> tuple[bytes, bool]:
+def _released(
+    ciphertext: bytes, object_id: str = "binary-1", key: bytes = KEY
+) -> tuple[bytes, bool]:
     """The plaintext released before any failure, and whether it failed."""
     out = bytearray()
     try:
-        for piece in decrypt_stream(key, object_id, [ciphertext[i : i + 5000] for i in range(0, len(ciphertext), 5000)]):
+        for piece in decrypt_stream(
+            key, object_id, [ciphertext[i : i + 5000] for i in range(0, len(ciphertext), 5000)]
+        ):
             out += piece
     except TamperedError:
         return bytes(out), True
@@ -61,8 +65,15 @@ def test_any_chunking_round_trips(size: int, seed: int) -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(size=st.integers(1, 3 * CHUNK), seed=st.integers(0, 2**16), bit=st.integers(0, 7), where=st.floats(0, 1))
-def test_any_single_bit_change_is_detected_before_release(size: int, seed: int, bit: int, where: float) -> None:
+@given(
+    size=st.integers(1, 3 * CHUNK),
+    seed=st.integers(0, 2**16),
+    bit=st.integers(0, 7),
+    where=st.floats(0, 1),
+)
+def test_any_single_bit_change_is_detected_before_release(
+    size: int, seed: int, bit: int, where: float
+) -> None:
     data = random.Random(seed).randbytes(size)
     ciphertext = bytearray(_encrypt(data))
     position = min(int(where * len(ciphertext)), len(ciphertext) - 1)
@@ -94,7 +105,10 @@ def test_truncation_at_a_chunk_boundary_is_detected() -> None:
 def test_moved_chunk_is_detected() -> None:
     data = os.urandom(3 * CHUNK + 10)
     ciphertext = _encrypt(data)
-    first, second = slice(HEADER_SIZE, HEADER_SIZE + SEALED), slice(HEADER_SIZE + SEALED, HEADER_SIZE + 2 * SEALED)
+    first, second = (
+        slice(HEADER_SIZE, HEADER_SIZE + SEALED),
+        slice(HEADER_SIZE + SEALED, HEADER_SIZE + 2 * SEALED),
+    )
     swapped = bytearray(ciphertext)
     swapped[first], swapped[second] = ciphertext[second], ciphertext[first]
     released, failed = _released(bytes(swapped))

@@ -34,7 +34,9 @@ def test_rotation_rewraps_with_the_new_kek_and_old_versions_can_be_retired() -> 
     rewrapped = provider.rewrap(wrapped, "binary-1")
     assert (wrapped.key_ref, rewrapped.key_ref) == ("local:1", "local:2")
     assert provider.unwrap(rewrapped, "binary-1") == data_key
-    retired = LocalKeyProvider(Keyring({2: rotated.keks[2]}, rotated.signing_key, rotated.signing_key_id))
+    retired = LocalKeyProvider(
+        Keyring({2: rotated.keks[2]}, rotated.signing_key, rotated.signing_key_id)
+    )
     assert retired.unwrap(rewrapped, "binary-1") == data_key
     with pytest.raises(KeyUnwrapError, match="no longer in the keyring"):
         retired.unwrap(wrapped, "binary-1")  # crypto-shredding by retiring a KEK version

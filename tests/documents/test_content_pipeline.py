@@ -61,15 +61,36 @@ def pdf(size: int) -> bytes:
     return pdf_bytes(size)
 
 
-def _store(db: Database, store: FileBlobStore, keys: LocalKeyProvider, uploader: object, data: bytes,
-           content_type: str = PDF, piece: int = 100_000, **kwargs: object) -> BinaryRow:
+def _store(
+    db: Database,
+    store: FileBlobStore,
+    keys: LocalKeyProvider,
+    uploader: object,
+    data: bytes,
+    content_type: str = PDF,
+    piece: int = 100_000,
+    **kwargs: object,
+) -> BinaryRow:
     with db.transaction() as session:
-        return store_content(session, store, keys, (data[i : i + piece] for i in range(0, len(data), piece)),
-                             content_type, kwargs.pop("max_bytes", LIMIT), uploader, NOW, **kwargs)  # type: ignore[arg-type]
+        return store_content(
+            session,
+            store,
+            keys,
+            (data[i : i + piece] for i in range(0, len(data), piece)),
+            content_type,
+            kwargs.pop("max_bytes", LIMIT),
+            uploader,
+            NOW,
+            **kwargs,
+        )  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("size", [16, 64 * 1024 - 1, 64 * 1024, 64 * 1024 + 1, DEFAULT_CHUNK + 1, 5 * 1024 * 1024])
-def test_round_trip(db: Database, store: FileBlobStore, keys: LocalKeyProvider, uploader: object, size: int) -> None:
+@pytest.mark.parametrize(
+    "size", [16, 64 * 1024 - 1, 64 * 1024, 64 * 1024 + 1, DEFAULT_CHUNK + 1, 5 * 1024 * 1024]
+)
+def test_round_trip(
+    db: Database, store: FileBlobStore, keys: LocalKeyProvider, uploader: object, size: int
+) -> None:
     data = pdf(size)
     row = _store(db, store, keys, uploader, data)
     assert (row.size, row.content_type) == (size, PDF)
@@ -77,7 +98,9 @@ def test_round_trip(db: Database, store: FileBlobStore, keys: LocalKeyProvider, 
     assert row.sha256 == hashlib.sha256(data).hexdigest()
 
 
-def test_one_byte_text(db: Database, store: FileBlobStore, keys: LocalKeyProvider, uploader: object) -> None:
+def test_one_byte_text(
+    db: Database, store: FileBlobStore, keys: LocalKeyProvider, uploader: object
+) -> None:
     row = _store(db, store, keys, uploader, b"x", "text/plain")
     assert b"".join(open_content(row, store, keys)) == b"x"
 
@@ -86,14 +109,25 @@ def test_one_byte_text(db: Database, store: FileBlobStore, keys: LocalKeyProvide
     ("data", "content_type", "refusal"),
     [
         (b"", PDF, EmptyContent),  # 400
-        (b"MZ\x90\x00\x03\x00\x00\x00" + os.urandom(5000), PDF, UnsupportedContent),  # 415: an executable labelled PDF
+        (
+            b"MZ\x90\x00\x03\x00\x00\x00" + os.urandom(5000),
+            PDF,
+            UnsupportedContent,
+        ),  # 415: an executable labelled PDF
         (b"%PDF-1.7" + os.urandom(100), "image/png", UnsupportedContent),
         (b"caf\xe9 au lait", "text/plain", UnsupportedContent),  # Latin-1, not UTF-8
         (b"%PDF-1.7", "application/x-msdownload", UnsupportedContent),
     ],
 )
-def test_refusals_leave_nothing(db: Database, store: FileBlobStore, keys: LocalKeyProvider, uploader: object,
-                                data: bytes, content_type: str, refusal: type[DomainError]) -> None:
+def test_refusals_leave_nothing(
+    db: Database,
+    store: FileBlobStore,
+    keys: LocalKeyProvider,
+    uploader: object,
+    data: bytes,
+    content_type: str,
+    refusal: type[DomainError],
+) -> None:
     with pytest.raises(DomainError) as caught:
         _store(db, store, keys, uploader, data, content_type)
     assert type(caught.value) is refusal
@@ -102,7 +136,9 @@ def test_refusals_leave_nothing(db: Database, store: FileBlobStore, keys: LocalK
         assert session.scalars(select(BinaryRow)).all() == []
 
 
-def test_too_large_stops_reading(db: Database, store: FileBlobStore, keys: LocalKeyProvider, uploader: object) -> None:
+def test_too_large_stops_reading(
+    db: Database, store: FileBlobStore, keys: LocalKeyProvider, uploader: object
+) -> None:
     pulled = 0
 
     def endless() -> Iterator[bytes]:
@@ -118,8 +154,9 @@ def test_too_large_stops_reading(db: Database, store: FileBlobStore, keys: Local
     assert list(store.names()) == []
 
 
-def test_digest_mismatch_is_422_and_removes_the_blob(db: Database, store: FileBlobStore, keys: LocalKeyProvider,
-                                                      uploader: object) -> None:
+def test_digest_mismatch_is_422_and_removes_the_blob(
+    db: Database, store: FileBlobStore, keys: LocalKeyProvider, uploader: object
+) -> None:
     with pytest.raises(DigestMismatch):
         _store(db, store, keys, uploader, pdf(1000), expected_sha256="0" * 64)
     assert list(store.names()) == []
@@ -136,8 +173,9 @@ def _blob_path(store: FileBlobStore, row: BinaryRow) -> Path:
     return store._root / row.blob_name[:2] / row.blob_name
 
 
-def test_flipped_bit_in_a_later_chunk_stops_before_it(db: Database, store: FileBlobStore, keys: LocalKeyProvider,
-                                                      uploader: object) -> None:
+def test_flipped_bit_in_a_later_chunk_stops_before_it(
+    db: Database, store: FileBlobStore, keys: LocalKeyProvider, uploader: object
+) -> None:
     data = pdf(3 * DEFAULT_CHUNK)
     row = _store(db, store, keys, uploader, data)
     path = _blob_path(store, row)
@@ -152,8 +190,9 @@ def test_flipped_bit_in_a_later_chunk_stops_before_it(db: Database, store: FileB
     assert len(served) <= 2 * DEFAULT_CHUNK
 
 
-def test_damage_at_the_start_is_refused_before_any_byte(db: Database, store: FileBlobStore, keys: LocalKeyProvider,
-                                                        uploader: object) -> None:
+def test_damage_at_the_start_is_refused_before_any_byte(
+    db: Database, store: FileBlobStore, keys: LocalKeyProvider, uploader: object
+) -> None:
     row = _store(db, store, keys, uploader, pdf(1000))
     path = _blob_path(store, row)
     blob = bytearray(path.read_bytes())
@@ -166,9 +205,13 @@ def test_damage_at_the_start_is_refused_before_any_byte(db: Database, store: Fil
         open_content(row, store, keys)
 
 
-def test_blobs_swapped_between_documents_are_refused(db: Database, store: FileBlobStore, keys: LocalKeyProvider,
-                                                     uploader: object) -> None:
-    one, two = _store(db, store, keys, uploader, pdf(5000)), _store(db, store, keys, uploader, pdf(5000))
+def test_blobs_swapped_between_documents_are_refused(
+    db: Database, store: FileBlobStore, keys: LocalKeyProvider, uploader: object
+) -> None:
+    one, two = (
+        _store(db, store, keys, uploader, pdf(5000)),
+        _store(db, store, keys, uploader, pdf(5000)),
+    )
     one_path, two_path = _blob_path(store, one), _blob_path(store, two)
     one_bytes, two_bytes = one_path.read_bytes(), two_path.read_bytes()
     one_path.write_bytes(two_bytes)
@@ -178,16 +221,21 @@ def test_blobs_swapped_between_documents_are_refused(db: Database, store: FileBl
             open_content(row, store, keys)
 
 
-def test_a_data_key_unwrapped_for_another_document_is_refused(db: Database, store: FileBlobStore,
-                                                              keys: LocalKeyProvider, uploader: object) -> None:
-    one, two = _store(db, store, keys, uploader, pdf(5000)), _store(db, store, keys, uploader, pdf(5000))
+def test_a_data_key_unwrapped_for_another_document_is_refused(
+    db: Database, store: FileBlobStore, keys: LocalKeyProvider, uploader: object
+) -> None:
+    one, two = (
+        _store(db, store, keys, uploader, pdf(5000)),
+        _store(db, store, keys, uploader, pdf(5000)),
+    )
     one.wrapped_key, two.wrapped_key = two.wrapped_key, one.wrapped_key
     with pytest.raises(KeyUnwrapError):
         open_content(one, store, keys)
 
 
-def test_no_plaintext_at_rest(db: Database, store: FileBlobStore, keys: LocalKeyProvider, uploader: object,
-                              tmp_path: Path) -> None:
+def test_no_plaintext_at_rest(
+    db: Database, store: FileBlobStore, keys: LocalKeyProvider, uploader: object, tmp_path: Path
+) -> None:
     marker = b"PLAINTEXT-MARKER-" + os.urandom(8).hex().encode()
     for size in (100, 70_000, 600_000):
         body = (marker + b" ") * (size // (len(marker) + 1))
@@ -216,8 +264,9 @@ class _StoreDown(FileBlobStore):
         raise StorageUnavailable("the object store did not answer")
 
 
-def test_a_store_that_does_not_answer_is_unavailable(db: Database, keys: LocalKeyProvider, uploader: object,
-                                                     tmp_path: Path) -> None:
+def test_a_store_that_does_not_answer_is_unavailable(
+    db: Database, keys: LocalKeyProvider, uploader: object, tmp_path: Path
+) -> None:
     down = _StoreDown(tmp_path / "down")
     with pytest.raises(Unavailable), backends_answering():
         _store(db, down, keys, uploader, pdf(1000))
@@ -225,9 +274,9 @@ def test_a_store_that_does_not_answer_is_unavailable(db: Database, keys: LocalKe
         assert session.scalars(select(BinaryRow)).all() == []
 
 
-def test_content_that_cannot_be_opened_is_corrupted_or_unavailable(db: Database, store: FileBlobStore,
-                                                                   keys: LocalKeyProvider, uploader: object,
-                                                                   tmp_path: Path) -> None:
+def test_content_that_cannot_be_opened_is_corrupted_or_unavailable(
+    db: Database, store: FileBlobStore, keys: LocalKeyProvider, uploader: object, tmp_path: Path
+) -> None:
     row = _store(db, store, keys, uploader, pdf(1000))
     with pytest.raises(Unavailable), content_intact(row.id):
         open_content(row, _StoreDown(tmp_path / "down"), keys)
@@ -238,7 +287,9 @@ def test_content_that_cannot_be_opened_is_corrupted_or_unavailable(db: Database,
     assert caught.value.subject.entities[0].reference == f"Binary/{row.id}"
 
 
-def test_shredded_content_is_gone(db: Database, store: FileBlobStore, keys: LocalKeyProvider, uploader: object) -> None:
+def test_shredded_content_is_gone(
+    db: Database, store: FileBlobStore, keys: LocalKeyProvider, uploader: object
+) -> None:
     row = _store(db, store, keys, uploader, pdf(1000))
     row.wrapped_key = None
     with pytest.raises(Gone):

@@ -28,10 +28,13 @@ def _organisation(db: Database) -> object:
     return make_organisation(db, "PRV88")
 
 
-def _upload(db: Database, store: FileBlobStore, keys: LocalKeyProvider, uploader: object, when: datetime) -> BinaryRow:
+def _upload(
+    db: Database, store: FileBlobStore, keys: LocalKeyProvider, uploader: object, when: datetime
+) -> BinaryRow:
     with db.transaction() as session:
-        return store_content(session, store, keys, [pdf_bytes(500)], "application/pdf", 10**6,
-                             uploader, when)  # type: ignore[arg-type]
+        return store_content(
+            session, store, keys, [pdf_bytes(500)], "application/pdf", 10**6, uploader, when
+        )  # type: ignore[arg-type]
 
 
 def test_sweep(db: Database, tmp_path: Path) -> None:
@@ -61,14 +64,22 @@ def test_sweep(db: Database, tmp_path: Path) -> None:
         assert b"".join(open_content(kept, store, keys)).startswith(b"%PDF")
 
 
-def test_keys_rotate_rewraps_and_content_still_opens(tmp_path: Path, fresh_database_url: str) -> None:
+def test_keys_rotate_rewraps_and_content_still_opens(
+    tmp_path: Path, fresh_database_url: str
+) -> None:
     data_dir = tmp_path / "var"
     assert exchange("init", data_dir=data_dir, database_url=fresh_database_url).returncode == 0
     settings = Settings(data_dir=data_dir, database_url=fresh_database_url)
     prepare_data_directory(settings, FrozenClock())
     database = Database(fresh_database_url)
     store = FileBlobStore(data_dir / "blobs")
-    row = _upload(database, store, LocalKeyProvider(load_keyring(settings.keyring_path)), _organisation(database), NOW)
+    row = _upload(
+        database,
+        store,
+        LocalKeyProvider(load_keyring(settings.keyring_path)),
+        _organisation(database),
+        NOW,
+    )
     result = exchange("keys", "rotate", data_dir=data_dir, database_url=fresh_database_url)
     assert result.returncode == 0, result.stderr
     assert "KEK version 2 added; 1 data key(s) re-wrapped" in result.stdout
@@ -83,10 +94,22 @@ def test_keys_rotate_rewraps_and_content_still_opens(tmp_path: Path, fresh_datab
 def test_retention_command(tmp_path: Path, fresh_database_url: str) -> None:
     data_dir = tmp_path / "var"
     assert exchange("init", data_dir=data_dir, database_url=fresh_database_url).returncode == 0
-    dry = exchange("retention", "apply", "--before", "2030-01-01", "--dry-run", data_dir=data_dir,
-                   database_url=fresh_database_url)
+    dry = exchange(
+        "retention",
+        "apply",
+        "--before",
+        "2030-01-01",
+        "--dry-run",
+        data_dir=data_dir,
+        database_url=fresh_database_url,
+    )
     assert dry.returncode == 0, dry.stderr
-    assert dry.stdout.strip() == "would crypto-shred 0 document content(s) of 0 document(s) dated before 2030-01-01"
-    bad = exchange("retention", "apply", "--before", "soon", data_dir=data_dir, database_url=fresh_database_url)
+    assert (
+        dry.stdout.strip()
+        == "would crypto-shred 0 document content(s) of 0 document(s) dated before 2030-01-01"
+    )
+    bad = exchange(
+        "retention", "apply", "--before", "soon", data_dir=data_dir, database_url=fresh_database_url
+    )
     assert bad.returncode == 1
     assert "is not a date" in bad.stderr

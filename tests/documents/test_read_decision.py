@@ -31,16 +31,28 @@ def world(client: FlaskClient, tokens: Tokens) -> Scenario:
     return Scenario(client, tokens)
 
 
-def _caller(session: Any, ods: str, purpose: str = Purpose.EHCNA_ADVICE.value,
-            justification: str | None = None) -> Caller:
+def _caller(
+    session: Any,
+    ods: str,
+    purpose: str = Purpose.EHCNA_ADVICE.value,
+    justification: str | None = None,
+) -> Caller:
     """The organisation `ods` as it is registered, reading for `purpose`."""
     organisation = session.scalars(select(Organisation).where(Organisation.ods == ods)).one()
-    return Caller(organisation.id, organisation.ods, organisation.role, organisation.break_glass,
-                  Actor(client_id=f"{ods.lower()}-test", organisation=ods), purpose=purpose,
-                  justification=justification)
+    return Caller(
+        organisation.id,
+        organisation.ods,
+        organisation.role,
+        organisation.break_glass,
+        Actor(client_id=f"{ods.lower()}-test", organisation=ods),
+        purpose=purpose,
+        justification=justification,
+    )
 
 
-def _decide(db: Database, clock: FrozenClock, document: dict[str, Any], ods: str, **reading: Any) -> DocumentDecision:
+def _decide(
+    db: Database, clock: FrozenClock, document: dict[str, Any], ods: str, **reading: Any
+) -> DocumentDecision:
     with db.transaction() as session:
         row = session.get(DocumentRow, uuid.UUID(document["id"]))
         assert row is not None
@@ -60,17 +72,24 @@ def _allowed(decision: DocumentDecision) -> bool:
     return decision.visible and decision.allowed and decision.reason is None
 
 
-def test_the_custodian_reads_its_own_without_agreement_or_consent(world: Scenario, db: Database,
-                                                                    clock: FrozenClock) -> None:
+def test_the_custodian_reads_its_own_without_agreement_or_consent(
+    world: Scenario, db: Database, clock: FrozenClock
+) -> None:
     _, consent, _, document = _advice(world)
-    assert world.put(f"/fhir/Consent/{consent['id']}", LA, {**consent, "status": "inactive"}).status_code == 200
+    assert (
+        world.put(
+            f"/fhir/Consent/{consent['id']}", LA, {**consent, "status": "inactive"}
+        ).status_code
+        == 200
+    )
     decision = _decide(db, clock, document, "PRV01")
     assert _allowed(decision)
     assert (decision.agreement, decision.consent_ids, decision.break_glass) == (None, (), False)
 
 
-def test_the_other_party_reads_under_the_agreement_and_the_consent(world: Scenario, db: Database,
-                                                                     clock: FrozenClock) -> None:
+def test_the_other_party_reads_under_the_agreement_and_the_consent(
+    world: Scenario, db: Database, clock: FrozenClock
+) -> None:
     _, consent, _, document = _advice(world)
     decision = _decide(db, clock, document, "LA01")
     assert _allowed(decision)
@@ -78,12 +97,16 @@ def test_the_other_party_reads_under_the_agreement_and_the_consent(world: Scenar
     assert decision.consent_ids == (consent["id"],)
 
 
-def test_an_unrelated_organisation_does_not_see_it(world: Scenario, db: Database, clock: FrozenClock) -> None:
+def test_an_unrelated_organisation_does_not_see_it(
+    world: Scenario, db: Database, clock: FrozenClock
+) -> None:
     _, _, _, document = _advice(world)
     assert _decide(db, clock, document, "LA02") == DocumentDecision(visible=False, allowed=False)
 
 
-def test_the_previous_owner_does_not_see_it(world: Scenario, db: Database, clock: FrozenClock) -> None:
+def test_the_previous_owner_does_not_see_it(
+    world: Scenario, db: Database, clock: FrozenClock
+) -> None:
     child = world.child()
     world.consent(child)
     task = world.request(child)
@@ -93,16 +116,21 @@ def test_the_previous_owner_does_not_see_it(world: Scenario, db: Database, clock
     assert _allowed(_decide(db, clock, document, "LA01"))
 
 
-def test_break_glass_without_permission_is_refused(world: Scenario, db: Database, clock: FrozenClock) -> None:
+def test_break_glass_without_permission_is_refused(
+    world: Scenario, db: Database, clock: FrozenClock
+) -> None:
     _, _, _, document = _advice(world)
-    decision = _decide(db, clock, document, "LA01", purpose=Purpose.SAFEGUARDING.value, justification=JUSTIFICATION)
+    decision = _decide(
+        db, clock, document, "LA01", purpose=Purpose.SAFEGUARDING.value, justification=JUSTIFICATION
+    )
     assert (decision.visible, decision.allowed) == (True, False)
     assert decision.reason is AccessDenialReason.BREAK_GLASS_NOT_PERMITTED
 
 
 @pytest.mark.parametrize("justification", [None, "", " " * 30, "x" * 19, "x" * 1001])
-def test_break_glass_without_a_justification_is_required(world: Scenario, db: Database, clock: FrozenClock,
-                                                         justification: str | None) -> None:
+def test_break_glass_without_a_justification_is_required(
+    world: Scenario, db: Database, clock: FrozenClock, justification: str | None
+) -> None:
     child, _, _, document = _advice(world)
     world.request(child, "ICB01", task_type="dco-quality-assurance", reason=None)
     # Before anything else is decided: for the custodian, for the permitted ICB, for anyone.
@@ -112,19 +140,33 @@ def test_break_glass_without_a_justification_is_required(world: Scenario, db: Da
                 _decide(db, clock, document, ods, purpose=purpose, justification=justification)
 
 
-def test_break_glass_with_permission_and_justification_skips_consent(world: Scenario, db: Database,
-                                                                     clock: FrozenClock) -> None:
+def test_break_glass_with_permission_and_justification_skips_consent(
+    world: Scenario, db: Database, clock: FrozenClock
+) -> None:
     child, consent, _, document = _advice(world)
     world.request(child, "ICB01", task_type="dco-quality-assurance", reason=None)
-    assert world.put(f"/fhir/Consent/{consent['id']}", LA, {**consent, "status": "inactive"}).status_code == 200
+    assert (
+        world.put(
+            f"/fhir/Consent/{consent['id']}", LA, {**consent, "status": "inactive"}
+        ).status_code
+        == 200
+    )
     assert _decide(db, clock, document, "ICB01").reason is AccessDenialReason.CONSENT_WITHDRAWN
-    decision = _decide(db, clock, document, "ICB01", purpose=Purpose.SAFEGUARDING.value,
-                       justification=" " + "x" * 20 + " ")
+    decision = _decide(
+        db,
+        clock,
+        document,
+        "ICB01",
+        purpose=Purpose.SAFEGUARDING.value,
+        justification=" " + "x" * 20 + " ",
+    )
     assert _allowed(decision) and decision.break_glass
     assert decision.agreement is not None
 
 
-def test_a_terminated_agreement_is_no_agreement(world: Scenario, db: Database, clock: FrozenClock) -> None:
+def test_a_terminated_agreement_is_no_agreement(
+    world: Scenario, db: Database, clock: FrozenClock
+) -> None:
     _, _, _, document = _advice(world)
     with db.transaction() as session:
         for agreement in session.scalars(select(Agreement)):
@@ -135,17 +177,22 @@ def test_a_terminated_agreement_is_no_agreement(world: Scenario, db: Database, c
     assert _allowed(_decide(db, clock, document, "PRV01"))  # the custodian needs none
 
 
-def test_an_agreement_not_covering_the_purpose_is_no_agreement(world: Scenario, db: Database,
-                                                               clock: FrozenClock) -> None:
+def test_an_agreement_not_covering_the_purpose_is_no_agreement(
+    world: Scenario, db: Database, clock: FrozenClock
+) -> None:
     # The world's agreement covers safeguarding but not court-order.
     child, _, _, document = _advice(world)
     world.request(child, "ICB01", task_type="dco-quality-assurance", reason=None)
-    decision = _decide(db, clock, document, "ICB01", purpose=Purpose.COURT_ORDER.value, justification=JUSTIFICATION)
+    decision = _decide(
+        db, clock, document, "ICB01", purpose=Purpose.COURT_ORDER.value, justification=JUSTIFICATION
+    )
     assert (decision.visible, decision.allowed, decision.agreement) == (True, False, None)
     assert decision.reason is AccessDenialReason.NO_AGREEMENT
 
 
-def test_a_consent_refusal_gives_the_consent_reason(world: Scenario, db: Database, clock: FrozenClock) -> None:
+def test_a_consent_refusal_gives_the_consent_reason(
+    world: Scenario, db: Database, clock: FrozenClock
+) -> None:
     child, _, _, document = _advice(world)
     refusal = world.consent(child, "2026-11-01T10:00:00+00:00", provision="deny")
     decision = _decide(db, clock, document, "LA01")
@@ -155,8 +202,12 @@ def test_a_consent_refusal_gives_the_consent_reason(world: Scenario, db: Databas
     assert decision.agreement is not None
 
 
-def test_an_unattached_binary_is_its_uploaders_alone(world: Scenario, db: Database, clock: FrozenClock) -> None:
-    uploaded = world.post("/fhir/Binary", PROVIDER, data=pdf_bytes(500), **{"Content-Type": "application/pdf"})
+def test_an_unattached_binary_is_its_uploaders_alone(
+    world: Scenario, db: Database, clock: FrozenClock
+) -> None:
+    uploaded = world.post(
+        "/fhir/Binary", PROVIDER, data=pdf_bytes(500), **{"Content-Type": "application/pdf"}
+    )
     assert uploaded.status_code == 201
     with db.transaction() as session:
         binary = session.get(BinaryRow, uuid.UUID(uploaded.get_json()["id"]))
@@ -167,11 +218,21 @@ def test_an_unattached_binary_is_its_uploaders_alone(world: Scenario, db: Databa
         assert not other.visible
 
 
-def test_an_attached_binary_follows_its_document(world: Scenario, db: Database, clock: FrozenClock) -> None:
+def test_an_attached_binary_follows_its_document(
+    world: Scenario, db: Database, clock: FrozenClock
+) -> None:
     _, consent, _, document = _advice(world)
-    assert world.put(f"/fhir/Consent/{consent['id']}", LA, {**consent, "status": "inactive"}).status_code == 200
+    assert (
+        world.put(
+            f"/fhir/Consent/{consent['id']}", LA, {**consent, "status": "inactive"}
+        ).status_code
+        == 200
+    )
     with db.transaction() as session:
-        binary = session.get(BinaryRow, uuid.UUID(document["content"][0]["attachment"]["url"].removeprefix("Binary/")))
+        binary = session.get(
+            BinaryRow,
+            uuid.UUID(document["content"][0]["attachment"]["url"].removeprefix("Binary/")),
+        )
         assert binary is not None
         decision, decided_by = decide_binary(session, binary, _caller(session, "LA01"), clock.now())
         assert decided_by is not None and str(decided_by.id) == document["id"]

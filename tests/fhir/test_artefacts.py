@@ -19,9 +19,7 @@ PROFILES_DIR = REPO_ROOT / "fhir_profiles"
 FILES = sorted(PROFILES_DIR.glob("*.json"))
 
 Resource = dict[str, Any]
-ARTEFACTS: dict[str, Resource] = {
-    p.name: json.loads(p.read_text("utf-8")) for p in FILES
-}
+ARTEFACTS: dict[str, Resource] = {p.name: json.loads(p.read_text("utf-8")) for p in FILES}
 
 
 def _of_type(resource_type: str) -> list[Resource]:

@@ -15,8 +15,12 @@ ORGANIZATION = {"resourceType": "Organization", "name": "Example"}
 
 
 def strict_type(resource: dict[str, Any]) -> list[Issue]:
-    return check_coding(resource.get("type", [None])[0] if resource.get("type") else None,
-                        "urn:roles", {"la"}, "Organization.type[0]")
+    return check_coding(
+        resource.get("type", [None])[0] if resource.get("type") else None,
+        "urn:roles",
+        {"la"},
+        "Organization.type[0]",
+    )
 
 
 def test_valid_resource_passes() -> None:
@@ -48,7 +52,9 @@ def test_wrong_resource_type_is_400(data: Any) -> None:
 
 def test_structural_errors_are_422_with_expressions() -> None:
     with pytest.raises(Invalid) as caught:
-        validate_resource({"resourceType": "Organization", "active": "maybe", "colour": "blue"}, "Organization")
+        validate_resource(
+            {"resourceType": "Organization", "active": "maybe", "colour": "blue"}, "Organization"
+        )
     error = caught.value
     expressions = {e for issue in error.issues for e in issue.expression}
     assert "Organization.active" in expressions
@@ -59,16 +65,25 @@ def test_structural_errors_are_422_with_expressions() -> None:
 
 def test_profile_checks_run_after_structure() -> None:
     with pytest.raises(Invalid) as caught:
-        validate_resource({**ORGANIZATION, "type": [{"coding": [{"system": "urn:roles", "code": "bogus"}]}]},
-                          "Organization", strict_type)
+        validate_resource(
+            {**ORGANIZATION, "type": [{"coding": [{"system": "urn:roles", "code": "bogus"}]}]},
+            "Organization",
+            strict_type,
+        )
     assert caught.value.issues[0].expression == ("Organization.type[0]",)
     assert "'bogus' is not a code of urn:roles" in caught.value.issues[0].diagnostics
-    validate_resource({**ORGANIZATION, "type": [{"coding": [{"system": "urn:roles", "code": "la"}]}]}, "Organization",
-                      strict_type)
+    validate_resource(
+        {**ORGANIZATION, "type": [{"coding": [{"system": "urn:roles", "code": "la"}]}]},
+        "Organization",
+        strict_type,
+    )
 
 
 def test_check_coding() -> None:
-    assert check_coding(None, "s", {"a"}, "X.y") [0].code == "required"
+    assert check_coding(None, "s", {"a"}, "X.y")[0].code == "required"
     assert check_coding(None, "s", {"a"}, "X.y", required=False) == []
     assert check_coding({"system": "s", "code": "a"}, "s", {"a"}, "X.y") == []
-    assert check_coding({"coding": [{"system": "t", "code": "a"}]}, "s", {"a"}, "X.y")[0].code == "code-invalid"
+    assert (
+        check_coding({"coding": [{"system": "t", "code": "a"}]}, "s", {"a"}, "X.y")[0].code
+        == "code-invalid"
+    )

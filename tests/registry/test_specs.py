@@ -26,21 +26,67 @@ def test_example_file_is_valid() -> None:
 @pytest.mark.parametrize(
     ("mutate", "problem"),
     [
-        (lambda d: d["organisations"][0].update(role="council"), "organisations[0] (LA01): role 'council' must be one of provider, icb, la"),
-        (lambda d: d["organisations"][1].update(commissioner="LA01"), "organisations[1] (PRV01): commissioner 'LA01' is not a registered ICB"),
-        (lambda d: d["organisations"].append(dict(d["organisations"][0])), "organisations[4] (LA01): ods 'LA01' appears twice"),
-        (lambda d: d["organisations"][0].update(colour="blue"), "organisations[0] (LA01): unknown field 'colour'"),
-        (lambda d: d["agreements"][0].update(parties=["LA01"]), "agreements[0] (dsa-2026-01): parties must name at least two organisations"),
-        (lambda d: d["agreements"][0].update(purposes=["marketing"]), "agreements[0] (dsa-2026-01): purpose 'marketing' is not a code of CodeSystem purpose"),
-        (lambda d: d["agreements"][0].update(end="2025-01-01"), "agreements[0] (dsa-2026-01): end is before start"),
-        (lambda d: d["agreements"][0].update(start="1st Jan"), "agreements[0] (dsa-2026-01): start '1st Jan' is not a date (YYYY-MM-DD)"),
-        (lambda d: d["clients"][0].update(organisation="ZZ99"), "clients[0] (la01-case-system): organisation 'ZZ99' is not a registered organisation"),
-        (lambda d: d["clients"][0].update(jwks_uri="https://x.example/jwks"), "clients[0] (la01-case-system): exactly one of jwks and jwks_uri is required"),
-        (lambda d: d["clients"][2].update(jwks_uri="http://dco.example/jwks"), "clients[2] (icb01-dco): jwks_uri must be an https URL"),
-        (lambda d: d["clients"][0]["jwks"]["keys"][0].update(d="secret"), "clients[0] (la01-case-system): jwks.keys[0] contains private or symmetric key material"),
-        (lambda d: d["clients"][0]["jwks"]["keys"][0].update(x="not-a-point"), "clients[0] (la01-case-system): jwks is not a valid key set"),
-        (lambda d: d["users"][0].update(password="short"), "users[0] (ig.lead@la01): password must be at least 12 characters"),
-        (lambda d: d["users"][0].update(password_hash="$2b$bcrypt"), "users[0] (ig.lead@la01): exactly one of password and password_hash is required"),
+        (
+            lambda d: d["organisations"][0].update(role="council"),
+            "organisations[0] (LA01): role 'council' must be one of provider, icb, la",
+        ),
+        (
+            lambda d: d["organisations"][1].update(commissioner="LA01"),
+            "organisations[1] (PRV01): commissioner 'LA01' is not a registered ICB",
+        ),
+        (
+            lambda d: d["organisations"].append(dict(d["organisations"][0])),
+            "organisations[4] (LA01): ods 'LA01' appears twice",
+        ),
+        (
+            lambda d: d["organisations"][0].update(colour="blue"),
+            "organisations[0] (LA01): unknown field 'colour'",
+        ),
+        (
+            lambda d: d["agreements"][0].update(parties=["LA01"]),
+            "agreements[0] (dsa-2026-01): parties must name at least two organisations",
+        ),
+        (
+            lambda d: d["agreements"][0].update(purposes=["marketing"]),
+            "agreements[0] (dsa-2026-01): purpose 'marketing' is not a code of CodeSystem purpose",
+        ),
+        (
+            lambda d: d["agreements"][0].update(end="2025-01-01"),
+            "agreements[0] (dsa-2026-01): end is before start",
+        ),
+        (
+            lambda d: d["agreements"][0].update(start="1st Jan"),
+            "agreements[0] (dsa-2026-01): start '1st Jan' is not a date (YYYY-MM-DD)",
+        ),
+        (
+            lambda d: d["clients"][0].update(organisation="ZZ99"),
+            "clients[0] (la01-case-system): organisation 'ZZ99' is not a registered organisation",
+        ),
+        (
+            lambda d: d["clients"][0].update(jwks_uri="https://x.example/jwks"),
+            "clients[0] (la01-case-system): exactly one of jwks and jwks_uri is required",
+        ),
+        (
+            lambda d: d["clients"][2].update(jwks_uri="http://dco.example/jwks"),
+            "clients[2] (icb01-dco): jwks_uri must be an https URL",
+        ),
+        (
+            lambda d: d["clients"][0]["jwks"]["keys"][0].update(d="secret"),
+            "clients[0] (la01-case-system): jwks.keys[0] contains private or symmetric "
+            "key material",
+        ),
+        (
+            lambda d: d["clients"][0]["jwks"]["keys"][0].update(x="not-a-point"),
+            "clients[0] (la01-case-system): jwks is not a valid key set",
+        ),
+        (
+            lambda d: d["users"][0].update(password="short"),
+            "users[0] (ig.lead@la01): password must be at least 12 characters",
+        ),
+        (
+            lambda d: d["users"][0].update(password_hash="$2b$bcrypt"),
+            "users[0] (ig.lead@la01): exactly one of password and password_hash is required",
+        ),
     ],
 )
 def test_problems_name_entry_and_field(mutate: Any, problem: str) -> None:

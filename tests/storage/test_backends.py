@@ -32,9 +32,14 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
 
 
 def _s3_client(server: S3Server, secret: str | None = None) -> object:
-    return boto3.client("s3", endpoint_url=server.endpoint, aws_access_key_id=server.access_key,
-                        aws_secret_access_key=secret or server.secret_key, region_name="us-east-1",
-                        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
+    return boto3.client(
+        "s3",
+        endpoint_url=server.endpoint,
+        aws_access_key_id=server.access_key,
+        aws_secret_access_key=secret or server.secret_key,
+        region_name="us-east-1",
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
+    )
 
 
 @pytest.fixture
@@ -75,15 +80,22 @@ def test_s3_enforces_signatures(s3_server: S3Server, s3_store: S3BlobStore) -> N
 
     name = new_blob_name()
     s3_store.write(name, [b"ciphertext"])
-    forged = S3BlobStore(s3_store._bucket, "blobs", client=_s3_client(s3_server, secret="not-the-secret"))
+    forged = S3BlobStore(
+        s3_store._bucket, "blobs", client=_s3_client(s3_server, secret="not-the-secret")
+    )
     with pytest.raises(StorageUnavailable):
         forged.read(name)
 
 
 def test_aws_kms_provider(tmp_path: Path) -> None:
     with moto_kms(tmp_path) as endpoint:
-        client = boto3.client("kms", endpoint_url=endpoint, region_name="eu-west-2",
-                              aws_access_key_id="test", aws_secret_access_key="test")
+        client = boto3.client(
+            "kms",
+            endpoint_url=endpoint,
+            region_name="eu-west-2",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
         key_id = client.create_key(Description="exchange test KEK")["KeyMetadata"]["KeyId"]
         provider = AwsKmsKeyProvider(key_id, client=client)
         data_key, wrapped = provider.new_data_key("binary-1")
@@ -115,14 +127,24 @@ def _ready(settings: Settings, db: Database, clock: FrozenClock) -> tuple[int, d
     return response.status_code, response.get_json()["checks"]
 
 
-def test_readiness_probes_s3(s3_server: S3Server, s3_store: S3BlobStore, settings: Settings, db: Database,
-                             clock: FrozenClock, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_readiness_probes_s3(
+    s3_server: S3Server,
+    s3_store: S3BlobStore,
+    settings: Settings,
+    db: Database,
+    clock: FrozenClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server.access_key)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server.secret_key)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    configured = replace(settings, blob_store="s3", s3_bucket=s3_store._bucket, s3_endpoint_url=s3_server.endpoint)
-    assert _ready(configured, db, clock) == (200, {"database": "ok", "document-store": "ok", "key-provider": "ok",
-                                                   "audit-sealer": "ok"})
+    configured = replace(
+        settings, blob_store="s3", s3_bucket=s3_store._bucket, s3_endpoint_url=s3_server.endpoint
+    )
+    assert _ready(configured, db, clock) == (
+        200,
+        {"database": "ok", "document-store": "ok", "key-provider": "ok", "audit-sealer": "ok"},
+    )
     status, checks = _ready(replace(configured, s3_bucket="no-such-bucket"), db, clock)
     assert status == 503
     assert checks["document-store"].startswith("the S3 bucket is not usable")
@@ -130,23 +152,40 @@ def test_readiness_probes_s3(s3_server: S3Server, s3_store: S3BlobStore, setting
     assert isinstance(store, S3BlobStore)
 
 
-def test_readiness_probes_kms_and_vault(tmp_path: Path, settings: Settings, db: Database, clock: FrozenClock,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_readiness_probes_kms_and_vault(
+    tmp_path: Path,
+    settings: Settings,
+    db: Database,
+    clock: FrozenClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-2")
     with moto_kms(tmp_path) as endpoint:
-        client = boto3.client("kms", endpoint_url=endpoint, region_name="eu-west-2",
-                              aws_access_key_id="test", aws_secret_access_key="test")
+        client = boto3.client(
+            "kms",
+            endpoint_url=endpoint,
+            region_name="eu-west-2",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
         key_id = client.create_key()["KeyMetadata"]["KeyId"]
-        kms = replace(settings, key_provider="aws-kms", kms_key_id=key_id, kms_endpoint_url=endpoint)
+        kms = replace(
+            settings, key_provider="aws-kms", kms_key_id=key_id, kms_endpoint_url=endpoint
+        )
         assert _ready(kms, db, clock)[0] == 200
         client.disable_key(KeyId=key_id)
         status, checks = _ready(kms, db, clock)
         assert (status, checks["key-provider"]) == (503, "the KMS key is Disabled")
     with openbao(tmp_path) as vault:
-        transit = replace(settings, key_provider="vault-transit", vault_addr=vault.address, vault_token=vault.token,
-                          vault_transit_key="exchange-ready")
+        transit = replace(
+            settings,
+            key_provider="vault-transit",
+            vault_addr=vault.address,
+            vault_token=vault.token,
+            vault_transit_key="exchange-ready",
+        )
         status, checks = _ready(transit, db, clock)
         assert status == 503 and checks["key-provider"].startswith("Vault transit is not usable")
         provider = key_provider(transit)

@@ -16,7 +16,9 @@ def test_write_read_delete(tmp_path: Path) -> None:
     store = FileBlobStore(tmp_path)
     name = new_blob_name()
     data = os.urandom(3 * 1024 * 1024 + 5)
-    assert store.write(name, (data[i : i + 100_000] for i in range(0, len(data), 100_000))) == len(data)
+    assert store.write(name, (data[i : i + 100_000] for i in range(0, len(data), 100_000))) == len(
+        data
+    )
     assert b"".join(store.read(name)) == data
     assert list(store.names()) == [name]
     path = tmp_path / name[:2] / name
@@ -43,7 +45,9 @@ def test_a_failed_write_leaves_nothing_under_the_name(tmp_path: Path) -> None:
         store.read(name)
 
 
-@pytest.mark.parametrize("name", ["../../etc/passwd", "ab/../../x", "A" * 32, "", "0" * 31, "0" * 32 + "/x"])
+@pytest.mark.parametrize(
+    "name", ["../../etc/passwd", "ab/../../x", "A" * 32, "", "0" * 31, "0" * 32 + "/x"]
+)
 def test_names_cannot_escape(tmp_path: Path, name: str) -> None:
     store = FileBlobStore(tmp_path)
     with pytest.raises(ValueError, match="not a blob name"):

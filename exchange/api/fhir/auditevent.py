@@ -30,8 +30,18 @@ from exchange.trail import service
 from exchange.trail.queries import Agent, AgentKind, EventFilters
 
 SEARCH_PARAMS = (
-    "date", "entity", "agent", "agent:identifier", "type", "subtype", "outcome", "action", "_lastUpdated",
-    "purpose", "patient", "patient.identifier",
+    "date",
+    "entity",
+    "agent",
+    "agent:identifier",
+    "type",
+    "subtype",
+    "outcome",
+    "action",
+    "_lastUpdated",
+    "purpose",
+    "patient",
+    "patient.identifier",
 )
 
 AUDIT_EVENT = ResourceCapability(
@@ -40,15 +50,25 @@ AUDIT_EVENT = ResourceCapability(
     search_params=(
         SearchParam("date", "date"),
         SearchParam("patient", "reference"),
-        SearchParam("patient.identifier", "token", documentation="https://fhir.nhs.uk/Id/nhs-number|<n>"),
+        SearchParam(
+            "patient.identifier", "token", documentation="https://fhir.nhs.uk/Id/nhs-number|<n>"
+        ),
         SearchParam("entity", "reference"),
-        SearchParam("agent", "reference", documentation="client id, console user or ODS code; system|value accepted"),
+        SearchParam(
+            "agent",
+            "reference",
+            documentation="client id, console user or ODS code; system|value accepted",
+        ),
         SearchParam("type", "token"),
         SearchParam("subtype", "token"),
         SearchParam("outcome", "token"),
         SearchParam("action", "token"),
         SearchParam("_lastUpdated", "date"),
-        SearchParam("purpose", "token", definition=f"{codes.CANONICAL_BASE}/SearchParameter/AuditEvent-purpose"),
+        SearchParam(
+            "purpose",
+            "token",
+            definition=f"{codes.CANONICAL_BASE}/SearchParameter/AuditEvent-purpose",
+        ),
     ),
     versioning="no-version",
 )
@@ -59,8 +79,12 @@ def _kinds(values: list[str], coding: str) -> list[str]:
     found = []
     for value in values:
         system, code = split_token(value)
-        found += [kind.value for kind in AuditKind
-                  if getattr(kind, coding)["code"] == code and system in (None, getattr(kind, coding)["system"])]
+        found += [
+            kind.value
+            for kind in AuditKind
+            if getattr(kind, coding)["code"] == code
+            and system in (None, getattr(kind, coding)["system"])
+        ]
     return found
 
 
@@ -68,11 +92,18 @@ def _agent(value: str) -> Agent:
     system, code = split_token(value)
     if system == codes.ODS_SYSTEM:
         return Agent("organisation", ods_value(value, "agent"))
-    kinds: dict[str | None, AgentKind] = {codes.CLIENT_ID_SYSTEM: "client", codes.CONSOLE_USER_SYSTEM: "user",
-                                          None: "any"}
+    kinds: dict[str | None, AgentKind] = {
+        codes.CLIENT_ID_SYSTEM: "client",
+        codes.CONSOLE_USER_SYSTEM: "user",
+        None: "any",
+    }
     if system not in kinds:
-        raise FhirError(400, "invalid", f"agent: {system!r} is not an identifier system of an agent",
-                        expression=("agent",))
+        raise FhirError(
+            400,
+            "invalid",
+            f"agent: {system!r} is not an identifier system of an agent",
+            expression=("agent",),
+        )
     return Agent(kinds[system], code)
 
 
@@ -84,14 +115,26 @@ def _filters(search: SearchRequest) -> EventFilters:
             matching = _kinds(split_values(params[name]), coding)
             kinds = matching if kinds is None else [kind for kind in kinds if kind in matching]
     return EventFilters(
-        recorded=[parse_date(value, name) for name in ("date", "_lastUpdated") for value in params.get(name, [])],
+        recorded=[
+            parse_date(value, name)
+            for name in ("date", "_lastUpdated")
+            for value in params.get(name, [])
+        ],
         outcomes=[split_token(v)[1] for v in split_values(params.get("outcome", []))],
         actions=[split_token(v)[1] for v in split_values(params.get("action", []))],
         purposes=[split_token(v)[1] for v in split_values(params.get("purpose", []))],
         kinds=kinds,
-        agents=[_agent(v) for v in split_values(params.get("agent", []) + params.get("agent:identifier", []))],
-        patient_ids=[reference_id(v, "patient", "Patient") for v in split_values(params.get("patient", []))],
-        nhs_numbers=[nhs_number_value(v, "patient.identifier") for v in split_values(params.get("patient.identifier", []))],
+        agents=[
+            _agent(v)
+            for v in split_values(params.get("agent", []) + params.get("agent:identifier", []))
+        ],
+        patient_ids=[
+            reference_id(v, "patient", "Patient") for v in split_values(params.get("patient", []))
+        ],
+        nhs_numbers=[
+            nhs_number_value(v, "patient.identifier")
+            for v in split_values(params.get("patient.identifier", []))
+        ],
         entities=split_values(params.get("entity", [])),
     )
 
@@ -102,8 +145,9 @@ def audit_event_read(resource_id: str) -> Response:
     """Read one audit event of the caller's organisation."""
     ctx = services()
     with ctx.database.transaction() as session:
-        resource = service.read_event(session, request_caller(), resource_uuid("AuditEvent", resource_id),
-                                      ctx.clock.now())
+        resource = service.read_event(
+            session, request_caller(), resource_uuid("AuditEvent", resource_id), ctx.clock.now()
+        )
     return fhir_response(resource)
 
 
@@ -114,11 +158,17 @@ def audit_event_search() -> Response:
     search = parse_search(SEARCH_PARAMS)
     sort = search.params.pop("_sort", ["-date"])[0]
     if sort not in ("date", "-date", "_lastUpdated", "-_lastUpdated"):
-        raise FhirError(400, "not-supported", "_sort must be date or _lastUpdated (with - for descending)")
+        raise FhirError(
+            400, "not-supported", "_sort must be date or _lastUpdated (with - for descending)"
+        )
     filters = _filters(search)
     paging = search.paging(descending=sort.startswith("-"))
     ctx = services()
     with ctx.database.transaction() as session:
-        found = service.search_events(session, request_caller(), filters, paging, search_query(), ctx.clock.now())
+        found = service.search_events(
+            session, request_caller(), filters, paging, search_query(), ctx.clock.now()
+        )
     self_url, next_url = search.links("/fhir/AuditEvent", found.next, "date", paging.descending)
-    return fhir_response(searchset(found.resources, found.total, self_url, next_url, search.ignored_outcome()))
+    return fhir_response(
+        searchset(found.resources, found.total, self_url, next_url, search.ignored_outcome())
+    )

@@ -52,5 +52,8 @@ def authenticate() -> None:
     wait = limiter.check(g.caller.client_id)
     if wait is not None:
         raise FhirError(
-            429, "throttled", "too many requests from this client", headers={"Retry-After": str(wait)}
+            429,
+            "throttled",
+            "too many requests from this client",
+            headers={"Retry-After": str(wait)},
         )

@@ -46,9 +46,16 @@ def binary_create() -> Response:
     ctx = services()
     with ctx.database.transaction() as session:
         resource = service.upload_binary(
-            session, request_caller(), ctx, _request_pieces(), declared, request.content_length,
-            expected.strip() if expected else None, ctx.settings.max_document_bytes,
-            ctx.clock.now())
+            session,
+            request_caller(),
+            ctx,
+            _request_pieces(),
+            declared,
+            request.content_length,
+            expected.strip() if expected else None,
+            ctx.settings.max_document_bytes,
+            ctx.clock.now(),
+        )
     return write_response(resource, 201)
 
 
@@ -58,27 +65,31 @@ def binary_read(resource_id: str) -> Response:
     """The decrypted content, streamed with its digests; FHIR JSON when asked for it."""
     ctx = services()
     with ctx.database.transaction() as session:
-        disclosure = service.read_binary(session, request_caller(),
-                                         resource_uuid("Binary", resource_id), ctx.clock.now())
+        disclosure = service.read_binary(
+            session, request_caller(), resource_uuid("Binary", resource_id), ctx.clock.now()
+        )
     # The read is audited (committed) from here on; only now may content be sent.
     # Raw bytes unless the client asks for FHIR JSON specifically (`*/*` means raw).
     wanted = request.accept_mimetypes.best_match(
-        [disclosure.content_type, "application/octet-stream", "application/fhir+json"])
+        [disclosure.content_type, "application/octet-stream", "application/fhir+json"]
+    )
     as_fhir = wanted == "application/fhir+json"
     if as_fhir and disclosure.size > INLINE_CONTENT_LIMIT:
         raise FhirError(406, "too-costly", "documents over 10 MiB are served as raw bytes only")
     stream = disclosure.open(ctx)
     if as_fhir:
         data = b"".join(stream)
-        return fhir_response({**disclosure.resource,
-                              "data": base64.b64encode(data).decode("ascii")})
+        return fhir_response(
+            {**disclosure.resource, "data": base64.b64encode(data).decode("ascii")}
+        )
     digest = base64.b64encode(bytes.fromhex(disclosure.sha256)).decode("ascii")
     response = Response(stream_with_context(stream), content_type=disclosure.content_type)
     response.headers["Content-Length"] = str(disclosure.size)
     response.headers["ETag"] = f'"{disclosure.sha256}"'
     response.headers["Repr-Digest"] = f"sha-256=:{digest}:"
-    filename = _safe_filename(disclosure.title or str(disclosure.binary_id),
-                              disclosure.content_type)
+    filename = _safe_filename(
+        disclosure.title or str(disclosure.binary_id), disclosure.content_type
+    )
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
 

@@ -44,7 +44,9 @@ def _security(base_url: str) -> dict[str, Any]:
                         "code": "SMART-on-FHIR",
                     }
                 ],
-                "text": "OAuth 2.0 client credentials with private_key_jwt (SMART Backend Services)",
+                "text": (
+                    "OAuth 2.0 client credentials with private_key_jwt (SMART Backend Services)"
+                ),
             }
         ],
         "extension": [
@@ -69,8 +71,12 @@ def smart_configuration_view() -> Response:
 
 #: The project's own conformance artefacts, public: read and search by `url`.
 CONFORMANCE: Final = tuple(
-    ResourceCapability(type=resource_type, interactions=("read", "search-type"),
-                       search_params=(SearchParam("url", "uri"),), versioning="no-version")
+    ResourceCapability(
+        type=resource_type,
+        interactions=("read", "search-type"),
+        search_params=(SearchParam("url", "uri"),),
+        versioning="no-version",
+    )
     for resource_type in ARTEFACT_TYPES
 )
 
@@ -79,7 +85,9 @@ def _artefact_search(resource_type: str) -> Response:
     search = parse_search({"url"})
     resources = services().artefacts.search(resource_type, search.first("url"))
     self_url, _ = page_urls(search, f"/fhir/{resource_type}", None)
-    return fhir_response(searchset(resources, len(resources), self_url, None, search.ignored_outcome()))
+    return fhir_response(
+        searchset(resources, len(resources), self_url, None, search.ignored_outcome())
+    )
 
 
 def _artefact_read(resource_type: str, resource_id: str) -> Response:

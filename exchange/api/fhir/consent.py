@@ -40,14 +40,30 @@ from exchange.consent.queries import ConsentFilters, category_of, tag_of
 from exchange.fhir.capability import ResourceCapability, SearchParam
 from exchange.fhir.outcome import FhirError
 
-SEARCH_PARAMS: Final = ("patient", "patient.identifier", "status", "category", "date", "_tag", "_sort")
+SEARCH_PARAMS: Final = (
+    "patient",
+    "patient.identifier",
+    "status",
+    "category",
+    "date",
+    "_tag",
+    "_sort",
+)
 EVALUATE: Final = f"{codes.CANONICAL_BASE}/OperationDefinition/Consent-evaluate"
 CONSENT = ResourceCapability(
     type="Consent",
     interactions=("create", "read", "vread", "update", "search-type", "history-instance"),
-    search_params=tuple(SearchParam(name, kind) for name, kind in (
-        ("patient", "reference"), ("patient.identifier", "token"), ("status", "token"), ("category", "token"),
-        ("date", "date"), ("_tag", "token"))),
+    search_params=tuple(
+        SearchParam(name, kind)
+        for name, kind in (
+            ("patient", "reference"),
+            ("patient.identifier", "token"),
+            ("status", "token"),
+            ("category", "token"),
+            ("date", "date"),
+            ("_tag", "token"),
+        )
+    ),
     profile=codes.PROFILE_CONSENT,
     operations=(("evaluate", EVALUATE),),
 )
@@ -70,8 +86,9 @@ def consent_read(resource_id: str) -> Response:
     """Read a Consent the caller may read (its recorder and the patient's Task parties)."""
     ctx = services()
     with ctx.database.transaction() as session:
-        resource = service.read_consent(session, request_caller(), resource_uuid("Consent", resource_id),
-                                        ctx.clock.now())
+        resource = service.read_consent(
+            session, request_caller(), resource_uuid("Consent", resource_id), ctx.clock.now()
+        )
     return read_response(resource)
 
 
@@ -81,8 +98,13 @@ def consent_vread(resource_id: str, version: str) -> Response:
     """Read one version of a Consent."""
     ctx = services()
     with ctx.database.transaction() as session:
-        resource = service.read_consent_version(session, request_caller(), resource_uuid("Consent", resource_id),
-                                                version_number(version), ctx.clock.now())
+        resource = service.read_consent_version(
+            session,
+            request_caller(),
+            resource_uuid("Consent", resource_id),
+            version_number(version),
+            ctx.clock.now(),
+        )
     return fhir_response(resource)
 
 
@@ -92,8 +114,9 @@ def consent_history(resource_id: str) -> Response:
     """Every version of a Consent, newest first."""
     ctx = services()
     with ctx.database.transaction() as session:
-        versions = service.consent_history(session, request_caller(), resource_uuid("Consent", resource_id),
-                                           ctx.clock.now())
+        versions = service.consent_history(
+            session, request_caller(), resource_uuid("Consent", resource_id), ctx.clock.now()
+        )
     return fhir_response(history_bundle(versions))
 
 
@@ -105,19 +128,32 @@ def consent_update(resource_id: str) -> Response:
     consent_id = resource_uuid("Consent", resource_id)
     ctx = services()
     with ctx.database.transaction() as session:
-        recorded = service.change_consent_status(session, request_caller(), consent_id, data,
-                                                 request.headers.get("If-Match"), ctx.clock.now())
+        recorded = service.change_consent_status(
+            session,
+            request_caller(),
+            consent_id,
+            data,
+            request.headers.get("If-Match"),
+            ctx.clock.now(),
+        )
     return write_response(recorded.resource, 200, [recorded.warning] if recorded.warning else None)
 
 
 def _filters(search: SearchRequest) -> ConsentFilters:
     params = search.params
     return ConsentFilters(
-        patient_ids=[reference_id(v, "patient", "Patient") for v in split_values(params.get("patient", []))],
-        nhs_numbers=[nhs_number_value(v, "patient.identifier")
-                     for v in split_values(params.get("patient.identifier", []))],
-        statuses=([code_value(v, "status", CONSENT_STATUSES) for v in split_values(params["status"])]
-                  if "status" in params else None),
+        patient_ids=[
+            reference_id(v, "patient", "Patient") for v in split_values(params.get("patient", []))
+        ],
+        nhs_numbers=[
+            nhs_number_value(v, "patient.identifier")
+            for v in split_values(params.get("patient.identifier", []))
+        ],
+        statuses=(
+            [code_value(v, "status", CONSENT_STATUSES) for v in split_values(params["status"])]
+            if "status" in params
+            else None
+        ),
         dates=[parse_date(value, "date") for value in params.get("date", [])],
         categories=[category_of(*split_token(v)) for v in split_values(params.get("category", []))],
         tags=[tag_of(*split_token(v)) for v in split_values(params.get("_tag", []))],
@@ -136,9 +172,13 @@ def consent_search() -> Response:
     paging = search.paging(descending=sort == "-date")
     ctx = services()
     with ctx.database.transaction() as session:
-        found = service.search_consents(session, request_caller(), filters, paging, search_query(), ctx.clock.now())
+        found = service.search_consents(
+            session, request_caller(), filters, paging, search_query(), ctx.clock.now()
+        )
     self_url, next_url = search.links("/fhir/Consent", found.next, "date", paging.descending)
-    return fhir_response(searchset(found.resources, found.total, self_url, next_url, search.ignored_outcome()))
+    return fhir_response(
+        searchset(found.resources, found.total, self_url, next_url, search.ignored_outcome())
+    )
 
 
 def _evaluation_instant(value: str | None, now: datetime) -> datetime:
@@ -157,21 +197,35 @@ def _evaluation_instant(value: str | None, now: datetime) -> datetime:
 def consent_evaluate() -> Response:
     """The consent decision for disclosing a patient's information to `recipient` for `purpose`."""
     search = parse_search({"patient.identifier", "recipient", "purpose", "at"})
-    identifier, recipient, purpose = (search.first(n) for n in ("patient.identifier", "recipient", "purpose"))
+    identifier, recipient, purpose = (
+        search.first(n) for n in ("patient.identifier", "recipient", "purpose")
+    )
     if not identifier or not recipient or not purpose:
-        raise FhirError(400, "required", "$evaluate needs patient.identifier, recipient and purpose")
+        raise FhirError(
+            400, "required", "$evaluate needs patient.identifier, recipient and purpose"
+        )
     if purpose not in {p.value for p in codes.Purpose}:
-        raise FhirError(400, "code-invalid", f"purpose {purpose!r} is not a code of {codes.code_system_url('purpose')}")
+        raise FhirError(
+            400,
+            "code-invalid",
+            f"purpose {purpose!r} is not a code of {codes.code_system_url('purpose')}",
+        )
     nhs_number = nhs_number_value(identifier, "patient.identifier")
     recipient = ods_value(recipient, "recipient")
     ctx = services()
     now = ctx.clock.now()
     at = _evaluation_instant(search.first("at"), now)
     with ctx.database.transaction() as session:
-        decision = service.evaluate_consent(session, request_caller(), nhs_number, recipient, purpose, at, now)
-    parameters: list[dict[str, Any]] = [{"name": "decision", "valueCode": "permit" if decision.permit else "deny"}]
+        decision = service.evaluate_consent(
+            session, request_caller(), nhs_number, recipient, purpose, at, now
+        )
+    parameters: list[dict[str, Any]] = [
+        {"name": "decision", "valueCode": "permit" if decision.permit else "deny"}
+    ]
     if decision.reason is not None:
         parameters.append({"name": "reason", "valueCode": str(decision.reason)})
     if decision.deciding is not None:
-        parameters.append({"name": "consent", "valueReference": {"reference": f"Consent/{decision.deciding.id}"}})
+        parameters.append(
+            {"name": "consent", "valueReference": {"reference": f"Consent/{decision.deciding.id}"}}
+        )
     return fhir_response({"resourceType": "Parameters", "parameter": parameters})

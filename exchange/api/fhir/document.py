@@ -43,17 +43,41 @@ from exchange.fhir.outcome import FhirError
 DOCUMENT_REFERENCE = ResourceCapability(
     type="DocumentReference",
     interactions=("create", "read", "vread", "update", "search-type", "history-instance"),
-    search_params=tuple(SearchParam(n, k) for n, k in (
-        ("patient", "reference"), ("patient.identifier", "token"), ("subject", "reference"),
-        ("type", "token"), ("category", "token"), ("custodian", "reference"),
-        ("author", "reference"), ("date", "date"), ("status", "token"), ("related", "reference"),
-        ("_lastUpdated", "date"))),
+    search_params=tuple(
+        SearchParam(n, k)
+        for n, k in (
+            ("patient", "reference"),
+            ("patient.identifier", "token"),
+            ("subject", "reference"),
+            ("type", "token"),
+            ("category", "token"),
+            ("custodian", "reference"),
+            ("author", "reference"),
+            ("date", "date"),
+            ("status", "token"),
+            ("related", "reference"),
+            ("_lastUpdated", "date"),
+        )
+    ),
     profile=codes.PROFILE_HEALTH_ADVICE,
 )
 
-SEARCH_PARAMS: Final = ("patient", "patient.identifier", "subject", "type", "category",
-                        "custodian", "custodian:identifier", "author", "author:identifier", "date",
-                        "status", "related", "_lastUpdated", "_sort")
+SEARCH_PARAMS: Final = (
+    "patient",
+    "patient.identifier",
+    "subject",
+    "type",
+    "category",
+    "custodian",
+    "custodian:identifier",
+    "author",
+    "author:identifier",
+    "date",
+    "status",
+    "related",
+    "_lastUpdated",
+    "_sort",
+)
 #: `_sort` values and what they sort by.
 _SORTS: Final[dict[str, SortKey]] = {"date": "date", "_lastUpdated": "last_updated"}
 
@@ -65,8 +89,9 @@ def document_create() -> Response:
     data = request_body()
     ctx = services()
     with ctx.database.transaction() as session:
-        stored = service.attach_document(session, request_caller(), ctx, data,
-                                         ctx.settings.max_document_bytes, ctx.clock.now())
+        stored = service.attach_document(
+            session, request_caller(), ctx, data, ctx.settings.max_document_bytes, ctx.clock.now()
+        )
     return write_response(stored, 201)
 
 
@@ -76,9 +101,12 @@ def document_read(resource_id: str) -> Response:
     """Read a document's metadata, if the access decision allows."""
     ctx = services()
     with ctx.database.transaction() as session:
-        resource = service.read_document(session, request_caller(),
-                                         resource_uuid("DocumentReference", resource_id),
-                                         ctx.clock.now())
+        resource = service.read_document(
+            session,
+            request_caller(),
+            resource_uuid("DocumentReference", resource_id),
+            ctx.clock.now(),
+        )
     return read_response(resource)
 
 
@@ -91,23 +119,41 @@ def _filters(search: SearchRequest) -> DocumentFilters:
     params = search.params
     document_types = codes.code_system_url("document-type")
     return DocumentFilters(
-        patient_ids=[reference_id(value, name, "Patient") for name in ("patient", "subject")
-                     for value in _values(search, name)],
-        nhs_numbers=[nhs_number_value(value, "patient.identifier")
-                     for value in _values(search, "patient.identifier")],
-        types=([code_value(value, "type", codes.DocumentType, document_types)
-                for value in _values(search, "type")] if "type" in params else None),
-        statuses=([code_value(value, "status", DOCUMENT_STATUSES)
-                   for value in _values(search, "status")] if "status" in params else None),
+        patient_ids=[
+            reference_id(value, name, "Patient")
+            for name in ("patient", "subject")
+            for value in _values(search, name)
+        ],
+        nhs_numbers=[
+            nhs_number_value(value, "patient.identifier")
+            for value in _values(search, "patient.identifier")
+        ],
+        types=(
+            [
+                code_value(value, "type", codes.DocumentType, document_types)
+                for value in _values(search, "type")
+            ]
+            if "type" in params
+            else None
+        ),
+        statuses=(
+            [code_value(value, "status", DOCUMENT_STATUSES) for value in _values(search, "status")]
+            if "status" in params
+            else None
+        ),
         task_ids=[reference_id(value, "related", "Task") for value in _values(search, "related")],
-        custodians=[ods_value(value, "custodian")
-                    for value in _values(search, "custodian", "custodian:identifier")],
-        authors=[Token(*split_token(value))
-                 for value in _values(search, "author", "author:identifier")],
+        custodians=[
+            ods_value(value, "custodian")
+            for value in _values(search, "custodian", "custodian:identifier")
+        ],
+        authors=[
+            Token(*split_token(value)) for value in _values(search, "author", "author:identifier")
+        ],
         categories=[Token(*split_token(value)) for value in _values(search, "category")],
         dates=[parse_date(value, "date") for value in params.get("date", [])],
-        last_updated=[parse_date(value, "_lastUpdated")
-                      for value in params.get("_lastUpdated", [])],
+        last_updated=[
+            parse_date(value, "_lastUpdated") for value in params.get("_lastUpdated", [])
+        ],
     )
 
 
@@ -120,18 +166,28 @@ def document_search() -> Response:
     sort = search.params.pop("_sort", ["-date"])[0]
     sort_name = sort.removeprefix("-")
     if sort_name not in _SORTS:
-        raise FhirError(400, "not-supported",
-                        "_sort must be date or _lastUpdated (with - for descending)")
+        raise FhirError(
+            400, "not-supported", "_sort must be date or _lastUpdated (with - for descending)"
+        )
     filters = _filters(search)
     paging = search.paging(descending=sort.startswith("-"))
     ctx = services()
     with ctx.database.transaction() as session:
-        found = service.search_documents(session, request_caller(), filters, _SORTS[sort_name],
-                                         paging, search_query(), ctx.clock.now())
-    self_url, next_url = search.links("/fhir/DocumentReference", found.next, sort_name,
-                                      paging.descending)
-    return fhir_response(searchset(found.resources, found.total, self_url, next_url,
-                                   search.ignored_outcome()))
+        found = service.search_documents(
+            session,
+            request_caller(),
+            filters,
+            _SORTS[sort_name],
+            paging,
+            search_query(),
+            ctx.clock.now(),
+        )
+    self_url, next_url = search.links(
+        "/fhir/DocumentReference", found.next, sort_name, paging.descending
+    )
+    return fhir_response(
+        searchset(found.resources, found.total, self_url, next_url, search.ignored_outcome())
+    )
 
 
 @bp.get("/DocumentReference/<resource_id>/_history/<version>")
@@ -140,9 +196,13 @@ def document_vread(resource_id: str, version: str) -> Response:
     """One version of a document's metadata, under the same decision as a read."""
     ctx = services()
     with ctx.database.transaction() as session:
-        stored = service.read_document_version(session, request_caller(),
-                                               resource_uuid("DocumentReference", resource_id),
-                                               version_number(version), ctx.clock.now())
+        stored = service.read_document_version(
+            session,
+            request_caller(),
+            resource_uuid("DocumentReference", resource_id),
+            version_number(version),
+            ctx.clock.now(),
+        )
     return fhir_response(stored)
 
 
@@ -152,9 +212,12 @@ def document_history(resource_id: str) -> Response:
     """Every version of a document's metadata."""
     ctx = services()
     with ctx.database.transaction() as session:
-        versions = service.document_history(session, request_caller(),
-                                            resource_uuid("DocumentReference", resource_id),
-                                            ctx.clock.now())
+        versions = service.document_history(
+            session,
+            request_caller(),
+            resource_uuid("DocumentReference", resource_id),
+            ctx.clock.now(),
+        )
     return fhir_response(history_bundle(versions))
 
 
@@ -167,6 +230,11 @@ def document_update(resource_id: str) -> Response:
     ctx = services()
     with ctx.database.transaction() as session:
         stored = service.change_document_status(
-            session, request_caller(), resource_uuid("DocumentReference", resource_id), data,
-            request.headers.get("If-Match"), ctx.clock.now())
+            session,
+            request_caller(),
+            resource_uuid("DocumentReference", resource_id),
+            data,
+            request.headers.get("If-Match"),
+            ctx.clock.now(),
+        )
     return write_response(stored, 200)

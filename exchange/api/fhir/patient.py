@@ -28,7 +28,13 @@ from exchange.patients import service
 PATIENT = ResourceCapability(
     type="Patient",
     interactions=("create", "read", "vread", "update", "search-type", "history-instance"),
-    search_params=(SearchParam("identifier", "token", documentation="required: https://fhir.nhs.uk/Id/nhs-number|NNNNNNNNNN"),),
+    search_params=(
+        SearchParam(
+            "identifier",
+            "token",
+            documentation="required: https://fhir.nhs.uk/Id/nhs-number|NNNNNNNNNN",
+        ),
+    ),
     conditional_create=True,
 )
 
@@ -40,7 +46,9 @@ def _if_none_exist() -> str | None:
         return None
     name, _, value = header.partition("=")
     if name.strip() != "identifier" or split_token(value)[0] != NHS_NUMBER_SYSTEM:
-        raise FhirError(400, "invalid", f"If-None-Exist must be identifier={NHS_NUMBER_SYSTEM}|<NHS number>")
+        raise FhirError(
+            400, "invalid", f"If-None-Exist must be identifier={NHS_NUMBER_SYSTEM}|<NHS number>"
+        )
     return nhs_number_value(value, "If-None-Exist")
 
 
@@ -54,7 +62,9 @@ def patient_create() -> Response:
     for attempt in (1, 2):  # a concurrent first registration of the NHS number: retry once
         try:
             with ctx.database.transaction() as session:
-                registration = service.register_patient(session, request_caller(), data, conditional, ctx.clock.now())
+                registration = service.register_patient(
+                    session, request_caller(), data, conditional, ctx.clock.now()
+                )
                 stored = registration.view.resource
             break
         except IntegrityError:
@@ -69,8 +79,9 @@ def patient_read(resource_id: str) -> Response:
     """Read a patient the caller's organisation may see (others: 404)."""
     ctx = services()
     with ctx.database.transaction() as session:
-        resource = service.read_patient(session, request_caller(), resource_uuid("Patient", resource_id),
-                                        ctx.clock.now())
+        resource = service.read_patient(
+            session, request_caller(), resource_uuid("Patient", resource_id), ctx.clock.now()
+        )
     return read_response(resource)
 
 
@@ -80,8 +91,13 @@ def patient_vread(resource_id: str, version: str) -> Response:
     """Read one version of a patient."""
     ctx = services()
     with ctx.database.transaction() as session:
-        resource = service.read_patient_version(session, request_caller(), resource_uuid("Patient", resource_id),
-                                                version_number(version), ctx.clock.now())
+        resource = service.read_patient_version(
+            session,
+            request_caller(),
+            resource_uuid("Patient", resource_id),
+            version_number(version),
+            ctx.clock.now(),
+        )
     return fhir_response(resource)
 
 
@@ -91,8 +107,9 @@ def patient_history(resource_id: str) -> Response:
     """Every version of a patient."""
     ctx = services()
     with ctx.database.transaction() as session:
-        versions = service.patient_history(session, request_caller(), resource_uuid("Patient", resource_id),
-                                           ctx.clock.now())
+        versions = service.patient_history(
+            session, request_caller(), resource_uuid("Patient", resource_id), ctx.clock.now()
+        )
     return fhir_response(history_bundle(versions))
 
 
@@ -103,11 +120,17 @@ def patient_search() -> Response:
     search = parse_search({"identifier"})
     identifier = search.first("identifier")
     if identifier is None:
-        raise FhirError(400, "required", "searching Patient needs identifier=https://fhir.nhs.uk/Id/nhs-number|<n>")
+        raise FhirError(
+            400,
+            "required",
+            "searching Patient needs identifier=https://fhir.nhs.uk/Id/nhs-number|<n>",
+        )
     nhs_number = nhs_number_value(identifier, "identifier")
     ctx = services()
     with ctx.database.transaction() as session:
-        found = service.search_patients(session, request_caller(), nhs_number, search_query(), ctx.clock.now())
+        found = service.search_patients(
+            session, request_caller(), nhs_number, search_query(), ctx.clock.now()
+        )
     self_url, _ = page_urls(search, "/fhir/Patient", None)
     return fhir_response(searchset(found, len(found), self_url))
 
@@ -120,6 +143,12 @@ def patient_update(resource_id: str) -> Response:
     data = request_body()
     ctx = services()
     with ctx.database.transaction() as session:
-        stored = service.update_patient(session, request_caller(), patient_id, data, request.headers.get("If-Match"),
-                                        ctx.clock.now())
+        stored = service.update_patient(
+            session,
+            request_caller(),
+            patient_id,
+            data,
+            request.headers.get("If-Match"),
+            ctx.clock.now(),
+        )
     return write_response(stored, 200)

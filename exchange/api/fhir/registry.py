@@ -40,8 +40,9 @@ def organization_read(resource_id: str) -> Response:
     """Read one organisation."""
     ctx = services()
     with ctx.database.transaction() as session:
-        resource = service.read_organisation(session, request_caller(), resource_uuid("Organization", resource_id),
-                                             ctx.clock.now())
+        resource = service.read_organisation(
+            session, request_caller(), resource_uuid("Organization", resource_id), ctx.clock.now()
+        )
     return fhir_response(resource)
 
 
@@ -52,15 +53,21 @@ def organization_search() -> Response:
     search = parse_search({"identifier", "type"})
     identifier, role = search.first("identifier"), search.first("type")
     ods = ods_value(identifier, "identifier") if identifier is not None else None
-    role_code = (code_value(role, "type", codes.OrganisationRole, codes.code_system_url("organisation-role"))
-                 if role is not None else None)
+    role_code = (
+        code_value(role, "type", codes.OrganisationRole, codes.code_system_url("organisation-role"))
+        if role is not None
+        else None
+    )
     paging = search.paging(descending=False)
     ctx = services()
     with ctx.database.transaction() as session:
-        found = service.search_organisations(session, request_caller(), ods, role_code, paging, search_query(),
-                                             ctx.clock.now())
+        found = service.search_organisations(
+            session, request_caller(), ods, role_code, paging, search_query(), ctx.clock.now()
+        )
     self_url, next_url = search.links("/fhir/Organization", found.next)
-    return fhir_response(searchset(found.resources, found.total, self_url, next_url, search.ignored_outcome()))
+    return fhir_response(
+        searchset(found.resources, found.total, self_url, next_url, search.ignored_outcome())
+    )
 
 
 @bp.get("/Contract/<resource_id>")
@@ -69,8 +76,9 @@ def contract_read(resource_id: str) -> Response:
     """Read one data-sharing agreement."""
     ctx = services()
     with ctx.database.transaction() as session:
-        resource = service.read_agreement(session, request_caller(), resource_uuid("Contract", resource_id),
-                                          ctx.clock.now())
+        resource = service.read_agreement(
+            session, request_caller(), resource_uuid("Contract", resource_id), ctx.clock.now()
+        )
     return fhir_response(resource)
 
 
@@ -79,12 +87,23 @@ def contract_read(resource_id: str) -> Response:
 def contract_search() -> Response:
     """Search agreements by `status` and `signer` (organisation ODS identifier)."""
     search = parse_search({"status", "signer", "signer:identifier"})
-    status, signer = search.first("status"), search.first("signer") or search.first("signer:identifier")
+    status, signer = (
+        search.first("status"),
+        search.first("signer") or search.first("signer:identifier"),
+    )
     paging = search.paging(descending=False)
     ctx = services()
     with ctx.database.transaction() as session:
         found = service.search_agreements(
-            session, request_caller(), code_value(status, "status", codes.AGREEMENT_STATUSES) if status else None,
-            ods_value(signer, "signer") if signer else None, paging, search_query(), ctx.clock.now())
+            session,
+            request_caller(),
+            code_value(status, "status", codes.AGREEMENT_STATUSES) if status else None,
+            ods_value(signer, "signer") if signer else None,
+            paging,
+            search_query(),
+            ctx.clock.now(),
+        )
     self_url, next_url = search.links("/fhir/Contract", found.next)
-    return fhir_response(searchset(found.resources, found.total, self_url, next_url, search.ignored_outcome()))
+    return fhir_response(
+        searchset(found.resources, found.total, self_url, next_url, search.ignored_outcome())
+    )

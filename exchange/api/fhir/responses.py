@@ -14,7 +14,9 @@ from exchange.api.context import services
 FHIR_JSON = "application/fhir+json; charset=utf-8"
 
 
-def fhir_response(resource: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:
+def fhir_response(
+    resource: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
     """A FHIR JSON response; `ETag` and `Last-Modified` from `meta` when present."""
     response = Response(
         json.dumps(resource, separators=(",", ":"), ensure_ascii=False),
@@ -54,4 +56,10 @@ def searchset(
     links = [{"relation": "self", "url": self_url}]
     if next_url is not None:
         links.append({"relation": "next", "url": next_url})
-    return {"resourceType": "Bundle", "type": "searchset", "total": total, "link": links, "entry": entries}
+    return {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": total,
+        "link": links,
+        "entry": entries,
+    }

@@ -51,7 +51,9 @@ def check_if_match(current_version: int) -> None:
     wanted = header.strip().removeprefix("W/").strip('"')
     if wanted != str(current_version):
         raise FhirError(
-            412, "conflict", f"If-Match names version {wanted}, but the current version is {current_version}"
+            412,
+            "conflict",
+            f"If-Match names version {wanted}, but the current version is {current_version}",
         )
 
 
@@ -59,7 +61,11 @@ def not_modified(resource: dict[str, Any]) -> bool:
     """Whether `If-None-Match` names the resource's current version (conditional read)."""
     header = request.headers.get("If-None-Match")
     version = resource.get("meta", {}).get("versionId")
-    return header is not None and version is not None and header.strip().removeprefix("W/").strip('"') == version
+    return (
+        header is not None
+        and version is not None
+        and header.strip().removeprefix("W/").strip('"') == version
+    )
 
 
 def read_response(resource: dict[str, Any], conditional: bool = True) -> Response:
@@ -73,10 +79,15 @@ def read_response(resource: dict[str, Any], conditional: bool = True) -> Respons
 
 def _location(resource: dict[str, Any]) -> str:
     base = services().settings.public_base_url
-    return f"{base}/fhir/{resource['resourceType']}/{resource['id']}/_history/{resource['meta']['versionId']}"
+    return (
+        f"{base}/fhir/{resource['resourceType']}/{resource['id']}"
+        f"/_history/{resource['meta']['versionId']}"
+    )
 
 
-def write_response(resource: dict[str, Any], status: int, warnings: list[str] | None = None) -> Response:
+def write_response(
+    resource: dict[str, Any], status: int, warnings: list[str] | None = None
+) -> Response:
     """The answer to a create or update, as `Prefer: return=` asks (representation by
     default), with `Location`, `ETag` and `Last-Modified`."""
     prefer = request.headers.get("Prefer", "").replace(" ", "")
@@ -86,7 +97,9 @@ def write_response(resource: dict[str, Any], status: int, warnings: list[str] | 
         response.set_data(b"")
         response.headers.pop("Content-Type", None)
     elif "return=OperationOutcome" in prefer:
-        outcome = operation_outcome(issues or [Issue("information", "informational", f"{resource['resourceType']} stored")])
+        outcome = operation_outcome(
+            issues or [Issue("information", "informational", f"{resource['resourceType']} stored")]
+        )
         response = fhir_response(resource, status)
         response.set_data(fhir_response(outcome).get_data())
         response.headers["Content-Type"] = FHIR_JSON
@@ -102,14 +115,20 @@ def history_bundle(versions: list[dict[str, Any]]) -> dict[str, Any]:
     entries = []
     for position, resource in enumerate(versions):
         method = "POST" if position == len(versions) - 1 else "PUT"
-        url = f"{resource['resourceType']}" if method == "POST" else f"{resource['resourceType']}/{resource['id']}"
+        url = (
+            f"{resource['resourceType']}"
+            if method == "POST"
+            else f"{resource['resourceType']}/{resource['id']}"
+        )
         entries.append(
             {
                 "fullUrl": f"{base}/fhir/{resource['resourceType']}/{resource['id']}",
                 "resource": resource,
                 "request": {"method": method, "url": url},
-                "response": {"status": "201 Created" if method == "POST" else "200 OK",
-                             "lastModified": resource["meta"]["lastUpdated"]},
+                "response": {
+                    "status": "201 Created" if method == "POST" else "200 OK",
+                    "lastModified": resource["meta"]["lastUpdated"],
+                },
             }
         )
     return {"resourceType": "Bundle", "type": "history", "total": len(entries), "entry": entries}

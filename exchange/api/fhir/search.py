@@ -58,13 +58,20 @@ class SearchRequest:
             after = Position(at, last)
         return Paging(self.count, after, descending)
 
-    def links(self, path: str, following: Position | None, sort_name: str | None = None,
-              descending: bool = True) -> tuple[str, str | None]:
+    def links(
+        self,
+        path: str,
+        following: Position | None,
+        sort_name: str | None = None,
+        descending: bool = True,
+    ) -> tuple[str, str | None]:
         """The `self` and `next` links of a page (with the sort it was made in), the next
         page beginning after `following`."""
         if sort_name is not None:
             self.params["_sort"] = [f"-{sort_name}" if descending else sort_name]
-        following_cursor = {"at": following.at, "id": following.id} if following is not None else None
+        following_cursor = (
+            {"at": following.at, "id": following.id} if following is not None else None
+        )
         return page_urls(self, path, following_cursor)
 
     def ignored_outcome(self) -> dict[str, Any] | None:
@@ -110,8 +117,17 @@ def _count(value: str | None) -> int:
     if value is None:
         return DEFAULT_COUNT
     # Compared as text first: a count of thousands of digits is not worth converting.
-    if not (value.isascii() and value.isdigit()) or len(value) > len(str(MAX_COUNT)) or int(value) > MAX_COUNT:
-        raise FhirError(400, "invalid", f"_count must be a whole number from 0 to {MAX_COUNT}", expression=("_count",))
+    if (
+        not (value.isascii() and value.isdigit())
+        or len(value) > len(str(MAX_COUNT))
+        or int(value) > MAX_COUNT
+    ):
+        raise FhirError(
+            400,
+            "invalid",
+            f"_count must be a whole number from 0 to {MAX_COUNT}",
+            expression=("_count",),
+        )
     return int(value)
 
 
@@ -135,7 +151,9 @@ def decode_cursor(value: str | None) -> dict[str, Any] | None:
     return position
 
 
-def page_urls(search: SearchRequest, path: str, next_position: dict[str, Any] | None) -> tuple[str, str | None]:
+def page_urls(
+    search: SearchRequest, path: str, next_position: dict[str, Any] | None
+) -> tuple[str, str | None]:
     """The `self` and `next` links of a page."""
     base = services().settings.public_base_url
     query: list[tuple[str, str]] = [(k, v) for k, values in search.params.items() for v in values]
@@ -146,7 +164,10 @@ def page_urls(search: SearchRequest, path: str, next_position: dict[str, Any] | 
     self_url = f"{base}{path}?{urlencode(self_query)}"
     if next_position is None:
         return self_url, None
-    return self_url, f"{base}{path}?{urlencode([*query, ('_cursor', encode_cursor(next_position))])}"
+    return (
+        self_url,
+        f"{base}{path}?{urlencode([*query, ('_cursor', encode_cursor(next_position))])}",
+    )
 
 
 def split_token(value: str) -> tuple[str | None, str]:
@@ -161,9 +182,15 @@ def code_value(value: str, parameter: str, codes: Iterable[str], system: str | N
     """A token search value that must be one of `codes` (of `system`, when given), else 400:
     an unknown code matches nothing, and is more likely a mistake than a question."""
     given_system, code = split_token(value)
-    if code not in set(codes) or (given_system is not None and system is not None and given_system != system):
-        raise FhirError(400, "invalid", f"{parameter}: {code!r} is not a code this parameter takes",
-                        expression=(parameter,))
+    if code not in set(codes) or (
+        given_system is not None and system is not None and given_system != system
+    ):
+        raise FhirError(
+            400,
+            "invalid",
+            f"{parameter}: {code!r} is not a code this parameter takes",
+            expression=(parameter,),
+        )
     return code
 
 
@@ -172,8 +199,12 @@ def reference_id(value: str, parameter: str, resource_type: str) -> uuid.UUID:
     try:
         return uuid.UUID(value.removeprefix(f"{resource_type}/"))
     except ValueError:
-        raise FhirError(400, "invalid", f"{parameter}: {value!r} is not a {resource_type} reference",
-                        expression=(parameter,)) from None
+        raise FhirError(
+            400,
+            "invalid",
+            f"{parameter}: {value!r} is not a {resource_type} reference",
+            expression=(parameter,),
+        ) from None
 
 
 def nhs_number_value(value: str, parameter: str) -> str:
@@ -181,10 +212,19 @@ def nhs_number_value(value: str, parameter: str) -> str:
     check digit, else 400 (a lookalike must never match, nor be silently empty)."""
     system, code = split_token(value)
     if system not in (None, NHS_NUMBER_SYSTEM):
-        raise FhirError(400, "invalid", f"{parameter} must use the system {NHS_NUMBER_SYSTEM}", expression=(parameter,))
+        raise FhirError(
+            400,
+            "invalid",
+            f"{parameter} must use the system {NHS_NUMBER_SYSTEM}",
+            expression=(parameter,),
+        )
     if not is_valid_nhs_number(code):
-        raise FhirError(400, "invalid", f"{parameter}: not an NHS number (ten digits with a valid check digit)",
-                        expression=(parameter,))
+        raise FhirError(
+            400,
+            "invalid",
+            f"{parameter}: not an NHS number (ten digits with a valid check digit)",
+            expression=(parameter,),
+        )
     return code
 
 
@@ -193,9 +233,16 @@ def ods_value(value: str, parameter: str) -> str:
     ASCII, else 400."""
     system, code = split_token(value)
     if system not in (None, ODS_SYSTEM):
-        raise FhirError(400, "invalid", f"{parameter} must use the ODS system {ODS_SYSTEM}", expression=(parameter,))
+        raise FhirError(
+            400,
+            "invalid",
+            f"{parameter} must use the ODS system {ODS_SYSTEM}",
+            expression=(parameter,),
+        )
     if not is_ods_code(code):
-        raise FhirError(400, "invalid", f"{parameter}: {code!r} is not an ODS code", expression=(parameter,))
+        raise FhirError(
+            400, "invalid", f"{parameter}: {code!r} is not an ODS code", expression=(parameter,)
+        )
     return code
 
 
@@ -217,13 +264,20 @@ def parse_date(value: str, name: str) -> DateRange:
     text = value[2:] if value[:2] in _DATE_PREFIXES else value
     match = _DATE_PATTERN.fullmatch(text)
     if match is None or prefix not in ("eq", "gt", "lt", "ge", "le"):
-        raise FhirError(400, "invalid", f"{name}: {value!r} is not a supported date search value", expression=(name,))
+        raise FhirError(
+            400,
+            "invalid",
+            f"{name}: {value!r} is not a supported date search value",
+            expression=(name,),
+        )
     try:
         year, month, day = int(match["y"]), int(match["m"] or 1), int(match["d"] or 1)
         if match["time"]:
             tz = UTC if match["tz"] in (None, "Z") else datetime.strptime(match["tz"], "%z").tzinfo
             clock = match["time"] if match["time"].count(":") == 2 else match["time"] + ":00"
-            low = datetime.fromisoformat(f"{year:04d}-{month:02d}-{day:02d}T{clock}").replace(tzinfo=tz)
+            low = datetime.fromisoformat(f"{year:04d}-{month:02d}-{day:02d}T{clock}").replace(
+                tzinfo=tz
+            )
             high = low + timedelta(seconds=1)
         else:
             start = date(year, month, day)
@@ -238,7 +292,9 @@ def parse_date(value: str, name: str) -> DateRange:
         bound = DateRange(prefix, low.astimezone(UTC), high.astimezone(UTC))  # type: ignore[arg-type]
     except (ValueError, OverflowError):
         # OverflowError: the day after 9999-12-31, or an offset past the calendar's ends.
-        raise FhirError(400, "invalid", f"{name}: {value!r} is not a valid date", expression=(name,)) from None
+        raise FhirError(
+            400, "invalid", f"{name}: {value!r} is not a valid date", expression=(name,)
+        ) from None
     return bound
 
 

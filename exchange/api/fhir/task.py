@@ -42,22 +42,42 @@ from exchange.fhir.capability import ResourceCapability, SearchParam
 from exchange.fhir.outcome import FhirError
 
 SEARCH_PARAMS: Final = (
-    "patient", "patient.identifier", "owner", "owner:identifier", "requester", "requester:identifier", "status",
-    "code", "business-status", "authored-on", "due", "_lastUpdated", "_sort",
+    "patient",
+    "patient.identifier",
+    "owner",
+    "owner:identifier",
+    "requester",
+    "requester:identifier",
+    "status",
+    "code",
+    "business-status",
+    "authored-on",
+    "due",
+    "_lastUpdated",
+    "_sort",
 )
 #: `_sort` names and the order each asks for.
 SORTS: Final[dict[str, TaskOrder]] = {
-    "authored-on": "authored", "date": "authored", "_lastUpdated": "last-updated", "due": "due",
+    "authored-on": "authored",
+    "date": "authored",
+    "_lastUpdated": "last-updated",
+    "due": "due",
 }
 TASK = ResourceCapability(
     type="Task",
     interactions=("create", "read", "vread", "update", "patch", "search-type", "history-instance"),
     search_params=(
-        SearchParam("patient", "reference"), SearchParam("patient.identifier", "token"),
+        SearchParam("patient", "reference"),
+        SearchParam("patient.identifier", "token"),
         SearchParam("owner", "reference", documentation="ODS system|code accepted"),
         SearchParam("requester", "reference", documentation="ODS system|code accepted"),
-        SearchParam("status", "token"), SearchParam("code", "token"),
-        SearchParam("business-status", "token", definition=f"{codes.CANONICAL_BASE}/SearchParameter/Task-business-status"),
+        SearchParam("status", "token"),
+        SearchParam("code", "token"),
+        SearchParam(
+            "business-status",
+            "token",
+            definition=f"{codes.CANONICAL_BASE}/SearchParameter/Task-business-status",
+        ),
         SearchParam("authored-on", "date"),
         SearchParam("due", "date", definition=f"{codes.CANONICAL_BASE}/SearchParameter/Task-due"),
         SearchParam("_lastUpdated", "date"),
@@ -96,8 +116,9 @@ def task_vread(resource_id: str, version: str) -> Response:
     task_id = resource_uuid("Task", resource_id)
     ctx = services()
     with ctx.database.transaction() as session:
-        stored = service.read_task_version(session, request_caller(), task_id, version_number(version),
-                                           ctx.clock.now())
+        stored = service.read_task_version(
+            session, request_caller(), task_id, version_number(version), ctx.clock.now()
+        )
     return fhir_response(stored)
 
 
@@ -120,8 +141,15 @@ def task_update(resource_id: str) -> Response:
     task_id = resource_uuid("Task", resource_id)
     ctx = services()
     with ctx.database.transaction() as session:
-        stored = service.change_task(session, request_caller(), task_id, data, request.headers.get("If-Match"),
-                                     output_documents(session), ctx.clock.now())
+        stored = service.change_task(
+            session,
+            request_caller(),
+            task_id,
+            data,
+            request.headers.get("If-Match"),
+            output_documents(session),
+            ctx.clock.now(),
+        )
     return write_response(stored, 200)
 
 
@@ -135,8 +163,15 @@ def task_patch(resource_id: str) -> Response:
     task_id = resource_uuid("Task", resource_id)
     ctx = services()
     with ctx.database.transaction() as session:
-        stored = service.patch_task(session, request_caller(), task_id, operations, request.headers.get("If-Match"),
-                                    output_documents(session), ctx.clock.now())
+        stored = service.patch_task(
+            session,
+            request_caller(),
+            task_id,
+            operations,
+            request.headers.get("If-Match"),
+            output_documents(session),
+            ctx.clock.now(),
+        )
     return write_response(stored, 200)
 
 
@@ -168,13 +203,25 @@ def _filters(search: SearchRequest) -> TaskFilters:
     owners = _organisations(_values(search, "owner", "owner:identifier"), "owner")
     requesters = _organisations(_values(search, "requester", "requester:identifier"), "requester")
     patient_ids = [reference_id(v, "patient", "Patient") for v in _values(search, "patient")]
-    nhs_numbers = [nhs_number_value(v, "patient.identifier") for v in _values(search, "patient.identifier")]
+    nhs_numbers = [
+        nhs_number_value(v, "patient.identifier") for v in _values(search, "patient.identifier")
+    ]
     statuses = [code_value(v, "status", TASK_STATUSES) for v in _values(search, "status")]
-    task_types = [code_value(v, "code", codes.TaskType, codes.code_system_url("task-type"))
-                  for v in _values(search, "code")]
-    business = [TaskBusinessStatus(code_value(v, "business-status", TaskBusinessStatus,
-                                              codes.code_system_url("task-business-status")))
-                for v in _values(search, "business-status")]
+    task_types = [
+        code_value(v, "code", codes.TaskType, codes.code_system_url("task-type"))
+        for v in _values(search, "code")
+    ]
+    business = [
+        TaskBusinessStatus(
+            code_value(
+                v,
+                "business-status",
+                TaskBusinessStatus,
+                codes.code_system_url("task-business-status"),
+            )
+        )
+        for v in _values(search, "business-status")
+    ]
     return TaskFilters(
         patient_ids=patient_ids or None,
         nhs_numbers=nhs_numbers or None,
@@ -184,7 +231,9 @@ def _filters(search: SearchRequest) -> TaskFilters:
         codes=task_types if "code" in params else None,
         business_statuses=business if "business-status" in params else None,
         authored=[parse_date(value, "authored-on") for value in params.get("authored-on", [])],
-        last_updated=[parse_date(value, "_lastUpdated") for value in params.get("_lastUpdated", [])],
+        last_updated=[
+            parse_date(value, "_lastUpdated") for value in params.get("_lastUpdated", [])
+        ],
         due=[parse_date(value, "due") for value in params.get("due", [])],
     )
 
@@ -197,12 +246,25 @@ def task_search() -> Response:
     sort = search.params.pop("_sort", ["-authored-on"])[0]
     sort_name = sort.lstrip("-")
     if sort_name not in SORTS:
-        raise FhirError(400, "not-supported", "_sort must be authored-on, due or _lastUpdated (with - for descending)")
+        raise FhirError(
+            400,
+            "not-supported",
+            "_sort must be authored-on, due or _lastUpdated (with - for descending)",
+        )
     filters = _filters(search)
     paging = search.paging(descending=sort.startswith("-"))
     ctx = services()
     with ctx.database.transaction() as session:
-        found = service.search_tasks(session, request_caller(), filters, SORTS[sort_name], paging, search_query(),
-                                     ctx.clock.now())
+        found = service.search_tasks(
+            session,
+            request_caller(),
+            filters,
+            SORTS[sort_name],
+            paging,
+            search_query(),
+            ctx.clock.now(),
+        )
     self_url, next_url = search.links("/fhir/Task", found.next, sort_name, paging.descending)
-    return fhir_response(searchset(found.resources, found.total, self_url, next_url, search.ignored_outcome()))
+    return fhir_response(
+        searchset(found.resources, found.total, self_url, next_url, search.ignored_outcome())
+    )
