@@ -4,7 +4,7 @@ for a purpose, with what the audit trail needs to name them (`audit.md`)."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from exchange.audit.events import Actor, AuditEntry, AuditKind, Outcome
@@ -26,21 +26,30 @@ class Caller:
     actor: Actor
     #: The purpose of use (`X-Purpose-Of-Use`; ehcna-advice unless said otherwise).
     purpose: str = Purpose.EHCNA_ADVICE.value
+    #: The caller did not say its purpose (ehcna-advice was assumed): a request's documents
+    #: are then read under the request's own purpose (`advice-requests.md`).
+    purpose_assumed: bool = False
     #: Why a break-glass read is needed (`X-Justification`).
     justification: str | None = None
     #: The request id, echoed in the audit record and the log line.
     request_id: str | None = None
 
     def audit_entry(
-        self, kind: AuditKind, outcome: Outcome = Outcome.SUCCESS, **fields: Any
+        self,
+        kind: AuditKind,
+        outcome: Outcome = Outcome.SUCCESS,
+        purpose: str | None = None,
+        **fields: Any,
     ) -> AuditEntry:
         """An audit record of this caller's `kind` of interaction (`fields`: entities,
-        patient_id, custodian, outcome_desc, query, details, justification, review_reason)."""
+        patient_id, custodian, outcome_desc, query, details, justification, review_reason);
+        `purpose`: the one the use case acted under, when it is not the caller's own."""
+        actor = replace(self.actor, purpose=purpose) if purpose is not None else self.actor
         return AuditEntry(
             kind=kind,
             action=kind.action,
             outcome=outcome,
-            actor=self.actor,
+            actor=actor,
             request_id=self.request_id,
             **fields,
         )

@@ -166,6 +166,8 @@ class TaskInputType(StrEnum):
     """`CB/CodeSystem/task-input-type`."""
 
     SUPPORTING_INFORMATION = "supporting-information"
+    TRIBUNAL_ORDER_RECEIVED = "tribunal-order-received"
+    #: The former name of `tribunal-order-received`, still accepted on input.
     TRIBUNAL_DECISION_DATE = "tribunal-decision-date"
 
 

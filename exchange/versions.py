@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import Integer, String, Uuid, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from exchange.codes import PROFILE_ADVICE_REQUEST, PROFILE_CONSENT, PROFILE_HEALTH_ADVICE
 from exchange.db import Base, JsonDocument, UTCDateTime
 from exchange.errors import VersionMismatch
 
@@ -35,18 +36,31 @@ def instant(value: datetime) -> str:
     return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+#: The profile each stored type conforms to, claimed in `meta.profile` of what is served.
+PROFILES: Final = {
+    "Consent": PROFILE_CONSENT,
+    "Task": PROFILE_ADVICE_REQUEST,
+    "DocumentReference": PROFILE_HEALTH_ADVICE,
+}
+
+
 def stamp(
     resource: dict[str, Any], resource_id: uuid.UUID, version: int, now: datetime
 ) -> dict[str, Any]:
-    """The resource with its server-assigned id, versionId and lastUpdated (other `meta`
-    such as tags and profiles is kept)."""
-    stamped = dict(resource)
-    stamped["id"] = str(resource_id)
-    meta = dict(stamped.get("meta") or {})
-    meta["versionId"] = str(version)
-    meta["lastUpdated"] = instant(now)
-    stamped["meta"] = meta
-    return stamped
+    """The resource with its server-assigned id and `meta` (versionId, lastUpdated, the
+    profile it was validated against; tags are kept), its elements in FHIR's order:
+    `resourceType`, `id`, `meta` first."""
+    meta = {
+        key: value
+        for key, value in (resource.get("meta") or {}).items()
+        if key not in ("versionId", "lastUpdated", "profile")
+    }
+    meta = {"versionId": str(version), "lastUpdated": instant(now), **meta}
+    profile = PROFILES.get(str(resource.get("resourceType")))
+    if profile is not None:
+        meta["profile"] = [profile]
+    rest = {k: v for k, v in resource.items() if k not in ("resourceType", "id", "meta")}
+    return {"resourceType": resource["resourceType"], "id": str(resource_id), "meta": meta, **rest}
 
 
 def keep_version(session: Session, resource: dict[str, Any], now: datetime) -> None:

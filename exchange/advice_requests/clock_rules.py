@@ -14,7 +14,8 @@ from exchange.errors import Invalid, Issue
 SIX_WEEKS: Final = timedelta(days=42)
 #: Local policy for DCO quality assurance of draft plans (configurable per deployment later).
 DCO_QA_DAYS: Final = timedelta(days=15)
-#: A tribunal's health response: within 5 weeks of the tribunal's decision.
+#: A tribunal's health response: within 5 weeks of the day the LA received the tribunal's
+#: final order (as the seeds' DCO practice counts it).
 TRIBUNAL_DAYS: Final = timedelta(days=35)
 #: "due-soon": 7 days or fewer left.
 DUE_SOON: Final = 7
@@ -36,7 +37,7 @@ def due_date(
     reason: str | None,
     received: date,
     given: date | None = None,
-    tribunal_decision: date | None = None,
+    tribunal_order_received: date | None = None,
 ) -> date:
     """The due date of a request received on `received` (London date)."""
     if task_type == TaskType.EHCNA_HEALTH_ADVICE:
@@ -52,7 +53,7 @@ def due_date(
         default = received + DCO_QA_DAYS
         return min(given, default) if given is not None else default
     if task_type == TaskType.TRIBUNAL_HEALTH_RESPONSE:
-        return (tribunal_decision or received) + TRIBUNAL_DAYS
+        return (tribunal_order_received or received) + TRIBUNAL_DAYS
     raise DueDateError(f"unknown task type {task_type!r}")
 
 

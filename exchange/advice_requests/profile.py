@@ -139,11 +139,9 @@ def task_profile_issues(resource: dict[str, Any]) -> list[Issue]:
                         (where,),
                     )
                 )
-        elif kind == TaskInputType.TRIBUNAL_DECISION_DATE:
+        elif kind in (TaskInputType.TRIBUNAL_ORDER_RECEIVED, TaskInputType.TRIBUNAL_DECISION_DATE):
             if not isinstance(item.get("valueDate"), str):
-                issues.append(
-                    Issue("error", "value", "tribunal-decision-date needs a valueDate", (where,))
-                )
+                issues.append(Issue("error", "value", f"{kind} needs a valueDate", (where,)))
         else:
             issues.append(
                 Issue(

@@ -32,6 +32,7 @@ from exchange.advice_requests.profile import (
     task_type_of,
     typed_items,
 )
+from exchange.advice_requests.purposes import purpose_of
 from exchange.advice_requests.queries import ORDER_COLUMNS, TaskFilters, TaskOrder, tasks_of
 from exchange.advice_requests.workflow import (
     OWNER,
@@ -50,7 +51,6 @@ from exchange.clock import LONDON, london_date
 from exchange.codes import (
     ODS_SYSTEM,
     AccessDenialReason,
-    Purpose,
     TaskInputType,
     TaskType,
     code_system_url,
@@ -80,12 +80,6 @@ from exchange.versions import (
 )
 
 PREVIOUS_OWNER: Final = "previous-owner"
-#: The purpose each kind of request serves, which the LA and owner's agreement must cover.
-PURPOSE_OF: Final = {
-    TaskType.EHCNA_HEALTH_ADVICE: Purpose.EHCNA_ADVICE,
-    TaskType.DCO_QUALITY_ASSURANCE: Purpose.DCO_QUALITY_ASSURANCE,
-    TaskType.TRIBUNAL_HEALTH_RESPONSE: Purpose.TRIBUNAL,
-}
 #: Which roles may own which kind of request (`access.md`).
 OWNER_ROLES: Final = {
     TaskType.EHCNA_HEALTH_ADVICE: frozenset({"provider", "icb"}),
@@ -102,9 +96,11 @@ def organisation_reference(organisation: Organisation) -> dict[str, Any]:
     }
 
 
-def _tribunal_decision(resource: dict[str, Any]) -> date | None:
+def _tribunal_order_received(resource: dict[str, Any]) -> date | None:
+    """The day the LA received the tribunal's final order (`tribunal-order-received`, or
+    its former name `tribunal-decision-date`, read as the same date)."""
     for kind, item in typed_items(resource, "input", "task-input-type"):
-        if kind == TaskInputType.TRIBUNAL_DECISION_DATE:
+        if kind in (TaskInputType.TRIBUNAL_ORDER_RECEIVED, TaskInputType.TRIBUNAL_DECISION_DATE):
             return date.fromisoformat(item["valueDate"])
     return None
 
@@ -142,7 +138,11 @@ def store_task(
     task_type = task_type_of(resource) or ""
     received = london_date(now)
     due = due_date(
-        task_type, reason_of(resource), received, _given_due(resource), _tribunal_decision(resource)
+        task_type,
+        reason_of(resource),
+        received,
+        _given_due(resource),
+        _tribunal_order_received(resource),
     )
     task_id = uuid.uuid4()
     body = {k: v for k, v in resource.items() if k not in ("businessStatus", "lastModified")}
@@ -295,6 +295,7 @@ def _registered(session: Session, ods: str | None, expression: str) -> Organisat
 def _check_owner(
     session: Session,
     task_type: str,
+    reason: str | None,
     requester: Organisation,
     owner: Organisation,
     today: date,
@@ -305,7 +306,7 @@ def _check_owner(
     kind = TaskType(task_type)
     if owner.role not in OWNER_ROLES.get(kind, frozenset()):
         raise invalid("Task.owner", f"a {task_type} request cannot be owned by a {owner.role}")
-    purpose = PURPOSE_OF[kind]
+    purpose = purpose_of(task_type, reason)
     if agreement_between(session, requester.id, owner.id, purpose.value, today) is None:
         raise AccessDenied(
             AccessDenialReason.NO_AGREEMENT,
@@ -361,7 +362,9 @@ def create_task(session: Session, caller: Caller, data: Any, now: datetime) -> d
     if requester.role != "la":
         raise Forbidden("only a local authority may request advice", subject=subject)
     today = london_date(now)
-    _check_owner(session, task_type_of(resource) or "", requester, owner, today, subject)
+    _check_owner(
+        session, task_type_of(resource) or "", reason_of(resource), requester, owner, today, subject
+    )
     row = store_task(session, resource, patient, requester, owner, now)
     _audit(session, caller, AuditKind.CREATE, row, now)
     return served(row, today)
@@ -495,7 +498,7 @@ def _change(
         requester = session.get(Organisation, row.requester_id)
         if requester is None:
             raise RuntimeError("a Task's requester is always registered")
-        _check_owner(session, row.task_type, requester, new_owner, today, subject)
+        _check_owner(session, row.task_type, row.reason, requester, new_owner, today, subject)
     updated = apply_change(session, row, resource, change, new_owner, now)
     _audit(session, caller, kind, updated, now, outcome_desc=change.kind)
     return served(updated, today)

@@ -14,8 +14,14 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from exchange.advice_requests.clock_rules import OPEN_STATUSES
-from exchange.advice_requests.profile import ods_of, status_reason_of, task_type_of, typed_items
-from exchange.codes import DocumentType, TaskOutputType, TaskStatusReason, TaskType
+from exchange.advice_requests.profile import (
+    ods_of,
+    reason_of,
+    status_reason_of,
+    task_type_of,
+    typed_items,
+)
+from exchange.codes import DocumentType, Regulation, TaskOutputType, TaskStatusReason, TaskType
 from exchange.errors import Forbidden, invalid
 
 OWNER: Final = "owner"
@@ -64,6 +70,15 @@ ADVICE_DOCUMENT_TYPES: Final = {
     ),
     TaskType.DCO_QUALITY_ASSURANCE: frozenset({DocumentType.DCO_QA_FEEDBACK}),
 }
+
+
+def advice_document_types(task_type: str, reason: str | None) -> frozenset[str]:
+    """The document types that deliver a request's advice: an annual review's own advice
+    document counts for annual-review requests (and only for them)."""
+    allowed = ADVICE_DOCUMENT_TYPES.get(TaskType(task_type), frozenset())
+    if task_type == TaskType.EHCNA_HEALTH_ADVICE and reason == Regulation.ANNUAL_REVIEW:
+        return allowed | {DocumentType.ANNUAL_REVIEW_ADVICE}
+    return allowed
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,8 +282,8 @@ def _advice_delivered(
     task_id: str,
     documents: DocumentLookup,
 ) -> bool:
-    allowed = ADVICE_DOCUMENT_TYPES.get(
-        TaskType(task_type_of(old) or TaskType.EHCNA_HEALTH_ADVICE), frozenset()
+    allowed = advice_document_types(
+        task_type_of(old) or TaskType.EHCNA_HEALTH_ADVICE, reason_of(old)
     )
     owner = ods_of(old.get("owner"))
     return any(

@@ -26,10 +26,15 @@ _METHOD_KINDS = {
 }
 
 
+def _stated_purpose() -> str | None:
+    """`X-Purpose-Of-Use`, if it names a purpose code."""
+    value = request.headers.get("X-Purpose-Of-Use", "").strip()
+    return value if value in {p.value for p in Purpose} else None
+
+
 def request_purpose() -> str:
     """The purpose of use: `X-Purpose-Of-Use` if it names a purpose code, else ehcna-advice."""
-    value = request.headers.get("X-Purpose-Of-Use", "").strip()
-    return value if value in {p.value for p in Purpose} else Purpose.EHCNA_ADVICE.value
+    return _stated_purpose() or Purpose.EHCNA_ADVICE.value
 
 
 def interaction_kind() -> AuditKind:
@@ -54,6 +59,7 @@ def request_caller() -> Caller:
         break_glass_allowed=grant.break_glass,
         actor=current_actor(grant),
         purpose=request_purpose(),
+        purpose_assumed=_stated_purpose() is None,
         justification=request.headers.get("X-Justification"),
         request_id=g.get("request_id"),
     )

@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, and_, exists, or_, select
 from sqlalchemy.orm import Session
 
 from exchange.advice_requests.models import TaskParty, TaskRow
+from exchange.advice_requests.purposes import purpose_of
 from exchange.advice_requests.workflow import OWNER, REQUESTER
 from exchange.agreements.models import Agreement
 from exchange.agreements.queries import agreement_between
@@ -50,6 +51,8 @@ class DocumentDecision:
     agreement: Agreement | None = None
     consent_ids: tuple[str, ...] = ()
     break_glass: bool = False
+    #: The purpose the document was read under (None: not decided that far).
+    purpose: str | None = None
 
 
 NOT_VISIBLE = DocumentDecision(visible=False, allowed=False)
@@ -111,12 +114,21 @@ def related_to(organisation_id: uuid.UUID, role: str) -> ColumnElement[bool]:
     )
 
 
+def read_purpose(session: Session, document: DocumentRow, reader: Caller) -> str:
+    """The purpose a document is read under: the one the reader states, else the purpose of
+    the request it answers (an annual review's advice is read for the annual review)."""
+    if not reader.purpose_assumed:
+        return reader.purpose
+    task = session.get(TaskRow, document.task_id)
+    return purpose_of(task.task_type, task.reason).value if task is not None else reader.purpose
+
+
 def decide_document(
     session: Session,
     document: DocumentRow,
     reader: Caller,
     now: datetime,
-    consent_decisions: dict[uuid.UUID, Decision] | None = None,
+    consent_decisions: dict[tuple[uuid.UUID, str], Decision] | None = None,
 ) -> DocumentDecision:
     """Whether `reader` may read `document` now (steps 3-5 of access.md); Required if a
     break-glass purpose comes without its justification. A search passes
@@ -126,37 +138,44 @@ def decide_document(
         return ALLOWED
     if not _related(session, document, reader):
         return NOT_VISIBLE
-    break_glass = reader.purpose in BREAK_GLASS_PURPOSES
+    purpose = read_purpose(session, document, reader)
+    break_glass = purpose in BREAK_GLASS_PURPOSES
     if break_glass and not reader.break_glass_allowed:
         return DocumentDecision(
-            visible=True, allowed=False, reason=AccessDenialReason.BREAK_GLASS_NOT_PERMITTED
+            visible=True,
+            allowed=False,
+            reason=AccessDenialReason.BREAK_GLASS_NOT_PERMITTED,
+            purpose=purpose,
         )
     agreement = agreement_between(
-        session, reader.organisation_id, document.custodian_id, reader.purpose, london_date(now)
+        session, reader.organisation_id, document.custodian_id, purpose, london_date(now)
     )
     if agreement is None:
-        return DocumentDecision(visible=True, allowed=False, reason=AccessDenialReason.NO_AGREEMENT)
+        return DocumentDecision(
+            visible=True, allowed=False, reason=AccessDenialReason.NO_AGREEMENT, purpose=purpose
+        )
     if break_glass:
         # Safeguarding or a court order: consent is not needed (steps 1-4 still apply).
-        return DocumentDecision(visible=True, allowed=True, agreement=agreement, break_glass=True)
-    decision = consent_decisions.get(document.patient_id) if consent_decisions is not None else None
+        return DocumentDecision(
+            visible=True, allowed=True, agreement=agreement, break_glass=True, purpose=purpose
+        )
+    key = (document.patient_id, purpose)
+    decision = consent_decisions.get(key) if consent_decisions is not None else None
     if decision is None:
         patient = session.get(Patient, document.patient_id)
         if patient is None:
             return NOT_VISIBLE
-        decision = evaluate(session, patient, reader.organisation, reader.purpose, now)
+        decision = evaluate(session, patient, reader.organisation, purpose, now)
         if consent_decisions is not None:
-            consent_decisions[document.patient_id] = decision
-    consents = deciding_consents(decision)
-    if not decision.permit:
-        return DocumentDecision(
-            visible=True,
-            allowed=False,
-            reason=decision.reason,
-            agreement=agreement,
-            consent_ids=consents,
-        )
-    return DocumentDecision(visible=True, allowed=True, agreement=agreement, consent_ids=consents)
+            consent_decisions[key] = decision
+    return DocumentDecision(
+        visible=True,
+        allowed=decision.permit,
+        reason=None if decision.permit else decision.reason,
+        agreement=agreement,
+        consent_ids=deciding_consents(decision),
+        purpose=purpose,
+    )
 
 
 def decide_binary(

@@ -150,6 +150,7 @@ def _record_read(
             custodian=subject.custodian,
             justification=caller.justification if decision.break_glass else None,
             review_reason=ReviewReason.BREAK_GLASS if decision.break_glass else None,
+            purpose=decision.purpose,
         ),
         at=now,
     )
@@ -546,7 +547,8 @@ def search_documents(
     refusal) is still audited as a refused disclosure (`access.md`)."""
     check_justification(caller)
     shown: list[DocumentRow] = []
-    consent_decisions: dict[uuid.UUID, Decision] = {}  # one consent decision per patient
+    # One consent decision per patient and purpose, not per document.
+    consent_decisions: dict[tuple[uuid.UUID, str], Decision] = {}
     for document in session.scalars(related_documents(caller, filters)):
         if not matches_resource(document.resource, filters):
             continue
@@ -564,6 +566,7 @@ def search_documents(
                     patient_id=subject.patient_id,
                     custodian=subject.custodian,
                     outcome_desc=str(decision.reason),
+                    purpose=decision.purpose,
                 ),
                 at=now,
             )

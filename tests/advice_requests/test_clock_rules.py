@@ -48,7 +48,7 @@ def test_other_request_kinds() -> None:
         2026, 12, 8
     )
     assert due_date(
-        "tribunal-health-response", None, received, tribunal_decision=date(2026, 11, 2)
+        "tribunal-health-response", None, received, tribunal_order_received=date(2026, 11, 2)
     ) == date(2026, 12, 7)
     assert due_date("tribunal-health-response", None, received) == date(2026, 12, 28)
 

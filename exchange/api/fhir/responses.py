@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from email.utils import format_datetime
-from typing import Any
+from typing import Any, Final
 
 from flask import Response
 
@@ -14,12 +14,35 @@ from exchange.api.context import services
 FHIR_JSON = "application/fhir+json; charset=utf-8"
 
 
+_FIRST: Final = ("resourceType", "id", "meta")
+
+
+def in_fhir_order(resource: dict[str, Any]) -> dict[str, Any]:
+    """`resourceType`, `id` and `meta` first, as FHIR JSON writes them (PostgreSQL's JSONB
+    keeps keys in its own order), in contained resources and Bundle entries too."""
+    ordered: dict[str, Any] = {key: resource[key] for key in _FIRST if key in resource}
+    for key, value in resource.items():
+        if key in _FIRST:
+            continue
+        if key == "contained" and isinstance(value, list):
+            value = [in_fhir_order(item) if isinstance(item, dict) else item for item in value]
+        elif key == "entry" and isinstance(value, list):
+            value = [
+                {**entry, "resource": in_fhir_order(entry["resource"])}
+                if isinstance(entry, dict) and isinstance(entry.get("resource"), dict)
+                else entry
+                for entry in value
+            ]
+        ordered[key] = value
+    return ordered
+
+
 def fhir_response(
     resource: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
 ) -> Response:
     """A FHIR JSON response; `ETag` and `Last-Modified` from `meta` when present."""
     response = Response(
-        json.dumps(resource, separators=(",", ":"), ensure_ascii=False),
+        json.dumps(in_fhir_order(resource), separators=(",", ":"), ensure_ascii=False),
         status=status,
         content_type=FHIR_JSON,
     )
