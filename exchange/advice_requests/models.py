@@ -6,7 +6,7 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, String, Uuid
+from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, String, Uuid, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from exchange.db import Base, JsonDocument, UTCDateTime
@@ -28,6 +28,12 @@ class TaskRow(Base):
     received_on: Mapped[date] = mapped_column(Date)
     due_date: Mapped[date] = mapped_column(Date)
     completed_on: Mapped[date | None] = mapped_column(Date)
+    #: The London day the request was closed (completed, rejected or cancelled).
+    closed_on: Mapped[date | None] = mapped_column(Date)
+    #: Why its status is what it is (`task-status-reason`), as the report counts it.
+    status_reason: Mapped[str | None] = mapped_column(String(32))
+    #: Whether it was ever forwarded to another owner.
+    forwarded: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     clock_exception: Mapped[bool] = mapped_column(Boolean, default=False)
     version: Mapped[int] = mapped_column(Integer)
     last_updated: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -37,6 +43,8 @@ class TaskRow(Base):
         Index("ix_task_owner_id_status_due_date", "owner_id", "status", "due_date"),
         Index("ix_task_requester_id_status_due_date", "requester_id", "status", "due_date"),
         Index("ix_task_status_due_date", "status", "due_date"),
+        Index("ix_task_received_on", "received_on"),
+        Index("ix_task_due_date", "due_date"),
     )
 
 

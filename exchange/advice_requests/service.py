@@ -28,6 +28,7 @@ from exchange.advice_requests.models import TaskParty, TaskRow
 from exchange.advice_requests.profile import (
     ods_of,
     reason_of,
+    status_reason_of,
     task_profile_issues,
     task_type_of,
     typed_items,
@@ -168,6 +169,9 @@ def store_task(
         received_on=received,
         due_date=due,
         completed_on=None,
+        closed_on=None,
+        status_reason=None,
+        forwarded=False,
         clock_exception=False,
         version=1,
         last_updated=now,
@@ -233,6 +237,12 @@ def apply_change(
     row.clock_exception = row.clock_exception or change.clock_exception
     if change.kind == "complete":
         row.completed_on = london_date(now)
+    if change.closes:
+        row.closed_on = london_date(now)
+    if change.kind != "annotate":
+        row.status_reason = status_reason_of(stored)
+    if new_owner is not None:
+        row.forwarded = True
     row.last_updated = now
     keep_version(session, stored, now)
     return row
