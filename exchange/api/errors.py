@@ -43,6 +43,7 @@ DOMAIN_ERRORS: Final[dict[str, tuple[int, str]]] = {
     "not-found": (404, "not-found"),
     "structure": (400, "structure"),
     "required": (400, "required"),
+    "invalid-parameter": (400, "value"),
     "empty-content": (400, "structure"),
     "forbidden": (403, "forbidden"),
     "access-denied": (403, "forbidden"),

@@ -173,6 +173,13 @@ def _fhir_operations() -> list[Operation]:
                 "_count",
             ),
         ),
+        Operation(
+            "/fhir/Task/$six-week-report",
+            "get",
+            "The monthly six-week report (MeasureReport)",
+            "Advice requests",
+            parameters=("period", "owner", "requester"),
+        ),
         Operation("/fhir/Task/{resource_id}", "get", "Read an advice request", "Advice requests"),
         Operation(
             "/fhir/Task/{resource_id}",

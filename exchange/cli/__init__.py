@@ -18,6 +18,7 @@ from exchange.audit.events import Actor, AuditKind
 from exchange.audit.sealer import seal_all
 from exchange.cli.context import CliContext, NotInitialisedError, pass_context
 from exchange.crypto.keyring import KeyringError
+from exchange.errors import DomainError
 from exchange.install import initialise
 from exchange.registry.service import RegistryError, apply_bootstrap, known_roles
 from exchange.registry.specs import BootstrapError, parse_bootstrap
@@ -51,6 +52,8 @@ class ExchangeGroup(click.Group):
             sys.exit(1)
         except _OPERATOR_ERRORS as error:
             _fail(ctx, error, str(error))
+        except DomainError as error:
+            _fail(ctx, error, error.message)
         except OperationalError as error:
             _fail(
                 ctx,
@@ -145,4 +148,5 @@ from exchange.cli import demo as _demo  # noqa: E402,F401
 from exchange.cli import documents as _documents  # noqa: E402,F401
 from exchange.cli import registry as _registry  # noqa: E402,F401
 from exchange.cli import report as _report  # noqa: E402,F401
+from exchange.cli import six_weeks as _six_weeks  # noqa: E402,F401
 from exchange.cli import token as _token  # noqa: E402,F401

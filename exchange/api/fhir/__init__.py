@@ -40,3 +40,4 @@ from exchange.api.fhir import document as _document  # noqa: E402,F401
 from exchange.api.fhir import patient as _patient  # noqa: E402,F401
 from exchange.api.fhir import registry as _registry  # noqa: E402,F401
 from exchange.api.fhir import task as _task  # noqa: E402,F401
+from exchange.api.fhir import task_report as _task_report  # noqa: E402,F401

@@ -83,6 +83,9 @@ TASK = ResourceCapability(
         SearchParam("_lastUpdated", "date"),
     ),
     profile=codes.PROFILE_ADVICE_REQUEST,
+    operations=(
+        ("six-week-report", f"{codes.CANONICAL_BASE}/OperationDefinition/Task-six-week-report"),
+    ),
 )
 
 
