@@ -366,9 +366,7 @@ def test_demo_generates_keys_once_and_is_idempotent(data_dir: Path) -> None:
     first = exchange("demo", data_dir=data_dir)
     assert first.returncode == 0, first.stderr
     assert "demo set loaded" in first.stdout
-    assert (
-        "6. LA01 retrieved the advice: 36 bytes, sha-256=:" in first.stdout
-    )  # the scripted exchange ran
+    assert "LA01 retrieves Alex's advice" in first.stdout  # the story was told
     key_file = data_dir / "demo" / "la01-case-system.private.jwk.json"
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     key = json.loads(key_file.read_text())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +29,16 @@ def load_private_key(path: Path) -> ECKey | RSAKey:
 
 
 def client_assertion(
-    client_id: str, key: ECKey | RSAKey, token_url: str, lifetime: int = 240
+    client_id: str,
+    key: ECKey | RSAKey,
+    token_url: str,
+    lifetime: int = 240,
+    issued: datetime | None = None,
 ) -> str:
-    """A signed client assertion for `token_url`, valid `lifetime` seconds."""
+    """A signed client assertion for `token_url`, valid `lifetime` seconds from `issued`
+    (now, unless a demo replays another moment)."""
     alg = str(key.get("alg") or ("ES256" if isinstance(key, ECKey) else "RS384"))
-    now = int(time.time())
+    now = int(issued.timestamp()) if issued is not None else int(time.time())
     claims = {
         "iss": client_id,
         "sub": client_id,

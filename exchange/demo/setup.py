@@ -50,6 +50,9 @@ def prepare_demo(data_dir: Path) -> DemoSet:
     directory = data_dir / "demo"
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     document = demo_bootstrap_template()
+    # The story needs PRV02 to act as well: a client like PRV01's.
+    (provider,) = [c for c in document["clients"] if c["client_id"] == "prv01-epr"]
+    document["clients"].append({**provider, "client_id": "prv02-epr", "organisation": "PRV02"})
     private_keys: dict[str, Path] = {}
     for client in document["clients"]:
         key = _client_key(directory, client["client_id"])
