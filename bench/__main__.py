@@ -6,12 +6,13 @@ document streaming, audit appends); until then this prints what exists.
 
 from __future__ import annotations
 
-from bench import aead, audit_verify, consent_decision, documents, token_endpoint
+from bench import aead, audit_export, audit_verify, consent_decision, documents, token_endpoint
 
 
 def main() -> None:
     """Run the benchmarks in turn."""
     audit_verify.main()
+    audit_export.main()
     token_endpoint.main()
     consent_decision.main()
     aead.main()

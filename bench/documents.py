@@ -57,6 +57,7 @@ class Peak:
 
     def __init__(self, pid: int) -> None:
         self.pid, self.peak, self._stop = pid, _rss(pid), threading.Event()
+        self.start = self.peak
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def __enter__(self) -> Peak:

@@ -4,12 +4,12 @@ same filters serve the AuditEvent API, the console's access log and the export."
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import orjson
 from sqlalchemy import ColumnElement, Select, false, or_, select
 
 from exchange.audit.models import AuditEntityRef, AuditRecord
@@ -115,7 +115,7 @@ def _instant(value: Any) -> str:
 
 def event_resource(row: AuditRecord) -> dict[str, Any]:
     """The stored AuditEvent, as served: its meta and, once sealed, its chain position."""
-    resource: dict[str, Any] = json.loads(row.payload)
+    resource: dict[str, Any] = orjson.loads(row.payload)
     resource["meta"] = {
         **resource.get("meta", {}),
         "versionId": "1",
