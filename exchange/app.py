@@ -7,7 +7,7 @@ import logging
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from exchange.api import errors, health, limits, middleware, oauth, openapi
+from exchange.api import console, errors, health, limits, middleware, oauth, openapi
 from exchange.api.context import EXTENSION_KEY, Services
 from exchange.api.fhir import bp as fhir_bp
 from exchange.api.fhir.auditevent import AUDIT_EVENT
@@ -77,6 +77,7 @@ def create_app(
     app.register_blueprint(openapi.bp)
     app.register_blueprint(oauth.bp)
     app.register_blueprint(fhir_bp)
+    console.init_app(app)
     if settings.proxy_hops:
         # Behind N trusted proxies, take the client address and scheme from their headers
         # (for the audit trail, rate limits and HSTS); never from an untrusted client.

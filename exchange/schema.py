@@ -13,6 +13,7 @@ from exchange.consent import models as _consent_models  # noqa: F401
 from exchange.db import Base
 from exchange.documents import models as _document_models  # noqa: F401
 from exchange.patients import models as _patient_models  # noqa: F401
+from exchange.reviews import models as _review_models  # noqa: F401
 from exchange.users import models as _user_models  # noqa: F401
 
 metadata: MetaData = Base.metadata

@@ -281,6 +281,10 @@ def test_registry_administration_commands(
     )
     short = run("user", "reset-password", "ig@la09", "--password-stdin", stdin="short\n")
     assert short.returncode == 1 and "at least 12 characters" in short.stderr
+    assert run("user", "reset-totp", "ig@la09").stdout.strip() == "user ig@la09: updated (totp)"
+    unknown = run("user", "reset-totp", "nobody@la09")
+    assert unknown.returncode == 1
+    assert unknown.stderr.strip() == "error: no console user is called 'nobody@la09'."
     assert run("user", "disable", "ig@la09").stdout.strip() == "user ig@la09: updated (enabled)"
     assert run("audit", "verify").returncode == 0
 

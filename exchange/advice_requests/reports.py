@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session, aliased
 
 from exchange.advice_requests.models import TaskRow
@@ -34,9 +34,14 @@ class OverdueRequest:
 
 
 def overdue(
-    session: Session, today: date, owner: str | None = None, requester: str | None = None
+    session: Session,
+    today: date,
+    owner: str | None = None,
+    requester: str | None = None,
+    scope: ColumnElement[bool] | None = None,
 ) -> list[OverdueRequest]:
-    """Open requests past their due date on `today`, most overdue first."""
+    """Open requests past their due date on `today`, most overdue first (`scope`: only the
+    requests an organisation may report on)."""
     owners, requesters = aliased(Organisation), aliased(Organisation)
     query = (
         select(TaskRow, owners.ods, requesters.ods)
@@ -45,6 +50,8 @@ def overdue(
         .where(business_status_clause(TaskBusinessStatus.OVERDUE, today))
         .order_by(TaskRow.due_date, TaskRow.id)
     )
+    if scope is not None:
+        query = query.where(scope)
     if owner:
         query = query.where(owners.ods == owner)
     if requester:

@@ -201,7 +201,7 @@ def _counted() -> ColumnElement[bool]:
     )
 
 
-def _in_scope(caller: Caller | None) -> ColumnElement[bool]:
+def in_report_scope(caller: Caller | None) -> ColumnElement[bool]:
     """The requests the caller may report on: as requester or current owner, and for an ICB
     every request owned by an organisation it commissions. The operator sees them all."""
     if caller is None:
@@ -268,7 +268,7 @@ class _Parties:
         query = query.join(self.owner, self.owner.id == TaskRow.owner_id).join(
             self.requester, self.requester.id == TaskRow.requester_id
         )
-        query = query.where(_counted(), _in_scope(caller))
+        query = query.where(_counted(), in_report_scope(caller))
         if wanted.owner is not None:
             query = query.where(self.owner.ods == wanted.owner)
         if wanted.requester is not None:

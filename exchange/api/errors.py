@@ -16,6 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
 from exchange.api.auditing import audit_refusal
+from exchange.api.console.pages import error_page as console_error_page
 from exchange.errors import AccessDenied, DomainError, Issue, Subject
 from exchange.fhir.outcome import FhirError
 
@@ -105,6 +106,9 @@ def _http_error(error: HTTPException) -> Response:
         if status == 405 and error.get_response().headers.get("Allow"):
             response.headers["Allow"] = error.get_response().headers["Allow"]
         return response
+    if request.path.startswith("/console"):
+        # Outside a console view (an unknown console URL): the console's own page.
+        return console_error_page(status)
     if request.path.startswith("/oauth2"):
         response = jsonify(error="invalid_request", error_description=error.name)
     else:
@@ -116,6 +120,8 @@ def _http_error(error: HTTPException) -> Response:
 def _database_down(error: SQLAlchemyError) -> Response:
     # Nothing was half-done: the transaction rolled back. Say so, without details.
     log.error("database error", extra={"error": type(error).__name__})
+    if request.path.startswith("/console"):
+        return console_error_page(503, "Nothing was changed. Try again in a few minutes.")
     if request.path.startswith("/fhir"):
         # Not audited: the audit trail is in the database that just failed.
         return _outcome_response(
@@ -132,6 +138,8 @@ def _unexpected(error: Exception) -> Response:
     # Operators get the exception type and request id (in the log line); the caller gets a
     # bare 500. Never the message: it may hold personal data.
     log.error("unhandled error", extra={"error": type(error).__name__}, exc_info=False)
+    if request.path.startswith("/console"):
+        return console_error_page(500)
     if request.path.startswith("/fhir"):
         return fhir_error_response(
             FhirError(500, "exception", "the server could not complete the request")

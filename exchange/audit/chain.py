@@ -133,6 +133,9 @@ class VerifyResult:
     broken_sequence: int | None = None
     problem: str | None = None
     unsealed: int = 0
+    #: The hash of `last_sequence` once checked (to link the next part of a verification
+    #: done in parts), None if nothing was checked.
+    last_hash: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -140,11 +143,14 @@ class VerifyResult:
         return self.broken_sequence is None
 
 
-def iter_sealed(session: Session, start: int, chunk: int = 10_000) -> Iterator[Any]:
-    """Sealed rows in sequence order from `start`, fetched in keyset pages (no OFFSET)."""
+def iter_sealed(
+    session: Session, start: int, chunk: int = 10_000, until: int | None = None
+) -> Iterator[Any]:
+    """Sealed rows in sequence order from `start` (to `until`), fetched in keyset pages
+    (no OFFSET)."""
     after = start - 1
     while True:
-        rows = session.execute(
+        query = (
             select(
                 AuditRecord.sequence,
                 AuditRecord.previous_hash,
@@ -154,7 +160,10 @@ def iter_sealed(session: Session, start: int, chunk: int = 10_000) -> Iterator[A
             .where(AuditRecord.sequence > after)
             .order_by(AuditRecord.sequence)
             .limit(chunk)
-        ).all()
+        )
+        if until is not None:
+            query = query.where(AuditRecord.sequence <= until)
+        rows = session.execute(query).all()
         if not rows:
             return
         yield from rows
@@ -162,15 +171,22 @@ def iter_sealed(session: Session, start: int, chunk: int = 10_000) -> Iterator[A
 
 
 def verify_chain(
-    session: Session, start: int = 1, progress: Callable[[int], object] | None = None
+    session: Session,
+    start: int = 1,
+    progress: Callable[[int], object] | None = None,
+    *,
+    until: int | None = None,
+    previous_hash: str | None = None,
 ) -> VerifyResult:
-    """Recompute the chain from `start`; stop at the first modified, missing, inserted or
-    reordered record and name its sequence."""
+    """Recompute the chain from `start` (to `until`); stop at the first modified, missing,
+    inserted or reordered record and name its sequence. `previous_hash`: the hash the
+    record before `start` was found to have (a verification done in parts), else the link
+    into `start` is trusted (`--from N`)."""
     expected_sequence = max(start, 1)
-    previous: str | None = GENESIS_HASH if expected_sequence == 1 else None
+    previous: str | None = GENESIS_HASH if expected_sequence == 1 else previous_hash
     checked = 0
     pending = 0
-    for row in iter_sealed(session, expected_sequence):
+    for row in iter_sealed(session, expected_sequence, until=until):
         if row.sequence != expected_sequence:
             return VerifyResult(
                 checked,
@@ -206,7 +222,8 @@ def verify_chain(
     unsealed = session.execute(
         select(func.count()).select_from(AuditRecord).where(AuditRecord.sequence.is_(None))
     ).scalar_one()
-    return VerifyResult(checked, expected_sequence - 1, unsealed=unsealed)
+    last_hash = previous if checked else previous_hash
+    return VerifyResult(checked, expected_sequence - 1, unsealed=unsealed, last_hash=last_hash)
 
 
 def sealed_count(session: Session, start: int = 1) -> int:

@@ -89,3 +89,24 @@ class AuditCheckpoint(Base):
     key_id: Mapped[str] = mapped_column(String(256))
     algorithm: Mapped[str] = mapped_column(String(32))
     signature: Mapped[str] = mapped_column(Text)
+
+
+class AuditVerification(Base):
+    """One run of the chain verification started from the console ("verify now"): it runs
+    in the background and writes its progress here, so any worker can show it."""
+
+    __tablename__ = "audit_verification"
+
+    id: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)
+    started: Mapped[datetime] = mapped_column(UTCDateTime)
+    started_by: Mapped[str] = mapped_column(String(256))
+    #: running, passed, failed (the chain or a checkpoint is broken) or error (the run died).
+    status: Mapped[str] = mapped_column(String(16))
+    total: Mapped[int] = mapped_column(BigInteger, default=0)
+    checked: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: When the run last wrote its progress: a running run silent for long has died.
+    heartbeat: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_sequence: Mapped[int | None] = mapped_column(BigInteger)
+    broken_sequence: Mapped[int | None] = mapped_column(BigInteger)
+    problem: Mapped[str | None] = mapped_column(Text)

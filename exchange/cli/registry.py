@@ -19,14 +19,13 @@ from exchange.audit.sealer import seal_all
 from exchange.cli import main
 from exchange.cli.context import CliContext, pass_context
 from exchange.registry import service
-from exchange.registry.specs import MIN_PASSWORD_LENGTH, parse_bootstrap
+from exchange.registry.specs import MIN_PASSWORD_LENGTH
 
 
 def _apply(cli: CliContext, section: str, entry: dict[str, Any]) -> None:
     database = cli.database()
     with database.transaction() as session:
-        spec = parse_bootstrap({section: [entry]}, service.known_roles(session))
-        changes = service.apply_bootstrap(session, spec, cli.clock, Actor.operator())
+        changes = service.register_entry(session, section, entry, cli.clock, Actor.operator())
     seal_all(database)
     for change in changes:
         click.echo(str(change))
@@ -285,4 +284,14 @@ def user_reset_password(cli: CliContext, username: str, password_stdin: bool) ->
         )
     with cli.database().transaction() as session:
         change = service.set_user_password(session, username, password, cli.clock, Actor.operator())
+    click.echo(str(change))
+
+
+@user.command("reset-totp")
+@click.argument("username")
+@pass_context
+def user_reset_totp(cli: CliContext, username: str) -> None:
+    """Forget the user's TOTP secret (a lost phone): they set up a new one at next sign-in."""
+    with cli.database().transaction() as session:
+        change = service.reset_user_totp(session, username, cli.clock, Actor.operator())
     click.echo(str(change))

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -24,9 +25,11 @@ from exchange.registry.specs import (
     ClientSpec,
     OrganisationSpec,
     UserSpec,
+    parse_bootstrap,
 )
 from exchange.users.models import ConsoleUser
 from exchange.users.passwords import hash_password, verify_password
+from exchange.users.service import end_sessions
 
 
 class RegistryError(LookupError):
@@ -194,6 +197,16 @@ def upsert_user(session: Session, spec: UserSpec, now: datetime) -> Change | Non
     return Change("user", spec.username, created=False, fields=changed)
 
 
+def register_entry(
+    session: Session, section: str, entry: dict[str, Any], clock: Clock, actor: Actor
+) -> list[Change]:
+    """Validate and upsert one registry entry (`section` as in a bootstrap file: an
+    organisation, agreement, client or user), as the CLI and the console's admin pages
+    do; `BootstrapError` names every problem."""
+    spec = parse_bootstrap({section: [entry]}, known_roles(session))
+    return apply_bootstrap(session, spec, clock, actor)
+
+
 def apply_bootstrap(
     session: Session,
     spec: BootstrapSpec,
@@ -279,9 +292,11 @@ def set_user_password(
     user.password_hash = hash_password(password)
     user.must_change_password = True
     user.totp_secret = None
+    user.totp_last_step = None
     user.failed_logins = 0
     user.locked_until = None
     user.updated = clock.now()
+    end_sessions(session, user.id, user.updated)
     change = Change("user", username, created=False, fields=("password",))
     record_registry_change(session, clock, actor, [change])
     return change
@@ -296,7 +311,22 @@ def set_user_enabled(
         return None
     user.enabled = enabled
     user.updated = clock.now()
+    if not enabled:
+        end_sessions(session, user.id, user.updated)
     change = Change("user", username, created=False, fields=("enabled",))
+    record_registry_change(session, clock, actor, [change])
+    return change
+
+
+def reset_user_totp(session: Session, username: str, clock: Clock, actor: Actor) -> Change:
+    """Forget a console user's TOTP secret (a lost phone): they set up a new one at next
+    sign-in, after their password; their sessions end now."""
+    user = _user(session, username)
+    user.totp_secret = None
+    user.totp_last_step = None
+    user.updated = clock.now()
+    end_sessions(session, user.id, user.updated)
+    change = Change("user", username, created=False, fields=("totp",))
     record_registry_change(session, clock, actor, [change])
     return change
 

@@ -19,11 +19,11 @@ from exchange.agreements.ods import ODS_CODE
 from exchange.auth.jwks import check_jwks, check_jwks_uri
 from exchange.auth.scopes import ScopeError, parse_scope
 from exchange.codes import AGREEMENT_STATUSES, OrganisationRole, Purpose
+from exchange.users.passwords import MIN_PASSWORD_LENGTH as MIN_PASSWORD_LENGTH
 from exchange.users.passwords import is_argon2id_hash
 
 IDENTIFIER: Final = re.compile(r"^[A-Za-z0-9._@-]{1,128}$")
 CONSOLE_ROLES: Final = ("ig-lead", "dco", "admin")
-MIN_PASSWORD_LENGTH: Final = 12
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,9 +22,11 @@ from sqlalchemy.orm import Session
 from exchange.audit.events import Action, Actor, AuditEntry, AuditKind, Outcome
 from exchange.audit.models import AuditRecord
 from exchange.audit.service import record
+from exchange.caller import Caller
 from exchange.patients.models import Patient
 from exchange.search import DateRange
-from exchange.trail.queries import event_resource
+from exchange.trail.entries import log_entry
+from exchange.trail.queries import EventFilters, conditions, event_resource
 
 ExportFormat = Literal["ndjson", "csv"]
 #: The CSV's columns: one event a row, the questions an IG lead asks of it.
@@ -48,17 +50,28 @@ CSV_COLUMNS: Final = (
 #: Rows fetched from the cursor at a time: enough to amortise the round trip, few enough
 #: that memory stays flat.
 BATCH: Final = 1000
-_OUTCOMES: Final = {"0": "success", "4": "refused", "8": "failed", "12": "failed"}
 
 
 @dataclass(frozen=True, slots=True)
 class ExportScope:
     """Which events to take out: a time range, optionally one organisation (as actor or
-    custodian) and one patient (by NHS number)."""
+    custodian), one patient (by NHS number) and the access log's other filters."""
 
     recorded: DateRange
     organisation: str | None = None
     nhs_number: str | None = None
+    filters: EventFilters | None = None
+
+    @property
+    def one_patient(self) -> bool:
+        """Whether the export is about one child."""
+        return self.nhs_number is not None or bool(self.filters and self.filters.nhs_numbers)
+
+
+def scope_for(caller: Caller, recorded: DateRange, filters: EventFilters) -> ExportScope:
+    """What an IG lead may take out: their organisation's events (as actor or custodian,
+    as they see them in the access log) matching the log's filters."""
+    return ExportScope(recorded, caller.organisation, None, filters)
 
 
 def export_query(scope: ExportScope) -> Any:
@@ -76,6 +89,8 @@ def export_query(scope: ExportScope) -> Any:
         )
     if scope.nhs_number is not None:
         query = query.where(Patient.nhs_number == scope.nhs_number)
+    if scope.filters is not None:
+        query = query.where(*conditions(scope.filters))
     return query
 
 
@@ -101,7 +116,7 @@ def record_export(
     }
     if scope.organisation:
         details["organisation"] = scope.organisation
-    if scope.nhs_number:
+    if scope.one_patient:
         details["one-patient"] = "yes"
     record(
         session,
@@ -167,31 +182,21 @@ class _CsvLines:
 
 
 def _csv_row(event: AuditRecord, nhs_number: str | None) -> list[str]:
-    payload: dict[str, Any] = orjson.loads(event.payload)
-    references = [
-        e["what"]["reference"]
-        for e in payload.get("entity", [])
-        if "reference" in e.get("what", {}) and not e["what"]["reference"].startswith("Patient/")
-    ]
-    details = {
-        d.get("type"): d.get("valueString")
-        for e in payload.get("entity", [])
-        for d in e.get("detail", [])
-    }
+    entry = log_entry(event, nhs_number)
     return [
-        event.recorded.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        str(event.event_id),
-        event.agent_org or "",
-        event.agent_client_id or event.agent_user or "",
-        event.kind,
-        event.action,
-        nhs_number or "",
-        references[0] if references else "",
-        event.purpose or "",
-        _OUTCOMES.get(event.outcome, event.outcome),
-        str(payload.get("outcomeDesc", "")),
-        "yes" if event.break_glass else "no",
-        details.get("break-glass-justification") or "",
-        event.custodian_org or "",
-        event.request_id or "",
+        entry.recorded.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        entry.event_id,
+        entry.organisation,
+        entry.who,
+        entry.interaction,
+        entry.action,
+        entry.nhs_number,
+        entry.resource,
+        entry.purpose,
+        entry.outcome,
+        entry.reason,
+        "yes" if entry.break_glass else "no",
+        entry.justification,
+        entry.custodian,
+        entry.request_id,
     ]

@@ -40,6 +40,8 @@ class EventFilters:
     #: AuditKind values (`area:interaction`), as type/subtype codes map to them.
     kinds: Sequence[str] | None = None
     agents: Sequence[Agent] = ()
+    #: Acting organisations (ODS codes); narrows together with `agents` (a client or user).
+    organisations: Sequence[str] = ()
     patient_ids: Sequence[uuid.UUID] = ()
     nhs_numbers: Sequence[str] = ()
     entities: Sequence[str] = ()
@@ -83,6 +85,8 @@ def conditions(filters: EventFilters) -> list[ColumnElement[bool]]:
         clauses.append(AuditRecord.kind.in_(list(filters.kinds)) if filters.kinds else false())
     if filters.agents:
         clauses.append(or_(*(_agent_clause(agent) for agent in filters.agents)))
+    if filters.organisations:
+        clauses.append(AuditRecord.agent_org.in_(list(filters.organisations)))
     if filters.patient_ids:
         clauses.append(AuditRecord.patient_id.in_(list(filters.patient_ids)))
     if filters.nhs_numbers:

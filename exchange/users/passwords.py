@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+
+#: The shortest password a console user may have (the registry and the console both ask).
+MIN_PASSWORD_LENGTH: Final = 12
 
 _hasher = PasswordHasher()
 

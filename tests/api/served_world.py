@@ -47,13 +47,15 @@ class ServedWorld:
 
     def bearer(self, client_id: str) -> dict[str, str]:
         """An Authorization header for a world client, renewed before the token expires."""
-        token, obtained = self._tokens.get(client_id, ("", 0.0))
-        if time.monotonic() - obtained > TOKEN_REUSE_SECONDS:
+        cached = self._tokens.get(client_id)
+        if cached is not None and time.monotonic() - cached[1] <= TOKEN_REUSE_SECONDS:
+            token = cached[0]
+        else:
             answer = request_token(
                 client_id, world_client(client_id).key, f"{self.base}/oauth2/token"
             )
-            token, obtained = answer["access_token"], time.monotonic()
-            self._tokens[client_id] = (token, obtained)
+            token = answer["access_token"]
+            self._tokens[client_id] = (token, time.monotonic())
         return {"Authorization": f"Bearer {token}"}
 
     def stored(self) -> dict[str, int]:
