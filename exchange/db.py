@@ -72,7 +72,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
         return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    # No pre-ping: it costs a round trip on every checkout (two per request). A connection
+    # the server has closed (a restart) fails its first statement instead: SQLAlchemy sees
+    # the disconnect and drops the whole pool, that one request answers 503 (nothing was
+    # changed), and the next connects afresh.
+    return create_engine(url, **kwargs)
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
@@ -90,8 +94,15 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> N
 def _sqlite_on_begin(connection: Any) -> None:
     # IMMEDIATE takes the write lock at BEGIN: two writers queue on busy_timeout instead of
     # deadlocking on a read-to-write upgrade. SQLite is the single-host embedded default,
-    # where serialised writes are the honest model anyway.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # where serialised writes are the honest model anyway. A look-up (`Database.lookup`)
+    # begins a deferred read transaction instead: it takes no write lock, so token checks
+    # never queue behind writers (WAL readers see the last commit).
+    lookup = connection.get_execution_options().get(LOOKUP_OPTION, False)
+    connection.exec_driver_sql("BEGIN" if lookup else "BEGIN IMMEDIATE")
+
+
+#: The execution option marking a SQLite look-up connection (`Database.lookup`).
+LOOKUP_OPTION = "exchange_lookup"
 
 
 class Database:
@@ -102,6 +113,12 @@ class Database:
         self.engine = make_engine(url, **engine_kwargs)
         self.sessions: sessionmaker[Session] = sessionmaker(
             bind=self.engine, expire_on_commit=False
+        )
+        lookup_options: dict[str, Any] = (
+            {LOOKUP_OPTION: True} if self.dialect == "sqlite" else {"isolation_level": "AUTOCOMMIT"}
+        )
+        self.lookups: sessionmaker[Session] = sessionmaker(
+            bind=self.engine.execution_options(**lookup_options), expire_on_commit=False
         )
 
     @classmethod
@@ -116,6 +133,7 @@ class Database:
         database.sessions = sessionmaker(
             bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
         )
+        database.lookups = database.sessions
         return database
 
     @property
@@ -128,6 +146,17 @@ class Database:
         """One unit of work: commits when the block ends, rolls back if it raises."""
         with self.sessions() as session, session.begin():
             yield session
+
+    @contextmanager
+    def lookup(self) -> Iterator[Session]:
+        """A read that changes nothing and needs no snapshot across statements (the bearer
+        token on every request): on PostgreSQL each statement runs on its own in autocommit
+        (no BEGIN/COMMIT round trips), on SQLite in a read transaction that takes no write
+        lock. It must not write: pending changes raise instead of committing."""
+        with self.lookups() as session:
+            yield session
+            if session.new or session.dirty or session.deleted:
+                raise RuntimeError("a look-up session does not write")
 
     def dispose(self) -> None:
         """Close every pooled connection (after a fork, or at shutdown)."""

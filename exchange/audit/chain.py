@@ -20,9 +20,9 @@ import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, cast
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import Table, bindparam, func, select, text, update
 from sqlalchemy.orm import Session
 
 from exchange.audit.models import AuditRecord
@@ -87,6 +87,19 @@ def take_sealer_lock(session: Session) -> bool:
     return bool(locked)
 
 
+_EVENTS: Final = cast(Table, AuditRecord.__table__)
+#: One executemany of plain UPDATEs by primary key (Core, not the ORM's bulk update).
+_SEAL: Final = (
+    update(_EVENTS)
+    .where(_EVENTS.c.id == bindparam("row_id"))
+    .values(
+        sequence=bindparam("seal_sequence"),
+        previous_hash=bindparam("seal_previous"),
+        hash=bindparam("seal"),
+    )
+)
+
+
 def seal_pending(session: Session, batch: int = SEAL_BATCH) -> int:
     """Seal up to `batch` committed, unsealed records in insertion order; return how many.
 
@@ -110,10 +123,15 @@ def seal_pending(session: Session, batch: int = SEAL_BATCH) -> int:
         sequence += 1
         current = chain_hash(previous, sequence, row.payload)
         updates.append(
-            {"id": row.id, "sequence": sequence, "previous_hash": previous, "hash": current}
+            {
+                "row_id": row.id,
+                "seal_sequence": sequence,
+                "seal_previous": previous,
+                "seal": current,
+            }
         )
         previous = current
-    session.execute(update(AuditRecord), updates)
+    session.execute(_SEAL, updates)
     return len(updates)
 
 

@@ -12,15 +12,17 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Final
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from exchange.agreements.models import Organisation
 from exchange.auth.grant import AccessGrant
 from exchange.auth.models import AccessToken, Client, ClientAssertionJti
-from exchange.auth.scopes import ScopeError, parse_scope
+from exchange.auth.scopes import Scope, ScopeError, parse_scope
 
 TOKEN_LIFETIME: Final = timedelta(seconds=300)
 
@@ -83,13 +85,18 @@ class TokenState:
         return self.record.revoked_at is not None
 
 
+#: Built once: every API request asks it (bench/profiles/api-load.md). The client's
+#: organisation comes in the same query (joined eagerly).
+_FIND_TOKEN: Final = (
+    select(AccessToken, Client)
+    .join(Client, Client.client_id == AccessToken.client_id)
+    .where(AccessToken.token_hash == bindparam("token_hash"))
+)
+
+
 def find_token(session: Session, raw: str, now: datetime) -> TokenState | None:
     """The stored token for `raw`, or None if this server never issued it."""
-    row = session.execute(
-        select(AccessToken, Client)
-        .join(Client, Client.client_id == AccessToken.client_id)
-        .where(AccessToken.token_hash == token_hash(raw))
-    ).first()
+    row = session.execute(_FIND_TOKEN, {"token_hash": token_hash(raw)}).first()
     if row is None:
         return None
     token, client = row
@@ -97,27 +104,57 @@ def find_token(session: Session, raw: str, now: datetime) -> TokenState | None:
     return TokenState(token, client, active)
 
 
-def caller_for(session: Session, raw: str, now: datetime) -> AccessGrant | None:
-    """The caller an access token stands for, or None if it is unknown, expired, revoked,
-    or its client has been disabled since."""
-    state = find_token(session, raw, now)
-    if state is None or not state.active:
-        return None
-    organisation = state.client.organisation
+#: What `caller_for` needs, as plain columns: no ORM objects (nor the client's key set)
+#: are loaded on the hot path of every request (bench/profiles/api-load.md).
+_CALLER: Final = (
+    select(
+        AccessToken.jti,
+        AccessToken.scope,
+        AccessToken.expires_at,
+        AccessToken.revoked_at,
+        Client.client_id,
+        Client.enabled,
+        Organisation.id,
+        Organisation.ods,
+        Organisation.role,
+        Organisation.break_glass,
+    )
+    .join(Client, Client.client_id == AccessToken.client_id)
+    .join(Organisation, Organisation.id == Client.organisation_id)
+    .where(AccessToken.token_hash == bindparam("token_hash"))
+)
+
+
+@lru_cache(maxsize=256)
+def _scopes(granted: str) -> tuple[Scope, ...]:
+    """The scopes of a token's scope string (tokens of one client share a few strings)."""
     scopes = []
-    for text in state.record.scope.split():
+    for text in granted.split():
         try:
             scopes.append(parse_scope(text))
         except ScopeError:
             continue
+    return tuple(scopes)
+
+
+def caller_for(session: Session, raw: str, now: datetime) -> AccessGrant | None:
+    """The caller an access token stands for, or None if it is unknown, expired, revoked,
+    or its client has been disabled since. One query, asked afresh on every request, so a
+    revocation or a disabled client is refused at once by every worker."""
+    row = session.execute(_CALLER, {"token_hash": token_hash(raw)}).first()
+    if row is None:
+        return None
+    jti, scope, expires_at, revoked_at, client_id, enabled, org_id, ods, role, break_glass = row
+    if revoked_at is not None or expires_at <= now or not enabled:
+        return None
     return AccessGrant(
-        client_id=state.client.client_id,
-        organisation_id=organisation.id,
-        organisation=organisation.ods,
-        role=organisation.role,
-        break_glass=organisation.break_glass,
-        scopes=tuple(scopes),
-        token_jti=str(state.record.jti),
+        client_id=client_id,
+        organisation_id=org_id,
+        organisation=ods,
+        role=role,
+        break_glass=break_glass,
+        scopes=_scopes(scope),
+        token_jti=str(jti),
     )
 
 

@@ -10,17 +10,16 @@ readable by the organisation that uploaded it and no one else (`documents.md`)."
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Final
+from typing import Final, TypeVar
 
-from sqlalchemy import ColumnElement, and_, exists, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import BindParameter, ColumnElement, Select, and_, bindparam, exists, or_, select
+from sqlalchemy.orm import Session, contains_eager
 
 from exchange.advice_requests.models import TaskParty, TaskRow
 from exchange.advice_requests.purposes import purpose_of
 from exchange.advice_requests.workflow import OWNER, REQUESTER
-from exchange.agreements.models import Agreement
 from exchange.agreements.queries import agreement_between
 from exchange.caller import Caller
 from exchange.clock import london_date
@@ -48,7 +47,8 @@ class DocumentDecision:
     visible: bool
     allowed: bool
     reason: AccessDenialReason | None = None
-    agreement: Agreement | None = None
+    #: The agreement that allowed it (its row id).
+    agreement: uuid.UUID | None = None
     consent_ids: tuple[str, ...] = ()
     break_glass: bool = False
     #: The purpose the document was read under (None: not decided that far).
@@ -88,7 +88,19 @@ def _related(session: Session, document: DocumentRow, reader: Caller) -> bool:
     )
 
 
-def related_to(organisation_id: uuid.UUID, role: str) -> ColumnElement[bool]:
+@dataclass
+class Decided:
+    """What a search (or any pass over several documents) has decided already, so that
+    each agreement is looked up once per custodian and purpose, and each consent decision
+    made once per patient and purpose, not once per document."""
+
+    agreements: dict[tuple[uuid.UUID, str], uuid.UUID | None] = field(default_factory=dict)
+    consents: dict[tuple[uuid.UUID, str], Decision] = field(default_factory=dict)
+
+
+def related_to(
+    organisation_id: uuid.UUID | BindParameter[uuid.UUID], role: str
+) -> ColumnElement[bool]:
     """SQL: documents whose custodian is the organisation, or (unless entered in error)
     to which it is related as `_related` says. Index-backed, so a search by an unrelated
     caller costs the same whether or not the child has documents."""
@@ -128,15 +140,19 @@ def decide_document(
     document: DocumentRow,
     reader: Caller,
     now: datetime,
-    consent_decisions: dict[tuple[uuid.UUID, str], Decision] | None = None,
+    decided: Decided | None = None,
+    *,
+    related: bool | None = None,
 ) -> DocumentDecision:
     """Whether `reader` may read `document` now (steps 3-5 of access.md); Required if a
-    break-glass purpose comes without its justification. A search passes
-    `consent_decisions` so each patient's consent decision is made once, not per document."""
+    break-glass purpose comes without its justification. `related`: whether the reader is
+    related to the document, when the query that found it already said (`related_to`);
+    a pass over several documents passes `decided` to decide each agreement and consent
+    once."""
     check_justification(reader)
     if document.custodian_id == reader.organisation_id:
         return ALLOWED
-    if not _related(session, document, reader):
+    if not (_related(session, document, reader) if related is None else related):
         return NOT_VISIBLE
     purpose = read_purpose(session, document, reader)
     break_glass = purpose in BREAK_GLASS_PURPOSES
@@ -147,9 +163,13 @@ def decide_document(
             reason=AccessDenialReason.BREAK_GLASS_NOT_PERMITTED,
             purpose=purpose,
         )
-    agreement = agreement_between(
-        session, reader.organisation_id, document.custodian_id, purpose, london_date(now)
-    )
+    decided = decided if decided is not None else Decided()
+    key = (document.custodian_id, purpose)
+    if key not in decided.agreements:
+        decided.agreements[key] = agreement_between(
+            session, reader.organisation_id, document.custodian_id, purpose, london_date(now)
+        )
+    agreement = decided.agreements[key]
     if agreement is None:
         return DocumentDecision(
             visible=True, allowed=False, reason=AccessDenialReason.NO_AGREEMENT, purpose=purpose
@@ -160,14 +180,14 @@ def decide_document(
             visible=True, allowed=True, agreement=agreement, break_glass=True, purpose=purpose
         )
     key = (document.patient_id, purpose)
-    decision = consent_decisions.get(key) if consent_decisions is not None else None
+    decision = decided.consents.get(key)
     if decision is None:
         patient = session.get(Patient, document.patient_id)
         if patient is None:
             return NOT_VISIBLE
-        decision = evaluate(session, patient, reader.organisation, purpose, now)
-        if consent_decisions is not None:
-            consent_decisions[key] = decision
+        decision = decided.consents[key] = evaluate(
+            session, patient, reader.organisation, purpose, now
+        )
     return DocumentDecision(
         visible=True,
         allowed=decision.permit,
@@ -178,6 +198,53 @@ def decide_document(
     )
 
 
+_Statement = TypeVar("_Statement", bound=Select)  # type: ignore[type-arg]
+
+
+def with_decision_context(statement: _Statement) -> _Statement:
+    """`statement` (of DocumentRows) also loading what deciding a read needs: the Task (its
+    type and reason: the read purpose), the Patient (the consent decision) and the
+    custodian (the audit record), held by each document in the session's identity map,
+    where the decision's `session.get`s find them without a query of their own."""
+    return (
+        statement.join(DocumentRow.task)
+        .join(DocumentRow.patient)
+        .join(DocumentRow.custodian)
+        .options(
+            contains_eager(DocumentRow.task).load_only(TaskRow.task_type, TaskRow.reason),
+            contains_eager(DocumentRow.patient),
+            contains_eager(DocumentRow.custodian),
+        )
+    )
+
+
+def _readable_statement(icb: bool) -> Select[DocumentRow, bool]:
+    reader = bindparam("reader", type_=DocumentRow.custodian_id.type)
+    role = OrganisationRole.ICB if icb else OrganisationRole.LA
+    return with_decision_context(
+        select(DocumentRow, related_to(reader, role)).where(
+            DocumentRow.id == bindparam("document_id")
+        )
+    )
+
+
+#: Built once per kind of reader (an ICB is also related through DCO tasks): asked on
+#: every document and Binary read (bench/profiles/api-load.md).
+_READABLE: Final = {icb: _readable_statement(icb) for icb in (False, True)}
+
+
+def readable_document(
+    session: Session, document_id: uuid.UUID, reader: Caller
+) -> tuple[DocumentRow, bool] | None:
+    """A document and whether the reader is related to it, with what deciding a read of it
+    needs, in one query (None: no such document)."""
+    statement = _READABLE[reader.role == OrganisationRole.ICB]
+    row = session.execute(
+        statement, {"reader": reader.organisation_id, "document_id": document_id}
+    ).first()
+    return None if row is None else (row[0], bool(row[1]))
+
+
 def decide_binary(
     session: Session, binary: BinaryRow, reader: Caller, now: datetime
 ) -> tuple[DocumentDecision, DocumentRow | None]:
@@ -186,10 +253,11 @@ def decide_binary(
     or consent is involved). Attached, its DocumentReference's decision applies."""
     if binary.document_id is None:
         return (ALLOWED if binary.uploader_id == reader.organisation_id else NOT_VISIBLE), None
-    document = session.get(DocumentRow, binary.document_id)
-    if document is None:
+    found = readable_document(session, binary.document_id, reader)
+    if found is None:
         return NOT_VISIBLE, None
-    return decide_document(session, document, reader, now), document
+    document, related = found
+    return decide_document(session, document, reader, now, related=related), document
 
 
 #: For a refusal with no deciding Consent, the Consents that caused it (IHE BALP's
@@ -215,10 +283,13 @@ def deciding_consents(decision: Decision) -> tuple[str, ...]:
 __all__ = [
     "ALLOWED",
     "NOT_VISIBLE",
+    "Decided",
     "DocumentDecision",
     "Purpose",
     "check_justification",
     "decide_binary",
     "decide_document",
+    "readable_document",
     "related_to",
+    "with_decision_context",
 ]

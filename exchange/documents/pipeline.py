@@ -99,8 +99,10 @@ def store_content(
     uploader_id: uuid.UUID,
     now: datetime,
     expected_sha256: str | None = None,
+    document_id: uuid.UUID | None = None,
 ) -> BinaryRow:
-    """Encrypt and store a document's bytes; add its Binary row to the session.
+    """Encrypt and store a document's bytes; add its Binary row to the session (attached to
+    `document_id` already when it is a new document's inline content).
     UnsupportedContent, TooLarge, EmptyContent or DigestMismatch leave nothing stored."""
     binary_id = uuid.uuid4()
     blob = new_blob_name()
@@ -121,7 +123,7 @@ def store_content(
         key_ref=wrapped.key_ref,
         uploader_id=uploader_id,
         created=now,
-        document_id=None,
+        document_id=document_id,
         destroyed=None,
     )
     session.add(row)

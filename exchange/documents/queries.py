@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, Select, select
 
 from exchange.agreements.models import Organisation
 from exchange.caller import Caller
-from exchange.documents.access import related_to
+from exchange.documents.access import related_to, with_decision_context
 from exchange.documents.models import DocumentRow
 from exchange.patients.models import Patient
 from exchange.search import DateRange
@@ -84,8 +84,10 @@ def conditions(filters: DocumentFilters) -> list[ColumnElement[bool]]:
 def related_documents(caller: Caller, filters: DocumentFilters) -> Select[DocumentRow]:
     """The documents matching `filters` that the caller's organisation holds or is related
     to; whether it may read each is still to be decided."""
-    return select(DocumentRow).where(
-        related_to(caller.organisation_id, caller.role), *conditions(filters)
+    return with_decision_context(
+        select(DocumentRow).where(
+            related_to(caller.organisation_id, caller.role), *conditions(filters)
+        )
     )
 
 

@@ -31,12 +31,13 @@ from exchange.audit.events import AuditKind, Entity, Outcome
 from exchange.audit.service import record
 from exchange.caller import Caller
 from exchange.codes import CONFIDENTIALITY_SYSTEM, EXT_SHA256, AccessDenialReason, ReviewReason
-from exchange.consent.decision import Decision
 from exchange.documents.access import (
+    Decided,
     DocumentDecision,
     check_justification,
     decide_binary,
     decide_document,
+    readable_document,
 )
 from exchange.documents.content import INLINE_CONTENT_LIMIT
 from exchange.documents.housekeeping import UNATTACHED_LIFETIME
@@ -111,7 +112,7 @@ def _subject(session: Session, document: DocumentRow, decision: DocumentDecision
         Entity(f"Patient/{document.patient_id}", "patient"),
     ]
     if decision.agreement is not None:
-        entities.append(Entity(f"Contract/{decision.agreement.id}", "agreement"))
+        entities.append(Entity(f"Contract/{decision.agreement}", "agreement"))
     entities += [Entity(f"Consent/{consent}", "consent") for consent in decision.consent_ids]
     return Subject(tuple(entities), document.patient_id, _custodian_ods(session, document))
 
@@ -160,10 +161,11 @@ def _readable_document(
     session: Session, caller: Caller, document_id: uuid.UUID, kind: AuditKind, now: datetime
 ) -> DocumentRow:
     """The document, if the read decision allows the caller to read it; the read audited."""
-    document = session.get(DocumentRow, document_id)
-    if document is None:
+    found = readable_document(session, document_id, caller)
+    if found is None:
         raise NotFound("DocumentReference", document_id)
-    decision = decide_document(session, document, caller, now)
+    document, related = found
+    decision = decide_document(session, document, caller, now, related=related)
     subject = _allowed(session, document, decision, NotFound("DocumentReference", document_id))
     _record_read(session, caller, kind, subject, decision, now)
     return document
@@ -279,9 +281,10 @@ def _content_for(
     attachment: dict[str, Any],
     max_bytes: int,
     now: datetime,
+    document_id: uuid.UUID,
 ) -> BinaryRow:
-    """The Binary a new document holds: its inline data (at most 10 MiB) stored now, or the
-    caller's own unattached upload of the last 24 hours."""
+    """The Binary the new document `document_id` holds: its inline data (at most 10 MiB)
+    stored now, or the caller's own unattached upload of the last 24 hours."""
     if "data" in attachment:
         try:
             data = base64.b64decode(attachment["data"], validate=True)
@@ -303,6 +306,7 @@ def _content_for(
                 max_bytes,
                 caller.organisation_id,
                 now,
+                document_id=document_id,
             )
     binary_id = _id(str(attachment["url"]).removeprefix("Binary/"), "Binary")
     binary = session.get(BinaryRow, binary_id, with_for_update=True)
@@ -379,8 +383,8 @@ def attach_document(
     if expected_role not in roles:
         raise Forbidden(f"a {doc_type} document comes from the Task's {expected_role}")
     given = resource["content"][0]["attachment"]
-    binary = _content_for(session, caller, backends, given, max_document_bytes, now)
     document_id = uuid.uuid4()
+    binary = _content_for(session, caller, backends, given, max_document_bytes, now, document_id)
     binary.document_id = document_id
     custodian = session.get(Organisation, caller.organisation_id)
     if custodian is None:
@@ -547,12 +551,13 @@ def search_documents(
     refusal) is still audited as a refused disclosure (`access.md`)."""
     check_justification(caller)
     shown: list[DocumentRow] = []
-    # One consent decision per patient and purpose, not per document.
-    consent_decisions: dict[tuple[uuid.UUID, str], Decision] = {}
+    # One agreement per custodian and one consent decision per patient (and purpose), not
+    # one per document; the query found only documents the caller is related to.
+    decided = Decided()
     for document in session.scalars(related_documents(caller, filters)):
         if not matches_resource(document.resource, filters):
             continue
-        decision = decide_document(session, document, caller, now, consent_decisions)
+        decision = decide_document(session, document, caller, now, decided, related=True)
         if decision.allowed:
             shown.append(document)
         elif decision.visible and decision.reason not in (None, AccessDenialReason.NO_AGREEMENT):

@@ -34,7 +34,12 @@ from exchange.consent.explain import describe_maker
 from exchange.consent.queries import ConsentFilters, consents_of
 from exchange.consent.records import UNDATED, consent_record
 from exchange.consent.service import evaluate
-from exchange.documents.access import decide_document, related_to
+from exchange.documents.access import (
+    Decided,
+    decide_document,
+    related_to,
+    with_decision_context,
+)
 from exchange.documents.models import DocumentRow
 from exchange.errors import NotFound
 from exchange.patients.service import find_by_nhs_number, view_of, visible_patient
@@ -235,16 +240,19 @@ def _documents(
     session: Session, caller: Caller, patient_id: uuid.UUID, nhs_number: str, now: datetime
 ) -> list[DocumentLine]:
     rows = session.scalars(
-        select(DocumentRow)
-        .where(
-            DocumentRow.patient_id == patient_id, related_to(caller.organisation_id, caller.role)
+        with_decision_context(
+            select(DocumentRow)
+            .where(
+                DocumentRow.patient_id == patient_id,
+                related_to(caller.organisation_id, caller.role),
+            )
+            .order_by(DocumentRow.date.desc(), DocumentRow.id)
         )
-        .order_by(DocumentRow.date.desc(), DocumentRow.id)
     ).all()
-    decisions: dict[tuple[uuid.UUID, str], Decision] = {}
+    decided = Decided()
     lines = []
     for row in rows:
-        decision = decide_document(session, row, caller, now, decisions)
+        decision = decide_document(session, row, caller, now, decided, related=True)
         lines.append(
             DocumentLine(
                 id=str(row.id),

@@ -7,7 +7,7 @@ import json
 from itertools import pairwise
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from exchange.audit.chain import GENESIS_HASH, chain_hash, seal_pending, verify_chain
@@ -44,8 +44,11 @@ def test_records_are_sealed_in_order_into_a_verifying_chain(
 def test_payload_is_canonical_fhir_audit_event(db: Database, clock: FrozenClock) -> None:
     with db.transaction() as session:
         row = record(session, audit_entry(1, query="identifier=x"), clock)
-        session.flush()
+        stored = session.scalars(
+            select(AuditRecord.payload).where(AuditRecord.event_id == row.event_id)
+        ).one()
         payload = json.loads(row.payload)
+    assert stored == row.payload
     assert row.payload == json.dumps(
         payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False
     )
@@ -164,8 +167,15 @@ def test_verify_names_the_first_broken_sequence(
                 or ""
             )
             forged = record(session, audit_entry(99), clock)
-            forged.sequence, forged.previous_hash = 4, previous
-            forged.hash = chain_hash(previous, 4, forged.payload)
+            session.execute(
+                update(AuditRecord)
+                .where(AuditRecord.event_id == forged.event_id)
+                .values(
+                    sequence=4,
+                    previous_hash=previous,
+                    hash=chain_hash(previous, 4, forged.payload),
+                )
+            )
     with db.transaction() as session:
         result = verify_chain(session)
     assert not result.ok
