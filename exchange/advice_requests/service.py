@@ -18,7 +18,7 @@ from datetime import date, datetime
 from typing import Any, Final
 
 import jsonpatch
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -187,15 +187,15 @@ def store_task(
     return row
 
 
+_ROLES: Final = select(TaskParty.role).where(
+    TaskParty.task_id == bindparam("task_id"),
+    TaskParty.organisation_id == bindparam("organisation_id"),
+)
+
+
 def roles_of(session: Session, task_id: uuid.UUID, organisation_id: uuid.UUID) -> set[str]:
     """The organisation's roles in a Task (empty: no relationship, so 404)."""
-    return set(
-        session.scalars(
-            select(TaskParty.role).where(
-                TaskParty.task_id == task_id, TaskParty.organisation_id == organisation_id
-            )
-        )
-    )
+    return set(session.scalars(_ROLES, {"task_id": task_id, "organisation_id": organisation_id}))
 
 
 def apply_change(

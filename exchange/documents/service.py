@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
 
 from exchange.advice_requests.models import TaskRow
 from exchange.advice_requests.service import organisation_reference, roles_of
@@ -369,7 +369,12 @@ def attach_document(
         if patient is None:
             raise NotFound("Patient", subject[8:])
     tasks = related_task_ids(data)
-    task = session.get(TaskRow, _id(tasks[0], "Task")) if tasks else None
+    # Only which patient the Task is for: its resource is not needed here.
+    task = (
+        session.get(TaskRow, _id(tasks[0], "Task"), options=[load_only(TaskRow.patient_id)])
+        if tasks
+        else None
+    )
     roles = roles_of(session, task.id, caller.organisation_id) if task is not None else set()
     if tasks and not roles:
         raise NotFound("Task", tasks[0])

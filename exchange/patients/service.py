@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Final
 
-from sqlalchemy import Select, exists, select
+from sqlalchemy import Select, bindparam, exists, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -92,6 +92,34 @@ def find_by_nhs_number(session: Session, nhs_number: str) -> Patient | None:
     return session.scalars(select(Patient).where(Patient.nhs_number == nhs_number)).first()
 
 
+def _grant_statement(dialect_insert: Any) -> Any:
+    return (
+        dialect_insert(PatientAccess)
+        .values(
+            patient_id=bindparam("patient_id"),
+            organisation_id=bindparam("organisation_id"),
+            relationship=bindparam("relationship"),
+            since=bindparam("since"),
+        )
+        .on_conflict_do_nothing()
+        .returning(PatientAccess.patient_id)
+    )
+
+
+#: Built once per dialect (hot paths: every request, upload and document; see
+#: bench/profiles/api-load.md for why statements are built once).
+_GRANT: Final = {
+    "postgresql": _grant_statement(pg_insert),
+    "sqlite": _grant_statement(sqlite_insert),
+}
+_RELATED: Final = exists().where(
+    PatientAccess.patient_id == bindparam("patient_id"),
+    PatientAccess.organisation_id == bindparam("organisation_id"),
+)
+_CAN_SEE: Final = select(_RELATED)
+_VISIBLE: Final = select(Patient).where(Patient.id == bindparam("patient_id"), _RELATED)
+
+
 def grant_access(
     session: Session,
     patient_id: uuid.UUID,
@@ -101,17 +129,14 @@ def grant_access(
 ) -> bool:
     """Relate an organisation to a patient; True if the relationship is new. Concurrent
     grants of the same relationship are harmless (the insert ignores a duplicate)."""
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     inserted = session.execute(
-        insert(PatientAccess)
-        .values(
-            patient_id=patient_id,
-            organisation_id=organisation_id,
-            relationship=relationship,
-            since=now,
-        )
-        .on_conflict_do_nothing()
-        .returning(PatientAccess.patient_id)
+        _GRANT[session.get_bind().dialect.name],
+        {
+            "patient_id": patient_id,
+            "organisation_id": organisation_id,
+            "relationship": relationship,
+            "since": now,
+        },
     ).first()
     return inserted is not None
 
@@ -119,14 +144,7 @@ def grant_access(
 def can_see(session: Session, patient_id: uuid.UUID, organisation_id: uuid.UUID) -> bool:
     """Whether the organisation has any relationship to the patient."""
     return bool(
-        session.scalar(
-            select(
-                exists().where(
-                    PatientAccess.patient_id == patient_id,
-                    PatientAccess.organisation_id == organisation_id,
-                )
-            )
-        )
+        session.scalar(_CAN_SEE, {"patient_id": patient_id, "organisation_id": organisation_id})
     )
 
 
@@ -142,11 +160,10 @@ def visible_patient(
     session: Session, patient_id: uuid.UUID, organisation_id: uuid.UUID
 ) -> Patient | None:
     """The patient if the organisation may see them; None either way otherwise, so a caller
-    with no relationship cannot tell whether the patient exists."""
-    patient = session.get(Patient, patient_id)
-    if patient is None or not can_see(session, patient_id, organisation_id):
-        return None
-    return patient
+    with no relationship cannot tell whether the patient exists. One query."""
+    return session.scalars(
+        _VISIBLE, {"patient_id": patient_id, "organisation_id": organisation_id}
+    ).first()
 
 
 def view_of(session: Session, patient: Patient, organisation_id: uuid.UUID) -> PatientRegistration:
