@@ -6,7 +6,16 @@ document streaming, audit appends); until then this prints what exists.
 
 from __future__ import annotations
 
-from bench import aead, audit_export, audit_verify, consent_decision, documents, token_endpoint
+from bench import (
+    aead,
+    api_load,
+    audit_export,
+    audit_verify,
+    consent_decision,
+    documents,
+    mixed,
+    token_endpoint,
+)
 
 
 def main() -> None:
@@ -17,6 +26,8 @@ def main() -> None:
     consent_decision.main()
     aead.main()
     documents.main()
+    api_load.main()
+    mixed.main()
 
 
 if __name__ == "__main__":

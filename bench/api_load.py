@@ -53,7 +53,7 @@ def _bearer(base: str, client_id: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token['access_token']}", "Accept": "application/fhir+json"}
 
 
-def _children(base: str) -> list[tuple[str, str]]:
+def register_children(base: str) -> list[tuple[str, str]]:
     """Register the children, each with a parent's consent and an advice request to PRV01;
     (patient id, task id) of each."""
     la = _bearer(base, LA)
@@ -74,7 +74,7 @@ def _children(base: str) -> list[tuple[str, str]]:
     return made
 
 
-def _document(patient: str, task: str, content: bytes) -> bytes:
+def advice_document(patient: str, task: str, content: bytes) -> bytes:
     return json.dumps(
         {
             "resourceType": "DocumentReference",
@@ -125,12 +125,12 @@ def measure(database_url: str, seconds: float, profile: Path | None = None) -> l
             EXCHANGE_LOG_LEVEL="WARNING",
         ) as base,
     ):
-        children = _children(base)
+        children = register_children(base)
         la, provider = _bearer(base, LA), _bearer(base, PROVIDER)
         post = {**provider, "Content-Type": "application/fhir+json"}
         rng = random.Random(14)
         bodies = [
-            _document(*children[n % CHILDREN], pdf_bytes(64 * 1024, os.urandom(16)))
+            advice_document(*children[n % CHILDREN], pdf_bytes(64 * 1024, os.urandom(16)))
             for n in range(DOCUMENTS)
         ]
         share = -(-DOCUMENTS // CLIENTS)
@@ -148,7 +148,7 @@ def measure(database_url: str, seconds: float, profile: Path | None = None) -> l
             ],
             count=DOCUMENTS,
         )
-        documents, binaries = _documents(base, la, children)
+        documents, binaries = visible_documents(base, la, children)
 
         def spread(calls: list[Call]) -> Any:
             return lambda slot: rng.sample(calls, len(calls))
@@ -200,7 +200,7 @@ def measure(database_url: str, seconds: float, profile: Path | None = None) -> l
     return lines
 
 
-def _documents(
+def visible_documents(
     base: str, la: dict[str, str], children: list[tuple[str, str]]
 ) -> tuple[list[str], list[str]]:
     """The ids of every document the LA can see, and of their Binaries."""

@@ -1,21 +1,26 @@
-"""Document transfer benchmarks (`quality.md`), one run, through `exchange serve`:
+"""Document transfer benchmarks (`quality.md`), one run, through `exchange serve`, on the
+file store and on S3 (SeaweedFS):
 
 - upload (`POST /fhir/Binary`, 5 MiB and 100 MiB) vs writing the same bytes straight to the
-  same file store with the same durability (temp + fsync + rename): target >= 0.5;
+  same store with the same durability (file: temp + fsync + rename; S3: boto3's multipart
+  upload): target >= 0.5;
 - download vs reading the same stored object directly: target >= 0.5;
 - the server worker's peak RSS growth while uploading and downloading 1 GiB: < 64 MiB.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import tempfile
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
-import requests
+import boto3
+from botocore.config import Config
 from joserfc.jwk import ECKey
 
 from bench.database import scratch_schema
@@ -23,6 +28,7 @@ from exchange.auth.client import request_token
 from exchange.storage.blobs import FileBlobStore, new_blob_name
 from tests.cli_runner import exchange
 from tests.server import running_server
+from tests.servers import S3Server, seaweedfs
 
 MIB = 1024 * 1024
 
@@ -73,8 +79,183 @@ class Peak:
             self.peak = max(self.peak, _rss(self.pid))
 
 
+def _upload(base: str, token: str, path: Path, size: int) -> tuple[str, float]:
+    """POST the file as a Binary from a client sending 1 MiB at a time (as the direct
+    write reads it: `requests` would send 8 KiB blocks and measure itself); (id, MiB/s)."""
+    parts = urlsplit(base)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=900, blocksize=MIB)
+    started = time.perf_counter()
+    with path.open("rb") as body:
+        connection.request(
+            "POST",
+            "/fhir/Binary",
+            body=body,
+            headers={
+                "Authorization": f"Bearer {token}",
+                "Content-Type": "application/pdf",
+                "Content-Length": str(size),
+            },
+        )
+        response = connection.getresponse()
+        answer = response.read()
+    rate = size / MIB / (time.perf_counter() - started)
+    connection.close()
+    if response.status != 201:
+        raise RuntimeError(f"upload: {response.status} {answer[:300]!r}")
+    return str(json.loads(answer)["id"]), rate
+
+
+def _download(base: str, token: str, binary_id: str, size: int) -> float:
+    """GET the Binary's bytes, read 1 MiB at a time; MiB/s."""
+    parts = urlsplit(base)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=900)
+    started = time.perf_counter()
+    connection.request(
+        "GET",
+        f"/fhir/Binary/{binary_id}",
+        headers={"Authorization": f"Bearer {token}", "Accept": "application/pdf"},
+    )
+    response = connection.getresponse()
+    received = 0
+    while piece := response.read(MIB):
+        received += len(piece)
+    rate = size / MIB / (time.perf_counter() - started)
+    connection.close()
+    if response.status != 200 or received != size:
+        raise RuntimeError(f"download: {response.status}, {received} of {size} bytes")
+    return rate
+
+
+class _Direct:
+    """The same store written and read straight: the file store's own atomic write (temp,
+    fsync, rename, fsync of the folder) and read; for S3, boto3's `upload_fileobj`
+    (multipart, as the service) and a streamed `get_object`."""
+
+    def __init__(self, work: Path, s3: S3Server | None, bucket: str | None) -> None:
+        self._files = FileBlobStore(work / "direct")
+        self._s3 = (
+            None
+            if s3 is None
+            else boto3.client(
+                "s3",
+                endpoint_url=s3.endpoint,
+                aws_access_key_id=s3.access_key,
+                aws_secret_access_key=s3.secret_key,
+                region_name="us-east-1",
+                config=Config(s3={"addressing_style": "path"}),
+            )
+        )
+        self._bucket = bucket
+
+    def write(self, path: Path, size: int) -> tuple[str, float]:
+        name = new_blob_name()
+        started = time.perf_counter()
+        with path.open("rb") as body:
+            if self._s3 is None:
+                self._files.write(name, iter(lambda: body.read(MIB), b""))
+            else:
+                self._s3.upload_fileobj(body, self._bucket, name)
+        return name, size / MIB / (time.perf_counter() - started)
+
+    def read(self, name: str, size: int) -> float:
+        started = time.perf_counter()
+        if self._s3 is None:
+            for _ in self._files.read(name):
+                pass
+        else:
+            body = self._s3.get_object(Bucket=self._bucket, Key=name)["Body"]
+            for _ in body.iter_chunks(MIB):
+                pass
+        return size / MIB / (time.perf_counter() - started)
+
+
+def _store_env(s3: S3Server | None, bucket: str | None) -> dict[str, str]:
+    if s3 is None or bucket is None:
+        return {}
+    return {
+        "EXCHANGE_BLOB_STORE": "s3",
+        "EXCHANGE_S3_BUCKET": bucket,
+        "EXCHANGE_S3_ENDPOINT_URL": s3.endpoint,
+        "AWS_ACCESS_KEY_ID": s3.access_key,
+        "AWS_SECRET_ACCESS_KEY": s3.secret_key,
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+
+
+def _transfers(work: Path, key: ECKey, s3: S3Server | None) -> None:
+    """The upload and download rows for one store (with `s3`, SeaweedFS; else files)."""
+    store = "file" if s3 is None else "S3"
+    bucket = None
+    if s3 is not None:
+        bucket = f"bench-{os.urandom(4).hex()}"
+        boto3.client(
+            "s3",
+            endpoint_url=s3.endpoint,
+            aws_access_key_id=s3.access_key,
+            aws_secret_access_key=s3.secret_key,
+            region_name="us-east-1",
+            config=Config(s3={"addressing_style": "path"}),
+        ).create_bucket(Bucket=bucket)
+    with scratch_schema() as url:
+        data_dir = work / f"var-{store}"
+        exchange("init", data_dir=data_dir, database_url=url)
+        exchange("bootstrap", str(work / "bench.json"), data_dir=data_dir, database_url=url)
+        direct = _Direct(work, s3, bucket)
+        env = {
+            "EXCHANGE_MAX_DOCUMENT_BYTES": "2GiB",
+            "EXCHANGE_RATE_LIMIT": "off",
+            **_store_env(s3, bucket),
+        }
+        with running_server(data_dir, url, workers=1, **env) as base:
+            token = request_token("bench", key, f"{base}/oauth2/token")["access_token"]
+            # Warm up: the worker's first upload and download set up its store client
+            # (for S3, a boto3 session: about a second), which is not what is measured.
+            warm = _file(work, 64 * 1024)
+            warm_id, _ = _upload(base, token, warm, 64 * 1024)
+            _download(base, token, warm_id, 64 * 1024)
+            direct.read(direct.write(warm, 64 * 1024)[0], 64 * 1024)
+            warm.unlink()
+            for size in (5 * MIB, 100 * MIB):
+                payload = _file(work, size)
+                binary_id, upload = _upload(base, token, payload, size)
+                name, baseline_write = direct.write(payload, size)
+                download = _download(base, token, binary_id, size)
+                baseline_read = direct.read(name, size)
+                label = f"{size // MIB} MiB, {store} store"
+                print(
+                    f"{'upload ' + label + ' vs direct (MiB/s)':<48} {upload:>14.0f} "
+                    f"{baseline_write:>14.0f} {upload / baseline_write:>7.2f} {'>=0.5':>7}"
+                )
+                print(
+                    f"{'download ' + label + ' vs direct (MiB/s)':<48} {download:>14.0f} "
+                    f"{baseline_read:>14.0f} {download / baseline_read:>7.2f} {'>=0.5':>7}"
+                )
+                payload.unlink()
+            if s3 is None:
+                _memory(work, base, token)
+
+
+def _memory(work: Path, base: str, token: str) -> None:
+    """The server worker's peak RSS growth while moving 1 GiB each way."""
+    large = _file(work, 1024 * MIB)
+    master = int(next(p for p in os.listdir("/proc") if p.isdigit() and _is_master(int(p), base)))
+    worker = _worker_pid(master)
+    before = _rss(worker)
+    with Peak(worker) as peak:
+        binary_id, _ = _upload(base, token, large, 1024 * MIB)
+        _download(base, token, binary_id, 1024 * MIB)
+    growth = (peak.peak - before) / MIB
+    print(
+        f"{'server RSS growth moving 1 GiB (MiB)':<48} {growth:>14.1f} "
+        f"{before / MIB:>14.1f} "
+        f"{'':>7} {'<64':>7}"
+    )
+    large.unlink()
+
+
 def main() -> None:
-    """Print the document rows of the benchmark table."""
+    """Print the document rows of the benchmark table: the file store, then S3
+    (SeaweedFS, as the test suite runs it)."""
     key = ECKey.generate_key("P-256", parameters={"kid": "bench", "alg": "ES256"})
     document = {
         "organisations": [{"ods": "PRV01", "name": "Bench Trust", "role": "provider"}],
@@ -87,92 +268,12 @@ def main() -> None:
             }
         ],
     }
-    with scratch_schema() as url, tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        data_dir = work / "var"
         (work / "bench.json").write_text(json.dumps(document))
-        exchange("init", data_dir=data_dir, database_url=url)
-        exchange("bootstrap", str(work / "bench.json"), data_dir=data_dir, database_url=url)
-        direct = FileBlobStore(work / "direct")
-        env = {
-            "EXCHANGE_MAX_DOCUMENT_BYTES": "2GiB",
-            "EXCHANGE_RATE_LIMIT": "off",
-            "EXCHANGE_LOG_LEVEL": "WARNING",
-        }
-        with running_server(data_dir, url, workers=1, **env) as base:
-            token = request_token("bench", key, f"{base}/oauth2/token")["access_token"]
-            auth = {"Authorization": f"Bearer {token}"}
-            for size in (5 * MIB, 100 * MIB):
-                payload = _file(work, size)
-                started = time.perf_counter()
-                with payload.open("rb") as body:
-                    created = requests.post(
-                        f"{base}/fhir/Binary",
-                        data=body,
-                        timeout=600,
-                        headers={**auth, "Content-Type": "application/pdf"},
-                    )
-                upload = size / MIB / (time.perf_counter() - started)
-                created.raise_for_status()
-                binary_id = created.json()["id"]
-                name = new_blob_name()
-                started = time.perf_counter()
-                with payload.open("rb") as body:
-                    direct.write(name, iter(lambda: body.read(MIB), b""))
-                baseline_write = size / MIB / (time.perf_counter() - started)
-                started = time.perf_counter()
-                with requests.get(
-                    f"{base}/fhir/Binary/{binary_id}", headers=auth, stream=True, timeout=600
-                ) as got:
-                    got.raise_for_status()
-                    received = sum(len(piece) for piece in got.iter_content(MIB))
-                if received != size:
-                    raise RuntimeError(f"downloaded {received} of {size} bytes")
-                download = size / MIB / (time.perf_counter() - started)
-                started = time.perf_counter()
-                for _ in direct.read(name):
-                    pass
-                baseline_read = size / MIB / (time.perf_counter() - started)
-                label = f"{size // MIB} MiB"
-                print(
-                    f"{'upload ' + label + ' vs direct write (MiB/s)':<48} {upload:>14.0f} "
-                    f"{baseline_write:>14.0f} "
-                    f"{upload / baseline_write:>7.2f} {'>=0.5':>7}"
-                )
-                print(
-                    f"{'download ' + label + ' vs direct read (MiB/s)':<48} {download:>14.0f} "
-                    f"{baseline_read:>14.0f} "
-                    f"{download / baseline_read:>7.2f} {'>=0.5':>7}"
-                )
-                payload.unlink()
-            large = _file(work, 1024 * MIB)
-            master = int(
-                next(p for p in os.listdir("/proc") if p.isdigit() and _is_master(int(p), base))
-            )
-            worker = _worker_pid(master)
-            before = _rss(worker)
-            with Peak(worker) as peak:
-                with large.open("rb") as body:
-                    created = requests.post(
-                        f"{base}/fhir/Binary",
-                        data=body,
-                        timeout=900,
-                        headers={**auth, "Content-Type": "application/pdf"},
-                    )
-                with requests.get(
-                    f"{base}/fhir/Binary/{created.json()['id']}",
-                    headers=auth,
-                    stream=True,
-                    timeout=900,
-                ) as got:
-                    for _ in got.iter_content(MIB):
-                        pass
-            growth = (peak.peak - before) / MIB
-            print(
-                f"{'server RSS growth moving 1 GiB (MiB)':<48} {growth:>14.1f} "
-                f"{before / MIB:>14.1f} "
-                f"{'':>7} {'<64':>7}"
-            )
+        _transfers(work, key, None)
+        with seaweedfs(work / "seaweedfs") as s3:
+            _transfers(work, key, s3)
 
 
 def _is_master(pid: int, base: str) -> bool:
