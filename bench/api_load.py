@@ -107,7 +107,8 @@ def _row(result: Result, baseline: Result, target: float | None) -> str:
     errors = f" errors={result.errors} ({result.first_error})" if result.errors else ""
     return (
         f"{result.label:<52} {result.rate:>8.0f}/s  p50 {p50:>6.1f}  p95 {p95:>6.1f}  "
-        f"p99 {p99:>6.1f} ms  {ratio:>5.2f}x {goal:>6}{flag}{spread}{errors}"
+        f"p99 {p99:>6.1f} ms  {ratio:>5.2f}x {goal:>6}{flag}{spread}{errors}\n"
+        f"{'':<52} {result.cpu_per_request()}"
     )
 
 
@@ -194,7 +195,7 @@ def measure(database_url: str, seconds: float, profile: Path | None = None) -> l
     lines = [
         f"{'GET /fhir/metadata (baseline)':<52} {metadata.rate:>8.0f}/s  "
         f"p50 {metadata.percentile(50):>6.1f}  p95 {metadata.percentile(95):>6.1f}  "
-        f"p99 {metadata.percentile(99):>6.1f} ms"
+        f"p99 {metadata.percentile(99):>6.1f} ms\n{'':<52} {metadata.cpu_per_request()}"
     ]
     lines += [_row(r, metadata, target) for r, (_, target) in zip(results, ROWS, strict=True)]
     return lines

@@ -8,6 +8,7 @@ from __future__ import annotations
 import http.client
 import multiprocessing
 import os
+import resource
 import signal
 import statistics
 import subprocess
@@ -18,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Final
 from urllib.parse import urlsplit
 
 
@@ -33,6 +35,16 @@ class Call:
 
 
 @dataclass(frozen=True)
+class Cpu:
+    """CPU seconds spent during a run: by the server's processes, by PostgreSQL's (every
+    backend on the machine), and by the load's own client processes."""
+
+    server: float = 0.0
+    database: float = 0.0
+    clients: float = 0.0
+
+
+@dataclass(frozen=True)
 class Result:
     """What one load run measured."""
 
@@ -42,6 +54,17 @@ class Result:
     seconds: float
     latencies: tuple[float, ...]
     first_error: str = ""
+    cpu: Cpu = field(default_factory=Cpu)
+
+    def cpu_per_request(self) -> str:
+        """Where a request's CPU went, in milliseconds."""
+        if not self.done:
+            return ""
+        per = 1000 / self.done
+        return (
+            f"cpu/req ms: server {self.cpu.server * per:.2f} db {self.cpu.database * per:.2f} "
+            f"clients {self.cpu.clients * per:.2f}"
+        )
 
     @property
     def rate(self) -> float:
@@ -108,6 +131,8 @@ def run(
     """Send `plan(slot)` from `clients` processes for `seconds` (or `count` requests in
     all, split between them) and gather the latencies of the expected answers."""
     context = multiprocessing.get_context("fork")
+    server = _server_tree(base)
+    before = (_cpu(server), _cpu(_postgres()), _children_cpu())
     pipes, processes = [], []
     per_client = None if count is None else -(-count // clients)
     start = time.monotonic()
@@ -131,7 +156,50 @@ def run(
     for process in processes:
         process.join()
     elapsed = time.monotonic() - start
-    return Result(label, len(latencies), errors, elapsed, tuple(latencies), first_error)
+    cpu = Cpu(_cpu(server) - before[0], _cpu(_postgres()) - before[1], _children_cpu() - before[2])
+    return Result(label, len(latencies), errors, elapsed, tuple(latencies), first_error, cpu)
+
+
+_TICK: Final = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu(pids: Sequence[int]) -> float:
+    """User + system CPU seconds of the processes (those that have gone count nothing)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / _TICK
+    return total
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _postgres() -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if Path(f"/proc/{entry}/comm").read_text().strip() == "postgres":
+                    pids.append(int(entry))
+            except OSError:
+                continue
+    return pids
+
+
+def _server_tree(base: str) -> list[int]:
+    """The server's master and worker processes (none if `base` is not ours to see)."""
+    try:
+        master = server_pid(base)
+    except RuntimeError:
+        return []
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    return [master, *(int(child) for child in children)]
 
 
 def server_pid(base: str) -> int:
