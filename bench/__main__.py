@@ -14,6 +14,7 @@ from bench import (
     consent_decision,
     documents,
     mixed,
+    national,
     token_endpoint,
 )
 
@@ -28,6 +29,8 @@ def main() -> None:
     documents.main()
     api_load.main()
     mixed.main()
+    # Last: about 35 minutes (loads 1% of the national figures, then grows to 10%).
+    national.main()
 
 
 if __name__ == "__main__":
