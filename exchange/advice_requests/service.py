@@ -34,7 +34,13 @@ from exchange.advice_requests.profile import (
     typed_items,
 )
 from exchange.advice_requests.purposes import purpose_of
-from exchange.advice_requests.queries import ORDER_COLUMNS, TaskFilters, TaskOrder, tasks_of
+from exchange.advice_requests.queries import (
+    ORDER_COLUMNS,
+    TaskFilters,
+    TaskOrder,
+    tasks_of,
+    with_organisation_ids,
+)
 from exchange.advice_requests.workflow import (
     OWNER,
     REQUESTER,
@@ -526,7 +532,7 @@ def search_tasks(
     """The caller's requests (as requester, owner or previous owner) matching `filters`,
     with their business status as it is today, in `order` (newest first unless told)."""
     today = london_date(now)
-    wanted = tasks_of(caller.organisation_id, filters, today)
+    wanted = tasks_of(caller.organisation_id, with_organisation_ids(session, filters), today)
     total = session.scalar(select(func.count()).select_from(wanted.subquery())) or 0
     page = keyset_page(
         session,

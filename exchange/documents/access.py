@@ -104,10 +104,12 @@ def related_to(
     """SQL: documents whose custodian is the organisation, or (unless entered in error)
     to which it is related as `_related` says. Index-backed, so a search by an unrelated
     caller costs the same whether or not the child has documents."""
-    party = DocumentRow.task_id.in_(
-        select(TaskParty.task_id).where(
-            TaskParty.organisation_id == organisation_id, TaskParty.role.in_(DOCUMENT_PARTIES)
-        )
+    # A correlated probe of the task_party key per document, not `task_id IN (SELECT …)`,
+    # which hashed every Task the organisation ever took part in (bench/national.py).
+    party = exists().where(
+        TaskParty.task_id == DocumentRow.task_id,
+        TaskParty.organisation_id == organisation_id,
+        TaskParty.role.in_(DOCUMENT_PARTIES),
     )
     related: ColumnElement[bool] = party
     if role == OrganisationRole.ICB:
