@@ -116,12 +116,11 @@ def with_organisation_ids(session: Session, filters: TaskFilters) -> TaskFilters
     ]
     if not wanted:
         return filters
-    ids: dict[str, uuid.UUID] = {
-        ods: organisation_id
-        for ods, organisation_id in session.execute(
+    ids: dict[str, uuid.UUID] = dict(
+        session.execute(
             select(Organisation.ods, Organisation.id).where(Organisation.ods.in_(wanted))
-        )
-    }
+        ).all()
+    )
 
     def resolved(keys: Sequence[OrganisationKey] | None) -> list[OrganisationKey] | None:
         if keys is None:
