@@ -109,6 +109,11 @@ def _sqlite_on_begin(connection: Any) -> None:
 LOOKUP_OPTION = "exchange_lookup"
 
 
+def _refuse_writes(session: Session, _flush: Any, _instances: Any) -> None:
+    if session.new or session.dirty or session.deleted:
+        raise RuntimeError("a read session does not write")
+
+
 class WriterLock:
     """One SQLite write transaction at a time across this host's processes, queued in the
     kernel (`flock`) rather than by SQLite's busy handler, which sleeps and retries: under
@@ -167,9 +172,10 @@ class Database:
         lookup_options: dict[str, Any] = (
             {LOOKUP_OPTION: True} if self.dialect == "sqlite" else {"isolation_level": "AUTOCOMMIT"}
         )
-        self.lookups: sessionmaker[Session] = sessionmaker(
-            bind=self.engine.execution_options(**lookup_options), expire_on_commit=False
-        )
+        self.lookups: Engine = self.engine.execution_options(**lookup_options)
+        self.reads: sessionmaker[Session] = sessionmaker(bind=self.lookups, expire_on_commit=False)
+        event.listen(self.reads, "before_flush", _refuse_writes)
+        self._bound: Connection | None = None
 
     @classmethod
     def bound_to(cls, connection: Connection) -> Database:
@@ -183,7 +189,9 @@ class Database:
         database.sessions = sessionmaker(
             bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
         )
-        database.lookups = database.sessions
+        database.lookups = connection.engine
+        database.reads = database.sessions
+        database._bound = connection
         database.writer_lock = None
         return database
 
@@ -204,15 +212,25 @@ class Database:
             yield session
 
     @contextmanager
-    def lookup(self) -> Iterator[Session]:
+    def lookup(self) -> Iterator[Connection]:
         """A read that changes nothing and needs no snapshot across statements (the bearer
-        token on every request): on PostgreSQL each statement runs on its own in autocommit
-        (no BEGIN/COMMIT round trips), on SQLite in a read transaction that takes no write
-        lock. It must not write: pending changes raise instead of committing."""
-        with self.lookups() as session:
+        token on every request), on a Core connection (no ORM session: it costs a third of
+        the statement, bench/profiles/api-load.md): on PostgreSQL each statement runs on
+        its own in autocommit (no BEGIN/COMMIT round trips), on SQLite in a read
+        transaction that takes no write lock, rolled back at the end. It must not write."""
+        if self._bound is not None:
+            yield self._bound
+            return
+        with self.lookups.connect() as connection:
+            yield connection
+
+    @contextmanager
+    def read_session(self) -> Iterator[Session]:
+        """A session that only reads, on the look-up connections (`lookup`): on SQLite a
+        read transaction that takes no writer lock, rolled back at the end; on PostgreSQL
+        autocommit. A flush with changes raises before anything is written."""
+        with self.reads() as session:
             yield session
-            if session.new or session.dirty or session.deleted:
-                raise RuntimeError("a look-up session does not write")
 
     def dispose(self) -> None:
         """Close every pooled connection (after a fork, or at shutdown)."""

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final, cast
+from typing import Any, Final, cast
 
 from sqlalchemy import String, Table, bindparam, func, insert, select
 from sqlalchemy.dialects import postgresql
@@ -92,16 +94,56 @@ def record(
         "review_reason": entry.review_reason.value if entry.review_reason is not None else None,
     }
     references = list(dict.fromkeys(e.reference[:160] for e in entry.entities))
+    deferred = session.info.get(_DEFERRED)
+    if deferred is not None:
+        deferred.append((values, references))
+    else:
+        _insert(session, values, references)
+    return Recorded(event_id, payload)
+
+
+def _insert(session: Session, values: dict[str, Any], references: list[str]) -> None:
     if session.get_bind().dialect.name == "postgresql":
         session.execute(_INSERT_BOTH, {**values, "entity_references": references})
-        return Recorded(event_id, payload)
+        return
     audit_id = session.execute(_INSERT_EVENT, values).scalar_one()
     if references:
         session.execute(
             _INSERT_ENTITIES,
             [{"audit_id": audit_id, "reference": reference} for reference in references],
         )
-    return Recorded(event_id, payload)
+
+
+#: Where an audited read on SQLite keeps its records until it appends them.
+_DEFERRED: Final = "exchange.audit_deferred"
+
+
+@contextmanager
+def audited_read(database: Database) -> Iterator[Session]:
+    """A use case that only reads, and audits what it read (a read, a search, a download).
+
+    On PostgreSQL, one transaction like any other (READ COMMITTED gives each statement its
+    own snapshot, so this changes nothing there). On the SQLite default, the reads run in
+    a read transaction that takes no writer lock, and the records `record()` is given are
+    appended afterwards in a short write transaction of their own, committed before this
+    returns, so before the front door sends a byte. Holding the writer lock for the whole
+    decision serialised every read on a host (bench/profiles/api-load.md); now only the
+    append queues. The decision was made on what was committed when the read began, as on
+    PostgreSQL. A use case that tries to write anything else here fails (RuntimeError)
+    before anything is written; one that raises appends nothing (its refusal is audited
+    by the front door, as everywhere)."""
+    if database.writer_lock is None:
+        with database.transaction() as session:
+            yield session
+        return
+    pending: list[tuple[dict[str, Any], list[str]]] = []
+    with database.read_session() as session:
+        session.info[_DEFERRED] = pending
+        yield session
+    if pending:
+        with database.transaction() as session:
+            for values, references in pending:
+                _insert(session, values, references)
 
 
 def record_refusal(database: Database, entry: AuditEntry, clock: Clock = _SYSTEM_CLOCK) -> None:

@@ -16,6 +16,7 @@ from functools import lru_cache
 from typing import Final
 
 from sqlalchemy import bindparam, delete, insert, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -137,11 +138,11 @@ def _scopes(granted: str) -> tuple[Scope, ...]:
     return tuple(scopes)
 
 
-def caller_for(session: Session, raw: str, now: datetime) -> AccessGrant | None:
+def caller_for(connection: Connection, raw: str, now: datetime) -> AccessGrant | None:
     """The caller an access token stands for, or None if it is unknown, expired, revoked,
     or its client has been disabled since. One query, asked afresh on every request, so a
     revocation or a disabled client is refused at once by every worker."""
-    row = session.execute(_CALLER, {"token_hash": token_hash(raw)}).first()
+    row = connection.execute(_CALLER, {"token_hash": token_hash(raw)}).first()
     if row is None:
         return None
     jti, scope, expires_at, revoked_at, client_id, enabled, org_id, ods, role, break_glass = row

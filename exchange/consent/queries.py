@@ -7,10 +7,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
-from typing import Final
+from typing import Any, Final
 
-from sqlalchemy import ColumnElement, Select, false, or_, select
+from sqlalchemy import ColumnElement, Select, bindparam, false, or_, select
 from sqlalchemy.orm import Session
 
 from exchange.codes import LOINC_SYSTEM, ConsentReview, ConsentValidity, code_system_url
@@ -131,6 +132,38 @@ def consents_of_patient(session: Session, patient_id: uuid.UUID) -> list[Consent
             .order_by(ConsentRow.date_time)
         )
     )
+
+
+#: Built once: every document read asks it (exchange/consent/cache.py).
+_CURRENT_VERSIONS: Final = (
+    select(ConsentRow.id, ConsentRow.version, ConsentRow.last_updated)
+    .where(ConsentRow.patient_id == bindparam("patient_id"))
+    .order_by(ConsentRow.date_time)
+)
+_RESOURCES: Final = select(
+    ConsentRow.id, ConsentRow.version, ConsentRow.last_updated, ConsentRow.resource
+).where(ConsentRow.id.in_(bindparam("ids", expanding=True)))
+
+
+def current_versions(
+    session: Session, patient_id: uuid.UUID
+) -> list[tuple[uuid.UUID, int, datetime]]:
+    """(id, current version, last updated) of every stored Consent of a patient, oldest
+    decision first: what the decision reads before it knows which records it holds."""
+    rows = session.execute(_CURRENT_VERSIONS, {"patient_id": patient_id})
+    return [(row[0], row[1], row[2]) for row in rows]
+
+
+def current_resources(
+    session: Session, ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, tuple[int, datetime, dict[str, Any]]]:
+    """The current (version, last updated, resource) of each of the Consents `ids`: the
+    version is read with the resource, since another version may have been committed
+    since `current_versions` answered."""
+    if not ids:
+        return {}
+    rows = session.execute(_RESOURCES, {"ids": list(ids)})
+    return {row[0]: (row[1], row[2], row[3]) for row in rows}
 
 
 def others_standing_consents(

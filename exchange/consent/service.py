@@ -35,6 +35,7 @@ from exchange.codes import (
     ReviewReason,
     code_system_url,
 )
+from exchange.consent import cache
 from exchange.consent.decision import Decision, decide
 from exchange.consent.models import ConsentRow
 from exchange.consent.profile import consent_profile_issues, decision_maker_warning
@@ -42,6 +43,8 @@ from exchange.consent.queries import (
     ConsentFilters,
     consents_of,
     consents_of_patient,
+    current_resources,
+    current_versions,
     others_standing_consents,
     visible_consent,
 )
@@ -109,18 +112,51 @@ def records_as_of(session: Session, patient: Patient, at: datetime) -> list[Cons
     """A patient's Consents as they stood at `at` (`consent.md`, "As it stood at t"): each
     with the status of its version current then, so a withdrawal after `at` does not reach
     back, and one before it counts. A Consent recorded later but dated earlier takes part
-    as first recorded (its `dateTime`, not its recording, says when it was made)."""
-    records = []
-    for row in consents_of_patient(session, patient.id):
-        resource = row.resource
-        if row.last_updated > at:
-            resource = (
-                version_as_of(session, "Consent", row.id, at)
-                or read_version(session, "Consent", row.id, 1)
-                or resource
-            )
-        records.append(consent_record(resource, str(row.id), str(patient.id)))
-    return records
+    as first recorded (its `dateTime`, not its recording, says when it was made).
+
+    Which versions are current is asked afresh every time; the parsed record of a version
+    current before `at` comes from the per-process cache when it is there
+    (`exchange/consent/cache.py`)."""
+    cached = cache.usable(session)
+    versions = current_versions(session, patient.id)
+    records: dict[uuid.UUID, ConsentRecord] = {}
+    wanted = []
+    for consent_id, version, last_updated in versions:
+        if last_updated > at:
+            records[consent_id] = _record_as_of(session, patient, consent_id, at, None)
+            continue
+        kept = cache.RECORDS.get((consent_id, version)) if cached else None
+        if kept is not None:
+            records[consent_id] = kept
+        else:
+            wanted.append(consent_id)
+    for consent_id, (version, last_updated, resource) in current_resources(session, wanted).items():
+        if last_updated > at:  # a version committed since the first look
+            records[consent_id] = _record_as_of(session, patient, consent_id, at, resource)
+            continue
+        records[consent_id] = consent_record(resource, str(consent_id), str(patient.id))
+        if cached:
+            cache.RECORDS.put((consent_id, version), records[consent_id])
+    return [records[consent_id] for consent_id, _, _ in versions]
+
+
+def _record_as_of(
+    session: Session,
+    patient: Patient,
+    consent_id: uuid.UUID,
+    at: datetime,
+    current: dict[str, Any] | None,
+) -> ConsentRecord:
+    """The record of a Consent changed since `at`, from its version current then (or its
+    first, if it was recorded later)."""
+    resource = (
+        version_as_of(session, "Consent", consent_id, at)
+        or read_version(session, "Consent", consent_id, 1)
+        or current
+    )
+    if resource is None:
+        (_, _, resource) = current_resources(session, [consent_id])[consent_id]
+    return consent_record(resource, str(consent_id), str(patient.id))
 
 
 def evaluate(
@@ -232,6 +268,7 @@ def _store_version(
 ) -> Recorded:
     """Store a new version of a Consent (a status change, checked)."""
     warning = _validity(session, patient, resource, row.id)
+    cache.mark_written(session)
     row.version += 1
     stored = stamp(_tagged(resource, warning is not None, row.contested), row.id, row.version, now)
     row.resource = stored

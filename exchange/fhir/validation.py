@@ -127,6 +127,19 @@ def validate_resource(
 _CONTROL_CHARACTER: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
+#: Every ASCII character a FHIR string may hold: printable ones, tab and line breaks.
+_ALLOWED_ASCII: Final = bytes(range(0x20, 0x7F)) + b"\t\n\r"
+
+
+def _has_control_character(text: str) -> bool:
+    """Whether `text` holds a control character R4 strings do not allow. An ASCII string
+    (the usual case, and 64 KiB of inline base64: 0.2 ms in the regular expression) is
+    checked by deleting every allowed byte at C speed and seeing whether any is left."""
+    if text.isascii():
+        return bool(text.encode("ascii").translate(None, _ALLOWED_ASCII))
+    return _CONTROL_CHARACTER.search(text) is not None
+
+
 def _control_character_issues(data: Any, path: str) -> list[Issue]:
     """Control characters anywhere in the resource (keys or values), each with its path."""
     if isinstance(data, str):
@@ -139,7 +152,7 @@ def _control_character_issues(data: Any, path: str) -> list[Issue]:
                     (path,),
                 )
             ]
-            if _CONTROL_CHARACTER.search(data)
+            if _has_control_character(data)
             else []
         )
     if isinstance(data, dict):

@@ -108,8 +108,8 @@ def test_a_sqlite_database_holds_it_for_each_transaction(tmp_path: Path) -> None
             assert _held_as_seen_by_another_process(lock_file)
         assert not _held_as_seen_by_another_process(lock_file)
         # A look-up takes no write lock: it never queues behind a writer.
-        with database.lookup() as session:
-            session.execute(text("SELECT 1"))
+        with database.lookup() as connection:
+            connection.execute(text("SELECT 1"))
             assert not _held_as_seen_by_another_process(lock_file)
     finally:
         database.dispose()

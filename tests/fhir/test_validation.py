@@ -3,13 +3,21 @@ passes; Malformed for what cannot be read, Invalid listing each problem with its
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from exchange.errors import Invalid, Issue, Malformed
 from exchange.fhir.outcome import operation_outcome
-from exchange.fhir.validation import check_coding, parse_json, validate_resource
+from exchange.fhir.validation import (
+    _has_control_character,
+    check_coding,
+    parse_json,
+    validate_resource,
+)
 
 ORGANIZATION = {"resourceType": "Organization", "name": "Example"}
 
@@ -87,3 +95,17 @@ def test_check_coding() -> None:
         check_coding({"coding": [{"system": "t", "code": "a"}]}, "s", {"a"}, "X.y")[0].code
         == "code-invalid"
     )
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=0x200), max_size=40))
+def test_the_control_character_check_agrees_with_r4s_pattern(text: str) -> None:
+    # The fast ASCII path must refuse exactly what R4's `[ \r\n\t\S]+` does.
+    expected = re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", text) is not None
+    assert _has_control_character(text) is expected
+
+
+def test_a_control_character_in_inline_base64_is_refused_at_its_path() -> None:
+    body = {**ORGANIZATION, "alias": ["QUJD" * 20_000 + "\x0b"]}
+    with pytest.raises(Invalid) as caught:
+        validate_resource(body, "Organization")
+    assert caught.value.issues[0].expression == ("Organization.alias[0]",)

@@ -34,8 +34,8 @@ def authenticate() -> None:
         token = token.strip()
         if scheme.lower() != "bearer" or not token or len(token) > 512:
             raise invalid_token("the Authorization header must be 'Bearer <access token>'")
-        with services().database.lookup() as session:
-            g.caller = caller_for(session, token, services().clock.now())
+        with services().database.lookup() as connection:
+            g.caller = caller_for(connection, token, services().clock.now())
         if g.caller is None:
             raise invalid_token("the access token is not valid (unknown, expired or revoked)")
     if g.caller is None:

@@ -18,6 +18,7 @@ from exchange.api.fhir import bp
 from exchange.api.fhir.responses import fhir_response
 from exchange.api.fhir.rest import resource_uuid, write_response
 from exchange.api.guards import requires_scope
+from exchange.audit.service import audited_read
 from exchange.documents import service
 from exchange.documents.content import INLINE_CONTENT_LIMIT, media_type
 from exchange.fhir.capability import ResourceCapability
@@ -64,7 +65,7 @@ def binary_create() -> Response:
 def binary_read(resource_id: str) -> Response:
     """The decrypted content, streamed with its digests; FHIR JSON when asked for it."""
     ctx = services()
-    with ctx.database.transaction() as session:
+    with audited_read(ctx.database) as session:
         disclosure = service.read_binary(
             session, request_caller(), resource_uuid("Binary", resource_id), ctx.clock.now()
         )

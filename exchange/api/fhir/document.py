@@ -34,6 +34,7 @@ from exchange.api.fhir.search import (
     split_values,
 )
 from exchange.api.guards import requires_scope
+from exchange.audit.service import audited_read
 from exchange.documents import service
 from exchange.documents.profile import DOCUMENT_STATUSES
 from exchange.documents.queries import DocumentFilters, SortKey, Token
@@ -100,7 +101,7 @@ def document_create() -> Response:
 def document_read(resource_id: str) -> Response:
     """Read a document's metadata, if the access decision allows."""
     ctx = services()
-    with ctx.database.transaction() as session:
+    with audited_read(ctx.database) as session:
         resource = service.read_document(
             session,
             request_caller(),
@@ -172,7 +173,7 @@ def document_search() -> Response:
     filters = _filters(search)
     paging = search.paging(descending=sort.startswith("-"))
     ctx = services()
-    with ctx.database.transaction() as session:
+    with audited_read(ctx.database) as session:
         found = service.search_documents(
             session,
             request_caller(),
@@ -195,7 +196,7 @@ def document_search() -> Response:
 def document_vread(resource_id: str, version: str) -> Response:
     """One version of a document's metadata, under the same decision as a read."""
     ctx = services()
-    with ctx.database.transaction() as session:
+    with audited_read(ctx.database) as session:
         stored = service.read_document_version(
             session,
             request_caller(),
@@ -211,7 +212,7 @@ def document_vread(resource_id: str, version: str) -> Response:
 def document_history(resource_id: str) -> Response:
     """Every version of a document's metadata."""
     ctx = services()
-    with ctx.database.transaction() as session:
+    with audited_read(ctx.database) as session:
         versions = service.document_history(
             session,
             request_caller(),
