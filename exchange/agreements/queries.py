@@ -11,6 +11,7 @@ from sqlalchemy import BindParameter, and_, bindparam, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from exchange.agreements.models import Agreement, AgreementParty, AgreementPurpose
+from exchange.db import core_connection
 
 
 def _in_force(on: date | BindParameter[date]) -> object:
@@ -45,9 +46,13 @@ def agreement_between(
 ) -> uuid.UUID | None:
     """The id of an executed agreement in force on `on` between two organisations covering
     `purpose` (the earliest registered, for a stable audit record), or None. One query."""
-    return session.scalars(
-        _AGREEMENT_BETWEEN, {"first": first, "second": second, "purpose": purpose, "on": on}
-    ).first()
+    return (
+        core_connection(session)
+        .execute(
+            _AGREEMENT_BETWEEN, {"first": first, "second": second, "purpose": purpose, "on": on}
+        )
+        .scalar()
+    )
 
 
 def uncovered_purposes(

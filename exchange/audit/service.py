@@ -24,7 +24,7 @@ from exchange.audit.chain import canonical_json
 from exchange.audit.events import AuditEntry, to_fhir
 from exchange.audit.models import AuditEntityRef, AuditRecord
 from exchange.clock import Clock, SystemClock
-from exchange.db import Database
+from exchange.db import Database, core_connection
 
 log = logging.getLogger(__name__)
 
@@ -103,12 +103,13 @@ def record(
 
 
 def _insert(session: Session, values: dict[str, Any], references: list[str]) -> None:
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(_INSERT_BOTH, {**values, "entity_references": references})
+    connection = core_connection(session)
+    if connection.dialect.name == "postgresql":
+        connection.execute(_INSERT_BOTH, {**values, "entity_references": references})
         return
-    audit_id = session.execute(_INSERT_EVENT, values).scalar_one()
+    audit_id = connection.execute(_INSERT_EVENT, values).scalar_one()
     if references:
-        session.execute(
+        connection.execute(
             _INSERT_ENTITIES,
             [{"audit_id": audit_id, "reference": reference} for reference in references],
         )
@@ -122,24 +123,32 @@ _DEFERRED: Final = "exchange.audit_deferred"
 def audited_read(database: Database) -> Iterator[Session]:
     """A use case that only reads, and audits what it read (a read, a search, a download).
 
-    On PostgreSQL, one transaction like any other (READ COMMITTED gives each statement its
-    own snapshot, so this changes nothing there). On the SQLite default, the reads run in
-    a read transaction that takes no writer lock, and the records `record()` is given are
-    appended afterwards in a short write transaction of their own, committed before this
-    returns, so before the front door sends a byte. Holding the writer lock for the whole
-    decision serialised every read on a host (bench/profiles/api-load.md); now only the
-    append queues. The decision was made on what was committed when the read began, as on
-    PostgreSQL. A use case that tries to write anything else here fails (RuntimeError)
-    before anything is written; one that raises appends nothing (its refusal is audited
-    by the front door, as everywhere)."""
-    if database.writer_lock is None:
+    Its reads run outside any write transaction, and the records `record()` is given are
+    appended when the block ends, committed before this returns, so before the front door
+    sends a byte; a use case that raises appends nothing (its refusal is audited by the
+    front door, as everywhere), and one that tries to write anything else fails
+    (RuntimeError) before anything is written. The decision is made on what was committed
+    as each statement ran, as READ COMMITTED always gave it (bench/profiles/api-load.md):
+
+    - PostgreSQL: the reads in autocommit, and the one record a read makes appended by one
+      statement that commits itself: no BEGIN and COMMIT round trips (several records
+      commit together in a transaction of their own).
+    - SQLite: the reads in a read transaction that takes no writer lock, the records
+      appended in a short write transaction; holding the writer lock for the whole
+      decision serialised every read on the host.
+    - A SQLite database without a writer lock (in memory, or a test's rolled-back
+      connection): one transaction, as before."""
+    pending: list[tuple[dict[str, Any], list[str]]] = []
+    if database.dialect != "postgresql" and database.writer_lock is None:
         with database.transaction() as session:
             yield session
         return
-    pending: list[tuple[dict[str, Any], list[str]]] = []
     with database.read_session() as session:
         session.info[_DEFERRED] = pending
         yield session
+        del session.info[_DEFERRED]
+        if database.dialect == "postgresql" and len(pending) == 1:
+            _insert(session, *pending.pop())
     if pending:
         with database.transaction() as session:
             for values, references in pending:

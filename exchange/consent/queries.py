@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from exchange.codes import LOINC_SYSTEM, ConsentReview, ConsentValidity, code_system_url
 from exchange.consent.models import ConsentRow
 from exchange.consent.profile import PATIENT_CONSENT_LOINC
+from exchange.db import core_connection
 from exchange.patients.models import Patient
 from exchange.patients.service import in_care_of
 from exchange.search import DateRange
@@ -150,7 +151,7 @@ def current_versions(
 ) -> list[tuple[uuid.UUID, int, datetime]]:
     """(id, current version, last updated) of every stored Consent of a patient, oldest
     decision first: what the decision reads before it knows which records it holds."""
-    rows = session.execute(_CURRENT_VERSIONS, {"patient_id": patient_id})
+    rows = core_connection(session).execute(_CURRENT_VERSIONS, {"patient_id": patient_id})
     return [(row[0], row[1], row[2]) for row in rows]
 
 
@@ -162,7 +163,7 @@ def current_resources(
     since `current_versions` answered."""
     if not ids:
         return {}
-    rows = session.execute(_RESOURCES, {"ids": list(ids)})
+    rows = core_connection(session).execute(_RESOURCES, {"ids": list(ids)})
     return {row[0]: (row[1], row[2], row[3]) for row in rows}
 
 

@@ -1,4 +1,5 @@
-"""`audited_read` on the SQLite default: the reads take no writer lock, so writers go on
+"""`audited_read`, on a real database of each backend: the reads hold no write lock (on
+SQLite, not the writer lock; on PostgreSQL, no transaction at all), so writers go on
 meanwhile; the records are appended and committed when the block ends (before a front
 door sends anything); a write inside fails before anything is written; a read that raises
 appends nothing. Over HTTP, every document read, search and download runs through it
@@ -8,13 +9,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from exchange import migrate
 from exchange.audit.events import Entity
 from exchange.audit.models import AuditEntityRef, AuditRecord
 from exchange.audit.service import audited_read, record
@@ -24,10 +23,9 @@ from tests.factories import audit_entry
 
 
 @pytest.fixture
-def database(tmp_path: Path) -> Iterator[Database]:
-    url = f"sqlite:///{tmp_path / 'exchange.db'}"
-    migrate.upgrade(url)
-    database = Database(url)
+def database(fresh_database_url: str) -> Iterator[Database]:
+    """A migrated database of the test's backend (a SQLite file has its writer lock)."""
+    database = Database(fresh_database_url)
     yield database
     database.dispose()
 
