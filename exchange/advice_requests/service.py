@@ -51,12 +51,12 @@ from exchange.advice_requests.workflow import (
 )
 from exchange.agreements.models import Organisation
 from exchange.agreements.queries import agreement_between
+from exchange.agreements.resources import organisation_reference
 from exchange.audit.events import AuditKind, Entity
 from exchange.audit.service import record
 from exchange.caller import Caller
 from exchange.clock import LONDON, london_date
 from exchange.codes import (
-    ODS_SYSTEM,
     AccessDenialReason,
     TaskInputType,
     TaskType,
@@ -93,14 +93,6 @@ OWNER_ROLES: Final = {
     TaskType.DCO_QUALITY_ASSURANCE: frozenset({"icb"}),
     TaskType.TRIBUNAL_HEALTH_RESPONSE: frozenset({"icb"}),
 }
-
-
-def organisation_reference(organisation: Organisation) -> dict[str, Any]:
-    """How the server writes an organisation reference."""
-    return {
-        "identifier": {"system": ODS_SYSTEM, "value": organisation.ods},
-        "display": organisation.name,
-    }
 
 
 def _tribunal_order_received(resource: dict[str, Any]) -> date | None:

@@ -24,9 +24,10 @@ from typing import Any
 from sqlalchemy.orm import Session, load_only
 
 from exchange.advice_requests.models import TaskRow
-from exchange.advice_requests.service import organisation_reference, roles_of
+from exchange.advice_requests.service import roles_of
 from exchange.advice_requests.workflow import OWNER, REQUESTER
 from exchange.agreements.models import Organisation
+from exchange.agreements.resources import organisation_reference
 from exchange.audit.events import AuditKind, Entity, Outcome
 from exchange.audit.service import record
 from exchange.caller import Caller
