@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Final
 
 from sqlalchemy import func, select
@@ -108,7 +108,7 @@ def assessment_pool(records: list[ConsentRecord]) -> list[CapacityAssessment]:
     return [a for r in records if r.status != "entered-in-error" for a in r.assessments]
 
 
-def records_as_of(session: Session, patient: Patient, at: datetime) -> list[ConsentRecord]:
+def records_as_of(session: Session, patient_id: uuid.UUID, at: datetime) -> list[ConsentRecord]:
     """A patient's Consents as they stood at `at` (`consent.md`, "As it stood at t"): each
     with the status of its version current then, so a withdrawal after `at` does not reach
     back, and one before it counts. A Consent recorded later but dated earlier takes part
@@ -118,12 +118,12 @@ def records_as_of(session: Session, patient: Patient, at: datetime) -> list[Cons
     current before `at` comes from the per-process cache when it is there
     (`exchange/consent/cache.py`)."""
     cached = cache.usable(session)
-    versions = current_versions(session, patient.id)
+    versions = current_versions(session, patient_id)
     records: dict[uuid.UUID, ConsentRecord] = {}
     wanted = []
     for consent_id, version, last_updated in versions:
         if last_updated > at:
-            records[consent_id] = _record_as_of(session, patient, consent_id, at, None)
+            records[consent_id] = _record_as_of(session, patient_id, consent_id, at, None)
             continue
         kept = cache.RECORDS.get((consent_id, version)) if cached else None
         if kept is not None:
@@ -132,9 +132,9 @@ def records_as_of(session: Session, patient: Patient, at: datetime) -> list[Cons
             wanted.append(consent_id)
     for consent_id, (version, last_updated, resource) in current_resources(session, wanted).items():
         if last_updated > at:  # a version committed since the first look
-            records[consent_id] = _record_as_of(session, patient, consent_id, at, resource)
+            records[consent_id] = _record_as_of(session, patient_id, consent_id, at, resource)
             continue
-        records[consent_id] = consent_record(resource, str(consent_id), str(patient.id))
+        records[consent_id] = consent_record(resource, str(consent_id), str(patient_id))
         if cached:
             cache.RECORDS.put((consent_id, version), records[consent_id])
     return [records[consent_id] for consent_id, _, _ in versions]
@@ -142,7 +142,7 @@ def records_as_of(session: Session, patient: Patient, at: datetime) -> list[Cons
 
 def _record_as_of(
     session: Session,
-    patient: Patient,
+    patient_id: uuid.UUID,
     consent_id: uuid.UUID,
     at: datetime,
     current: dict[str, Any] | None,
@@ -156,7 +156,7 @@ def _record_as_of(
     )
     if resource is None:
         (_, _, resource) = current_resources(session, [consent_id])[consent_id]
-    return consent_record(resource, str(consent_id), str(patient.id))
+    return consent_record(resource, str(consent_id), str(patient_id))
 
 
 def evaluate(
@@ -164,7 +164,20 @@ def evaluate(
 ) -> Decision:
     """The consent decision at `at` for disclosing this patient's information to
     `recipient`, over the Consents as they stood then."""
-    return decide(patient.birth_date, records_as_of(session, patient, at), recipient, purpose, at)
+    return evaluate_for(session, patient.id, patient.birth_date, recipient, purpose, at)
+
+
+def evaluate_for(
+    session: Session,
+    patient_id: uuid.UUID,
+    birth_date: date,
+    recipient: str,
+    purpose: str,
+    at: datetime,
+) -> Decision:
+    """`evaluate`, given the patient's id and birth date (a document read has them from
+    the query that found the document)."""
+    return decide(birth_date, records_as_of(session, patient_id, at), recipient, purpose, at)
 
 
 # --- storing ------------------------------------------------------------------------------

@@ -33,8 +33,10 @@ from exchange.audit.service import record
 from exchange.caller import Caller
 from exchange.codes import CONFIDENTIALITY_SYSTEM, EXT_SHA256, AccessDenialReason, ReviewReason
 from exchange.documents.access import (
+    Decidable,
     Decided,
     DocumentDecision,
+    ReadableDocument,
     check_justification,
     decide_binary,
     decide_document,
@@ -100,12 +102,14 @@ def _id(text: str, resource_type: str) -> uuid.UUID:
         raise NotFound(resource_type) from None
 
 
-def _custodian_ods(session: Session, document: DocumentRow) -> str | None:
+def _custodian_ods(session: Session, document: Decidable) -> str | None:
+    if isinstance(document, ReadableDocument):
+        return document.custodian_ods
     organisation = session.get(Organisation, document.custodian_id)
     return organisation.ods if organisation else None
 
 
-def _subject(session: Session, document: DocumentRow, decision: DocumentDecision) -> Subject:
+def _subject(session: Session, document: Decidable, decision: DocumentDecision) -> Subject:
     """What a read of `document` concerns: the document, its patient, and the agreement
     and Consents that decided it; and its custodian, whose audit trail shows the read."""
     entities = [
@@ -119,7 +123,7 @@ def _subject(session: Session, document: DocumentRow, decision: DocumentDecision
 
 
 def _allowed(
-    session: Session, document: DocumentRow, decision: DocumentDecision, unseen: NotFound
+    session: Session, document: Decidable, decision: DocumentDecision, unseen: NotFound
 ) -> Subject:
     """What an allowed read concerns. Refused: `unseen` for a caller who may not know the
     document exists, else AccessDenied naming what refused it (audited with it once the
@@ -160,13 +164,12 @@ def _record_read(
 
 def _readable_document(
     session: Session, caller: Caller, document_id: uuid.UUID, kind: AuditKind, now: datetime
-) -> DocumentRow:
+) -> ReadableDocument:
     """The document, if the read decision allows the caller to read it; the read audited."""
-    found = readable_document(session, document_id, caller)
-    if found is None:
+    document = readable_document(session, document_id, caller)
+    if document is None:
         raise NotFound("DocumentReference", document_id)
-    document, related = found
-    decision = decide_document(session, document, caller, now, related=related)
+    decision = decide_document(session, document, caller, now, related=document.related)
     subject = _allowed(session, document, decision, NotFound("DocumentReference", document_id))
     _record_read(session, caller, kind, subject, decision, now)
     return document
