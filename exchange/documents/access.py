@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date as Day
+from datetime import datetime
 from typing import Any, Final, TypeVar
 
 from sqlalchemy import BindParameter, ColumnElement, Select, and_, bindparam, exists, or_, select
@@ -71,10 +72,12 @@ class ReadableDocument:
     custodian_id: uuid.UUID
     task_id: uuid.UUID
     status: str
+    date: datetime
+    last_updated: datetime
     resource: dict[str, Any]
     task_type: str
     task_reason: str | None
-    birth_date: date
+    birth_date: Day
     custodian_ods: str
     related: bool
 
@@ -254,9 +257,10 @@ def with_decision_context(statement: _Statement) -> _Statement:
     )
 
 
-def _readable_statement(icb: bool) -> Select[Any]:
-    reader = bindparam("reader", type_=DocumentRow.custodian_id.type)
-    role = OrganisationRole.ICB if icb else OrganisationRole.LA
+def decision_select(related: ColumnElement[bool]) -> Select[Any]:
+    """SQL: documents with what deciding a read of each needs and whether the reader is
+    `related`, in the columns `readable_documents` makes `ReadableDocument`s of; a caller
+    adds the conditions."""
     return (
         select(
             DocumentRow.id,
@@ -264,17 +268,50 @@ def _readable_statement(icb: bool) -> Select[Any]:
             DocumentRow.custodian_id,
             DocumentRow.task_id,
             DocumentRow.status,
+            DocumentRow.date,
+            DocumentRow.last_updated,
             DocumentRow.resource,
             TaskRow.task_type,
             TaskRow.reason,
             Patient.birth_date,
             Organisation.ods,
-            related_to(reader, role),
+            related,
         )
         .join(TaskRow, TaskRow.id == DocumentRow.task_id)
         .join(Patient, Patient.id == DocumentRow.patient_id)
         .join(Organisation, Organisation.id == DocumentRow.custodian_id)
-        .where(DocumentRow.id == bindparam("document_id"))
+    )
+
+
+def readable_documents(
+    session: Session, statement: Select[Any], parameters: dict[str, Any] | None = None
+) -> list[ReadableDocument]:
+    """The documents a `decision_select` statement finds, run on the session's connection."""
+    return [
+        ReadableDocument(
+            id=row[0],
+            patient_id=row[1],
+            custodian_id=row[2],
+            task_id=row[3],
+            status=row[4],
+            date=row[5],
+            last_updated=row[6],
+            resource=row[7],
+            task_type=row[8],
+            task_reason=row[9],
+            birth_date=row[10],
+            custodian_ods=row[11],
+            related=bool(row[12]),
+        )
+        for row in core_connection(session).execute(statement, parameters or {})
+    ]
+
+
+def _readable_statement(icb: bool) -> Select[Any]:
+    reader = bindparam("reader", type_=DocumentRow.custodian_id.type)
+    role = OrganisationRole.ICB if icb else OrganisationRole.LA
+    return decision_select(related_to(reader, role)).where(
+        DocumentRow.id == bindparam("document_id")
     )
 
 
@@ -289,27 +326,10 @@ def readable_document(
     """A document, what deciding a read of it needs, and whether the reader is related to
     it, in one query on the session's connection (None: no such document)."""
     statement = _READABLE[reader.role == OrganisationRole.ICB]
-    row = (
-        core_connection(session)
-        .execute(statement, {"reader": reader.organisation_id, "document_id": document_id})
-        .first()
+    found = readable_documents(
+        session, statement, {"reader": reader.organisation_id, "document_id": document_id}
     )
-    if row is None:
-        return None
-    (document, patient, custodian, task, status, resource, task_type, reason, born, ods) = row[:10]
-    return ReadableDocument(
-        id=document,
-        patient_id=patient,
-        custodian_id=custodian,
-        task_id=task,
-        status=status,
-        resource=resource,
-        task_type=task_type,
-        task_reason=reason,
-        birth_date=born,
-        custodian_ods=ods,
-        related=bool(row[10]),
-    )
+    return found[0] if found else None
 
 
 def decide_binary(
@@ -357,7 +377,9 @@ __all__ = [
     "check_justification",
     "decide_binary",
     "decide_document",
+    "decision_select",
     "readable_document",
+    "readable_documents",
     "related_to",
     "with_decision_context",
 ]

@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy import ColumnElement, Select, select, true
 
 from exchange.agreements.models import Organisation
 from exchange.caller import Caller
-from exchange.documents.access import related_to, with_decision_context
+from exchange.documents.access import Decidable, decision_select, related_to
 from exchange.documents.models import DocumentRow
 from exchange.patients.models import Patient
 from exchange.search import DateRange
@@ -81,13 +81,12 @@ def conditions(filters: DocumentFilters) -> list[ColumnElement[bool]]:
     return clauses
 
 
-def related_documents(caller: Caller, filters: DocumentFilters) -> Select[DocumentRow]:
+def related_documents(caller: Caller, filters: DocumentFilters) -> Select[Any]:
     """The documents matching `filters` that the caller's organisation holds or is related
-    to; whether it may read each is still to be decided."""
-    return with_decision_context(
-        select(DocumentRow).where(
-            related_to(caller.organisation_id, caller.role), *conditions(filters)
-        )
+    to, with what deciding a read of each needs (`access.readable_documents` reads them);
+    whether it may read each is still to be decided."""
+    return decision_select(true()).where(
+        related_to(caller.organisation_id, caller.role), *conditions(filters)
     )
 
 
@@ -128,6 +127,6 @@ def matches_resource(resource: dict[str, Any], filters: DocumentFilters) -> bool
     )
 
 
-def sort_position(document: DocumentRow, sort: SortKey) -> tuple[Any, str]:
+def sort_position(document: Decidable, sort: SortKey) -> tuple[Any, str]:
     """A document's place in a search sorted by `sort`: (the sort value, its id)."""
     return (document.date if sort == "date" else document.last_updated, str(document.id))

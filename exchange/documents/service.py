@@ -41,6 +41,7 @@ from exchange.documents.access import (
     decide_binary,
     decide_document,
     readable_document,
+    readable_documents,
 )
 from exchange.documents.content import INLINE_CONTENT_LIMIT
 from exchange.documents.housekeeping import UNATTACHED_LIFETIME
@@ -559,11 +560,11 @@ def search_documents(
     counts only what the caller may see; each left out for consent (or a break-glass
     refusal) is still audited as a refused disclosure (`access.md`)."""
     check_justification(caller)
-    shown: list[DocumentRow] = []
+    shown: list[ReadableDocument] = []
     # One agreement per custodian and one consent decision per patient (and purpose), not
     # one per document; the query found only documents the caller is related to.
     decided = Decided()
-    for document in session.scalars(related_documents(caller, filters)):
+    for document in readable_documents(session, related_documents(caller, filters)):
         if not matches_resource(document.resource, filters):
             continue
         decision = decide_document(session, document, caller, now, decided, related=True)
