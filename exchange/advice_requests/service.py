@@ -18,7 +18,7 @@ from datetime import date, datetime
 from typing import Any, Final
 
 import jsonpatch
-from sqlalchemy import bindparam, delete, func, select
+from sqlalchemy import and_, bindparam, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -62,6 +62,7 @@ from exchange.codes import (
     TaskType,
     code_system_url,
 )
+from exchange.db import core_connection
 from exchange.errors import (
     AccessDenied,
     Forbidden,
@@ -194,6 +195,35 @@ _ROLES: Final = select(TaskParty.role).where(
 def roles_of(session: Session, task_id: uuid.UUID, organisation_id: uuid.UUID) -> set[str]:
     """The organisation's roles in a Task (empty: no relationship, so 404)."""
     return set(session.scalars(_ROLES, {"task_id": task_id, "organisation_id": organisation_id}))
+
+
+_PATIENT_AND_ROLES: Final = (
+    select(TaskRow.patient_id, TaskParty.role)
+    .outerjoin(
+        TaskParty,
+        and_(
+            TaskParty.task_id == TaskRow.id,
+            TaskParty.organisation_id == bindparam("organisation_id"),
+        ),
+    )
+    .where(TaskRow.id == bindparam("task_id"))
+)
+
+
+def patient_and_roles(
+    session: Session, task_id: uuid.UUID, organisation_id: uuid.UUID
+) -> tuple[uuid.UUID, set[str]] | None:
+    """A Task's patient and the organisation's roles in it, in one query on the session's
+    connection (a document upload asks it: bench/profiles/api-load.md); None if there is
+    no such Task."""
+    rows = (
+        core_connection(session)
+        .execute(_PATIENT_AND_ROLES, {"task_id": task_id, "organisation_id": organisation_id})
+        .all()
+    )
+    if not rows:
+        return None
+    return rows[0][0], {role for _, role in rows if role is not None}
 
 
 def apply_change(

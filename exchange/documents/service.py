@@ -21,10 +21,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.orm import Session, load_only
+from sqlalchemy.orm import Session
 
-from exchange.advice_requests.models import TaskRow
-from exchange.advice_requests.service import roles_of
+from exchange.advice_requests.service import patient_and_roles
 from exchange.advice_requests.workflow import OWNER, REQUESTER
 from exchange.agreements.models import Organisation
 from exchange.agreements.resources import organisation_reference
@@ -374,19 +373,16 @@ def attach_document(
         if patient is None:
             raise NotFound("Patient", subject[8:])
     tasks = related_task_ids(data)
-    # Only which patient the Task is for: its resource is not needed here.
-    task = (
-        session.get(TaskRow, _id(tasks[0], "Task"), options=[load_only(TaskRow.patient_id)])
-        if tasks
-        else None
-    )
-    roles = roles_of(session, task.id, caller.organisation_id) if task is not None else set()
+    # Only which patient the Task is for, and the caller's roles in it.
+    task_id = _id(tasks[0], "Task") if tasks else None
+    found = patient_and_roles(session, task_id, caller.organisation_id) if task_id else None
+    task_patient_id, roles = found if found is not None else (None, set())
     if tasks and not roles:
         raise NotFound("Task", tasks[0])
     resource = validate_resource(data, "DocumentReference", document_profile_issues)
-    if patient is None or task is None:
+    if patient is None or task_id is None:
         raise NotFound("Patient")
-    if task.patient_id != patient.id:
+    if task_patient_id != patient.id:
         raise invalid("DocumentReference.context.related", "the Task is for another patient")
     doc_type = document_type_of(resource) or ""
     expected_role = REQUESTER if doc_type in LA_DOCUMENT_TYPES else OWNER
@@ -423,7 +419,7 @@ def attach_document(
             id=document_id,
             patient_id=patient.id,
             custodian_id=custodian.id,
-            task_id=task.id,
+            task_id=task_id,
             binary_id=binary.id,
             doc_type=doc_type,
             status=stored["status"],
@@ -440,7 +436,7 @@ def attach_document(
         Entity(f"DocumentReference/{document_id}"),
         Entity(f"Binary/{binary.id}"),
         Entity(f"Patient/{patient.id}", "patient"),
-        Entity(f"Task/{task.id}"),
+        Entity(f"Task/{task_id}"),
     ]
     entities += [Entity(f"DocumentReference/{old}") for old in superseded]
     record(

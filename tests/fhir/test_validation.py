@@ -109,3 +109,23 @@ def test_a_control_character_in_inline_base64_is_refused_at_its_path() -> None:
     with pytest.raises(Invalid) as caught:
         validate_resource(body, "Organization")
     assert caught.value.issues[0].expression == ("Organization.alias[0]",)
+
+
+@pytest.mark.parametrize(
+    ("body", "refused"),
+    [
+        (b"[" * 64 + b"]" * 64, False),  # exactly the limit
+        (b"[" * 65 + b"]" * 65, True),
+        # Many brackets, but in strings or side by side: shallow, so read.
+        (b'["' + b"[{" * 500 + b'"]', False),
+        (b"[" + b"[]," * 500 + b"[]]", False),
+        (b'{"a":' * 40 + b'["x"' + b"]" + b"}" * 40, False),
+        (b'{"a":' * 40 + b"[" * 30 + b"]" * 30 + b"}" * 40, True),
+    ],
+)
+def test_nesting_is_measured_not_guessed(body: bytes, refused: bool) -> None:
+    if refused:
+        with pytest.raises(Malformed, match="nested deeper"):
+            parse_json(body)
+    else:
+        parse_json(body)
