@@ -272,10 +272,10 @@ def decision_select(related: ColumnElement[bool]) -> Select[Any]:
             DocumentRow.last_updated,
             DocumentRow.resource,
             TaskRow.task_type,
-            TaskRow.reason,
+            TaskRow.reason.label("task_reason"),
             Patient.birth_date,
-            Organisation.ods,
-            related,
+            Organisation.ods.label("custodian_ods"),
+            related.label("related"),
         )
         .join(TaskRow, TaskRow.id == DocumentRow.task_id)
         .join(Patient, Patient.id == DocumentRow.patient_id)
@@ -287,22 +287,9 @@ def readable_documents(
     session: Session, statement: Select[Any], parameters: dict[str, Any] | None = None
 ) -> list[ReadableDocument]:
     """The documents a `decision_select` statement finds, run on the session's connection."""
+    # The columns are labelled as the fields are named (`decision_select`).
     return [
-        ReadableDocument(
-            id=row[0],
-            patient_id=row[1],
-            custodian_id=row[2],
-            task_id=row[3],
-            status=row[4],
-            date=row[5],
-            last_updated=row[6],
-            resource=row[7],
-            task_type=row[8],
-            task_reason=row[9],
-            birth_date=row[10],
-            custodian_ods=row[11],
-            related=bool(row[12]),
-        )
+        ReadableDocument(**{**row._mapping, "related": bool(row.related)})
         for row in core_connection(session).execute(statement, parameters or {})
     ]
 
