@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -282,6 +283,11 @@ def _signed_in(
     row.ended = now
     _audit(session, AuditKind.LOGIN, _actor(user, address), now, request_id, details=details)
     return _new_session(session, user, Stage.ACTIVE, now)
+
+
+#: A sign-in step that checks a code from an authenticator app (`verify_code`,
+#: `confirm_enrolment`), as the console's front door submits it.
+CodeCheck = Callable[[Session, str, str, str | None, str | None, datetime], Proceed | Refused]
 
 
 def verify_code(

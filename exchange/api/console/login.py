@@ -98,18 +98,13 @@ def login() -> Response:
     )
 
 
-@bp.route("/login/code", methods=["GET", "POST"])
-def login_code() -> Response:
-    """Step 2: the code from the person's authenticator app."""
-    next_page = request.values.get("next")
-    token = security.session_token()
-    if token is None or not _at_stage(Stage.PASSWORD):
-        return redirect(url_for("console.login", next=next_page))
-    if request.method == "GET":
-        return render("console/login_code.jinja", "Enter your security code", next_page=next_page)
+def _submit_code(check: users.CodeCheck, token: str, next_page: str | None) -> Response | None:
+    """Submit the form's code to `check`: the response that follows (signed in, or back
+    to the start when locked out or the sign-in has gone), or None when the code was
+    wrong and the form is shown again."""
     ctx = services()
     with ctx.database.transaction() as session:
-        result = users.verify_code(
+        result = check(
             session,
             token,
             request.form.get("code", "")[:32],
@@ -121,6 +116,21 @@ def login_code() -> Response:
         return _proceed(result, next_page)
     if result.locked or result.reason == "no-sign-in":
         return _start_again()
+    return None
+
+
+@bp.route("/login/code", methods=["GET", "POST"])
+def login_code() -> Response:
+    """Step 2: the code from the person's authenticator app."""
+    next_page = request.values.get("next")
+    token = security.session_token()
+    if token is None or not _at_stage(Stage.PASSWORD):
+        return redirect(url_for("console.login", next=next_page))
+    if request.method == "GET":
+        return render("console/login_code.jinja", "Enter your security code", next_page=next_page)
+    answered = _submit_code(users.verify_code, token, next_page)
+    if answered is not None:
+        return answered
     return render(
         "console/login_code.jinja",
         "Enter your security code",
@@ -194,19 +204,9 @@ def login_authenticator() -> Response:
     ctx = services()
     errors: dict[str, str] = {}
     if request.method == "POST":
-        with ctx.database.transaction() as session:
-            result = users.confirm_enrolment(
-                session,
-                token,
-                request.form.get("code", "")[:32],
-                _address(),
-                g.get("request_id"),
-                ctx.clock.now(),
-            )
-        if isinstance(result, Proceed):
-            return _proceed(result, next_page)
-        if result.locked or result.reason == "no-sign-in":
-            return _start_again()
+        answered = _submit_code(users.confirm_enrolment, token, next_page)
+        if answered is not None:
+            return answered
         errors["code"] = _WRONG_CODE
     with ctx.database.transaction() as session:
         enrolment = users.enrolment(session, token, ctx.clock.now())
