@@ -170,5 +170,15 @@ def conditions(filters: TaskFilters, today: date) -> list[ColumnElement[bool]]:
 
 
 def tasks_of(organisation_id: uuid.UUID, filters: TaskFilters, today: date) -> Select[TaskRow]:
-    """The Tasks `organisation_id` takes part in that match `filters` on `today`."""
-    return select(TaskRow).where(taking_part(organisation_id), *conditions(filters, today))
+    """The Tasks `organisation_id` takes part in that match `filters` on `today`.
+
+    A work list (the caller's own Tasks as owner, or as requester) needs no check that the
+    caller takes part: a Task's owner and requester are always among its parties (the use
+    cases add them with the Task and move the owner's row when it is forwarded). Asking
+    anyway cost a hash of every Task the organisation ever took part in, whatever the
+    list's length (bench/RESULTS.md, national scale)."""
+    own_list = [organisation_id] in (list(filters.owners or ()), list(filters.requesters or ()))
+    conditions_ = conditions(filters, today)
+    if own_list:
+        return select(TaskRow).where(*conditions_)
+    return select(TaskRow).where(taking_part(organisation_id), *conditions_)

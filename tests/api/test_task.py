@@ -10,8 +10,11 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import and_, exists, select
+from sqlalchemy.orm import Session
 
+from exchange.advice_requests.models import TaskParty, TaskRow
+from exchange.advice_requests.workflow import OWNER, REQUESTER
 from exchange.audit.events import Outcome
 from exchange.audit.models import AuditRecord
 from exchange.db import Database
@@ -486,3 +489,51 @@ def test_search(world: Scenario, clock: FrozenClock) -> None:
     following = next(link["url"] for link in page["link"] if link["relation"] == "next")
     second_page = world.get(following.replace("http://localhost", ""), LA).get_json()
     assert [e["resource"]["id"] for e in second_page["entry"]] == [first["id"]]
+
+
+def _ids(world: Scenario, who: str, query: str) -> set[str]:
+    bundle = world.get(f"/fhir/Task?{query}", who).get_json()
+    return {entry["resource"]["id"] for entry in bundle.get("entry", [])}
+
+
+def test_work_lists_follow_the_owner_and_never_show_anothers_tasks(
+    world: Scenario, db: Database
+) -> None:
+    # The caller's own work list skips the "takes part" probe (implied: a Task's owner
+    # and requester are always its parties); anyone else's list still asks it.
+    kept, forwarded = _request(world), _request(world)
+    _put(
+        world,
+        PROVIDER,
+        forwarded,
+        status="requested",
+        statusReason=status_reason("forwarded"),
+        owner={"identifier": {"system": ODS, "value": "ICB01"}},
+    )
+    own = f"owner={ODS}|PRV01&status=requested"
+    assert {kept["id"]} <= _ids(world, PROVIDER, own)
+    assert forwarded["id"] not in _ids(world, PROVIDER, own)
+    assert forwarded["id"] in _ids(world, ICB, f"owner={ODS}|ICB01")
+    assert kept["id"] in _ids(world, LA, f"requester={ODS}|LA01")
+    # Another organisation asking for PRV01's or LA01's list sees none of these Tasks.
+    for query in (own, f"requester={ODS}|LA01", f"owner={ODS}|PRV01,{ODS}|ICB01"):
+        assert not {kept["id"], forwarded["id"]} & _ids(world, OTHER_LA, query)
+    with db.transaction() as session:
+        owners_and_requesters_are_parties(session)
+
+
+def owners_and_requesters_are_parties(session: Session) -> None:
+    """The invariant the work lists rely on, over every Task stored."""
+    for column, role in ((TaskRow.owner_id, OWNER), (TaskRow.requester_id, REQUESTER)):
+        missing = session.scalars(
+            select(TaskRow.id).where(
+                ~exists().where(
+                    and_(
+                        TaskParty.task_id == TaskRow.id,
+                        TaskParty.organisation_id == column,
+                        TaskParty.role == role,
+                    )
+                )
+            )
+        ).all()
+        assert missing == []

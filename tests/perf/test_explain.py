@@ -191,7 +191,8 @@ HOT_TABLES = {
         "agreement_party", "audit_event",
     ),
     "DocumentReference read": ("task_party", "agreement_party", "consent"),
-    "Task search by owner and status": ("task", "task_party"),
+    # The caller's own work list: taking part is implied (tasks_of), only task is read.
+    "Task search by owner and status": ("task",),
     "Task read": ("task_party",),
     "Patient read": ("patient_access",),
     "AuditEvent search by patient": ("audit_event",),
