@@ -115,7 +115,7 @@ def _insert(session: Session, values: dict[str, Any], references: list[str]) -> 
         )
 
 
-#: Where an audited read on SQLite keeps its records until it appends them.
+#: Where an audited read (`audited_read`) keeps its records until it appends them.
 _DEFERRED: Final = "exchange.audit_deferred"
 
 

@@ -37,6 +37,18 @@ def _put(world: Scenario, who: str, task: dict[str, Any], **changes: Any) -> Any
     return world.put(f"/fhir/Task/{task['id']}", who, {**task, **changes})
 
 
+def _forward(world: Scenario, task: dict[str, Any], to: str) -> Any:
+    """PRV01 forwards its Task to the organisation `to`."""
+    return _put(
+        world,
+        PROVIDER,
+        task,
+        status="requested",
+        statusReason=status_reason("forwarded"),
+        owner={"identifier": {"system": ODS, "value": to}},
+    )
+
+
 def _read(world: Scenario, who: str, task: dict[str, Any]) -> Any:
     return world.get(f"/fhir/Task/{task['id']}", who)
 
@@ -343,14 +355,7 @@ def test_closed_requests_stay_closed(world: Scenario) -> None:
 
 def test_forwarding_keeps_the_due_date_and_the_previous_owners_read_access(world: Scenario) -> None:
     task = _request(world)
-    forwarded = _put(
-        world,
-        PROVIDER,
-        task,
-        status="requested",
-        statusReason=status_reason("forwarded"),
-        owner={"identifier": {"system": ODS, "value": "ICB01"}},
-    ).get_json()
+    forwarded = _forward(world, task, "ICB01").get_json()
     assert forwarded["owner"]["identifier"]["value"] == "ICB01"
     assert forwarded["restriction"] == task["restriction"]
     assert _read(world, PROVIDER, forwarded).status_code == 200  # the previous owner still reads it
@@ -377,14 +382,7 @@ def test_forwarding_needs_an_agreement_with_the_new_owner(
             session, parse_bootstrap(document, known_roles(session)), clock, Actor.operator()
         )
     task = _request(world)
-    response = _put(
-        world,
-        PROVIDER,
-        task,
-        status="requested",
-        statusReason=status_reason("forwarded"),
-        owner={"identifier": {"system": ODS, "value": "PRV09"}},
-    )
+    response = _forward(world, task, "PRV09")
     assert response.status_code == 403
     assert response.get_json()["issue"][0]["details"]["coding"][0]["code"] == "no-agreement"
 
@@ -502,14 +500,7 @@ def test_work_lists_follow_the_owner_and_never_show_anothers_tasks(
     # The caller's own work list skips the "takes part" probe (implied: a Task's owner
     # and requester are always its parties); anyone else's list still asks it.
     kept, forwarded = _request(world), _request(world)
-    _put(
-        world,
-        PROVIDER,
-        forwarded,
-        status="requested",
-        statusReason=status_reason("forwarded"),
-        owner={"identifier": {"system": ODS, "value": "ICB01"}},
-    )
+    assert _forward(world, forwarded, "ICB01").status_code == 200
     own = f"owner={ODS}|PRV01&status=requested"
     assert {kept["id"]} <= _ids(world, PROVIDER, own)
     assert forwarded["id"] not in _ids(world, PROVIDER, own)
