@@ -17,11 +17,8 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
-import boto3
-from botocore.config import Config
 from joserfc.jwk import ECKey
 
 from bench.database import scratch_schema
@@ -127,17 +124,6 @@ def _download(base: str, token: str, binary_id: str, size: int) -> float:
     return rate
 
 
-def _s3_client(s3: S3Server) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=s3.endpoint,
-        aws_access_key_id=s3.access_key,
-        aws_secret_access_key=s3.secret_key,
-        region_name="us-east-1",
-        config=Config(s3={"addressing_style": "path"}),
-    )
-
-
 class _Direct:
     """The same store written and read straight: the file store's own atomic write (temp,
     fsync, rename, fsync of the folder) and read; for S3, boto3's `upload_fileobj`
@@ -145,7 +131,7 @@ class _Direct:
 
     def __init__(self, work: Path, s3: S3Server | None, bucket: str | None) -> None:
         self._files = FileBlobStore(work / "direct")
-        self._s3 = None if s3 is None else _s3_client(s3)
+        self._s3 = None if s3 is None else s3.client()
         self._bucket = bucket
 
     def write(self, path: Path, size: int) -> tuple[str, float]:
@@ -189,7 +175,7 @@ def _transfers(work: Path, key: ECKey, s3: S3Server | None) -> None:
     bucket = None
     if s3 is not None:
         bucket = f"bench-{os.urandom(4).hex()}"
-        _s3_client(s3).create_bucket(Bucket=bucket)
+        s3.client().create_bucket(Bucket=bucket)
     with scratch_schema() as url:
         data_dir = work / f"var-{store}"
         exchange("init", data_dir=data_dir, database_url=url)

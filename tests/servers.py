@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import boto3
 import requests
@@ -74,6 +75,18 @@ class S3Server:
     access_key: str
     secret_key: str
 
+    def client(self, **config: Any) -> Any:
+        """A boto3 S3 client of this endpoint (path-style), `config` added to its botocore
+        Config."""
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            region_name="us-east-1",
+            config=Config(s3={"addressing_style": "path"}, **config),
+        )
+
 
 @contextmanager
 def seaweedfs(directory: Path) -> Iterator[S3Server]:
@@ -123,20 +136,8 @@ def seaweedfs(directory: Path) -> Iterator[S3Server]:
         "-s3.port.lance=0",
         *(f"-{name}={port}" for name, port in zip(names, ports, strict=True)),
     ]
-    endpoint = f"http://127.0.0.1:{ports[6]}"
-    client = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id=access,
-        aws_secret_access_key=secret,
-        region_name="us-east-1",
-        config=Config(
-            retries={"max_attempts": 1},
-            connect_timeout=2,
-            read_timeout=5,
-            s3={"addressing_style": "path"},
-        ),
-    )
+    server = S3Server(f"http://127.0.0.1:{ports[6]}", access, secret)
+    client = server.client(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=5)
 
     def accepts_our_credentials() -> bool:
         # Ready only once a signed request succeeds: the port answers before the
@@ -149,7 +150,7 @@ def seaweedfs(directory: Path) -> Iterator[S3Server]:
 
     with process_running(args, directory / "weed.log") as process:
         wait_until(accepts_our_credentials, process, "SeaweedFS")
-        yield S3Server(endpoint, access, secret)
+        yield server
     shutil.rmtree(directory / "data", ignore_errors=True)
 
 

@@ -11,9 +11,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 
 from exchange.app import create_app
 from exchange.db import Database
@@ -43,14 +41,7 @@ def store_settings(
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", server.secret_key)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     bucket = f"exchange-{os.urandom(4).hex()}"
-    boto3.client(
-        "s3",
-        endpoint_url=server.endpoint,
-        aws_access_key_id=server.access_key,
-        aws_secret_access_key=server.secret_key,
-        region_name="us-east-1",
-        config=Config(s3={"addressing_style": "path"}),
-    ).create_bucket(Bucket=bucket)
+    server.client().create_bucket(Bucket=bucket)
     return replace(
         settings,
         blob_store="s3",
