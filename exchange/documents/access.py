@@ -13,10 +13,10 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import date as Day
 from datetime import datetime
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 from sqlalchemy import BindParameter, ColumnElement, Select, and_, bindparam, exists, or_, select
-from sqlalchemy.orm import Session, contains_eager
+from sqlalchemy.orm import Session
 
 from exchange.advice_requests.models import TaskParty, TaskRow
 from exchange.advice_requests.purposes import purpose_of
@@ -71,6 +71,7 @@ class ReadableDocument:
     patient_id: uuid.UUID
     custodian_id: uuid.UUID
     task_id: uuid.UUID
+    doc_type: str
     status: str
     date: datetime
     last_updated: datetime
@@ -80,10 +81,6 @@ class ReadableDocument:
     birth_date: Day
     custodian_ods: str
     related: bool
-
-
-#: A document the decision takes: a stored row, or one read for a decision.
-Decidable = DocumentRow | ReadableDocument
 
 
 NOT_VISIBLE = DocumentDecision(visible=False, allowed=False)
@@ -105,20 +102,6 @@ def check_justification(caller: Caller) -> None:
         raise Required(f"break-glass access needs X-Justification of {low} to {high} characters")
 
 
-def _related(session: Session, document: Decidable, reader: Caller) -> bool:
-    """The reader is the other party of the document's Task (its requester or current
-    owner), or an ICB owning a DCO quality-assurance Task for the same patient."""
-    return bool(
-        session.scalar(
-            select(
-                exists().where(
-                    DocumentRow.id == document.id, related_to(reader.organisation_id, reader.role)
-                )
-            )
-        )
-    )
-
-
 @dataclass
 class Decided:
     """What a search (or any pass over several documents) has decided already, so that
@@ -133,7 +116,9 @@ def related_to(
     organisation_id: uuid.UUID | BindParameter[uuid.UUID], role: str
 ) -> ColumnElement[bool]:
     """SQL: documents whose custodian is the organisation, or (unless entered in error)
-    to which it is related as `_related` says. Index-backed, so a search by an unrelated
+    to which it is related: it is the other party of the document's Task (its requester or
+    current owner), or an ICB owning a DCO quality-assurance Task for the same patient.
+    Index-backed, so a search by an unrelated
     caller costs the same whether or not the child has documents."""
     # A correlated probe of the task_party key per document, not `task_id IN (SELECT …)`,
     # which hashed every Task the organisation ever took part in (bench/national.py).
@@ -159,37 +144,31 @@ def related_to(
     )
 
 
-def read_purpose(session: Session, document: Decidable, reader: Caller) -> str:
+def read_purpose(document: ReadableDocument, reader: Caller) -> str:
     """The purpose a document is read under: the one the reader states, else the purpose of
     the request it answers (an annual review's advice is read for the annual review)."""
     if not reader.purpose_assumed:
         return reader.purpose
-    if isinstance(document, ReadableDocument):
-        return purpose_of(document.task_type, document.task_reason).value
-    task = session.get(TaskRow, document.task_id)
-    return purpose_of(task.task_type, task.reason).value if task is not None else reader.purpose
+    return purpose_of(document.task_type, document.task_reason).value
 
 
 def decide_document(
     session: Session,
-    document: Decidable,
+    document: ReadableDocument,
     reader: Caller,
     now: datetime,
     decided: Decided | None = None,
-    *,
-    related: bool | None = None,
 ) -> DocumentDecision:
     """Whether `reader` may read `document` now (steps 3-5 of access.md); Required if a
-    break-glass purpose comes without its justification. `related`: whether the reader is
-    related to the document, when the query that found it already said (`related_to`);
-    a pass over several documents passes `decided` to decide each agreement and consent
-    once."""
+    break-glass purpose comes without its justification. Whether the reader is related to
+    the document came with it (`decision_select`); a pass over several documents passes
+    `decided` to decide each agreement and consent once."""
     check_justification(reader)
     if document.custodian_id == reader.organisation_id:
         return ALLOWED
-    if not (_related(session, document, reader) if related is None else related):
+    if not document.related:
         return NOT_VISIBLE
-    purpose = read_purpose(session, document, reader)
+    purpose = read_purpose(document, reader)
     break_glass = purpose in BREAK_GLASS_PURPOSES
     if break_glass and not reader.break_glass_allowed:
         return DocumentDecision(
@@ -217,15 +196,13 @@ def decide_document(
     key = (document.patient_id, purpose)
     decision = decided.consents.get(key)
     if decision is None:
-        if isinstance(document, ReadableDocument):
-            birth_date = document.birth_date
-        else:
-            patient = session.get(Patient, document.patient_id)
-            if patient is None:
-                return NOT_VISIBLE
-            birth_date = patient.birth_date
         decision = decided.consents[key] = evaluate_for(
-            session, document.patient_id, birth_date, reader.organisation, purpose, now
+            session,
+            document.patient_id,
+            document.birth_date,
+            reader.organisation,
+            purpose,
+            now,
         )
     return DocumentDecision(
         visible=True,
@@ -234,26 +211,6 @@ def decide_document(
         agreement=agreement,
         consent_ids=deciding_consents(decision),
         purpose=purpose,
-    )
-
-
-_Statement = TypeVar("_Statement", bound=Select)  # type: ignore[type-arg]
-
-
-def with_decision_context(statement: _Statement) -> _Statement:
-    """`statement` (of DocumentRows) also loading what deciding a read needs: the Task (its
-    type and reason: the read purpose), the Patient (the consent decision) and the
-    custodian (the audit record), held by each document in the session's identity map,
-    where the decision's `session.get`s find them without a query of their own."""
-    return (
-        statement.join(DocumentRow.task)
-        .join(DocumentRow.patient)
-        .join(DocumentRow.custodian)
-        .options(
-            contains_eager(DocumentRow.task).load_only(TaskRow.task_type, TaskRow.reason),
-            contains_eager(DocumentRow.patient),
-            contains_eager(DocumentRow.custodian),
-        )
     )
 
 
@@ -267,6 +224,7 @@ def decision_select(related: ColumnElement[bool]) -> Select[Any]:
             DocumentRow.patient_id,
             DocumentRow.custodian_id,
             DocumentRow.task_id,
+            DocumentRow.doc_type,
             DocumentRow.status,
             DocumentRow.date,
             DocumentRow.last_updated,
@@ -330,7 +288,7 @@ def decide_binary(
     document = readable_document(session, binary.document_id, reader)
     if document is None:
         return NOT_VISIBLE, None
-    return decide_document(session, document, reader, now, related=document.related), document
+    return decide_document(session, document, reader, now), document
 
 
 #: For a refusal with no deciding Consent, the Consents that caused it (IHE BALP's
@@ -356,7 +314,6 @@ def deciding_consents(decision: Decision) -> tuple[str, ...]:
 __all__ = [
     "ALLOWED",
     "NOT_VISIBLE",
-    "Decidable",
     "Decided",
     "DocumentDecision",
     "Purpose",
@@ -368,5 +325,4 @@ __all__ = [
     "readable_document",
     "readable_documents",
     "related_to",
-    "with_decision_context",
 ]

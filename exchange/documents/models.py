@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import BigInteger, ForeignKey, LargeBinary, String, Uuid
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column
 
 from exchange.db import Base, JsonDocument, UTCDateTime
-
-if TYPE_CHECKING:
-    from exchange.advice_requests.models import TaskRow
-    from exchange.agreements.models import Organisation
-    from exchange.patients.models import Patient
 
 
 class BinaryRow(Base):
@@ -53,9 +48,3 @@ class DocumentRow(Base):
     version: Mapped[int] = mapped_column(BigInteger)
     last_updated: Mapped[datetime] = mapped_column(UTCDateTime)
     resource: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
-
-    # Loaded only where a query asks for them (`access.readable_document`: the read
-    # decision's Task, Patient and custodian in one query); never loaded lazily.
-    task: Mapped[TaskRow] = relationship(lazy="raise", viewonly=True)
-    patient: Mapped[Patient] = relationship(lazy="raise", viewonly=True)
-    custodian: Mapped[Organisation] = relationship(lazy="raise", viewonly=True)

@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, Select, select, true
 
 from exchange.agreements.models import Organisation
 from exchange.caller import Caller
-from exchange.documents.access import Decidable, decision_select, related_to
+from exchange.documents.access import ReadableDocument, decision_select, related_to
 from exchange.documents.models import DocumentRow
 from exchange.patients.models import Patient
 from exchange.search import DateRange
@@ -127,6 +127,6 @@ def matches_resource(resource: dict[str, Any], filters: DocumentFilters) -> bool
     )
 
 
-def sort_position(document: Decidable, sort: SortKey) -> tuple[Any, str]:
+def sort_position(document: ReadableDocument, sort: SortKey) -> tuple[Any, str]:
     """A document's place in a search sorted by `sort`: (the sort value, its id)."""
     return (document.date if sort == "date" else document.last_updated, str(document.id))

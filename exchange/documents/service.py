@@ -32,7 +32,6 @@ from exchange.audit.service import record
 from exchange.caller import Caller
 from exchange.codes import CONFIDENTIALITY_SYSTEM, EXT_SHA256, AccessDenialReason, ReviewReason
 from exchange.documents.access import (
-    Decidable,
     Decided,
     DocumentDecision,
     ReadableDocument,
@@ -102,14 +101,7 @@ def _id(text: str, resource_type: str) -> uuid.UUID:
         raise NotFound(resource_type) from None
 
 
-def _custodian_ods(session: Session, document: Decidable) -> str | None:
-    if isinstance(document, ReadableDocument):
-        return document.custodian_ods
-    organisation = session.get(Organisation, document.custodian_id)
-    return organisation.ods if organisation else None
-
-
-def _subject(session: Session, document: Decidable, decision: DocumentDecision) -> Subject:
+def _subject(session: Session, document: ReadableDocument, decision: DocumentDecision) -> Subject:
     """What a read of `document` concerns: the document, its patient, and the agreement
     and Consents that decided it; and its custodian, whose audit trail shows the read."""
     entities = [
@@ -119,11 +111,11 @@ def _subject(session: Session, document: Decidable, decision: DocumentDecision) 
     if decision.agreement is not None:
         entities.append(Entity(f"Contract/{decision.agreement}", "agreement"))
     entities += [Entity(f"Consent/{consent}", "consent") for consent in decision.consent_ids]
-    return Subject(tuple(entities), document.patient_id, _custodian_ods(session, document))
+    return Subject(tuple(entities), document.patient_id, document.custodian_ods)
 
 
 def _allowed(
-    session: Session, document: Decidable, decision: DocumentDecision, unseen: NotFound
+    session: Session, document: ReadableDocument, decision: DocumentDecision, unseen: NotFound
 ) -> Subject:
     """What an allowed read concerns. Refused: `unseen` for a caller who may not know the
     document exists, else AccessDenied naming what refused it (audited with it once the
@@ -169,7 +161,7 @@ def _readable_document(
     document = readable_document(session, document_id, caller)
     if document is None:
         raise NotFound("DocumentReference", document_id)
-    decision = decide_document(session, document, caller, now, related=document.related)
+    decision = decide_document(session, document, caller, now)
     subject = _allowed(session, document, decision, NotFound("DocumentReference", document_id))
     _record_read(session, caller, kind, subject, decision, now)
     return document
@@ -493,12 +485,11 @@ def change_document_status(
     if document is None:
         raise NotFound("DocumentReference", document_id)
     if document.custodian_id != caller.organisation_id:
-        _allowed(
-            session,
-            document,
-            decide_document(session, document, caller, now),
-            NotFound("DocumentReference", document_id),
-        )
+        unseen = NotFound("DocumentReference", document_id)
+        readable = readable_document(session, document_id, caller)
+        if readable is None:
+            raise unseen
+        _allowed(session, readable, decide_document(session, readable, caller, now), unseen)
         raise Forbidden("only the custodian may change a document")
     check_version(document.version, if_match)
     if not isinstance(data, dict) or data.get("resourceType") != "DocumentReference":
@@ -563,7 +554,7 @@ def search_documents(
     for document in readable_documents(session, related_documents(caller, filters)):
         if not matches_resource(document.resource, filters):
             continue
-        decision = decide_document(session, document, caller, now, decided, related=True)
+        decision = decide_document(session, document, caller, now, decided)
         if decision.allowed:
             shown.append(document)
         elif decision.visible and decision.reason not in (None, AccessDenialReason.NO_AGREEMENT):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Final
 
-from sqlalchemy import select
+from sqlalchemy import select, true
 from sqlalchemy.orm import Session
 
 from exchange.advice_requests.clock_rules import business_status
@@ -37,8 +37,9 @@ from exchange.consent.service import evaluate
 from exchange.documents.access import (
     Decided,
     decide_document,
+    decision_select,
+    readable_documents,
     related_to,
-    with_decision_context,
 )
 from exchange.documents.models import DocumentRow
 from exchange.errors import NotFound
@@ -239,27 +240,26 @@ def _title(resource: dict[str, Any]) -> str:
 def _documents(
     session: Session, caller: Caller, patient_id: uuid.UUID, nhs_number: str, now: datetime
 ) -> list[DocumentLine]:
-    rows = session.scalars(
-        with_decision_context(
-            select(DocumentRow)
-            .where(
-                DocumentRow.patient_id == patient_id,
-                related_to(caller.organisation_id, caller.role),
-            )
-            .order_by(DocumentRow.date.desc(), DocumentRow.id)
+    rows = readable_documents(
+        session,
+        decision_select(true())
+        .where(
+            DocumentRow.patient_id == patient_id,
+            related_to(caller.organisation_id, caller.role),
         )
-    ).all()
+        .order_by(DocumentRow.date.desc(), DocumentRow.id),
+    )
     decided = Decided()
     lines = []
     for row in rows:
-        decision = decide_document(session, row, caller, now, decided, related=True)
+        decision = decide_document(session, row, caller, now, decided)
         lines.append(
             DocumentLine(
                 id=str(row.id),
                 doc_type=row.doc_type,
                 title=_title(row.resource) if decision.allowed else None,
                 withheld=None if decision.allowed else str(decision.reason or "not-visible"),
-                custodian=_ods(session, row.custodian_id),
+                custodian=row.custodian_ods,
                 date=row.date,
                 status=row.status,
                 accesses=_accesses(session, caller, row.id, nhs_number),

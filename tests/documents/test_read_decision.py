@@ -16,8 +16,13 @@ from exchange.audit.events import Actor
 from exchange.caller import Caller
 from exchange.codes import AccessDenialReason, Purpose
 from exchange.db import Database
-from exchange.documents.access import DocumentDecision, decide_binary, decide_document
-from exchange.documents.models import BinaryRow, DocumentRow
+from exchange.documents.access import (
+    DocumentDecision,
+    decide_binary,
+    decide_document,
+    readable_document,
+)
+from exchange.documents.models import BinaryRow
 from exchange.errors import Required
 from tests.conftest import Tokens
 from tests.factories import FrozenClock, pdf_bytes
@@ -54,9 +59,10 @@ def _decide(
     db: Database, clock: FrozenClock, document: dict[str, Any], ods: str, **reading: Any
 ) -> DocumentDecision:
     with db.transaction() as session:
-        row = session.get(DocumentRow, uuid.UUID(document["id"]))
-        assert row is not None
-        return decide_document(session, row, _caller(session, ods, **reading), clock.now())
+        caller = _caller(session, ods, **reading)
+        found = readable_document(session, uuid.UUID(document["id"]), caller)
+        assert found is not None
+        return decide_document(session, found, caller, clock.now())
 
 
 def _advice(world: Scenario) -> tuple[Child, dict[str, Any], dict[str, Any], dict[str, Any]]:
