@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from sqlalchemy import ColumnElement, SQLColumnExpression, and_, case
+
 from exchange.codes import Purpose, Regulation, TaskType
 
 #: The purpose of each kind of request (an annual review's: see `purpose_of`).
@@ -21,3 +23,20 @@ def purpose_of(task_type: str, reason: str | None) -> Purpose:
     if task_type == TaskType.EHCNA_HEALTH_ADVICE and reason == Regulation.ANNUAL_REVIEW:
         return Purpose.ANNUAL_REVIEW
     return PURPOSE_OF[TaskType(task_type)]
+
+
+def purpose_column(
+    task_type: SQLColumnExpression[str], reason: SQLColumnExpression[str | None]
+) -> ColumnElement[str]:
+    """`purpose_of` in SQL, for a query that looks up what the purpose decides along with
+    the Task (a document read's agreement); a test holds the two to the same answers."""
+    return case(
+        (
+            and_(
+                task_type == TaskType.EHCNA_HEALTH_ADVICE.value,
+                reason == Regulation.ANNUAL_REVIEW.value,
+            ),
+            Purpose.ANNUAL_REVIEW.value,
+        ),
+        *((task_type == kind.value, purpose.value) for kind, purpose in PURPOSE_OF.items()),
+    )

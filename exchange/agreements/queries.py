@@ -7,14 +7,14 @@ import uuid
 from collections.abc import Iterable
 from datetime import date
 
-from sqlalchemy import BindParameter, and_, bindparam, or_, select
+from sqlalchemy import ColumnElement, Select, SQLColumnExpression, and_, bindparam, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from exchange.agreements.models import Agreement, AgreementParty, AgreementPurpose
 from exchange.db import core_connection
 
 
-def _in_force(on: date | BindParameter[date]) -> object:
+def _in_force(on: date | ColumnElement[date]) -> object:
     return and_(
         Agreement.status == "executed",
         Agreement.start <= on,
@@ -23,21 +23,37 @@ def _in_force(on: date | BindParameter[date]) -> object:
 
 
 _party_a, _party_b = aliased(AgreementParty), aliased(AgreementParty)
+
+
+def agreement_for(
+    first: SQLColumnExpression[uuid.UUID],
+    second: SQLColumnExpression[uuid.UUID],
+    purpose: SQLColumnExpression[str],
+    on: SQLColumnExpression[date],
+) -> Select[uuid.UUID]:
+    """SQL: the id of the earliest registered executed agreement in force on `on` between
+    `first` and `second` covering `purpose`; each may be a parameter or, in a subquery, a
+    column of the enclosing query (a document read asks it with the document)."""
+    return (
+        select(Agreement.id)
+        .join(_party_a, _party_a.agreement_id == Agreement.id)
+        .join(_party_b, _party_b.agreement_id == Agreement.id)
+        .join(AgreementPurpose, AgreementPurpose.agreement_id == Agreement.id)
+        .where(
+            _party_a.organisation_id == first,
+            _party_b.organisation_id == second,
+            AgreementPurpose.purpose == purpose,
+            _in_force(on),  # type: ignore[arg-type]
+        )
+        .order_by(Agreement.created)
+        .limit(1)
+    )
+
+
 #: Built once: the read decision asks this on every document read, and building the
 #: statement (and its cache key) each time cost more than running it (bench/profiles).
-_AGREEMENT_BETWEEN = (
-    select(Agreement.id)
-    .join(_party_a, _party_a.agreement_id == Agreement.id)
-    .join(_party_b, _party_b.agreement_id == Agreement.id)
-    .join(AgreementPurpose, AgreementPurpose.agreement_id == Agreement.id)
-    .where(
-        _party_a.organisation_id == bindparam("first"),
-        _party_b.organisation_id == bindparam("second"),
-        AgreementPurpose.purpose == bindparam("purpose"),
-        _in_force(bindparam("on")),  # type: ignore[arg-type]
-    )
-    .order_by(Agreement.created)
-    .limit(1)
+_AGREEMENT_BETWEEN = agreement_for(
+    bindparam("first"), bindparam("second"), bindparam("purpose"), bindparam("on")
 )
 
 

@@ -11,7 +11,18 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, Select, bindparam, false, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    SQLColumnExpression,
+    String,
+    bindparam,
+    cast,
+    false,
+    func,
+    or_,
+    select,
+)
 from sqlalchemy.orm import Session
 
 from exchange.codes import LOINC_SYSTEM, ConsentReview, ConsentValidity, code_system_url
@@ -141,6 +152,39 @@ _CURRENT_VERSIONS: Final = (
     .where(ConsentRow.patient_id == bindparam("patient_id"))
     .order_by(ConsentRow.date_time)
 )
+
+
+def versions_column(patient_id: SQLColumnExpression[uuid.UUID]) -> ColumnElement[str | None]:
+    """SQL: `id:version` of every stored Consent of the patient, comma-separated in no
+    particular order (the decision does not depend on it), NULL for none: what
+    `current_versions` answers, asked as a column of another query (a document read asks
+    it with the document). `parse_versions` reads it."""
+    pair = cast(ConsentRow.id, String) + ":" + cast(ConsentRow.version, String)
+    return (
+        select(func.aggregate_strings(pair, ","))
+        .where(ConsentRow.patient_id == patient_id)
+        .scalar_subquery()
+    )
+
+
+def latest_update_column(
+    patient_id: SQLColumnExpression[uuid.UUID],
+) -> ColumnElement[datetime]:
+    """SQL: when a Consent of the patient last changed (NULL for none), asked with
+    `versions_column`: the versions stand as they were at a time after it."""
+    return (
+        select(func.max(ConsentRow.last_updated))
+        .where(ConsentRow.patient_id == patient_id)
+        .scalar_subquery()
+    )
+
+
+def parse_versions(text: str | None) -> list[tuple[uuid.UUID, int]]:
+    """The (id, version) pairs of a `versions_column` value."""
+    pairs = [item.split(":") for item in text.split(",")] if text else []
+    return [(uuid.UUID(consent_id), int(version)) for consent_id, version in pairs]
+
+
 _RESOURCES: Final = select(
     ConsentRow.id, ConsentRow.version, ConsentRow.last_updated, ConsentRow.resource
 ).where(ConsentRow.id.in_(bindparam("ids", expanding=True)))

@@ -12,6 +12,7 @@ writes and returns what the caller may see.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Final
@@ -108,21 +109,31 @@ def assessment_pool(records: list[ConsentRecord]) -> list[CapacityAssessment]:
     return [a for r in records if r.status != "entered-in-error" for a in r.assessments]
 
 
-def records_as_of(session: Session, patient_id: uuid.UUID, at: datetime) -> list[ConsentRecord]:
+def records_as_of(
+    session: Session,
+    patient_id: uuid.UUID,
+    at: datetime,
+    current: Sequence[tuple[uuid.UUID, int]] | None = None,
+) -> list[ConsentRecord]:
     """A patient's Consents as they stood at `at` (`consent.md`, "As it stood at t"): each
     with the status of its version current then, so a withdrawal after `at` does not reach
     back, and one before it counts. A Consent recorded later but dated earlier takes part
     as first recorded (its `dateTime`, not its recording, says when it was made).
 
-    Which versions are current is asked afresh every time; the parsed record of a version
-    current before `at` comes from the per-process cache when it is there
-    (`exchange/consent/cache.py`)."""
+    Which versions are current is asked afresh every time, unless the caller read them
+    already (`current`: every Consent's (id, version), none changed after `at`); the parsed
+    record of a version current before `at` comes from the per-process cache when it is
+    there (`exchange/consent/cache.py`)."""
     cached = cache.usable(session)
-    versions = current_versions(session, patient_id)
+    versions: Sequence[tuple[uuid.UUID, int, datetime | None]] = (
+        current_versions(session, patient_id)
+        if current is None
+        else [(consent_id, version, None) for consent_id, version in current]
+    )
     records: dict[uuid.UUID, ConsentRecord] = {}
     wanted = []
     for consent_id, version, last_updated in versions:
-        if last_updated > at:
+        if last_updated is not None and last_updated > at:
             records[consent_id] = _record_as_of(session, patient_id, consent_id, at, None)
             continue
         kept = cache.RECORDS.get((consent_id, version)) if cached else None
@@ -174,10 +185,13 @@ def evaluate_for(
     recipient: str,
     purpose: str,
     at: datetime,
+    current: Sequence[tuple[uuid.UUID, int]] | None = None,
 ) -> Decision:
     """`evaluate`, given the patient's id and birth date (a document read has them from
-    the query that found the document)."""
-    return decide(birth_date, records_as_of(session, patient_id, at), recipient, purpose, at)
+    the query that found the document, and may have the Consents' `current` versions too:
+    `records_as_of`)."""
+    records = records_as_of(session, patient_id, at, current)
+    return decide(birth_date, records, recipient, purpose, at)
 
 
 # --- storing ------------------------------------------------------------------------------

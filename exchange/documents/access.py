@@ -15,14 +15,26 @@ from datetime import date as Day
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import BindParameter, ColumnElement, Select, and_, bindparam, exists, or_, select
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Date,
+    Select,
+    String,
+    and_,
+    bindparam,
+    exists,
+    func,
+    or_,
+    select,
+)
 from sqlalchemy.orm import Session
 
 from exchange.advice_requests.models import TaskParty, TaskRow
-from exchange.advice_requests.purposes import purpose_of
+from exchange.advice_requests.purposes import purpose_column, purpose_of
 from exchange.advice_requests.workflow import OWNER, REQUESTER
 from exchange.agreements.models import Organisation
-from exchange.agreements.queries import agreement_between
+from exchange.agreements.queries import agreement_between, agreement_for
 from exchange.caller import Caller
 from exchange.clock import london_date
 from exchange.codes import (
@@ -33,6 +45,7 @@ from exchange.codes import (
     TaskType,
 )
 from exchange.consent.decision import Decision, Ignored
+from exchange.consent.queries import latest_update_column, parse_versions, versions_column
 from exchange.consent.service import evaluate_for
 from exchange.db import core_connection
 from exchange.documents.models import BinaryRow, DocumentRow
@@ -81,6 +94,22 @@ class ReadableDocument:
     birth_date: Day
     custodian_ods: str
     related: bool
+    #: What a read of this one document asked with it (`readable_document`).
+    prefetched: Prefetched | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Prefetched:
+    """What the read of one document asks in the same query, so that deciding it needs no
+    other statement (bench/profiles/api-load.md): the purpose the reader stated or the
+    Task gives, the agreement covering it, and the current version of each of the
+    patient's Consents. The decision uses them only for the purpose it arrives at itself."""
+
+    purpose: str | None
+    agreement: uuid.UUID | None
+    #: Every Consent's (id, version); None if one changed after the read's time (so the
+    #: decision asks for them as they stood then).
+    consents: list[tuple[uuid.UUID, int]] | None
 
 
 NOT_VISIBLE = DocumentDecision(visible=False, allowed=False)
@@ -178,10 +207,17 @@ def decide_document(
             purpose=purpose,
         )
     decided = decided if decided is not None else Decided()
+    prefetched = document.prefetched
+    if prefetched is not None and prefetched.purpose != purpose:
+        prefetched = None
     key = (document.custodian_id, purpose)
     if key not in decided.agreements:
-        decided.agreements[key] = agreement_between(
-            session, reader.organisation_id, document.custodian_id, purpose, london_date(now)
+        decided.agreements[key] = (
+            prefetched.agreement
+            if prefetched is not None
+            else agreement_between(
+                session, reader.organisation_id, document.custodian_id, purpose, london_date(now)
+            )
         )
     agreement = decided.agreements[key]
     if agreement is None:
@@ -203,6 +239,7 @@ def decide_document(
             reader.organisation,
             purpose,
             now,
+            prefetched.consents if prefetched is not None else None,
         )
     return DocumentDecision(
         visible=True,
@@ -255,26 +292,54 @@ def readable_documents(
 def _readable_statement(icb: bool) -> Select[Any]:
     reader = bindparam("reader", type_=DocumentRow.custodian_id.type)
     role = OrganisationRole.ICB if icb else OrganisationRole.LA
-    return decision_select(related_to(reader, role)).where(
-        DocumentRow.id == bindparam("document_id")
+    purpose = func.coalesce(
+        bindparam("stated_purpose", type_=String), purpose_column(TaskRow.task_type, TaskRow.reason)
+    )
+    on = bindparam("on", type_=Date)
+    return (
+        decision_select(related_to(reader, role))
+        .add_columns(
+            purpose.label("purpose"),
+            agreement_for(reader, DocumentRow.custodian_id, purpose, on)
+            .scalar_subquery()
+            .label("agreement"),
+            versions_column(DocumentRow.patient_id).label("consent_versions"),
+            latest_update_column(DocumentRow.patient_id).label("consents_updated"),
+        )
+        .where(DocumentRow.id == bindparam("document_id"))
     )
 
 
 #: Built once per kind of reader (an ICB is also related through DCO tasks): asked on
 #: every document and Binary read (bench/profiles/api-load.md).
 _READABLE: Final = {icb: _readable_statement(icb) for icb in (False, True)}
+_PREFETCHED: Final = ("purpose", "agreement", "consent_versions", "consents_updated")
 
 
 def readable_document(
-    session: Session, document_id: uuid.UUID, reader: Caller
+    session: Session, document_id: uuid.UUID, reader: Caller, now: datetime
 ) -> ReadableDocument | None:
     """A document, what deciding a read of it needs, and whether the reader is related to
-    it, in one query on the session's connection (None: no such document)."""
+    it, in one query on the session's connection (None: no such document); with it what
+    the decision would otherwise ask in two more (`Prefetched`)."""
     statement = _READABLE[reader.role == OrganisationRole.ICB]
-    found = readable_documents(
-        session, statement, {"reader": reader.organisation_id, "document_id": document_id}
+    parameters = {
+        "reader": reader.organisation_id,
+        "document_id": document_id,
+        "stated_purpose": None if reader.purpose_assumed else reader.purpose,
+        "on": london_date(now),
+    }
+    row = core_connection(session).execute(statement, parameters).first()
+    if row is None:
+        return None
+    found = dict(row._mapping)
+    purpose, agreement, versions, updated = (found.pop(name) for name in _PREFETCHED)
+    prefetched = Prefetched(
+        purpose,
+        agreement,
+        parse_versions(versions) if updated is None or updated <= now else None,
     )
-    return found[0] if found else None
+    return ReadableDocument(**{**found, "related": bool(row.related)}, prefetched=prefetched)
 
 
 def decide_binary(
@@ -285,7 +350,7 @@ def decide_binary(
     or consent is involved). Attached, its DocumentReference's decision applies."""
     if binary.document_id is None:
         return (ALLOWED if binary.uploader_id == reader.organisation_id else NOT_VISIBLE), None
-    document = readable_document(session, binary.document_id, reader)
+    document = readable_document(session, binary.document_id, reader, now)
     if document is None:
         return NOT_VISIBLE, None
     return decide_document(session, document, reader, now), document
@@ -316,6 +381,7 @@ __all__ = [
     "NOT_VISIBLE",
     "Decided",
     "DocumentDecision",
+    "Prefetched",
     "Purpose",
     "ReadableDocument",
     "check_justification",

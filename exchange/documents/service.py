@@ -158,7 +158,7 @@ def _readable_document(
     session: Session, caller: Caller, document_id: uuid.UUID, kind: AuditKind, now: datetime
 ) -> ReadableDocument:
     """The document, if the read decision allows the caller to read it; the read audited."""
-    document = readable_document(session, document_id, caller)
+    document = readable_document(session, document_id, caller, now)
     if document is None:
         raise NotFound("DocumentReference", document_id)
     decision = decide_document(session, document, caller, now)
@@ -486,7 +486,7 @@ def change_document_status(
         raise NotFound("DocumentReference", document_id)
     if document.custodian_id != caller.organisation_id:
         unseen = NotFound("DocumentReference", document_id)
-        readable = readable_document(session, document_id, caller)
+        readable = readable_document(session, document_id, caller, now)
         if readable is None:
             raise unseen
         _allowed(session, readable, decide_document(session, readable, caller, now), unseen)

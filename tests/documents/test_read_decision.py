@@ -60,7 +60,7 @@ def _decide(
 ) -> DocumentDecision:
     with db.transaction() as session:
         caller = _caller(session, ods, **reading)
-        found = readable_document(session, uuid.UUID(document["id"]), caller)
+        found = readable_document(session, uuid.UUID(document["id"]), caller, clock.now())
         assert found is not None
         return decide_document(session, found, caller, clock.now())
 
@@ -101,6 +101,23 @@ def test_the_other_party_reads_under_the_agreement_and_the_consent(
     assert _allowed(decision)
     assert decision.agreement is not None
     assert decision.consent_ids == (consent["id"],)
+
+
+def test_a_withdrawal_after_the_reads_time_does_not_reach_back(
+    world: Scenario, db: Database, clock: FrozenClock
+) -> None:
+    """The document's query brings the Consents' current versions (`Prefetched`); a read
+    whose time is before the newest of them decides on the versions as they stood then,
+    even with the newer version's record already in the per-process cache."""
+    _, consent, _, document = _advice(world)
+    read_at = clock.now()
+    clock.advance(minutes=1)
+    withdrawn = {**consent, "status": "inactive"}
+    assert world.put(f"/fhir/Consent/{consent['id']}", LA, withdrawn).status_code == 200
+    later = _decide(db, clock, document, "LA01")  # keeps version 2's record
+    assert later.reason == AccessDenialReason.CONSENT_WITHDRAWN
+    clock.current = read_at
+    assert _allowed(_decide(db, clock, document, "LA01"))
 
 
 def test_an_unrelated_organisation_does_not_see_it(
