@@ -10,8 +10,9 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,11 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Integer, MetaData, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
@@ -116,6 +120,109 @@ def core_connection(session: Session) -> Connection:
     as `session.execute` would have (autoflush), so the statement sees them."""
     session.flush()
     return session.connection()
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """A statement compiled for one dialect: its SQL, and how to bind and read it."""
+
+    sql: str
+    compiled: SQLCompiler
+    #: Bind parameter name -> its type's bind processor (only those that have one).
+    binds: dict[str, Callable[[Any], Any]]
+    #: The driver's positional order of the parameters (None: it takes them by name).
+    positions: tuple[str, ...] | None
+    #: Each result column's processor (None: the driver's value as it is).
+    results: tuple[Callable[[Any], Any] | None, ...]
+
+
+class Prepared:
+    """A statement run on every request, compiled once per dialect by SQLAlchemy and
+    executed straight on the driver's cursor, with SQLAlchemy's own bind and result type
+    processing, its exception classes and the engine's cursor events.
+
+    SQLAlchemy's execution layer (the statement's cache key, the compiled cache, the
+    execution context and result object) cost more than a small indexed statement itself:
+    about 260 µs a statement against 160 µs for the driver's own round trip on this
+    project's machines (bench/profiles/api-load.md, "Third pass"). A statement given here
+    must not hold expanding (`IN` list) or literal-execute parameters: it is compiled once,
+    not per execution (`Prepared` refuses one that does)."""
+
+    def __init__(self, statement: ClauseElement) -> None:
+        self.statement = statement
+        self._plans: dict[Dialect, _Plan] = {}
+
+    def _plan(self, dialect: Dialect) -> _Plan:
+        plan = self._plans.get(dialect)
+        if plan is None:
+            plan = self._plans[dialect] = self._compile(dialect)
+        return plan
+
+    def _compile(self, dialect: Dialect) -> _Plan:
+        compiled = self.statement.compile(dialect=dialect)
+        if not isinstance(compiled, SQLCompiler):
+            raise TypeError("only SQL statements can be Prepared")
+        if "__[POSTCOMPILE_" in compiled.string:
+            raise ValueError("a Prepared statement cannot hold IN lists or literal-execute values")
+        binds: dict[str, Callable[[Any], Any]] = {}
+        for name, bind in compiled.binds.items():
+            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if processor is not None:
+                binds[name] = processor
+        positions = tuple(compiled.positiontup or ()) if dialect.positional else None
+        # What a SELECT selects or an INSERT returns.
+        columns = getattr(self.statement, "exported_columns", ())
+        results = tuple(
+            column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
+        )
+        return _Plan(compiled.string, compiled, binds, positions, results)
+
+    def rows(self, connection: Connection, parameters: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """Run the statement in `connection`'s transaction; every row it returns."""
+        plan = self._plan(connection.dialect)
+        values = dict(plan.compiled.construct_params(parameters) or {})
+        for name, processor in plan.binds.items():
+            values[name] = processor(values[name])
+        bound: Any = values if plan.positions is None else tuple(values[n] for n in plan.positions)
+        dbapi = connection.connection
+        cursor = dbapi.cursor()
+        events = connection.dispatch
+        try:
+            # The engine's cursor events still see the statement (instrumentation, tests).
+            for listener in events.before_cursor_execute:
+                listener(connection, cursor, plan.sql, bound, None, False)
+            cursor.execute(plan.sql, bound)
+            for listener in events.after_cursor_execute:
+                listener(connection, cursor, plan.sql, bound, None, False)
+            found = cursor.fetchall() if cursor.description is not None else []
+        except connection.dialect.loaded_dbapi.Error as error:
+            invalidated = connection.dialect.is_disconnect(error, dbapi, cursor)
+            if invalidated:
+                connection.invalidate(error)
+            raise DBAPIError.instance(
+                plan.sql,
+                bound,
+                error,
+                connection.dialect.loaded_dbapi.Error,
+                connection_invalidated=invalidated,
+                dialect=connection.dialect,
+            ) from error
+        finally:
+            cursor.close()
+        if not any(plan.results):
+            return [tuple(row) for row in found]
+        return [
+            tuple(
+                value if processor is None else processor(value)
+                for processor, value in zip(plan.results, row, strict=True)
+            )
+            for row in found
+        ]
+
+    def first(self, connection: Connection, parameters: dict[str, Any]) -> tuple[Any, ...] | None:
+        """The first row the statement returns, or None."""
+        found = self.rows(connection, parameters)
+        return found[0] if found else None
 
 
 def _refuse_writes(session: Session, _flush: Any, _instances: Any) -> None:

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any, Final, cast
 
 from sqlalchemy import String, Table, bindparam, func, insert, select
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -24,7 +24,7 @@ from exchange.audit.chain import canonical_json
 from exchange.audit.events import AuditEntry, to_fhir
 from exchange.audit.models import AuditEntityRef, AuditRecord
 from exchange.clock import Clock, SystemClock
-from exchange.db import Database, core_connection
+from exchange.db import Database, Prepared, core_connection
 
 log = logging.getLogger(__name__)
 
@@ -45,22 +45,21 @@ _COLUMNS: Final = tuple(c.name for c in _EVENTS.columns if c.name != "id")
 #: Built once, in Core rather than the ORM's unit of work, which cost a sixth of a
 #: document read's time (bench/profiles/api-load.md). On SQLite: the record, then its
 #: entity references.
-_INSERT_EVENT: Final = insert(_EVENTS).returning(_EVENTS.c.id)
-_INSERT_ENTITIES: Final = insert(_ENTITIES)
-#: On PostgreSQL one statement (one round trip) inserts both: the record in a WITH
-#: clause, its entity references from an array.
 _new_event = (
     insert(_EVENTS)
     .values({name: bindparam(name, type_=_EVENTS.c[name].type) for name in _COLUMNS})
     .returning(_EVENTS.c.id)
-    .cte("new_event")
 )
-_INSERT_BOTH: Final = insert(_ENTITIES).from_select(
-    ["audit_id", "reference"],
-    select(
-        _new_event.c.id,
-        func.unnest(bindparam("entity_references", type_=postgresql.ARRAY(String))),
-    ),
+_INSERT_EVENT: Final = Prepared(_new_event)
+_INSERT_ENTITIES: Final = insert(_ENTITIES)
+#: On PostgreSQL one statement (one round trip) inserts both: the record in a WITH
+#: clause, its entity references from an array.
+_both = _new_event.cte("new_event")
+_INSERT_BOTH: Final = Prepared(
+    insert(_ENTITIES).from_select(
+        ["audit_id", "reference"],
+        select(_both.c.id, func.unnest(bindparam("entity_references", type_=ARRAY(String)))),
+    )
 )
 
 
@@ -105,9 +104,9 @@ def record(
 def _insert(session: Session, values: dict[str, Any], references: list[str]) -> None:
     connection = core_connection(session)
     if connection.dialect.name == "postgresql":
-        connection.execute(_INSERT_BOTH, {**values, "entity_references": references})
+        _INSERT_BOTH.rows(connection, {**values, "entity_references": references})
         return
-    audit_id = connection.execute(_INSERT_EVENT, values).scalar_one()
+    (audit_id,) = _INSERT_EVENT.rows(connection, values)[0]
     if references:
         connection.execute(
             _INSERT_ENTITIES,

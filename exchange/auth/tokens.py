@@ -24,6 +24,7 @@ from exchange.agreements.models import Organisation
 from exchange.auth.grant import AccessGrant
 from exchange.auth.models import AccessToken, Client, ClientAssertionJti
 from exchange.auth.scopes import Scope, ScopeError, parse_scope
+from exchange.db import Prepared
 
 TOKEN_LIFETIME: Final = timedelta(seconds=300)
 
@@ -107,7 +108,7 @@ def find_token(session: Session, raw: str, now: datetime) -> TokenState | None:
 
 #: What `caller_for` needs, as plain columns: no ORM objects (nor the client's key set)
 #: are loaded on the hot path of every request (bench/profiles/api-load.md).
-_CALLER: Final = (
+_CALLER: Final = Prepared(
     select(
         AccessToken.jti,
         AccessToken.scope,
@@ -142,7 +143,7 @@ def caller_for(connection: Connection, raw: str, now: datetime) -> AccessGrant |
     """The caller an access token stands for, or None if it is unknown, expired, revoked,
     or its client has been disabled since. One query, asked afresh on every request, so a
     revocation or a disabled client is refused at once by every worker."""
-    row = connection.execute(_CALLER, {"token_hash": token_hash(raw)}).first()
+    row = _CALLER.first(connection, {"token_hash": token_hash(raw)})
     if row is None:
         return None
     jti, scope, expires_at, revoked_at, client_id, enabled, org_id, ods, role, break_glass = row

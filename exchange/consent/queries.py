@@ -20,6 +20,7 @@ from sqlalchemy import (
     cast,
     false,
     func,
+    literal_column,
     or_,
     select,
 )
@@ -161,7 +162,8 @@ def versions_column(patient_id: SQLColumnExpression[uuid.UUID]) -> ColumnElement
     it with the document). `parse_versions` reads it."""
     pair = cast(ConsentRow.id, String) + ":" + cast(ConsentRow.version, String)
     return (
-        select(func.aggregate_strings(pair, ","))
+        # The separator as SQL text: a bound one is rendered per execution (`db.Prepared`).
+        select(func.aggregate_strings(pair, literal_column("','")))  # type: ignore[arg-type]
         .where(ConsentRow.patient_id == patient_id)
         .scalar_subquery()
     )

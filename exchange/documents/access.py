@@ -47,7 +47,7 @@ from exchange.codes import (
 from exchange.consent.decision import Decision, Ignored
 from exchange.consent.queries import latest_update_column, parse_versions, versions_column
 from exchange.consent.service import evaluate_for
-from exchange.db import core_connection
+from exchange.db import Prepared, core_connection
 from exchange.documents.models import BinaryRow, DocumentRow
 from exchange.errors import Required
 from exchange.patients.models import Patient
@@ -154,7 +154,9 @@ def related_to(
     party = exists().where(
         TaskParty.task_id == DocumentRow.task_id,
         TaskParty.organisation_id == organisation_id,
-        TaskParty.role.in_(DOCUMENT_PARTIES),
+        # Each role as its own comparison, not an IN list: an IN list is rendered per
+        # execution, which a `Prepared` statement does not allow.
+        or_(*(TaskParty.role == role for role in DOCUMENT_PARTIES)),
     )
     related: ColumnElement[bool] = party
     if role == OrganisationRole.ICB:
@@ -312,7 +314,8 @@ def _readable_statement(icb: bool) -> Select[Any]:
 
 #: Built once per kind of reader (an ICB is also related through DCO tasks): asked on
 #: every document and Binary read (bench/profiles/api-load.md).
-_READABLE: Final = {icb: _readable_statement(icb) for icb in (False, True)}
+_READABLE: Final = {icb: Prepared(_readable_statement(icb)) for icb in (False, True)}
+_FIELDS: Final = tuple(_readable_statement(False).selected_columns.keys())
 _PREFETCHED: Final = ("purpose", "agreement", "consent_versions", "consents_updated")
 
 
@@ -329,17 +332,17 @@ def readable_document(
         "stated_purpose": None if reader.purpose_assumed else reader.purpose,
         "on": london_date(now),
     }
-    row = core_connection(session).execute(statement, parameters).first()
+    row = statement.first(core_connection(session), parameters)
     if row is None:
         return None
-    found = dict(row._mapping)
+    found = dict(zip(_FIELDS, row, strict=True))
     purpose, agreement, versions, updated = (found.pop(name) for name in _PREFETCHED)
     prefetched = Prefetched(
         purpose,
         agreement,
         parse_versions(versions) if updated is None or updated <= now else None,
     )
-    return ReadableDocument(**{**found, "related": bool(row.related)}, prefetched=prefetched)
+    return ReadableDocument(**{**found, "related": bool(found["related"])}, prefetched=prefetched)
 
 
 def decide_binary(

@@ -1,0 +1,137 @@
+"""`db.Prepared`: a hot statement compiled once per dialect and run on the driver's cursor
+gives the rows SQLAlchemy's own execution gives (the same Python types, after the same
+bind and result processing), raises SQLAlchemy's exceptions, and gives up a connection the
+database dropped; on both databases."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+
+import pytest
+from sqlalchemy import bindparam, event, insert, select, text
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from exchange.agreements.models import Agreement, AgreementParty, Organisation
+from exchange.auth.models import Client
+from exchange.db import Database, Prepared
+
+_CLIENTS = (
+    select(
+        Client.client_id,
+        Client.scopes,
+        Client.jwks,
+        Client.enabled,
+        Client.created,
+        Organisation.id,
+        Organisation.break_glass,
+        (Organisation.role == bindparam("role")).label("matches"),
+    )
+    .join(Organisation, Organisation.id == Client.organisation_id)
+    .where(Organisation.role != bindparam("not_role"))
+    .order_by(Client.client_id)
+)
+
+
+def test_rows_are_what_sqlalchemy_gives(world: None, db: Database) -> None:
+    parameters = {"role": "la", "not_role": "icb"}
+    prepared = Prepared(_CLIENTS)
+    with db.transaction() as session:
+        connection = session.connection()
+        expected = [tuple(row) for row in connection.execute(_CLIENTS, parameters)]
+        found = prepared.rows(connection, parameters)
+    assert found == expected and len(found) >= 2
+    _, scopes, jwks, enabled, created, organisation_id, break_glass, matches = found[0]
+    assert isinstance(scopes, list) and isinstance(jwks, dict)
+    assert isinstance(organisation_id, uuid.UUID)
+    assert created.tzinfo is not None and created.utcoffset().total_seconds() == 0
+    assert (type(enabled), type(break_glass), type(matches)) == (bool, bool, bool)
+    assert {row[7] for row in found} == {True, False}
+
+
+def test_bound_values_are_processed_as_sqlalchemy_would(world: None, db: Database) -> None:
+    """A UUID, a date and an aware datetime bound through the column types (SQLite keeps
+    the UUID as hex and the time as naive UTC text; a wrong binding would find nothing)."""
+    with db.transaction() as session:
+        organisation = session.scalars(select(Organisation).order_by(Organisation.ods)).first()
+        assert organisation is not None
+        statement = Prepared(
+            select(Organisation.ods).where(
+                Organisation.id == bindparam("id", type_=Organisation.id.type),
+                Organisation.created <= bindparam("at", type_=Organisation.created.type),
+            )
+        )
+        connection = session.connection()
+        at = datetime(2100, 1, 1, tzinfo=UTC)
+        assert statement.first(connection, {"id": organisation.id, "at": at}) == (organisation.ods,)
+        assert statement.first(connection, {"id": uuid.uuid4(), "at": at}) is None
+        on = Prepared(select(Agreement.agreement_id).where(Agreement.start <= bindparam("on")))
+        assert on.rows(connection, {"on": date(1900, 1, 1)}) == []
+
+
+def test_a_constraint_violation_is_sqlalchemys_integrity_error(world: None, db: Database) -> None:
+    with db.transaction() as session:
+        party = session.scalars(select(AgreementParty)).first()
+        assert party is not None
+        duplicate = Prepared(
+            insert(AgreementParty).values(
+                agreement_id=bindparam("agreement_id", type_=AgreementParty.agreement_id.type),
+                organisation_id=bindparam(
+                    "organisation_id", type_=AgreementParty.organisation_id.type
+                ),
+                position=bindparam("position"),
+            )
+        )
+        with pytest.raises(IntegrityError):
+            duplicate.rows(
+                session.connection(),
+                {
+                    "agreement_id": party.agreement_id,
+                    "organisation_id": party.organisation_id,
+                    "position": party.position,
+                },
+            )
+        session.rollback()
+
+
+def test_a_statement_rendered_per_execution_is_refused(db: Database) -> None:
+    statement = Prepared(select(Organisation.id).where(Organisation.role.in_(["la", "icb"])))
+    with db.transaction() as session, pytest.raises(ValueError, match="IN lists"):
+        statement.rows(session.connection(), {})
+
+
+def test_a_dropped_connection_is_invalidated(backend: str, fresh_database_url: str) -> None:
+    """The database ends the session under the statement: SQLAlchemy's DBAPIError, marked
+    invalidated, and the pool hands out a working connection next."""
+    if backend != "postgresql":
+        pytest.skip("an embedded SQLite has no server to drop the connection")
+    database = Database(fresh_database_url)
+    ping = Prepared(select(Organisation.id).where(Organisation.ods == bindparam("ods")))
+    try:
+        with database.lookup() as connection:
+            pid = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+            with database.engine.connect() as killer:
+                killer.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            with pytest.raises(DBAPIError) as raised:
+                ping.rows(connection, {"ods": "LA01"})
+            assert raised.value.connection_invalidated
+        with database.lookup() as connection:
+            assert ping.rows(connection, {"ods": "LA01"}) == []
+    finally:
+        database.dispose()
+
+
+def test_the_engines_cursor_events_see_the_statement(world: None, db: Database) -> None:
+    seen: list[str] = []
+
+    def before(_connection: object, _cursor: object, sql: str, *_: object) -> None:
+        seen.append(sql)
+
+    prepared = Prepared(_CLIENTS)
+    event.listen(db.engine, "before_cursor_execute", before)
+    try:
+        with db.transaction() as session:
+            prepared.rows(session.connection(), {"role": "la", "not_role": "icb"})
+    finally:
+        event.remove(db.engine, "before_cursor_execute", before)
+    assert any(sql.lstrip().startswith("SELECT client.client_id") for sql in seen)
