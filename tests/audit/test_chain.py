@@ -11,7 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import select, text, update
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
+from exchange.audit import sealer
 from exchange.audit.chain import (
     GENESIS_HASH,
     canonical_json,
@@ -206,3 +208,26 @@ def test_canonical_json_is_what_the_chain_always_wrote(value: object) -> None:
     # Records and checkpoints written before the switch to orjson stay verifiable.
     expected = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     assert canonical_json(value) == expected
+
+
+def test_seal_all_stops_at_a_batch_with_room_to_spare(
+    db: Database, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch that was not full took every committed record, so `seal_all` does not go
+    round again: under load that kept the sealer sealing a few records at a time."""
+    monkeypatch.setattr(sealer, "SEAL_BATCH", 2)
+    with db.transaction() as session:
+        for number in range(5):
+            record(session, audit_entry(number), clock)
+    batches: list[int] = []
+
+    def counted(session: Session, batch: int) -> int:
+        batches.append(seal_pending(session, batch))
+        return batches[-1]
+
+    monkeypatch.setattr(sealer, "seal_pending", counted)
+    assert sealer.seal_all(db) == 5
+    assert batches == [2, 2, 1]
+    with db.transaction() as session:
+        result = verify_chain(session)
+    assert result.ok and (result.checked, result.unsealed) == (5, 0)
