@@ -17,6 +17,7 @@ from typing import Any, Final, cast
 
 from sqlalchemy import String, Table, bindparam, func, insert, select
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -97,12 +98,11 @@ def record(
     if deferred is not None:
         deferred.append((values, references))
     else:
-        _insert(session, values, references)
+        _insert(core_connection(session), values, references)
     return Recorded(event_id, payload)
 
 
-def _insert(session: Session, values: dict[str, Any], references: list[str]) -> None:
-    connection = core_connection(session)
+def _insert(connection: Connection, values: dict[str, Any], references: list[str]) -> None:
     if connection.dialect.name == "postgresql":
         _INSERT_BOTH.rows(connection, {**values, "entity_references": references})
         return
@@ -147,11 +147,11 @@ def audited_read(database: Database) -> Iterator[Session]:
         yield session
         del session.info[_DEFERRED]
         if database.dialect == "postgresql" and len(pending) == 1:
-            _insert(session, *pending.pop())
+            _insert(core_connection(session), *pending.pop())
     if pending:
-        with database.transaction() as session:
+        with database.write_connection() as connection:
             for values, references in pending:
-                _insert(session, values, references)
+                _insert(connection, values, references)
 
 
 def record_refusal(database: Database, entry: AuditEntry, clock: Clock = _SYSTEM_CLOCK) -> None:
