@@ -16,9 +16,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Integer, MetaData, create_engine, event
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Dialect,
+    Integer,
+    MetaData,
+    Table,
+    bindparam,
+    create_engine,
+    event,
+    insert,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError
@@ -225,6 +237,20 @@ class Prepared:
         """The first row the statement returns, or None."""
         found = self.rows(connection, parameters)
         return found[0] if found else None
+
+
+def row_insert(model: type[Base]) -> Prepared:
+    """A `Prepared` INSERT of one row of `model`'s table, every column given (`values_of`)."""
+    table = cast(Table, model.__table__)
+    return Prepared(
+        insert(table).values({c.name: bindparam(c.name, type_=c.type) for c in table.columns})
+    )
+
+
+def values_of(row: Base) -> dict[str, Any]:
+    """Every column of a mapped object (built, not added to a session) for `row_insert`;
+    its attributes are named as its columns."""
+    return {column.name: getattr(row, column.name) for column in row.__table__.columns}
 
 
 def _refuse_writes(session: Session, _flush: Any, _instances: Any) -> None:

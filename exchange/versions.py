@@ -15,7 +15,7 @@ from sqlalchemy import Integer, String, Uuid, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from exchange.codes import PROFILE_ADVICE_REQUEST, PROFILE_CONSENT, PROFILE_HEALTH_ADVICE
-from exchange.db import Base, JsonDocument, UTCDateTime
+from exchange.db import Base, JsonDocument, UTCDateTime, core_connection, row_insert
 from exchange.errors import VersionMismatch
 
 
@@ -63,16 +63,21 @@ def stamp(
     return {"resourceType": resource["resourceType"], "id": str(resource_id), "meta": meta, **rest}
 
 
+_INSERT_VERSION: Final = row_insert(ResourceVersion)
+
+
 def keep_version(session: Session, resource: dict[str, Any], now: datetime) -> None:
-    """Add a stamped resource to the version history."""
-    session.add(
-        ResourceVersion(
-            resource_type=resource["resourceType"],
-            resource_id=uuid.UUID(resource["id"]),
-            version=int(resource["meta"]["versionId"]),
-            last_updated=now,
-            resource=resource,
-        )
+    """Add a stamped resource to the version history, as it is now: one Core insert in the
+    session's transaction (the unit of work's flush cost more: bench/profiles)."""
+    _INSERT_VERSION.rows(
+        core_connection(session),
+        {
+            "resource_type": resource["resourceType"],
+            "resource_id": uuid.UUID(resource["id"]),
+            "version": int(resource["meta"]["versionId"]),
+            "last_updated": now,
+            "resource": resource,
+        },
     )
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Final
 
@@ -62,7 +63,7 @@ from exchange.codes import (
     TaskType,
     code_system_url,
 )
-from exchange.db import core_connection
+from exchange.db import Prepared, core_connection
 from exchange.errors import (
     AccessDenied,
     Forbidden,
@@ -197,8 +198,17 @@ def roles_of(session: Session, task_id: uuid.UUID, organisation_id: uuid.UUID) -
     return set(session.scalars(_ROLES, {"task_id": task_id, "organisation_id": organisation_id}))
 
 
-_PATIENT_AND_ROLES: Final = (
-    select(TaskRow.patient_id, TaskParty.role)
+#: The Task's patient, the organisation's roles in it and the organisation's name (a
+#: document's custodian reference names it): one row per role, one with no role if it has
+#: none.
+_PATIENT_AND_ROLES: Final = Prepared(
+    select(
+        TaskRow.patient_id,
+        TaskParty.role,
+        select(Organisation.name)
+        .where(Organisation.id == bindparam("organisation_id"))
+        .scalar_subquery(),
+    )
     .outerjoin(
         TaskParty,
         and_(
@@ -210,20 +220,29 @@ _PATIENT_AND_ROLES: Final = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class TaskPart:
+    """Which patient a Task is for, and an organisation's part in it."""
+
+    patient_id: uuid.UUID
+    roles: frozenset[str]
+    #: The organisation's registered name.
+    organisation_name: str
+
+
 def patient_and_roles(
     session: Session, task_id: uuid.UUID, organisation_id: uuid.UUID
-) -> tuple[uuid.UUID, set[str]] | None:
-    """A Task's patient and the organisation's roles in it, in one query on the session's
-    connection (a document upload asks it: bench/profiles/api-load.md); None if there is
-    no such Task."""
-    rows = (
-        core_connection(session)
-        .execute(_PATIENT_AND_ROLES, {"task_id": task_id, "organisation_id": organisation_id})
-        .all()
+) -> TaskPart | None:
+    """A Task's patient and the organisation's roles in it (and its name), in one query on
+    the session's connection (a document upload asks it: bench/profiles/api-load.md);
+    None if there is no such Task."""
+    rows = _PATIENT_AND_ROLES.rows(
+        core_connection(session), {"task_id": task_id, "organisation_id": organisation_id}
     )
     if not rows:
         return None
-    return rows[0][0], {role for _, role in rows if role is not None}
+    roles = frozenset(role for _, role, _ in rows if role is not None)
+    return TaskPart(rows[0][0], roles, rows[0][2])
 
 
 def apply_change(

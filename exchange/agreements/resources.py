@@ -23,10 +23,12 @@ def _instant(value: Any) -> str:
 
 def organisation_reference(organisation: Organisation) -> dict[str, Any]:
     """A reference to an organisation by ODS identifier, with its name."""
-    return {
-        "identifier": {"system": codes.ODS_SYSTEM, "value": organisation.ods},
-        "display": organisation.name,
-    }
+    return reference_by_ods(organisation.ods, organisation.name)
+
+
+def reference_by_ods(ods: str, name: str) -> dict[str, Any]:
+    """`organisation_reference` from the ODS code and name alone."""
+    return {"identifier": {"system": codes.ODS_SYSTEM, "value": ods}, "display": name}
 
 
 def organization_resource(organisation: Organisation) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from exchange.audit.service import record
 from exchange.caller import Caller
 from exchange.clock import london_date
 from exchange.codes import NHS_NUMBER_SYSTEM, AccessDenialReason, ReviewReason
+from exchange.db import Prepared, core_connection
 from exchange.errors import AccessDenied, Conflict, Duplicate, Forbidden, NotFound, invalid
 from exchange.fhir.validation import validate_resource
 from exchange.patients.models import Patient, PatientAccess, PatientRegistration
@@ -109,8 +110,8 @@ def _grant_statement(dialect_insert: Any) -> Any:
 #: Built once per dialect (hot paths: every request, upload and document; see
 #: bench/profiles/api-load.md for why statements are built once).
 _GRANT: Final = {
-    "postgresql": _grant_statement(pg_insert),
-    "sqlite": _grant_statement(sqlite_insert),
+    "postgresql": Prepared(_grant_statement(pg_insert)),
+    "sqlite": Prepared(_grant_statement(sqlite_insert)),
 }
 _RELATED: Final = exists().where(
     PatientAccess.patient_id == bindparam("patient_id"),
@@ -129,16 +130,17 @@ def grant_access(
 ) -> bool:
     """Relate an organisation to a patient; True if the relationship is new. Concurrent
     grants of the same relationship are harmless (the insert ignores a duplicate)."""
-    inserted = session.execute(
-        _GRANT[session.get_bind().dialect.name],
+    connection = core_connection(session)
+    inserted = _GRANT[connection.dialect.name].rows(
+        connection,
         {
             "patient_id": patient_id,
             "organisation_id": organisation_id,
             "relationship": relationship,
             "since": now,
         },
-    ).first()
-    return inserted is not None
+    )
+    return bool(inserted)
 
 
 def can_see(session: Session, patient_id: uuid.UUID, organisation_id: uuid.UUID) -> bool:
@@ -154,6 +156,21 @@ def in_care_of(organisation_id: uuid.UUID) -> Select[uuid.UUID]:
         PatientAccess.organisation_id == organisation_id,
         PatientAccess.relationship.in_(CARE_RELATIONSHIPS),
     )
+
+
+_VISIBLE_ID: Final = Prepared(
+    select(Patient.id).where(Patient.id == bindparam("patient_id"), _RELATED)
+)
+
+
+def visible_patient_id(
+    session: Session, patient_id: uuid.UUID, organisation_id: uuid.UUID
+) -> uuid.UUID | None:
+    """`visible_patient`, when only whether (and so the id) is needed: a document upload."""
+    row = _VISIBLE_ID.first(
+        core_connection(session), {"patient_id": patient_id, "organisation_id": organisation_id}
+    )
+    return row[0] if row is not None else None
 
 
 def visible_patient(
