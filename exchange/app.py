@@ -24,6 +24,7 @@ from exchange.clock import Clock, SystemClock
 from exchange.db import Database
 from exchange.fhir.artefacts import Artefacts
 from exchange.fhir.capability import CapabilityRegistry
+from exchange.fhir.validation import load_models
 from exchange.logs import configure_logging
 from exchange.settings import Settings
 
@@ -43,6 +44,7 @@ def create_app(
     """
     settings = settings or Settings.from_env()
     configure_logging(settings.log_level, settings.log_format)
+    load_models()
     app = Flask(__name__, static_folder=None)
     # Flask's own size limit is a backstop; FHIR bodies and Binary streams have their own.
     app.config["MAX_CONTENT_LENGTH"] = None

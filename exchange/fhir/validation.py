@@ -31,6 +31,18 @@ def model_class(resource_type: str) -> Any:
     return getattr(module, resource_type)
 
 
+#: The resource types clients write, validated against their R4B models.
+VALIDATED_TYPES: Final = ("Patient", "Consent", "Task", "DocumentReference")
+
+
+def load_models() -> None:
+    """Import the models of `VALIDATED_TYPES` now rather than on the first request that
+    needs each: the first document upload in a new worker spent most of a second importing
+    fhir.resources' DocumentReference (bench/profiles/api-load.md, "Third pass")."""
+    for resource_type in VALIDATED_TYPES:
+        model_class(resource_type)
+
+
 def parse_json(body: bytes) -> Any:
     """Parse a request body (already size-limited) as JSON; Malformed (400) if it is not
     JSON or is nested too deep."""

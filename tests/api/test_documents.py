@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from exchange.agreements.models import Agreement
 from exchange.audit.models import AuditRecord
 from exchange.db import Database
+from exchange.documents.models import BinaryRow
 from tests.conftest import Tokens
 from tests.factories import CB, pdf_bytes
 from tests.scenario import ICB, LA, OTHER_LA, PROVIDER, Child, Scenario, document_json
@@ -210,6 +212,32 @@ def test_inline_content_and_supersede(client: FlaskClient, tokens: Tokens) -> No
     )
     content = world.get(f"/fhir/{second.get_json()['content'][0]['attachment']['url']}", LA)
     assert content.data == REVISED
+
+
+@pytest.mark.parametrize(
+    "data",
+    ["not base64!", "QUJD\u0000REVG", "QUJD REVG", "QUJ", 12345],
+    ids=["alphabet", "nul", "whitespace", "padding", "number"],
+)
+def test_inline_data_that_is_not_base64_is_refused_and_nothing_is_stored(
+    client: FlaskClient, tokens: Tokens, db: Database, data: object
+) -> None:
+    """The model validates a stand-in for inline data; the one strict decode of the real
+    data refuses what is not base64, with an OperationOutcome, before anything is kept."""
+    world = Scenario(client, tokens)
+    child, _, task = _requested(world)
+    body = document_json(child, task["id"], data=REVISED)
+    body["content"][0]["attachment"]["data"] = data
+    with db.transaction() as session:
+        before = session.scalar(select(func.count()).select_from(BinaryRow))
+    response = world.post("/fhir/DocumentReference", PROVIDER, body)
+    assert response.status_code == 422, response.get_json()
+    assert response.get_json()["resourceType"] == "OperationOutcome"
+    with db.transaction() as session:
+        assert session.scalar(select(func.count()).select_from(BinaryRow)) == before
+    assert (
+        world.get(f"/fhir/DocumentReference?related=Task/{task['id']}", LA).get_json()["total"] == 0
+    )
 
 
 def test_only_the_tasks_owner_provides_advice(client: FlaskClient, tokens: Tokens) -> None:
