@@ -19,7 +19,7 @@ from datetime import date, datetime
 from typing import Any, Final
 
 import jsonpatch
-from sqlalchemy import and_, bindparam, delete, func, select
+from sqlalchemy import and_, bindparam, delete, exists, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -76,7 +76,7 @@ from exchange.errors import (
     invalid,
 )
 from exchange.fhir.validation import validate_resource
-from exchange.patients.models import Patient
+from exchange.patients.models import Patient, PatientAccess
 from exchange.patients.service import TASK_OWNER, TASK_REQUESTER, grant_access, visible_patient
 from exchange.search import Found, Paging, keyset_page, parse_instant
 from exchange.versions import (
@@ -198,9 +198,9 @@ def roles_of(session: Session, task_id: uuid.UUID, organisation_id: uuid.UUID) -
     return set(session.scalars(_ROLES, {"task_id": task_id, "organisation_id": organisation_id}))
 
 
-#: The Task's patient, the organisation's roles in it and the organisation's name (a
-#: document's custodian reference names it): one row per role, one with no role if it has
-#: none.
+#: The Task's patient, the organisation's roles in it, the organisation's name (a
+#: document's custodian reference names it) and whether it may see the patient a request
+#: names: one row per role, one with no role if it has none.
 _PATIENT_AND_ROLES: Final = Prepared(
     select(
         TaskRow.patient_id,
@@ -208,6 +208,12 @@ _PATIENT_AND_ROLES: Final = Prepared(
         select(Organisation.name)
         .where(Organisation.id == bindparam("organisation_id"))
         .scalar_subquery(),
+        exists()
+        .where(
+            PatientAccess.patient_id == bindparam("patient_id"),
+            PatientAccess.organisation_id == bindparam("organisation_id"),
+        )
+        .label("sees_patient"),
     )
     .outerjoin(
         TaskParty,
@@ -228,21 +234,28 @@ class TaskPart:
     roles: frozenset[str]
     #: The organisation's registered name.
     organisation_name: str
+    #: Whether the organisation may see the patient asked about (`patients.service`).
+    sees_patient: bool
 
 
 def patient_and_roles(
-    session: Session, task_id: uuid.UUID, organisation_id: uuid.UUID
+    session: Session,
+    task_id: uuid.UUID,
+    organisation_id: uuid.UUID,
+    patient_id: uuid.UUID | None = None,
 ) -> TaskPart | None:
-    """A Task's patient and the organisation's roles in it (and its name), in one query on
-    the session's connection (a document upload asks it: bench/profiles/api-load.md);
-    None if there is no such Task."""
+    """A Task's patient and the organisation's roles in it (its name, and whether it may
+    see `patient_id`), in one query on the session's connection (a document upload asks
+    it: bench/profiles/api-load.md); None if there is no such Task."""
     rows = _PATIENT_AND_ROLES.rows(
-        core_connection(session), {"task_id": task_id, "organisation_id": organisation_id}
+        core_connection(session),
+        {"task_id": task_id, "organisation_id": organisation_id, "patient_id": patient_id},
     )
     if not rows:
         return None
-    roles = frozenset(role for _, role, _ in rows if role is not None)
-    return TaskPart(rows[0][0], roles, rows[0][2])
+    roles = frozenset(row[1] for row in rows if row[1] is not None)
+    task_patient, _, name, sees = rows[0]
+    return TaskPart(task_patient, roles, name, bool(sees))
 
 
 def apply_change(

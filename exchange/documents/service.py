@@ -380,19 +380,23 @@ def attach_document(
     if not isinstance(data, dict) or data.get("resourceType") != "DocumentReference":
         validate_resource(data, "DocumentReference", document_profile_issues)
     subject = str((data.get("subject") or {}).get("reference", ""))
-    patient_id = None
-    if subject.startswith("Patient/"):
-        patient_id = visible_patient_id(
-            session, _id(subject[8:], "Patient"), caller.organisation_id
-        )
-        if patient_id is None:
-            raise NotFound("Patient", subject[8:])
+    named = _id(subject[8:], "Patient") if subject.startswith("Patient/") else None
     tasks = related_task_ids(data)
-    # Which patient the Task is for, the caller's roles in it and the caller's name.
     task_id = _id(tasks[0], "Task") if tasks else None
-    part = patient_and_roles(session, task_id, caller.organisation_id) if task_id else None
+    # Which patient the Task is for, the caller's roles in it, its name and whether it
+    # may see the patient named: one query.
+    part = patient_and_roles(session, task_id, caller.organisation_id, named) if task_id else None
+    if named is not None:
+        sees = (
+            part.sees_patient
+            if part is not None
+            else visible_patient_id(session, named, caller.organisation_id) is not None
+        )
+        if not sees:
+            raise NotFound("Patient", subject[8:])
     if tasks and (part is None or not part.roles):
         raise NotFound("Task", tasks[0])
+    patient_id = named
     checked, inline = _inline_set_aside(data)
     resource = validate_resource(checked, "DocumentReference", document_profile_issues)
     if patient_id is None or task_id is None or part is None:

@@ -457,6 +457,28 @@ def test_an_unrelated_binary_read_does_not_name_its_document(world: Scenario) ->
     assert document["id"] not in response.get_data(as_text=True)
 
 
+@pytest.mark.parametrize("task", ["own", "unknown"])
+def test_a_document_for_a_patient_the_uploader_cannot_see_is_404(
+    world: Scenario, task: str
+) -> None:
+    """A provider names, with its own Task or a Task that does not exist, a child it has no
+    relationship with (another LA's, no request to it): 404 for the patient, so the
+    answer does not tell it the child exists (a 422 "the Task is for another patient"
+    would), and nothing is stored."""
+    own_child = world.child()
+    world.consent(own_child)
+    own_task = world.request(own_child)
+    stranger = world.child(who=OTHER_LA)
+    task_id = own_task["id"] if task == "own" else "8f7d0c56-51a8-4f5e-9f7e-0d6b1a3c2e10"
+    response = world.post(
+        "/fhir/DocumentReference", PROVIDER, document_json(stranger, task_id, data=b"advice")
+    )
+    assert response.status_code == 404, response.get_json()
+    assert response.get_json()["issue"][0]["diagnostics"] == f"Patient/{stranger.id} is not known"
+    found = world.get(f"/fhir/DocumentReference?related=Task/{own_task['id']}", PROVIDER)
+    assert found.get_json()["total"] == 0
+
+
 @pytest.mark.parametrize(
     "path",
     [
