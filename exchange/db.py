@@ -33,7 +33,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -178,6 +177,8 @@ class Prepared:
             raise TypeError("only SQL statements can be Prepared")
         if "__[POSTCOMPILE_" in compiled.string:
             raise ValueError("a Prepared statement cannot hold IN lists or literal-execute values")
+        if compiled.escaped_bind_names:
+            raise ValueError("a Prepared statement's parameter names must need no escaping")
         binds: dict[str, Callable[[Any], Any]] = {}
         for name, bind in compiled.binds.items():
             processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
@@ -192,35 +193,32 @@ class Prepared:
         return _Plan(compiled.string, compiled, binds, positions, results)
 
     def rows(self, connection: Connection, parameters: dict[str, Any]) -> list[tuple[Any, ...]]:
-        """Run the statement in `connection`'s transaction; every row it returns."""
+        """Run the statement in `connection`'s transaction (begun first if it has none, as
+        SQLAlchemy's own execution would); every row it returns."""
         plan = self._plan(connection.dialect)
-        values = dict(plan.compiled.construct_params(parameters) or {})
-        for name, processor in plan.binds.items():
-            values[name] = processor(values[name])
-        bound: Any = values if plan.positions is None else tuple(values[n] for n in plan.positions)
+        if not connection.in_transaction():
+            connection.begin()
         dbapi = connection.connection
         cursor = dbapi.cursor()
         events = connection.dispatch
+        bound: Any = None
         try:
-            # The engine's cursor events still see the statement (instrumentation, tests).
+            values = dict(plan.compiled.construct_params(parameters) or {})
+            for name, processor in plan.binds.items():
+                values[name] = processor(values[name])
+            bound = values if plan.positions is None else tuple(values[n] for n in plan.positions)
+            # The engine's cursor events see the statement (instrumentation, tests); a
+            # listener's returned changes (retval=True) are not applied.
             for listener in events.before_cursor_execute:
                 listener(connection, cursor, plan.sql, bound, None, False)
             cursor.execute(plan.sql, bound)
             for listener in events.after_cursor_execute:
                 listener(connection, cursor, plan.sql, bound, None, False)
             found = cursor.fetchall() if cursor.description is not None else []
-        except connection.dialect.loaded_dbapi.Error as error:
-            invalidated = connection.dialect.is_disconnect(error, dbapi, cursor)
-            if invalidated:
-                connection.invalidate(error)
-            raise DBAPIError.instance(
-                plan.sql,
-                bound,
-                error,
-                connection.dialect.loaded_dbapi.Error,
-                connection_invalidated=invalidated,
-                dialect=connection.dialect,
-            ) from error
+        except BaseException as error:  # noqa: BLE001 - re-raised by SQLAlchemy, as its own
+            # SQLAlchemy's own handling: its exception classes, the handle_error events,
+            # and on a disconnect this connection and the rest of the pool invalidated.
+            connection._handle_dbapi_exception(error, plan.sql, bound, cursor, None)
         finally:
             cursor.close()
         if not any(plan.results):

@@ -9,8 +9,8 @@ import uuid
 from datetime import UTC, date, datetime
 
 import pytest
-from sqlalchemy import bindparam, event, insert, select, text
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy import bindparam, event, insert, select, text, update
+from sqlalchemy.exc import DBAPIError, IntegrityError, StatementError
 
 from exchange.agreements.models import Agreement, AgreementParty, Organisation
 from exchange.auth.models import Client
@@ -135,3 +135,55 @@ def test_the_engines_cursor_events_see_the_statement(world: None, db: Database) 
     finally:
         event.remove(db.engine, "before_cursor_execute", before)
     assert any(sql.lstrip().startswith("SELECT client.client_id") for sql in seen)
+
+
+def test_a_parameter_name_that_needs_escaping_is_refused(db: Database) -> None:
+    statement = Prepared(select(Organisation.id).where(Organisation.ods == bindparam("ods code")))
+    with db.transaction() as session, pytest.raises(ValueError, match="escaping"):
+        statement.rows(session.connection(), {"ods code": "LA01"})
+
+
+def test_a_bad_value_is_sqlalchemys_statement_error(world: None, db: Database) -> None:
+    """A value the column type refuses (a naive time) is raised as SQLAlchemy raises it,
+    which the API maps like any other database error, not as a bare ValueError."""
+    statement = Prepared(
+        select(Organisation.id).where(
+            Organisation.created <= bindparam("at", type_=Organisation.created.type)
+        )
+    )
+    with db.transaction() as session, pytest.raises(StatementError):
+        statement.rows(session.connection(), {"at": datetime(2026, 1, 1)})
+
+
+def test_a_write_on_a_connection_with_no_transaction_begins_one(
+    fresh_database_url: str,
+) -> None:
+    """Run on a connection SQLAlchemy has not begun, the statement is in a transaction
+    SQLAlchemy knows: a rollback undoes it and a commit keeps it (without that, SQLite
+    commits it by itself and PostgreSQL loses it unseen)."""
+    database = Database(fresh_database_url)
+    now = datetime(2026, 11, 30, tzinfo=UTC)
+    rename = Prepared(
+        update(Organisation)
+        .where(Organisation.ods == bindparam("ods"))
+        .values(name=bindparam("name"))
+    )
+
+    def name() -> str | None:
+        with database.engine.connect() as connection:
+            query = select(Organisation.name).where(Organisation.ods == "ZZ01")
+            return connection.execute(query).scalar_one()
+
+    try:
+        with database.transaction() as session:
+            session.add(
+                Organisation(ods="ZZ01", name="Before", role="la", created=now, updated=now)
+            )
+        for finish, expected in (("rollback", "Before"), ("commit", "After")):
+            with database.engine.connect() as connection:
+                rename.rows(connection, {"ods": "ZZ01", "name": "After"})
+                assert connection.in_transaction()
+                getattr(connection, finish)()
+            assert name() == expected
+    finally:
+        database.dispose()
