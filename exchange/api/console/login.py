@@ -58,9 +58,15 @@ def _start_again() -> Response:
     return response
 
 
-def _at_stage(stage: Stage) -> bool:
+def _resumed(stage: Stage) -> tuple[str | None, str | None]:
+    """The page to go on to and the sign-in's session token; the token is None unless a
+    sign-in is in progress and at `stage` (the step then starts again from the password)."""
+    next_page = request.values.get("next")
+    token = security.session_token()
     person = security.identity()
-    return person is not None and person.stage == stage
+    if token is None or person is None or person.stage != stage:
+        return next_page, None
+    return next_page, token
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -122,9 +128,8 @@ def _submit_code(check: users.CodeCheck, token: str, next_page: str | None) -> R
 @bp.route("/login/code", methods=["GET", "POST"])
 def login_code() -> Response:
     """Step 2: the code from the person's authenticator app."""
-    next_page = request.values.get("next")
-    token = security.session_token()
-    if token is None or not _at_stage(Stage.PASSWORD):
+    next_page, token = _resumed(Stage.PASSWORD)
+    if token is None:
         return redirect(url_for("console.login", next=next_page))
     if request.method == "GET":
         return render("console/login_code.jinja", "Enter your security code", next_page=next_page)
@@ -142,9 +147,8 @@ def login_code() -> Response:
 @bp.route("/login/new-password", methods=["GET", "POST"])
 def login_new_password() -> Response:
     """First sign-in: choose a new password."""
-    next_page = request.values.get("next")
-    token = security.session_token()
-    if token is None or not _at_stage(Stage.CHANGE_PASSWORD):
+    next_page, token = _resumed(Stage.CHANGE_PASSWORD)
+    if token is None:
         return redirect(url_for("console.login", next=next_page))
     title = "Choose a new password"
     if request.method == "GET":
@@ -197,9 +201,8 @@ def _qr_code(uri: str) -> Markup:
 def login_authenticator() -> Response:
     """First sign-in (or after a TOTP reset): add the console to an authenticator app and
     confirm with a code from it."""
-    next_page = request.values.get("next")
-    token = security.session_token()
-    if token is None or not _at_stage(Stage.ENROL_TOTP):
+    next_page, token = _resumed(Stage.ENROL_TOTP)
+    if token is None:
         return redirect(url_for("console.login", next=next_page))
     ctx = services()
     errors: dict[str, str] = {}
