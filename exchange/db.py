@@ -12,7 +12,7 @@ import os
 import threading
 import weakref
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,6 +36,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.dml import Insert
 from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.types import TypeDecorator
 
@@ -237,12 +238,18 @@ class Prepared:
         return found[0] if found else None
 
 
+def insert_of(model: type[Base], *, omit: tuple[str, ...] = ()) -> Insert:
+    """An INSERT of one row of `model`'s table with a parameter for every column but
+    `omit` (a key the database assigns), each named as its column."""
+    table = cast(Table, model.__table__)
+    return insert(table).values(
+        {c.name: bindparam(c.name, type_=c.type) for c in table.columns if c.name not in omit}
+    )
+
+
 def row_insert(model: type[Base]) -> Prepared:
     """A `Prepared` INSERT of one row of `model`'s table, every column given (`values_of`)."""
-    table = cast(Table, model.__table__)
-    return Prepared(
-        insert(table).values({c.name: bindparam(c.name, type_=c.type) for c in table.columns})
-    )
+    return Prepared(insert_of(model))
 
 
 def values_of(row: Base) -> dict[str, Any]:
@@ -346,11 +353,7 @@ class Database:
     def transaction(self) -> Iterator[Session]:
         """One unit of work: commits when the block ends, rolls back if it raises. On SQLite
         it first waits its turn for the writer lock (every transaction here may write)."""
-        if self.writer_lock is None:
-            with self.sessions() as session, session.begin():
-                yield session
-            return
-        with self.writer_lock.held(), self.sessions() as session, session.begin():
+        with self._turn(), self.sessions() as session, session.begin():
             yield session
 
     @contextmanager
@@ -362,12 +365,12 @@ class Database:
             with self._bound.begin_nested():
                 yield self._bound
             return
-        if self.writer_lock is None:
-            with self.engine.begin() as connection:
-                yield connection
-            return
-        with self.writer_lock.held(), self.engine.begin() as connection:
+        with self._turn(), self.engine.begin() as connection:
             yield connection
+
+    def _turn(self) -> AbstractContextManager[object]:
+        """A write's turn: the writer lock on SQLite, nothing to wait for otherwise."""
+        return self.writer_lock.held() if self.writer_lock is not None else nullcontext()
 
     @contextmanager
     def lookup(self) -> Iterator[Connection]:

@@ -25,7 +25,7 @@ from exchange.audit.chain import canonical_json
 from exchange.audit.events import AuditEntry, to_fhir
 from exchange.audit.models import AuditEntityRef, AuditRecord
 from exchange.clock import Clock, SystemClock
-from exchange.db import Database, Prepared, core_connection
+from exchange.db import Database, Prepared, core_connection, insert_of
 
 log = logging.getLogger(__name__)
 
@@ -42,15 +42,10 @@ class Recorded:
 
 _EVENTS: Final = cast(Table, AuditRecord.__table__)
 _ENTITIES: Final = cast(Table, AuditEntityRef.__table__)
-_COLUMNS: Final = tuple(c.name for c in _EVENTS.columns if c.name != "id")
 #: Built once, in Core rather than the ORM's unit of work, which cost a sixth of a
 #: document read's time (bench/profiles/api-load.md). On SQLite: the record, then its
 #: entity references.
-_new_event = (
-    insert(_EVENTS)
-    .values({name: bindparam(name, type_=_EVENTS.c[name].type) for name in _COLUMNS})
-    .returning(_EVENTS.c.id)
-)
+_new_event = insert_of(AuditRecord, omit=("id",)).returning(_EVENTS.c.id)
 _INSERT_EVENT: Final = Prepared(_new_event)
 _INSERT_ENTITIES: Final = insert(_ENTITIES)
 #: On PostgreSQL one statement (one round trip) inserts both: the record in a WITH

@@ -314,8 +314,9 @@ def _readable_statement(icb: bool) -> Select[Any]:
 
 #: Built once per kind of reader (an ICB is also related through DCO tasks): asked on
 #: every document and Binary read (bench/profiles/api-load.md).
-_READABLE: Final = {icb: Prepared(_readable_statement(icb)) for icb in (False, True)}
-_FIELDS: Final = tuple(_readable_statement(False).selected_columns.keys())
+_STATEMENTS: Final = {icb: _readable_statement(icb) for icb in (False, True)}
+_READABLE: Final = {icb: Prepared(statement) for icb, statement in _STATEMENTS.items()}
+_FIELDS: Final = tuple(_STATEMENTS[False].selected_columns.keys())
 _PREFETCHED: Final = ("purpose", "agreement", "consent_versions", "consents_updated")
 
 
