@@ -1,9 +1,10 @@
 """The document pipeline: encrypt while streaming, blob first, then the row.
 
-`store_content` checks the bytes as they pass (type, size, digests), encrypts them under a
-fresh data key bound to the Binary id, and writes the ciphertext to the blob store; only
-then is the row added to the caller's transaction, so a failure at any step leaves nothing
-visible (an orphan blob at worst, which the sweeper removes). `open_content` unwraps the
+`seal_content` checks the bytes as they pass (type, size, digests), encrypts them under a
+fresh data key bound to the Binary id, and writes the ciphertext to the blob store, before
+any transaction begins; `add_binary` then records the row in the use case's transaction,
+so a failure at any step leaves nothing visible (an orphan blob at worst: deleted at once
+when the use case is refused, else by the sweeper). `open_content` unwraps the
 key and returns the plaintext stream with its first chunk already verified, so a document
 that fails authentication at its start is refused before any response begins.
 
@@ -19,6 +20,7 @@ import logging
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Final, Protocol
 
@@ -31,7 +33,14 @@ from exchange.crypto.keys import KeyProvider, KeyServiceUnavailable, KeyUnwrapEr
 from exchange.db import core_connection, row_insert, values_of
 from exchange.documents.content import CheckedContent
 from exchange.documents.models import BinaryRow
-from exchange.errors import Corrupted, DigestMismatch, Gone, Subject, Unavailable
+from exchange.errors import (
+    Corrupted,
+    DigestMismatch,
+    DomainError,
+    Gone,
+    Subject,
+    Unavailable,
+)
 from exchange.storage.blobs import BlobMissing, BlobStore, StorageUnavailable, new_blob_name
 
 log = logging.getLogger("exchange.documents")
@@ -93,6 +102,103 @@ def content_intact(binary_id: uuid.UUID) -> Iterator[None]:
 _INSERT_BINARY: Final = row_insert(BinaryRow)
 
 
+@dataclass(frozen=True, slots=True)
+class SealedContent:
+    """Checked content, encrypted and written to the store under `blob`, that no row names
+    yet: `add_binary` records it in a transaction (until then only the sweeper, after its
+    grace period, would remove it)."""
+
+    binary_id: uuid.UUID
+    blob: str
+    content_type: str
+    size: int
+    #: Lowercase hex SHA-256 of the plaintext.
+    sha256: str
+    #: Raw SHA-1 of the plaintext (R4 `Attachment.hash`).
+    sha1: bytes
+    wrapped: WrappedKey
+
+
+def seal_content(
+    store: BlobStore,
+    keys: KeyProvider,
+    pieces: Iterable[bytes],
+    declared_type: str,
+    max_bytes: int,
+    expected_sha256: str | None = None,
+) -> SealedContent:
+    """Check, encrypt and store a document's bytes, touching no database: a use case seals
+    content before its transaction begins, so on SQLite the writer lock is not held while
+    the bytes stream, are encrypted and fsynced (bench/profiles/api-load.md, "Fourth
+    pass"). UnsupportedContent, TooLarge, EmptyContent or DigestMismatch leave nothing
+    stored."""
+    binary_id = uuid.uuid4()
+    blob = new_blob_name()
+    checked = CheckedContent(pieces, declared_type, max_bytes)
+    data_key, wrapped = keys.new_data_key(str(binary_id))
+    store.write(blob, encrypt_stream(data_key, str(binary_id), checked))
+    if expected_sha256 is not None and expected_sha256.lower() != checked.sha256_hex:
+        store.delete(blob)
+        raise DigestMismatch("the content does not match X-Content-SHA256")
+    return SealedContent(
+        binary_id,
+        blob,
+        declared_type,
+        checked.size,
+        checked.sha256_hex,
+        checked.sha1_digest,
+        wrapped,
+    )
+
+
+def add_binary(
+    session: Session,
+    content: SealedContent,
+    uploader_id: uuid.UUID,
+    now: datetime,
+    document_id: uuid.UUID | None = None,
+) -> BinaryRow:
+    """Record sealed content as a Binary in the session's transaction (attached to
+    `document_id` already when it is a new document's inline content)."""
+    row = BinaryRow(
+        id=content.binary_id,
+        blob_name=content.blob,
+        content_type=content.content_type,
+        size=content.size,
+        sha256=content.sha256,
+        sha1=content.sha1,
+        wrapped_key=content.wrapped.wrapped,
+        key_ref=content.wrapped.key_ref,
+        uploader_id=uploader_id,
+        created=now,
+        document_id=document_id,
+        destroyed=None,
+    )
+    # A Core insert: the unit of work's flush was a fifth of a document upload's server
+    # time (bench/profiles/api-load.md, "Third pass"). The row is returned unattached to
+    # the session; a later read loads it afresh.
+    _INSERT_BINARY.rows(core_connection(session), values_of(row))
+    return row
+
+
+@contextmanager
+def discarded_if_refused(
+    backends: ContentBackends, content: SealedContent | None
+) -> Iterator[None]:
+    """Sealed content whose use case is refused (a domain error) is deleted at once, since
+    no row will name it. Any other failure leaves it to the sweeper: a commit that failed
+    in transit may still have committed the row that names it."""
+    try:
+        yield
+    except DomainError:
+        if content is not None:
+            try:
+                backends.blob_store().delete(content.blob)
+            except _UNAVAILABLE:
+                log.warning("a refused upload's blob is left to the sweeper")
+        raise
+
+
 def store_content(
     session: Session,
     store: BlobStore,
@@ -105,36 +211,10 @@ def store_content(
     expected_sha256: str | None = None,
     document_id: uuid.UUID | None = None,
 ) -> BinaryRow:
-    """Encrypt and store a document's bytes; add its Binary row to the session (attached to
-    `document_id` already when it is a new document's inline content).
-    UnsupportedContent, TooLarge, EmptyContent or DigestMismatch leave nothing stored."""
-    binary_id = uuid.uuid4()
-    blob = new_blob_name()
-    checked = CheckedContent(pieces, declared_type, max_bytes)
-    data_key, wrapped = keys.new_data_key(str(binary_id))
-    store.write(blob, encrypt_stream(data_key, str(binary_id), checked))
-    if expected_sha256 is not None and expected_sha256.lower() != checked.sha256_hex:
-        store.delete(blob)
-        raise DigestMismatch("the content does not match X-Content-SHA256")
-    row = BinaryRow(
-        id=binary_id,
-        blob_name=blob,
-        content_type=declared_type,
-        size=checked.size,
-        sha256=checked.sha256_hex,
-        sha1=checked.sha1_digest,
-        wrapped_key=wrapped.wrapped,
-        key_ref=wrapped.key_ref,
-        uploader_id=uploader_id,
-        created=now,
-        document_id=document_id,
-        destroyed=None,
-    )
-    # A Core insert: the unit of work's flush was a fifth of a document upload's server
-    # time (bench/profiles/api-load.md, "Third pass"). The row is returned unattached to
-    # the session; a later read loads it afresh.
-    _INSERT_BINARY.rows(core_connection(session), values_of(row))
-    return row
+    """`seal_content`, then `add_binary` in the session's transaction (operator tools and
+    tests; a request's use case seals before its transaction begins)."""
+    content = seal_content(store, keys, pieces, declared_type, max_bytes, expected_sha256)
+    return add_binary(session, content, uploader_id, now, document_id)
 
 
 def open_content(row: BinaryRow, store: BlobStore, keys: KeyProvider) -> Iterator[bytes]:
@@ -164,9 +244,13 @@ def logged_while_streaming(stream: Iterator[bytes], binary_id: uuid.UUID) -> Ite
 
 __all__ = [
     "ContentBackends",
+    "SealedContent",
+    "add_binary",
     "backends_answering",
     "content_intact",
+    "discarded_if_refused",
     "logged_while_streaming",
     "open_content",
+    "seal_content",
     "store_content",
 ]

@@ -16,21 +16,21 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, Generic, TypeVar, cast
 
 from sqlalchemy.orm import Session
 
-from exchange.advice_requests.service import patient_and_roles
+from exchange.advice_requests.service import TaskPart, patient_and_roles
 from exchange.advice_requests.workflow import OWNER, REQUESTER
 from exchange.agreements.resources import reference_by_ods
 from exchange.audit.events import AuditKind, Entity, Outcome
 from exchange.audit.service import record
 from exchange.caller import Caller
 from exchange.codes import CONFIDENTIALITY_SYSTEM, EXT_SHA256, AccessDenialReason, ReviewReason
-from exchange.db import core_connection, row_insert, values_of
+from exchange.db import Database, core_connection, row_insert, values_of
 from exchange.documents.access import (
     Decided,
     DocumentDecision,
@@ -46,11 +46,14 @@ from exchange.documents.housekeeping import UNATTACHED_LIFETIME
 from exchange.documents.models import BinaryRow, DocumentRow
 from exchange.documents.pipeline import (
     ContentBackends,
+    SealedContent,
+    add_binary,
     backends_answering,
     content_intact,
+    discarded_if_refused,
     logged_while_streaming,
     open_content,
-    store_content,
+    seal_content,
 )
 from exchange.documents.profile import (
     LA_DOCUMENT_TYPES,
@@ -65,7 +68,15 @@ from exchange.documents.queries import (
     related_documents,
     sort_position,
 )
-from exchange.errors import AccessDenied, Forbidden, NotFound, Subject, TooLarge, invalid
+from exchange.errors import (
+    AccessDenied,
+    DomainError,
+    Forbidden,
+    NotFound,
+    Subject,
+    TooLarge,
+    invalid,
+)
 from exchange.fhir.validation import validate_resource
 from exchange.patients.service import CUSTODIAN, grant_access, visible_patient_id
 from exchange.search import Found, Paging, page_of
@@ -77,6 +88,8 @@ from exchange.versions import (
     read_version,
     stamp,
 )
+
+_T = TypeVar("_T")
 
 
 def binary_resource(row: BinaryRow) -> dict[str, Any]:
@@ -171,7 +184,7 @@ def _readable_document(
 
 
 def upload_binary(
-    session: Session,
+    database: Database,
     caller: Caller,
     backends: ContentBackends,
     pieces: Iterable[bytes],
@@ -182,28 +195,29 @@ def upload_binary(
     now: datetime,
 ) -> dict[str, Any]:
     """Upload document content, streamed through the checks and encrypted into the store
-    (blob first, then the row); `declared_size` (Content-Length) over the limit is refused
-    before a byte is read. Unattached, it is readable only by the caller's organisation
-    until a DocumentReference takes it (within 24 hours, or the sweeper shreds it)."""
+    before the transaction that records it begins (blob first, then the row: on SQLite the
+    writer lock is not held while the bytes arrive); `declared_size` (Content-Length) over
+    the limit is refused before a byte is read. Unattached, it is readable only by the
+    caller's organisation until a DocumentReference takes it (within 24 hours, or the
+    sweeper shreds it)."""
     if declared_size is not None and declared_size > max_bytes:
         raise TooLarge(f"the document is larger than {max_bytes} bytes")
     with backends_answering():
-        row = store_content(
-            session,
+        content = seal_content(
             backends.blob_store(),
             backends.key_provider(),
             pieces,
             content_type,
             max_bytes,
-            caller.organisation_id,
-            now,
             expected_sha256,
         )
-    record(
-        session,
-        caller.audit_entry(AuditKind.CREATE, entities=(Entity(f"Binary/{row.id}"),)),
-        at=now,
-    )
+    with discarded_if_refused(backends, content), database.transaction() as session:
+        row = add_binary(session, content, caller.organisation_id, now)
+        record(
+            session,
+            caller.audit_entry(AuditKind.CREATE, entities=(Entity(f"Binary/{row.id}"),)),
+            at=now,
+        )
     return binary_resource(row)
 
 
@@ -270,40 +284,29 @@ def read_binary(
 # --- DocumentReference ----------------------------------------------------------------------
 
 
-def _content_for(
-    session: Session,
-    caller: Caller,
-    backends: ContentBackends,
-    attachment: dict[str, Any],
-    max_bytes: int,
-    now: datetime,
-    document_id: uuid.UUID,
+def _sealed_inline(
+    backends: ContentBackends, data: str, content_type: str, max_bytes: int
+) -> SealedContent:
+    """A new document's inline data (at most 10 MiB), checked, encrypted and stored."""
+    try:
+        decoded = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise invalid(
+            "DocumentReference.content[0].attachment.data", "attachment.data is not base64", "value"
+        ) from None
+    if len(decoded) > INLINE_CONTENT_LIMIT:
+        raise TooLarge("inline content is limited to 10 MiB; upload a Binary first")
+    with backends_answering():
+        return seal_content(
+            backends.blob_store(), backends.key_provider(), [decoded], content_type, max_bytes
+        )
+
+
+def _unattached_upload(
+    session: Session, caller: Caller, attachment: dict[str, Any], now: datetime
 ) -> BinaryRow:
-    """The Binary the new document `document_id` holds: its inline data (at most 10 MiB)
-    stored now, or the caller's own unattached upload of the last 24 hours."""
-    if "data" in attachment:
-        try:
-            data = base64.b64decode(attachment["data"], validate=True)
-        except (binascii.Error, ValueError):
-            raise invalid(
-                "DocumentReference.content[0].attachment.data",
-                "attachment.data is not base64",
-                "value",
-            ) from None
-        if len(data) > INLINE_CONTENT_LIMIT:
-            raise TooLarge("inline content is limited to 10 MiB; upload a Binary first")
-        with backends_answering():
-            return store_content(
-                session,
-                backends.blob_store(),
-                backends.key_provider(),
-                [data],
-                str(attachment.get("contentType", "")),
-                max_bytes,
-                caller.organisation_id,
-                now,
-                document_id=document_id,
-            )
+    """The caller's own unattached upload of the last 24 hours that `attachment.url` names,
+    locked for the document that takes it."""
     binary_id = _id(str(attachment["url"]).removeprefix("Binary/"), "Binary")
     binary = session.get(BinaryRow, binary_id, with_for_update=True)
     if (
@@ -318,6 +321,29 @@ def _content_for(
             "the last 24 hours",
         )
     return binary
+
+
+@dataclass(frozen=True, slots=True)
+class _Held(Generic[_T]):
+    """Work done before a transaction began: what it returned, or the domain error it
+    raised, kept for the point inside the transaction where the spec's order puts that
+    refusal."""
+
+    result: _T | None = None
+    refusal: DomainError | None = None
+
+    def get(self) -> _T:
+        """The result, or the refusal raised now."""
+        if self.refusal is not None:
+            raise self.refusal
+        return cast(_T, self.result)
+
+
+def _held(work: Callable[[], _T]) -> _Held[_T]:
+    try:
+        return _Held(result=work())
+    except DomainError as error:
+        return _Held(refusal=error)
 
 
 def _supersede(
@@ -366,7 +392,7 @@ def _inline_set_aside(data: Any) -> tuple[Any, str | None]:
 
 
 def attach_document(
-    session: Session,
+    database: Database,
     caller: Caller,
     backends: ContentBackends,
     data: Any,
@@ -376,44 +402,80 @@ def attach_document(
     """Record a document for a Task's patient, held encrypted, its custodian the caller:
     an advice document from the Task's owner, an LA document from its requester. The
     content is an upload of the caller's (`Binary/<id>`) or inline data; `relatesTo
-    replaces` supersedes the caller's earlier version."""
+    replaces` supersedes the caller's earlier version.
+
+    What needs no database (validating the resource, decoding and storing inline content)
+    is done before the transaction begins: on SQLite the writer lock was held through it,
+    half of a 64 KiB upload's time, so uploads queued behind each other's validation and
+    fsync (bench/profiles/api-load.md, "Fourth pass"). A refusal it finds is raised where
+    the spec's order puts it, after the checks made in the transaction; content stored for
+    a refused request is deleted at once."""
     if not isinstance(data, dict) or data.get("resourceType") != "DocumentReference":
         validate_resource(data, "DocumentReference", document_profile_issues)
     subject = str((data.get("subject") or {}).get("reference", ""))
     named = _id(subject[8:], "Patient") if subject.startswith("Patient/") else None
     tasks = related_task_ids(data)
     task_id = _id(tasks[0], "Task") if tasks else None
-    # Which patient the Task is for, the caller's roles in it, its name and whether it
-    # may see the patient named: one query.
-    part = patient_and_roles(session, task_id, caller.organisation_id, named) if task_id else None
-    if named is not None:
-        sees = (
-            part.sees_patient
-            if part is not None
-            else visible_patient_id(session, named, caller.organisation_id) is not None
-        )
-        if not sees:
-            raise NotFound("Patient", subject[8:])
-    if tasks and (part is None or not part.roles):
-        raise NotFound("Task", tasks[0])
-    patient_id = named
     checked, inline = _inline_set_aside(data)
-    resource = validate_resource(checked, "DocumentReference", document_profile_issues)
-    if patient_id is None or task_id is None or part is None:
-        raise NotFound("Patient")
-    if part.patient_id != patient_id:
-        raise invalid("DocumentReference.context.related", "the Task is for another patient")
-    doc_type = document_type_of(resource) or ""
-    expected_role = REQUESTER if doc_type in LA_DOCUMENT_TYPES else OWNER
-    if expected_role not in part.roles:
-        raise Forbidden(f"a {doc_type} document comes from the Task's {expected_role}")
-    given = resource["content"][0]["attachment"]
-    if inline is not None:
-        given = {**given, "data": inline}
-    document_id = uuid.uuid4()
-    binary = _content_for(session, caller, backends, given, max_document_bytes, now, document_id)
-    binary.document_id = document_id
+    validated = _held(
+        lambda: validate_resource(checked, "DocumentReference", document_profile_issues)
+    )
+    sealed: _Held[SealedContent] | None = None
+    if validated.result is not None and inline is not None:
+        declared = str(validated.result["content"][0]["attachment"].get("contentType", ""))
+        sealed = _held(lambda: _sealed_inline(backends, inline, declared, max_document_bytes))
+    stored_early = sealed.result if sealed is not None else None
+    with discarded_if_refused(backends, stored_early), database.transaction() as session:
+        # Which patient the Task is for, the caller's roles in it, its name and whether
+        # it may see the patient named: one query.
+        part = (
+            patient_and_roles(session, task_id, caller.organisation_id, named) if task_id else None
+        )
+        if named is not None:
+            sees = (
+                part.sees_patient
+                if part is not None
+                else visible_patient_id(session, named, caller.organisation_id) is not None
+            )
+            if not sees:
+                raise NotFound("Patient", subject[8:])
+        if tasks and (part is None or not part.roles):
+            raise NotFound("Task", tasks[0])
+        resource = validated.get()
+        if named is None or task_id is None or part is None:
+            raise NotFound("Patient")
+        if part.patient_id != named:
+            raise invalid("DocumentReference.context.related", "the Task is for another patient")
+        doc_type = document_type_of(resource) or ""
+        expected_role = REQUESTER if doc_type in LA_DOCUMENT_TYPES else OWNER
+        if expected_role not in part.roles:
+            raise Forbidden(f"a {doc_type} document comes from the Task's {expected_role}")
+        document_id = uuid.uuid4()
+        if sealed is not None:
+            binary = add_binary(session, sealed.get(), caller.organisation_id, now, document_id)
+        else:
+            binary = _unattached_upload(session, caller, resource["content"][0]["attachment"], now)
+            binary.document_id = document_id
+        return _recorded_document(
+            session, caller, resource, part, named, task_id, binary, document_id, now
+        )
+
+
+def _recorded_document(
+    session: Session,
+    caller: Caller,
+    resource: dict[str, Any],
+    part: TaskPart,
+    patient_id: uuid.UUID,
+    task_id: uuid.UUID,
+    binary: BinaryRow,
+    document_id: uuid.UUID,
+    now: datetime,
+) -> dict[str, Any]:
+    """The document row, its first version, the custodian's access and the audit record,
+    for content `binary` already held; the stored resource."""
     superseded = _supersede(session, resource, caller.organisation_id, now)
+    given = resource["content"][0]["attachment"]
     attachment = {k: v for k, v in given.items() if k not in ("data", "url")}
     attachment.update(
         {
@@ -424,6 +486,7 @@ def attach_document(
             "extension": [{"url": EXT_SHA256, "valueString": binary.sha256}],
         }
     )
+    doc_type = document_type_of(resource) or ""
     body = {
         **resource,
         "content": [{**resource["content"][0], "attachment": attachment}],

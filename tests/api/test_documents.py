@@ -15,7 +15,16 @@ from exchange.db import Database
 from exchange.documents.models import BinaryRow
 from tests.conftest import Tokens
 from tests.factories import CB, pdf_bytes
-from tests.scenario import ICB, LA, OTHER_LA, PROVIDER, Child, Scenario, document_json
+from tests.scenario import (
+    ICB,
+    LA,
+    OTHER_LA,
+    OTHER_PROVIDER,
+    PROVIDER,
+    Child,
+    Scenario,
+    document_json,
+)
 
 REVISED = b"%PDF-1.7\nrevised advice\n%%EOF\n"
 JUSTIFICATION = "Section 47 enquiry opened today; urgent health information needed."
@@ -238,6 +247,53 @@ def test_inline_data_that_is_not_base64_is_refused_and_nothing_is_stored(
     assert (
         world.get(f"/fhir/DocumentReference?related=Task/{task['id']}", LA).get_json()["total"] == 0
     )
+
+
+def _blobs(settings: Any) -> int:
+    return sum(1 for path in (settings.data_dir / "blobs").rglob("*") if path.is_file())
+
+
+def test_a_refused_inline_document_keeps_no_content(
+    client: FlaskClient, tokens: Tokens, settings: Any
+) -> None:
+    """Inline content is stored before the transaction begins (the writer lock is not held
+    through it); a request refused in the transaction deletes it at once."""
+    world = Scenario(client, tokens)
+    child, _, task = _requested(world)
+    before = _blobs(settings)
+    refused = {
+        LA: 403,  # advice comes from the Task's owner
+        OTHER_PROVIDER: 404,  # a Task it has no part in
+    }
+    for who, status in refused.items():
+        response = world.post(
+            "/fhir/DocumentReference", who, document_json(child, task["id"], data=ADVICE)
+        )
+        assert response.status_code == status, response.get_json()
+    assert _blobs(settings) == before
+    kept = world.post(
+        "/fhir/DocumentReference", PROVIDER, document_json(child, task["id"], data=ADVICE)
+    )
+    assert kept.status_code == 201
+    assert _blobs(settings) == before + 1
+
+
+def test_refusals_keep_the_spec_order_when_the_content_is_bad_too(
+    client: FlaskClient, tokens: Tokens
+) -> None:
+    """Validation and content are checked before the transaction, but refused where the
+    spec's order puts them: an unseen Task (404) before an invalid resource (422) before
+    the wrong party (403) before content that is not what it says (415)."""
+    world = Scenario(client, tokens)
+    child, _, task = _requested(world)
+    not_pdf = document_json(child, task["id"], data=b"plain words, not a PDF")
+    assert world.post("/fhir/DocumentReference", OTHER_PROVIDER, not_pdf).status_code == 404
+    assert world.post("/fhir/DocumentReference", LA, not_pdf).status_code == 403
+    invalid = {**not_pdf, "status": "not-a-status"}
+    response = world.post("/fhir/DocumentReference", PROVIDER, invalid)
+    assert response.status_code == 422
+    assert "status" in json.dumps(response.get_json())
+    assert world.post("/fhir/DocumentReference", PROVIDER, not_pdf).status_code == 415
 
 
 def test_only_the_tasks_owner_provides_advice(client: FlaskClient, tokens: Tokens) -> None:

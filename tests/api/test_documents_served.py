@@ -1,8 +1,10 @@
-"""Document reads against the served API (gunicorn, real connections per transaction): a
-refused read answers 403 at once and its audit record names the deciding Consent."""
+"""Documents against the served API (gunicorn, real connections per transaction): a refused
+read answers 403 at once and its audit record names the deciding Consent; an upload in
+progress holds up no other write."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
 from pathlib import Path
@@ -97,3 +99,50 @@ def test_refused_document_read_is_prompt_and_audited(
     assert f"Consent/{consent['id']}" in references
     assert f"DocumentReference/{document}" in references
     assert str(row.patient_id) == patient
+
+
+def test_an_upload_in_progress_holds_up_no_other_write(
+    tmp_path: Path, fresh_database_url: str
+) -> None:
+    """A Binary's bytes stream into the store before its transaction begins: while one
+    client is still sending an upload (stalled half-way here), another's write commits
+    at once. On SQLite the writer lock was held for the whole body, so one slow uploader
+    stopped every write on the host (audit appends included) until it finished."""
+    with world_server(tmp_path, fresh_database_url, workers=2) as base:
+        token = request_token("prv01-epr", world_client("prv01-epr").key, f"{base}/oauth2/token")
+        bearer = {"Authorization": f"Bearer {token['access_token']}"}
+        body = b"%PDF-1.7\n" + b"x" * (4 * 1024 * 1024) + b"\n%%EOF\n"
+        host, port = base.removeprefix("http://").split(":")
+        slow = http.client.HTTPConnection(host, int(port), timeout=60)
+        slow.putrequest("POST", "/fhir/Binary")
+        for name, value in {
+            **bearer,
+            "Content-Type": "application/pdf",
+            "Content-Length": str(len(body)),
+        }.items():
+            slow.putheader(name, value)
+        slow.endheaders()
+        try:
+            slow.send(body[: len(body) // 2])  # and stalls
+            time.sleep(0.5)  # the server is reading the body now
+            started = time.monotonic()
+            other = requests.post(
+                f"{base}/fhir/Binary",
+                data=b"%PDF-1.7\nother\n%%EOF",
+                headers={**bearer, "Content-Type": "application/pdf"},
+                timeout=30,
+            )
+            assert other.status_code == 201, other.text
+            assert time.monotonic() - started < 10
+            slow.send(body[len(body) // 2 :])
+            response = slow.getresponse()
+            assert response.status == 201, response.read()
+            uploaded = json.loads(response.read())
+        finally:
+            slow.close()
+        content = requests.get(
+            f"{base}/fhir/Binary/{uploaded['id']}",
+            headers={**bearer, "Accept": "application/pdf"},
+            timeout=30,
+        )
+        assert content.content == body

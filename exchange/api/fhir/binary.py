@@ -45,18 +45,17 @@ def binary_create() -> Response:
     if expected is not None and not _SHA256.fullmatch(expected.strip()):
         raise FhirError(400, "invalid", "X-Content-SHA256 must be 64 hexadecimal characters")
     ctx = services()
-    with ctx.database.transaction() as session:
-        resource = service.upload_binary(
-            session,
-            request_caller(),
-            ctx,
-            _request_pieces(),
-            declared,
-            request.content_length,
-            expected.strip() if expected else None,
-            ctx.settings.max_document_bytes,
-            ctx.clock.now(),
-        )
+    resource = service.upload_binary(
+        ctx.database,
+        request_caller(),
+        ctx,
+        _request_pieces(),
+        declared,
+        request.content_length,
+        expected.strip() if expected else None,
+        ctx.settings.max_document_bytes,
+        ctx.clock.now(),
+    )
     return write_response(resource, 201)
 
 

@@ -89,10 +89,9 @@ def document_create() -> Response:
     """Record a document for a Task's patient, held encrypted; its custodian is the caller."""
     data = request_body()
     ctx = services()
-    with ctx.database.transaction() as session:
-        stored = service.attach_document(
-            session, request_caller(), ctx, data, ctx.settings.max_document_bytes, ctx.clock.now()
-        )
+    stored = service.attach_document(
+        ctx.database, request_caller(), ctx, data, ctx.settings.max_document_bytes, ctx.clock.now()
+    )
     return write_response(stored, 201)
 
 
