@@ -148,6 +148,13 @@ class _Plan:
     #: Each result column's processor (None: the driver's value as it is).
     results: tuple[Callable[[Any], Any] | None, ...]
 
+    def bound(self, parameters: dict[str, Any]) -> Any:
+        """The driver's parameters for one execution: processed, in its order."""
+        values = dict(self.compiled.construct_params(parameters) or {})
+        for name, processor in self.binds.items():
+            values[name] = processor(values[name])
+        return values if self.positions is None else tuple(values[n] for n in self.positions)
+
 
 class Prepared:
     """A statement run on every request, compiled once per dialect by SQLAlchemy and
@@ -196,6 +203,18 @@ class Prepared:
     def rows(self, connection: Connection, parameters: dict[str, Any]) -> list[tuple[Any, ...]]:
         """Run the statement in `connection`'s transaction (begun first if it has none, as
         SQLAlchemy's own execution would); every row it returns."""
+        return self._run(connection, [parameters], many=False)
+
+    def many(self, connection: Connection, parameters: list[dict[str, Any]]) -> None:
+        """Run the statement once for each set of `parameters`, as one `executemany` (an
+        audit record's entity references on SQLite: SQLAlchemy's own executemany was a
+        twentieth of a document read there, bench/profiles/api-load.md, "Fourth pass")."""
+        if parameters:
+            self._run(connection, parameters, many=True)
+
+    def _run(
+        self, connection: Connection, parameters: list[dict[str, Any]], *, many: bool
+    ) -> list[tuple[Any, ...]]:
         plan = self._plan(connection.dialect)
         if not connection.in_transaction():
             connection.begin()
@@ -204,18 +223,19 @@ class Prepared:
         events = connection.dispatch
         bound: Any = None
         try:
-            values = dict(plan.compiled.construct_params(parameters) or {})
-            for name, processor in plan.binds.items():
-                values[name] = processor(values[name])
-            bound = values if plan.positions is None else tuple(values[n] for n in plan.positions)
+            sets = [plan.bound(values) for values in parameters]
+            bound = sets if many else sets[0]
             # The engine's cursor events see the statement (instrumentation, tests); a
             # listener's returned changes (retval=True) are not applied.
             for listener in events.before_cursor_execute:
-                listener(connection, cursor, plan.sql, bound, None, False)
-            cursor.execute(plan.sql, bound)
+                listener(connection, cursor, plan.sql, bound, None, many)
+            if many:
+                cursor.executemany(plan.sql, bound)
+            else:
+                cursor.execute(plan.sql, bound)
             for listener in events.after_cursor_execute:
-                listener(connection, cursor, plan.sql, bound, None, False)
-            found = cursor.fetchall() if cursor.description is not None else []
+                listener(connection, cursor, plan.sql, bound, None, many)
+            found = cursor.fetchall() if not many and cursor.description is not None else []
         except BaseException as error:  # noqa: BLE001 - re-raised by SQLAlchemy, as its own
             # SQLAlchemy's own handling: its exception classes, the handle_error events,
             # and on a disconnect this connection and the rest of the pool invalidated.

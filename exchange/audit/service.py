@@ -25,7 +25,7 @@ from exchange.audit.chain import canonical_json
 from exchange.audit.events import AuditEntry, to_fhir
 from exchange.audit.models import AuditEntityRef, AuditRecord
 from exchange.clock import Clock, SystemClock
-from exchange.db import Database, Prepared, core_connection, insert_of
+from exchange.db import Database, Prepared, core_connection, insert_of, row_insert
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ _ENTITIES: Final = cast(Table, AuditEntityRef.__table__)
 #: entity references.
 _new_event = insert_of(AuditRecord, omit=("id",)).returning(_EVENTS.c.id)
 _INSERT_EVENT: Final = Prepared(_new_event)
-_INSERT_ENTITIES: Final = insert(_ENTITIES)
+_INSERT_ENTITY: Final = row_insert(AuditEntityRef)
 #: On PostgreSQL one statement (one round trip) inserts both: the record in a WITH
 #: clause, its entity references from an array.
 _both = _new_event.cte("new_event")
@@ -102,11 +102,9 @@ def _insert(connection: Connection, values: dict[str, Any], references: list[str
         _INSERT_BOTH.rows(connection, {**values, "entity_references": references})
         return
     (audit_id,) = _INSERT_EVENT.rows(connection, values)[0]
-    if references:
-        connection.execute(
-            _INSERT_ENTITIES,
-            [{"audit_id": audit_id, "reference": reference} for reference in references],
-        )
+    _INSERT_ENTITY.many(
+        connection, [{"audit_id": audit_id, "reference": reference} for reference in references]
+    )
 
 
 #: Where an audited read (`audited_read`) keeps its records until it appends them.

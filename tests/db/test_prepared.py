@@ -187,3 +187,51 @@ def test_a_write_on_a_connection_with_no_transaction_begins_one(
             assert name() == expected
     finally:
         database.dispose()
+
+
+def test_many_inserts_every_row_and_fails_as_sqlalchemy_would(world: None, db: Database) -> None:
+    """`many` runs one executemany with every set of parameters bound through the column
+    types; a duplicate among them is SQLAlchemy's IntegrityError and nothing of it stays."""
+    statement = Prepared(
+        insert(AgreementParty).values(
+            agreement_id=bindparam("agreement_id", type_=AgreementParty.agreement_id.type),
+            organisation_id=bindparam("organisation_id", type_=AgreementParty.organisation_id.type),
+            position=bindparam("position"),
+        )
+    )
+    with db.transaction() as session:
+        agreement = session.scalars(select(Agreement)).first()
+        organisations = session.scalars(select(Organisation.id)).all()
+        assert agreement is not None and len(organisations) >= 3
+        session.execute(
+            AgreementParty.__table__.delete().where(  # type: ignore[attr-defined]
+                AgreementParty.agreement_id == agreement.id
+            )
+        )
+        rows = [
+            {"agreement_id": agreement.id, "organisation_id": org, "position": index}
+            for index, org in enumerate(organisations[:2])
+        ]
+        connection = session.connection()
+        statement.many(connection, rows)
+        statement.many(connection, [])  # nothing to insert: no statement at all
+        stored = session.execute(
+            select(AgreementParty.organisation_id, AgreementParty.position)
+            .where(AgreementParty.agreement_id == agreement.id)
+            .order_by(AgreementParty.position)
+        ).all()
+        assert [tuple(row) for row in stored] == [
+            (row["organisation_id"], row["position"]) for row in rows
+        ]
+        savepoint = connection.begin_nested()
+        with pytest.raises(IntegrityError):
+            statement.many(
+                connection,
+                [{**rows[0], "organisation_id": organisations[2], "position": 9}, rows[0]],
+            )
+        savepoint.rollback()
+        assert (
+            session.scalar(select(AgreementParty.position).where(AgreementParty.position == 9))
+            is None
+        )
+        session.rollback()
