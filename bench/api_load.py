@@ -2,7 +2,8 @@
 workers and 8 concurrent clients, with everything on as in production (tokens, consent,
 agreements, audit, encryption): 200 children (Patient + Consent + Task, by the LA), 1,000
 advice documents of 64 KiB inline (by the provider), then the LA reads, searches and
-downloads them. Each rate is compared with `GET /fhir/metadata` measured in the same run:
+downloads them. Each rate is compared with `GET /fhir/metadata` measured in the same run,
+just before that row (for half its time):
 
 - the LA reads a DocumentReference: >= 0.2x metadata;
 - the LA searches `DocumentReference?patient=`: >= 0.12x;
@@ -138,34 +139,44 @@ def measure(database_url: str, seconds: float, profile: Path | None = None) -> l
 
         def load(label: str, plan: Any, **how: Any) -> Result:
             name = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")[:40]
-            with profiled(base, profile, name):
+            with profiled(base, profile if name not in profiled_names else None, name):
+                profiled_names.add(name)
                 return run(label, base, plan, CLIENTS, **how)
-
-        create = load(
-            ROWS[2][0],
-            lambda slot: [
-                Call("POST", "/fhir/DocumentReference", post, body, 201)
-                for body in bodies[slot * share : (slot + 1) * share]
-            ],
-            count=DOCUMENTS,
-        )
-        documents, binaries = visible_documents(base, la, children)
 
         def spread(calls: list[Call]) -> Any:
             return lambda slot: rng.sample(calls, len(calls))
 
-        metadata = load(
-            "GET /fhir/metadata",
-            spread([Call("GET", "/fhir/metadata", {"Accept": "application/fhir+json"})]),
-            seconds=seconds,
+        profiled_names: set[str] = set()
+        metadata_calls = spread(
+            [Call("GET", "/fhir/metadata", {"Accept": "application/fhir+json"})]
         )
-        results = [
-            load(
+
+        def paired(label: str, plan: Any, **how: Any) -> tuple[Result, Result]:
+            """`GET /fhir/metadata` for half a row's time just before the row, then the
+            row: each row's ratio is to the baseline beside it (this VM's speed drifted by
+            a fifth within one run, which moved a ratio measured against a baseline taken
+            a minute earlier by as much)."""
+            baseline = load("GET /fhir/metadata", metadata_calls, seconds=seconds / 2)
+            return baseline, load(label, plan, **how)
+
+        pairs = [
+            paired(
+                ROWS[2][0],
+                lambda slot: [
+                    Call("POST", "/fhir/DocumentReference", post, body, 201)
+                    for body in bodies[slot * share : (slot + 1) * share]
+                ],
+                count=DOCUMENTS,
+            )
+        ]
+        documents, binaries = visible_documents(base, la, children)
+        pairs[:0] = [
+            paired(
                 ROWS[0][0],
                 spread([Call("GET", f"/fhir/DocumentReference/{d}", la) for d in documents]),
                 seconds=seconds,
             ),
-            load(
+            paired(
                 ROWS[1][0],
                 spread(
                     [
@@ -175,8 +186,9 @@ def measure(database_url: str, seconds: float, profile: Path | None = None) -> l
                 ),
                 seconds=seconds,
             ),
-            create,
-            load(
+        ]
+        pairs += [
+            paired(
                 ROWS[3][0],
                 spread(
                     [
@@ -186,18 +198,24 @@ def measure(database_url: str, seconds: float, profile: Path | None = None) -> l
                 ),
                 seconds=seconds,
             ),
-            load(
+            paired(
                 ROWS[4][0],
                 spread([Call("GET", "/fhir/Organization", la)]),
                 seconds=seconds,
             ),
         ]
+    rates = [baseline.rate for baseline, _ in pairs]
+    first = pairs[0][0]
     lines = [
-        f"{'GET /fhir/metadata (baseline)':<52} {metadata.rate:>8.0f}/s  "
-        f"p50 {metadata.percentile(50):>6.1f}  p95 {metadata.percentile(95):>6.1f}  "
-        f"p99 {metadata.percentile(99):>6.1f} ms\n{'':<52} {metadata.cpu_per_request()}"
+        f"{'GET /fhir/metadata (baseline, before each row)':<52} "
+        f"{sum(rates) / len(rates):>8.0f}/s  p50 {first.percentile(50):>6.1f}  "
+        f"p95 {first.percentile(95):>6.1f}  p99 {first.percentile(99):>6.1f} ms  "
+        f"({min(rates):.0f}-{max(rates):.0f}/s)\n{'':<52} {first.cpu_per_request()}"
     ]
-    lines += [_row(r, metadata, target) for r, (_, target) in zip(results, ROWS, strict=True)]
+    lines += [
+        _row(result, baseline, target)
+        for (baseline, result), (_, target) in zip(pairs, ROWS, strict=True)
+    ]
     return lines
 
 

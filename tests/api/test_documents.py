@@ -225,8 +225,8 @@ def test_inline_content_and_supersede(client: FlaskClient, tokens: Tokens) -> No
 
 @pytest.mark.parametrize(
     "data",
-    ["not base64!", "QUJD\u0000REVG", "QUJD REVG", "QUJ", 12345],
-    ids=["alphabet", "nul", "whitespace", "padding", "number"],
+    ["not base64!", "QUJD\u0000REVG", "QUJD REVG", "QUJ", "QUJD=", "=QUJD", 12345],
+    ids=["alphabet", "nul", "whitespace", "padding", "excess-padding", "leading-padding", "number"],
 )
 def test_inline_data_that_is_not_base64_is_refused_and_nothing_is_stored(
     client: FlaskClient, tokens: Tokens, db: Database, data: object
