@@ -126,29 +126,6 @@ def _sqlite_on_begin(connection: Any) -> None:
 LOOKUP_OPTION = "exchange_lookup"
 
 
-@contextmanager
-def pipelined(session: Session) -> Iterator[None]:
-    """On PostgreSQL, the `Prepared` statements run in the block that return nothing are
-    sent without waiting for each one's answer (psycopg's pipeline mode): they cost one
-    round trip together, at the end of the block, rather than one each (a document's
-    Binary, row, version, access grant and audit record: bench/profiles/api-load.md,
-    "Fourth pass"). A failure among them is raised as the block ends, as SQLAlchemy's
-    exception, and the transaction rolls back as usual. Nothing but such statements may
-    run in the block (an ORM query there would read no rows), so the session's pending
-    changes are flushed first. On SQLite, in process and without round trips, it only
-    flushes."""
-    connection = core_connection(session)
-    if connection.dialect.name != "postgresql":
-        yield
-        return
-    driver = connection.connection.driver_connection
-    try:
-        with driver.pipeline():  # type: ignore[union-attr]
-            yield
-    except connection.dialect.loaded_dbapi.Error as error:
-        connection._handle_dbapi_exception(error, "(pipelined statements)", None, None, None)
-
-
 def core_connection(session: Session) -> Connection:
     """The connection of `session`'s transaction, for a prebuilt Core statement on a hot
     path: executing there skips the ORM's execution layer, a quarter to a third of a small
@@ -170,9 +147,6 @@ class _Plan:
     positions: tuple[str, ...] | None
     #: Each result column's processor (None: the driver's value as it is).
     results: tuple[Callable[[Any], Any] | None, ...]
-    #: Whether it returns rows (a SELECT, or RETURNING): a statement that does not is
-    #: never asked for any, so it can be pipelined (`pipelined`).
-    returns_rows: bool
 
     def bound(self, parameters: dict[str, Any]) -> Any:
         """The driver's parameters for one execution: processed, in its order."""
@@ -224,7 +198,7 @@ class Prepared:
         results = tuple(
             column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
         )
-        return _Plan(compiled.string, compiled, binds, positions, results, bool(columns))
+        return _Plan(compiled.string, compiled, binds, positions, results)
 
     def rows(self, connection: Connection, parameters: dict[str, Any]) -> list[tuple[Any, ...]]:
         """Run the statement in `connection`'s transaction (begun first if it has none, as
@@ -261,7 +235,7 @@ class Prepared:
                 cursor.execute(plan.sql, bound)
             for listener in events.after_cursor_execute:
                 listener(connection, cursor, plan.sql, bound, None, many)
-            found = cursor.fetchall() if plan.returns_rows and not many else []
+            found = cursor.fetchall() if not many and cursor.description is not None else []
         except BaseException as error:  # noqa: BLE001 - re-raised by SQLAlchemy, as its own
             # SQLAlchemy's own handling: its exception classes, the handle_error events,
             # and on a disconnect this connection and the rest of the pool invalidated.

@@ -31,7 +31,7 @@ from exchange.audit.events import AuditKind, Entity, Outcome
 from exchange.audit.service import record
 from exchange.caller import Caller
 from exchange.codes import CONFIDENTIALITY_SYSTEM, EXT_SHA256, AccessDenialReason, ReviewReason
-from exchange.db import Database, core_connection, pipelined, row_insert, values_of
+from exchange.db import Database, core_connection, row_insert, values_of
 from exchange.documents.access import (
     Decided,
     DocumentDecision,
@@ -212,11 +212,7 @@ def upload_binary(
             max_bytes,
             expected_sha256,
         )
-    with (
-        discarded_if_refused(backends, content),
-        database.transaction() as session,
-        pipelined(session),
-    ):
+    with discarded_if_refused(backends, content), database.transaction() as session:
         row = add_binary(session, content, caller.organisation_id, now)
         record(
             session,
@@ -463,14 +459,12 @@ def attach_document(
         if content is None:
             binary = _unattached_upload(session, caller, resource["content"][0]["attachment"], now)
             binary.document_id = document_id
+        else:
+            binary = add_binary(session, content, caller.organisation_id, now, document_id)
         superseded = _supersede(session, resource, caller.organisation_id, now)
-        # Every statement from here returns nothing: on PostgreSQL, one round trip for all.
-        with pipelined(session):
-            if content is not None:
-                binary = add_binary(session, content, caller.organisation_id, now, document_id)
-            return _recorded_document(
-                session, caller, resource, part, (named, task_id), binary, superseded, now
-            )
+        return _recorded_document(
+            session, caller, resource, part, (named, task_id), binary, superseded, now
+        )
 
 
 def _recorded_document(

@@ -103,6 +103,7 @@ def _grant_statement(dialect_insert: Any) -> Any:
             since=bindparam("since"),
         )
         .on_conflict_do_nothing()
+        .returning(PatientAccess.patient_id)
     )
 
 
@@ -126,12 +127,11 @@ def grant_access(
     organisation_id: uuid.UUID,
     relationship: str,
     now: datetime,
-) -> None:
-    """Relate an organisation to a patient. Concurrent grants of the same relationship are
-    harmless (the insert ignores a duplicate); nothing is returned, so the grant can be
-    pipelined with the statements around it (`db.pipelined`)."""
+) -> bool:
+    """Relate an organisation to a patient; True if the relationship is new. Concurrent
+    grants of the same relationship are harmless (the insert ignores a duplicate)."""
     connection = core_connection(session)
-    _GRANT[connection.dialect.name].rows(
+    inserted = _GRANT[connection.dialect.name].rows(
         connection,
         {
             "patient_id": patient_id,
@@ -140,6 +140,7 @@ def grant_access(
             "since": now,
         },
     )
+    return bool(inserted)
 
 
 def can_see(session: Session, patient_id: uuid.UUID, organisation_id: uuid.UUID) -> bool:
