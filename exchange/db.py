@@ -8,7 +8,9 @@ its audit record always commit together.
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
+import re
 import threading
 import weakref
 from collections.abc import Callable, Iterator
@@ -16,7 +18,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Final, cast
 
 from sqlalchemy import (
     JSON,
@@ -92,12 +94,35 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
-        return engine
-    # No pre-ping: it costs a round trip on every checkout (two per request). A connection
-    # the server has closed (a restart) fails its first statement instead: SQLAlchemy sees
-    # the disconnect and drops the whole pool, that one request answers 503 (nothing was
-    # changed), and the next connects afresh.
-    return create_engine(url, **kwargs)
+    else:
+        # No pre-ping: it costs a round trip on every checkout (two per request). A
+        # connection the server has closed (a restart) fails its first statement instead:
+        # SQLAlchemy sees the disconnect and drops the whole pool, that one request answers
+        # 503 (nothing was changed), and the next connects afresh.
+        engine = create_engine(url, **kwargs)
+    event.listen(engine, "before_cursor_execute", _refuse_lookup_writes)
+    return engine
+
+
+#: A statement that changes rows (SQLAlchemy writes SQL keywords in capitals, names in
+#: lower case; an upsert's DO UPDATE and a WITH clause's INSERT are found too).
+_WRITES: Final = re.compile(r"\b(?:INSERT|UPDATE|DELETE)\b")
+
+
+@functools.lru_cache(maxsize=1024)
+def _writes(statement: str) -> bool:
+    return _WRITES.search(statement) is not None
+
+
+def _refuse_lookup_writes(connection: Connection, _cursor: Any, statement: str, *_: Any) -> None:
+    """A look-up connection (`Database.lookup`, `read_session`) never writes: on
+    PostgreSQL it is in autocommit, so a write would commit at once, outside any use
+    case's transaction; on SQLite it is a read transaction rolled back at the end, so a
+    write would be lost without a word. The ORM's flush is refused by the read session;
+    this refuses a Core statement, `Prepared` included (it fires the same event), before it
+    reaches the driver. `Database.appending` marks the one write allowed there."""
+    if connection.get_execution_options().get(LOOKUP_OPTION) and _writes(statement):
+        raise RuntimeError("a look-up connection does not write")
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
@@ -122,8 +147,16 @@ def _sqlite_on_begin(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN" if lookup else "BEGIN IMMEDIATE")
 
 
-#: The execution option marking a SQLite look-up connection (`Database.lookup`).
+#: The execution option marking a look-up connection (`Database.lookup`): on SQLite it
+#: begins a read transaction; on either database it may not write.
 LOOKUP_OPTION = "exchange_lookup"
+
+
+def appending(connection: Connection) -> Connection:
+    """A look-up connection allowed the one write made there: an audited read's record on
+    PostgreSQL, appended by one statement that commits itself (`audit.audited_read`).
+    The option is set on this checkout's connection only, not on the pool's."""
+    return connection.execution_options(**{LOOKUP_OPTION: False})
 
 
 def core_connection(session: Session) -> Connection:
@@ -223,23 +256,29 @@ class Prepared:
         events = connection.dispatch
         bound: Any = None
         try:
-            sets = [plan.bound(values) for values in parameters]
-            bound = sets if many else sets[0]
-            # The engine's cursor events see the statement (instrumentation, tests); a
-            # listener's returned changes (retval=True) are not applied.
+            try:
+                sets = [plan.bound(values) for values in parameters]
+                bound = sets if many else sets[0]
+            except BaseException as error:  # noqa: BLE001 - re-raised by SQLAlchemy
+                connection._handle_dbapi_exception(error, plan.sql, bound, cursor, None)
+            # The engine's cursor events see the statement (instrumentation, the look-up
+            # guard, tests), and a listener's refusal is raised as it is; a listener's
+            # returned changes (retval=True) are not applied.
             for listener in events.before_cursor_execute:
                 listener(connection, cursor, plan.sql, bound, None, many)
-            if many:
-                cursor.executemany(plan.sql, bound)
-            else:
-                cursor.execute(plan.sql, bound)
-            for listener in events.after_cursor_execute:
-                listener(connection, cursor, plan.sql, bound, None, many)
-            found = cursor.fetchall() if not many and cursor.description is not None else []
-        except BaseException as error:  # noqa: BLE001 - re-raised by SQLAlchemy, as its own
-            # SQLAlchemy's own handling: its exception classes, the handle_error events,
-            # and on a disconnect this connection and the rest of the pool invalidated.
-            connection._handle_dbapi_exception(error, plan.sql, bound, cursor, None)
+            try:
+                if many:
+                    cursor.executemany(plan.sql, bound)
+                else:
+                    cursor.execute(plan.sql, bound)
+                for listener in events.after_cursor_execute:
+                    listener(connection, cursor, plan.sql, bound, None, many)
+                found = cursor.fetchall() if not many and cursor.description is not None else []
+            except BaseException as error:  # noqa: BLE001 - re-raised by SQLAlchemy, as its own
+                # SQLAlchemy's own handling: its exception classes, the handle_error
+                # events, and on a disconnect this connection and the rest of the pool
+                # invalidated.
+                connection._handle_dbapi_exception(error, plan.sql, bound, cursor, None)
         finally:
             cursor.close()
         if not any(plan.results):
@@ -338,9 +377,9 @@ class Database:
         self.sessions: sessionmaker[Session] = sessionmaker(
             bind=self.engine, expire_on_commit=False
         )
-        lookup_options: dict[str, Any] = (
-            {LOOKUP_OPTION: True} if self.dialect == "sqlite" else {"isolation_level": "AUTOCOMMIT"}
-        )
+        lookup_options: dict[str, Any] = {LOOKUP_OPTION: True}
+        if self.dialect == "postgresql":
+            lookup_options["isolation_level"] = "AUTOCOMMIT"
         self.lookups: Engine = self.engine.execution_options(**lookup_options)
         self.reads: sessionmaker[Session] = sessionmaker(bind=self.lookups, expire_on_commit=False)
         event.listen(self.reads, "before_flush", _refuse_writes)

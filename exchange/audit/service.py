@@ -25,7 +25,7 @@ from exchange.audit.chain import canonical_json
 from exchange.audit.events import AuditEntry, to_fhir
 from exchange.audit.models import AuditEntityRef, AuditRecord
 from exchange.clock import Clock, SystemClock
-from exchange.db import Database, Prepared, core_connection, insert_of, row_insert
+from exchange.db import Database, Prepared, appending, core_connection, insert_of, row_insert
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ def audited_read(database: Database) -> Iterator[Session]:
         yield session
         del session.info[_DEFERRED]
         if database.dialect == "postgresql" and len(pending) == 1:
-            _insert(core_connection(session), *pending.pop())
+            _insert(appending(core_connection(session)), *pending.pop())
     if pending:
         with database.write_connection() as connection:
             for values, references in pending:
