@@ -17,6 +17,7 @@ from typing import Any, Final
 from sqlalchemy import Select, bindparam, exists, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from exchange.agreements.queries import party_to_an_agreement
@@ -25,7 +26,7 @@ from exchange.audit.service import record
 from exchange.caller import Caller
 from exchange.clock import london_date
 from exchange.codes import NHS_NUMBER_SYSTEM, AccessDenialReason, ReviewReason
-from exchange.db import Prepared, core_connection
+from exchange.db import Database, Prepared, core_connection
 from exchange.errors import AccessDenied, Conflict, Duplicate, Forbidden, NotFound, invalid
 from exchange.fhir.validation import validate_resource
 from exchange.patients.models import Patient, PatientAccess, PatientRegistration
@@ -372,6 +373,26 @@ def register_patient(
         at=now,
     )
     return registration
+
+
+def register_patient_once(
+    database: Database,
+    caller: Caller,
+    data: Any,
+    conditional_nhs_number: str | None,
+    now: datetime,
+) -> Registration:
+    """`register_patient` in a transaction of its own, tried a second time if a concurrent
+    first registration of the same NHS number committed under it (the NHS number is
+    unique: the loser's insert fails, and on the retry it finds the patient and answers as
+    a repeat registration would)."""
+    try:
+        with database.transaction() as session:
+            return register_patient(session, caller, data, conditional_nhs_number, now)
+    except IntegrityError:
+        pass  # rolled back; the patient it collided with is committed now
+    with database.transaction() as session:
+        return register_patient(session, caller, data, conditional_nhs_number, now)
 
 
 def read_patient(

@@ -4,7 +4,6 @@ update. HTTP only: each view parses, calls one use case of `patients.service`, a
 from __future__ import annotations
 
 from flask import Response, request
-from sqlalchemy.exc import IntegrityError
 
 from exchange.api.auditing import request_caller, search_query
 from exchange.api.context import services
@@ -59,18 +58,12 @@ def patient_create() -> Response:
     data = request_body()
     conditional = _if_none_exist()
     ctx = services()
-    for attempt in (1, 2):  # a concurrent first registration of the NHS number: retry once
-        try:
-            with ctx.database.transaction() as session:
-                registration = service.register_patient(
-                    session, request_caller(), data, conditional, ctx.clock.now()
-                )
-                stored = registration.view.resource
-            break
-        except IntegrityError:
-            if attempt == 2:
-                raise
-    return write_response(stored, 201 if registration.first_for_organisation else 200)
+    registration = service.register_patient_once(
+        ctx.database, request_caller(), data, conditional, ctx.clock.now()
+    )
+    return write_response(
+        registration.view.resource, 201 if registration.first_for_organisation else 200
+    )
 
 
 @bp.get("/Patient/<resource_id>")
