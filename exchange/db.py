@@ -137,14 +137,25 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> N
     cursor.close()
 
 
-def _sqlite_on_begin(connection: Any) -> None:
+def _sqlite_on_begin(connection: Connection) -> None:
     # IMMEDIATE takes the write lock at BEGIN: two writers queue on busy_timeout instead of
     # deadlocking on a read-to-write upgrade. SQLite is the single-host embedded default,
     # where serialised writes are the honest model anyway. A look-up (`Database.lookup`)
     # begins a deferred read transaction instead: it takes no write lock, so token checks
     # never queue behind writers (WAL readers see the last commit).
     lookup = connection.get_execution_options().get(LOOKUP_OPTION, False)
-    connection.exec_driver_sql("BEGIN" if lookup else "BEGIN IMMEDIATE")
+    statement = "BEGIN" if lookup else "BEGIN IMMEDIATE"
+    # On the driver's cursor: SQLAlchemy's exec_driver_sql cost more than the BEGIN itself
+    # (4% of a SQLite document read, which begins three transactions:
+    # bench/profiles/api-load.md, "Fourth pass"). A failure (the database still locked
+    # after busy_timeout) is SQLAlchemy's exception all the same.
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(statement)
+    except connection.dialect.loaded_dbapi.Error as error:
+        connection._handle_dbapi_exception(error, statement, None, cursor, None)
+    finally:
+        cursor.close()
 
 
 #: The execution option marking a look-up connection (`Database.lookup`): on SQLite it
