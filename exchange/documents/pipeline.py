@@ -199,22 +199,24 @@ def discarded_if_refused(
         raise
 
 
-def store_content(
-    session: Session,
-    store: BlobStore,
-    keys: KeyProvider,
+def seal_from(
+    backends: ContentBackends,
     pieces: Iterable[bytes],
     declared_type: str,
     max_bytes: int,
-    uploader_id: uuid.UUID,
-    now: datetime,
     expected_sha256: str | None = None,
-    document_id: uuid.UUID | None = None,
-) -> BinaryRow:
-    """`seal_content`, then `add_binary` in the session's transaction (operator tools and
-    tests; a request's use case seals before its transaction begins)."""
-    content = seal_content(store, keys, pieces, declared_type, max_bytes, expected_sha256)
-    return add_binary(session, content, uploader_id, now, document_id)
+) -> SealedContent:
+    """`seal_content` into the configured store under a data key of the configured
+    provider; a backend that does not answer is Unavailable (nothing was stored)."""
+    with backends_answering():
+        return seal_content(
+            backends.blob_store(),
+            backends.key_provider(),
+            pieces,
+            declared_type,
+            max_bytes,
+            expected_sha256,
+        )
 
 
 def open_content(row: BinaryRow, store: BlobStore, keys: KeyProvider) -> Iterator[bytes]:
@@ -252,5 +254,5 @@ __all__ = [
     "logged_while_streaming",
     "open_content",
     "seal_content",
-    "store_content",
+    "seal_from",
 ]

@@ -49,12 +49,11 @@ from exchange.documents.pipeline import (
     ContentBackends,
     SealedContent,
     add_binary,
-    backends_answering,
     content_intact,
     discarded_if_refused,
     logged_while_streaming,
     open_content,
-    seal_content,
+    seal_from,
 )
 from exchange.documents.profile import (
     LA_DOCUMENT_TYPES,
@@ -203,15 +202,7 @@ def upload_binary(
     sweeper shreds it)."""
     if declared_size is not None and declared_size > max_bytes:
         raise TooLarge(f"the document is larger than {max_bytes} bytes")
-    with backends_answering():
-        content = seal_content(
-            backends.blob_store(),
-            backends.key_provider(),
-            pieces,
-            content_type,
-            max_bytes,
-            expected_sha256,
-        )
+    content = seal_from(backends, pieces, content_type, max_bytes, expected_sha256)
     with discarded_if_refused(backends, content), database.transaction() as session:
         row = add_binary(session, content, caller.organisation_id, now)
         record(
@@ -300,10 +291,7 @@ def _sealed_inline(
         ) from None
     if len(decoded) > INLINE_CONTENT_LIMIT:
         raise TooLarge("inline content is limited to 10 MiB; upload a Binary first")
-    with backends_answering():
-        return seal_content(
-            backends.blob_store(), backends.key_provider(), [decoded], content_type, max_bytes
-        )
+    return seal_from(backends, [decoded], content_type, max_bytes)
 
 
 def _unattached_upload(
@@ -461,9 +449,8 @@ def attach_document(
             binary.document_id = document_id
         else:
             binary = add_binary(session, content, caller.organisation_id, now, document_id)
-        superseded = _supersede(session, resource, caller.organisation_id, now)
         return _recorded_document(
-            session, caller, resource, part, (named, task_id), binary, superseded, now
+            session, caller, resource, doc_type, part, named, task_id, binary, document_id, now
         )
 
 
@@ -471,17 +458,18 @@ def _recorded_document(
     session: Session,
     caller: Caller,
     resource: dict[str, Any],
+    doc_type: str,
     part: TaskPart,
-    patient_and_task: tuple[uuid.UUID, uuid.UUID],
+    patient_id: uuid.UUID,
+    task_id: uuid.UUID,
     binary: BinaryRow,
-    superseded: list[uuid.UUID],
+    document_id: uuid.UUID,
     now: datetime,
 ) -> dict[str, Any]:
-    """The document row (its id `binary.document_id`), its first version, the custodian's
-    access and the audit record, for content `binary` already held and the documents it
-    supersedes; the stored resource."""
-    patient_id, task_id = patient_and_task
-    document_id = cast(uuid.UUID, binary.document_id)
+    """The document `document_id`: the earlier version it replaces superseded, its row,
+    its first version, the custodian's access and the audit record, for content `binary`
+    already held; the stored resource."""
+    superseded = _supersede(session, resource, caller.organisation_id, now)
     given = resource["content"][0]["attachment"]
     attachment = {k: v for k, v in given.items() if k not in ("data", "url")}
     attachment.update(
@@ -493,7 +481,6 @@ def _recorded_document(
             "extension": [{"url": EXT_SHA256, "valueString": binary.sha256}],
         }
     )
-    doc_type = document_type_of(resource) or ""
     body = {
         **resource,
         "content": [{**resource["content"][0], "attachment": attachment}],

@@ -19,10 +19,11 @@ from exchange.crypto.keys import KeyUnwrapError, LocalKeyProvider
 from exchange.db import Database
 from exchange.documents.models import BinaryRow
 from exchange.documents.pipeline import (
+    add_binary,
     backends_answering,
     content_intact,
     open_content,
-    store_content,
+    seal_content,
 )
 from exchange.errors import (
     Corrupted,
@@ -69,20 +70,13 @@ def _store(
     data: bytes,
     content_type: str = PDF,
     piece: int = 100_000,
-    **kwargs: object,
+    max_bytes: int = LIMIT,
+    expected_sha256: str | None = None,
 ) -> BinaryRow:
+    pieces = (data[i : i + piece] for i in range(0, len(data), piece))
+    content = seal_content(store, keys, pieces, content_type, max_bytes, expected_sha256)
     with db.transaction() as session:
-        return store_content(
-            session,
-            store,
-            keys,
-            (data[i : i + piece] for i in range(0, len(data), piece)),
-            content_type,
-            kwargs.pop("max_bytes", LIMIT),
-            uploader,
-            NOW,
-            **kwargs,
-        )  # type: ignore[arg-type]
+        return add_binary(session, content, uploader, NOW)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -148,8 +142,8 @@ def test_too_large_stops_reading(
             pulled += 1
             yield b"\0" * 65536
 
-    with pytest.raises(TooLarge), db.transaction() as session:
-        store_content(session, store, keys, endless(), PDF, 1024 * 1024, uploader, NOW)  # type: ignore[arg-type]
+    with pytest.raises(TooLarge):
+        seal_content(store, keys, endless(), PDF, 1024 * 1024)
     assert pulled == 16  # stopped as soon as the limit was passed
     assert list(store.names()) == []
 

@@ -14,7 +14,7 @@ from exchange.crypto.keys import LocalKeyProvider
 from exchange.db import Database
 from exchange.documents.housekeeping import sweep
 from exchange.documents.models import BinaryRow
-from exchange.documents.pipeline import open_content, store_content
+from exchange.documents.pipeline import add_binary, open_content, seal_content
 from exchange.install import prepare_data_directory
 from exchange.settings import Settings
 from exchange.storage.blobs import FileBlobStore, new_blob_name
@@ -32,9 +32,8 @@ def _upload(
     db: Database, store: FileBlobStore, keys: LocalKeyProvider, uploader: object, when: datetime
 ) -> BinaryRow:
     with db.transaction() as session:
-        return store_content(
-            session, store, keys, [pdf_bytes(500)], "application/pdf", 10**6, uploader, when
-        )  # type: ignore[arg-type]
+        content = seal_content(store, keys, [pdf_bytes(500)], "application/pdf", 10**6)
+        return add_binary(session, content, uploader, when)  # type: ignore[arg-type]
 
 
 def test_sweep(db: Database, tmp_path: Path) -> None:
