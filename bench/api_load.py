@@ -159,18 +159,16 @@ def measure(database_url: str, seconds: float, profile: Path | None = None) -> l
             baseline = load("GET /fhir/metadata", metadata_calls, seconds=seconds / 2)
             return baseline, load(label, plan, **how)
 
-        pairs = [
-            paired(
-                ROWS[2][0],
-                lambda slot: [
-                    Call("POST", "/fhir/DocumentReference", post, body, 201)
-                    for body in bodies[slot * share : (slot + 1) * share]
-                ],
-                count=DOCUMENTS,
-            )
-        ]
+        create = paired(
+            ROWS[2][0],
+            lambda slot: [
+                Call("POST", "/fhir/DocumentReference", post, body, 201)
+                for body in bodies[slot * share : (slot + 1) * share]
+            ],
+            count=DOCUMENTS,
+        )
         documents, binaries = visible_documents(base, la, children)
-        pairs[:0] = [
+        pairs = [
             paired(
                 ROWS[0][0],
                 spread([Call("GET", f"/fhir/DocumentReference/{d}", la) for d in documents]),
@@ -186,8 +184,7 @@ def measure(database_url: str, seconds: float, profile: Path | None = None) -> l
                 ),
                 seconds=seconds,
             ),
-        ]
-        pairs += [
+            create,
             paired(
                 ROWS[3][0],
                 spread(

@@ -7,6 +7,7 @@ the driver, as the ORM's flush already was; on real commits, both databases."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -35,9 +36,9 @@ def _organisation(ods: str) -> dict[str, object]:
 
 
 @pytest.fixture
-def database(fresh_database_url: str) -> Database:
+def database(fresh_database_url: str) -> Iterator[Database]:
     database = Database(fresh_database_url)
-    yield database  # type: ignore[misc]
+    yield database
     database.dispose()
 
 
