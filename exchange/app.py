@@ -62,9 +62,10 @@ def create_app(
     for artefact_type in CONFORMANCE:
         capabilities.add(artefact_type)
     clock = clock or SystemClock()
+    database = database or Database(settings.database_url)
     app.extensions[EXTENSION_KEY] = Services(
         settings=settings,
-        database=database or Database(settings.database_url),
+        database=database,
         clock=clock,
         artefacts=Artefacts.load(),
         capabilities=capabilities,
@@ -80,6 +81,7 @@ def create_app(
     app.register_blueprint(oauth.bp)
     app.register_blueprint(fhir_bp)
     console.init_app(app)
+    app.wsgi_app = middleware.HoldingLookups(app.wsgi_app, database)  # type: ignore[method-assign]
     if settings.proxy_hops:
         # Behind N trusted proxies, take the client address and scheme from their headers
         # (for the audit trail, rate limits and HSTS); never from an untrusted client.

@@ -15,6 +15,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,11 +36,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import Insert
-from sqlalchemy.sql.elements import ClauseElement
+from sqlalchemy.sql.elements import ClauseElement, _anonymous_label
 from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
@@ -163,11 +165,49 @@ def _sqlite_on_begin(connection: Connection) -> None:
 LOOKUP_OPTION = "exchange_lookup"
 
 
-def appending(connection: Connection) -> Connection:
+@contextmanager
+def appending(connection: Connection) -> Iterator[Connection]:
     """A look-up connection allowed the one write made there: an audited read's record on
     PostgreSQL, appended by one statement that commits itself (`audit.audited_read`).
-    The option is set on this checkout's connection only, not on the pool's."""
-    return connection.execution_options(**{LOOKUP_OPTION: False})
+    The option is changed on this connection only (not the pool's), for the block: a
+    request's look-up connection is used again after the append (`holding_lookups`)."""
+    before = connection.get_execution_options().get(LOOKUP_OPTION, False)
+    connection.execution_options(**{LOOKUP_OPTION: False})
+    try:
+        yield connection
+    finally:
+        connection.execution_options(**{LOOKUP_OPTION: before})
+
+
+@dataclass(slots=True)
+class _Held:
+    """The look-up connection one request holds (`Database.holding_lookups`), and how many
+    look-ups and read sessions are using it now."""
+
+    database: Database
+    connection: Connection | None = None
+    users: int = 0
+
+    @contextmanager
+    def used(self) -> Iterator[Connection]:
+        """The connection (checked out at the first use) for one look-up or read session."""
+        if self.connection is None:
+            self.connection = self.database.lookups.connect()
+        self.users += 1
+        try:
+            yield self.connection
+        finally:
+            self.users -= 1
+
+    def give_back(self) -> None:
+        """Return the connection to the pool unless a look-up is using it."""
+        if self.connection is not None and self.users == 0:
+            self.connection.close()
+            self.connection = None
+
+
+#: The held look-up connection of the request this context serves, if any.
+_HELD: ContextVar[_Held | None] = ContextVar("exchange_held_lookup", default=None)
 
 
 def core_connection(session: Session) -> Connection:
@@ -191,10 +231,59 @@ class _Plan:
     positions: tuple[str, ...] | None
     #: Each result column's processor (None: the driver's value as it is).
     results: tuple[Callable[[Any], Any] | None, ...]
+    #: When every bind parameter is named as its key (or anonymous: a literal of the
+    #: statement) and none is computed when run: the values of those that have one in the
+    #: statement, and the names of those that must be given. None: SQLAlchemy's
+    #: `construct_params` binds each execution.
+    fixed: dict[str, Any] | None
+    required: frozenset[str]
+
+    @classmethod
+    def of(cls, compiled: SQLCompiler, dialect: Dialect) -> _Plan:
+        """The plan of a compiled statement."""
+        binds: dict[str, Callable[[Any], Any]] = {}
+        for name, bind in compiled.binds.items():
+            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if processor is not None:
+                binds[name] = processor
+        positions = tuple(compiled.positiontup or ()) if dialect.positional else None
+        # What a SELECT selects or an INSERT returns.
+        columns = getattr(compiled.statement, "exported_columns", ())
+        results = tuple(
+            column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
+        )
+        # An anonymous parameter (a literal in the statement) has a key no caller names.
+        simple = all(
+            (bind.key == name or isinstance(bind.key, _anonymous_label)) and not bind.callable
+            for bind, name in compiled.bind_names.items()
+        )
+        fixed = (
+            {name: bind.value for bind, name in compiled.bind_names.items() if not bind.required}
+            if simple
+            else None
+        )
+        required = frozenset(
+            name for bind, name in compiled.bind_names.items() if simple and bind.required
+        )
+        return cls(compiled.string, compiled, binds, positions, results, fixed, required)
 
     def bound(self, parameters: dict[str, Any]) -> Any:
-        """The driver's parameters for one execution: processed, in its order."""
-        values = dict(self.compiled.construct_params(parameters) or {})
+        """The driver's parameters for one execution: processed, in its order.
+
+        SQLAlchemy's `construct_params` walks every bind parameter in Python on each call
+        (4.5% of a PostgreSQL document read's samples, bench/profiles/api-load.md, "Fifth
+        pass"); for a statement whose parameters are named as their keys, the statement's
+        own values overlaid with the given ones are the same dictionary. A name given that
+        the statement does not hold is passed on unused, as the driver ignores it."""
+        if self.fixed is None:
+            values = dict(self.compiled.construct_params(parameters) or {})
+        else:
+            values = {**self.fixed, **parameters}
+            if not self.required.issubset(values):
+                missing = sorted(self.required.difference(values))[0]
+                raise InvalidRequestError(
+                    f"A value is required for bind parameter {missing!r}", code="cd3x"
+                )
         for name, processor in self.binds.items():
             values[name] = processor(values[name])
         return values if self.positions is None else tuple(values[n] for n in self.positions)
@@ -231,18 +320,7 @@ class Prepared:
             raise ValueError("a Prepared statement cannot hold IN lists or literal-execute values")
         if compiled.escaped_bind_names:
             raise ValueError("a Prepared statement's parameter names must need no escaping")
-        binds: dict[str, Callable[[Any], Any]] = {}
-        for name, bind in compiled.binds.items():
-            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
-            if processor is not None:
-                binds[name] = processor
-        positions = tuple(compiled.positiontup or ()) if dialect.positional else None
-        # What a SELECT selects or an INSERT returns.
-        columns = getattr(self.statement, "exported_columns", ())
-        results = tuple(
-            column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
-        )
-        return _Plan(compiled.string, compiled, binds, positions, results)
+        return _Plan.of(compiled, dialect)
 
     def rows(self, connection: Connection, parameters: dict[str, Any]) -> list[tuple[Any, ...]]:
         """Run the statement in `connection`'s transaction (begun first if it has none, as
@@ -395,6 +473,7 @@ class Database:
         self.reads: sessionmaker[Session] = sessionmaker(bind=self.lookups, expire_on_commit=False)
         event.listen(self.reads, "before_flush", _refuse_writes)
         self._bound: Connection | None = None
+        self._holds = self.dialect == "postgresql"
 
     @classmethod
     def bound_to(cls, connection: Connection) -> Database:
@@ -411,6 +490,7 @@ class Database:
         database.lookups = connection.engine
         database.reads = database.sessions
         database._bound = connection
+        database._holds = False
         database.writer_lock = None
         return database
 
@@ -423,6 +503,7 @@ class Database:
     def transaction(self) -> Iterator[Session]:
         """One unit of work: commits when the block ends, rolls back if it raises. On SQLite
         it first waits its turn for the writer lock (every transaction here may write)."""
+        self._give_back_held()
         with self._turn(), self.sessions() as session, session.begin():
             yield session
 
@@ -435,12 +516,45 @@ class Database:
             with self._bound.begin_nested():
                 yield self._bound
             return
+        self._give_back_held()
         with self._turn(), self.engine.begin() as connection:
             yield connection
 
     def _turn(self) -> AbstractContextManager[object]:
         """A write's turn: the writer lock on SQLite, nothing to wait for otherwise."""
         return self.writer_lock.held() if self.writer_lock is not None else nullcontext()
+
+    @contextmanager
+    def holding_lookups(self) -> Iterator[None]:
+        """Within the block (one API request), on PostgreSQL, every `lookup` and
+        `read_session` shares one look-up connection, checked out at the first and given
+        back at the end, or when a transaction begins while none is using it (so a request
+        holds one connection at a time, as before, in the pool's size): a read took two
+        checkouts (the bearer token, then the decision), each costing more than a
+        statement (bench/profiles/api-load.md, "Fifth pass"). In autocommit nothing is
+        held open on the server between statements. On SQLite, where a look-up is a read
+        transaction, nothing changes: holding one would stretch its snapshot across the
+        request."""
+        if not self._holds:
+            yield
+            return
+        held = _Held(self)
+        token = _HELD.set(held)
+        try:
+            yield
+        finally:
+            _HELD.reset(token)
+            held.users = 0
+            held.give_back()
+
+    def _holding(self) -> _Held | None:
+        held = _HELD.get()
+        return held if held is not None and held.database is self else None
+
+    def _give_back_held(self) -> None:
+        held = self._holding()
+        if held is not None:
+            held.give_back()
 
     @contextmanager
     def lookup(self) -> Iterator[Connection]:
@@ -451,6 +565,11 @@ class Database:
         transaction that takes no write lock, rolled back at the end. It must not write."""
         if self._bound is not None:
             yield self._bound
+            return
+        held = self._holding()
+        if held is not None:
+            with held.used() as connection:
+                yield connection
             return
         with self.lookups.connect() as connection:
             yield connection
@@ -466,7 +585,12 @@ class Database:
             with self.reads() as session, session.begin():
                 yield session
             return
-        with self.reads() as session:
+        held = self._holding()
+        if held is None:
+            with self.reads() as session:
+                yield session
+            return
+        with held.used() as connection, self.reads(bind=connection) as session:
             yield session
 
     def dispose(self) -> None:

@@ -6,10 +6,16 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from flask import Flask, Response, g, request
 
+from exchange.db import Database
 from exchange.logs import request_id_var
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 log = logging.getLogger("exchange.http")
 
@@ -70,3 +76,16 @@ def _finish(response: Response) -> Response:
 
 def _clear(_exc: BaseException | None) -> None:
     request_id_var.set(None)
+
+
+class HoldingLookups:
+    """WSGI: each request's look-ups and read sessions share one database connection,
+    given back before the response body is sent (`Database.holding_lookups`)."""
+
+    def __init__(self, app: WSGIApplication, database: Database) -> None:
+        self.app = app
+        self.database = database
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        with self.database.holding_lookups():
+            return self.app(environ, start_response)

@@ -140,7 +140,8 @@ def audited_read(database: Database) -> Iterator[Session]:
         yield session
         del session.info[_DEFERRED]
         if database.dialect == "postgresql" and len(pending) == 1:
-            _insert(appending(core_connection(session)), *pending.pop())
+            with appending(core_connection(session)) as connection:
+                _insert(connection, *pending.pop())
     if pending:
         with database.write_connection() as connection:
             for values, references in pending:

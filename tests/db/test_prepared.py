@@ -235,3 +235,32 @@ def test_many_inserts_every_row_and_fails_as_sqlalchemy_would(world: None, db: D
             is None
         )
         session.rollback()
+
+
+def test_values_in_the_statement_are_bound_with_those_given(world: None, db: Database) -> None:
+    """A literal compared in the statement (an anonymous parameter with its value), a
+    parameter with a default that a caller may override, and one computed when run (bound
+    by SQLAlchemy's own `construct_params`) each give what SQLAlchemy's execution gives."""
+    statement = select(Organisation.ods).where(
+        Organisation.role == "la",
+        Organisation.ods != bindparam("not_ods", value="NONE"),
+        Organisation.ods != bindparam("computed", callable_=lambda: "NONE2"),
+    )
+    with db.transaction() as session:
+        connection = session.connection()
+        for parameters in ({}, {"not_ods": "LA01"}):
+            expected = [tuple(row) for row in connection.execute(statement, parameters)]
+            assert Prepared(statement).rows(connection, parameters) == expected
+        simple = select(Organisation.ods).where(
+            Organisation.role == "la", Organisation.ods != bindparam("not_ods", value="NONE")
+        )
+        everything = [tuple(row) for row in connection.execute(simple)]
+        assert len(everything) >= 1
+        assert Prepared(simple).rows(connection, {}) == everything
+        assert Prepared(simple).rows(connection, {"not_ods": everything[0][0]}) == everything[1:]
+
+
+def test_a_missing_parameter_is_sqlalchemys_statement_error(db: Database) -> None:
+    statement = Prepared(select(Organisation.id).where(Organisation.ods == bindparam("ods")))
+    with db.transaction() as session, pytest.raises(StatementError, match="'ods'"):
+        statement.rows(session.connection(), {"other": "LA01"})
