@@ -74,7 +74,7 @@ def _nested_too_deep(text: str) -> bool:
     every character went through this loop (bench/profiles/api-load.md). An unterminated
     string's brackets are counted too, which only makes a body that is not JSON anyway
     fail as too deep rather than as malformed."""
-    if text.count("[") + text.count("{") <= MAX_DEPTH:
+    if _opening_brackets_at_most(text, MAX_DEPTH):
         return False
     depth = 0
     for char in _NOT_BRACKET.sub("", _STRING.sub("", text)):
@@ -85,6 +85,21 @@ def _nested_too_deep(text: str) -> bool:
         else:
             depth -= 1
     return False
+
+
+def _opening_brackets_at_most(text: str, limit: int) -> bool:
+    """Whether `text` holds at most `limit` opening brackets: found one by one with
+    `str.find` (memchr), stopping past the limit. `str.count` looked at every character,
+    48 µs for a 64 KiB document against 3 (bench/profiles/api-load.md, "Fifth pass")."""
+    found = 0
+    for bracket in "[{":
+        at = text.find(bracket)
+        while at != -1:
+            found += 1
+            if found > limit:
+                return False
+            at = text.find(bracket, at + 1)
+    return True
 
 
 def _pydantic_issues(error: ValidationError, resource_type: str) -> list[Issue]:

@@ -116,6 +116,9 @@ def test_a_control_character_in_inline_base64_is_refused_at_its_path() -> None:
     [
         (b"[" * 64 + b"]" * 64, False),  # exactly the limit
         (b"[" * 65 + b"]" * 65, True),
+        # Both kinds counted together, at the limit and one past it.
+        (b'{"a":' * 32 + b"[" * 32 + b"]" * 32 + b"}" * 32, False),
+        (b'{"a":' * 32 + b"[" * 33 + b"]" * 33 + b"}" * 32, True),
         # Many brackets, but in strings or side by side: shallow, so read.
         (b'["' + b"[{" * 500 + b'"]', False),
         (b"[" + b"[]," * 500 + b"[]]", False),
