@@ -10,13 +10,21 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
-from sqlalchemy import ColumnElement, Select, select, true
+from sqlalchemy import ColumnElement, Select, String, bindparam, select, true
+from sqlalchemy.orm import Session
 
 from exchange.agreements.models import Organisation
 from exchange.caller import Caller
-from exchange.documents.access import ReadableDocument, decision_select, related_to
+from exchange.codes import OrganisationRole
+from exchange.db import Prepared, core_connection
+from exchange.documents.access import (
+    ReadableDocument,
+    decision_select,
+    readable_documents,
+    related_to,
+)
 from exchange.documents.models import DocumentRow
 from exchange.patients.models import Patient
 from exchange.search import DateRange
@@ -88,6 +96,83 @@ def related_documents(caller: Caller, filters: DocumentFilters) -> Select[Any]:
     return decision_select(true()).where(
         related_to(caller.organisation_id, caller.role), *conditions(filters)
     )
+
+
+#: (patients, NHS numbers, Tasks) named in a search that asks nothing else of SQL.
+_Shape = tuple[int, int, int]
+#: The most of each kind a prepared shape takes (a search repeating one more often is
+#: built as any other).
+_MOST_OF_EACH: Final = 2
+#: Prepared search statements by (ICB reader, shape): made on first use, at most
+#: 2 x 3^3 of them.
+_SHAPED: dict[tuple[bool, _Shape], Prepared] = {}
+
+
+def _shape(filters: DocumentFilters) -> _Shape | None:
+    """The shape of a search by patient, NHS number or Task and nothing else in SQL (the
+    searches clients make: `patient=`, `patient.identifier=`, `related=`); None for any
+    other. Authors and categories are matched on the resource afterwards either way."""
+    if (
+        filters.types is not None
+        or filters.statuses is not None
+        or filters.custodians
+        or filters.dates
+        or filters.last_updated
+    ):
+        return None
+    shape = (len(filters.patient_ids), len(filters.nhs_numbers), len(filters.task_ids))
+    return shape if max(shape) <= _MOST_OF_EACH else None
+
+
+def _shaped_statement(icb: bool, shape: _Shape) -> Prepared:
+    """`related_documents` for one shape, with bind parameters for the reader and each
+    value: `reader`, `patient_<n>`, `nhs_<n>`, `task_<n>`."""
+    patients, numbers, tasks = shape
+    reader = bindparam("reader", type_=DocumentRow.custodian_id.type)
+    clauses: list[ColumnElement[bool]] = [
+        DocumentRow.patient_id == bindparam(f"patient_{n}", type_=DocumentRow.patient_id.type)
+        for n in range(patients)
+    ]
+    clauses += [
+        DocumentRow.patient_id.in_(
+            select(Patient.id).where(Patient.nhs_number == bindparam(f"nhs_{n}", type_=String))
+        )
+        for n in range(numbers)
+    ]
+    clauses += [
+        DocumentRow.task_id == bindparam(f"task_{n}", type_=DocumentRow.task_id.type)
+        for n in range(tasks)
+    ]
+    role = OrganisationRole.ICB if icb else OrganisationRole.LA
+    return Prepared(decision_select(true()).where(related_to(reader, role), *clauses))
+
+
+#: The columns of `decision_select`, as `ReadableDocument` names them.
+_FIELDS: Final = tuple(decision_select(true()).selected_columns.keys())
+
+
+def related_readable(
+    session: Session, caller: Caller, filters: DocumentFilters
+) -> list[ReadableDocument]:
+    """What `related_documents` finds, read on the session's connection. A search by
+    patient, NHS number or Task runs a statement prepared for its shape: building and
+    compiling the statement for each search was a quarter of a search by patient's server
+    time (bench/profiles/api-load.md, "Fifth pass")."""
+    shape = _shape(filters)
+    if shape is None:
+        return readable_documents(session, related_documents(caller, filters))
+    icb = caller.role == OrganisationRole.ICB
+    prepared = _SHAPED.get((icb, shape))
+    if prepared is None:
+        prepared = _SHAPED[(icb, shape)] = _shaped_statement(icb, shape)
+    parameters: dict[str, Any] = {"reader": caller.organisation_id}
+    parameters.update({f"patient_{n}": v for n, v in enumerate(filters.patient_ids)})
+    parameters.update({f"nhs_{n}": v for n, v in enumerate(filters.nhs_numbers)})
+    parameters.update({f"task_{n}": v for n, v in enumerate(filters.task_ids)})
+    return [
+        ReadableDocument(**{**dict(zip(_FIELDS, row, strict=True)), "related": True})
+        for row in prepared.rows(core_connection(session), parameters)
+    ]
 
 
 def _codings(resource: dict[str, Any], element: str) -> list[dict[str, Any]]:

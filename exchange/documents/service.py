@@ -40,7 +40,6 @@ from exchange.documents.access import (
     decide_binary,
     decide_document,
     readable_document,
-    readable_documents,
 )
 from exchange.documents.content import INLINE_CONTENT_LIMIT
 from exchange.documents.housekeeping import UNATTACHED_LIFETIME
@@ -65,7 +64,7 @@ from exchange.documents.queries import (
     DocumentFilters,
     SortKey,
     matches_resource,
-    related_documents,
+    related_readable,
     sort_position,
 )
 from exchange.errors import (
@@ -633,7 +632,7 @@ def search_documents(
     # One agreement per custodian and one consent decision per patient (and purpose), not
     # one per document; the query found only documents the caller is related to.
     decided = Decided()
-    for document in readable_documents(session, related_documents(caller, filters)):
+    for document in related_readable(session, caller, filters):
         if not matches_resource(document.resource, filters):
             continue
         decision = decide_document(session, document, caller, now, decided)

@@ -21,8 +21,10 @@ from exchange.documents.access import (
     decide_binary,
     decide_document,
     readable_document,
+    readable_documents,
 )
 from exchange.documents.models import BinaryRow
+from exchange.documents.queries import DocumentFilters, Token, related_documents, related_readable
 from exchange.errors import Required
 from tests.conftest import Tokens
 from tests.factories import FrozenClock, pdf_bytes
@@ -261,3 +263,45 @@ def test_an_attached_binary_follows_its_document(
         assert decided_by is not None and str(decided_by.id) == document["id"]
         assert decision.reason is AccessDenialReason.CONSENT_WITHDRAWN
         assert not decide_binary(session, binary, _caller(session, "LA02"), clock.now())[0].visible
+
+
+def test_a_search_by_patient_nhs_number_or_task_finds_what_the_built_query_finds(
+    world: Scenario, db: Database
+) -> None:
+    """`related_readable` runs a statement prepared per shape for a search by patient,
+    NHS number or Task (two of a kind at most): for each reader and shape it finds exactly
+    what `related_documents` built for the same filters finds, and a shape it does not
+    prepare is built as before."""
+    first, second = world.child(), world.child()
+    tasks = {}
+    for child in (first, second):
+        world.consent(child)
+        tasks[child.id] = world.request(child)
+        world.upload(child, tasks[child.id])
+    other = world.request(first, owner="PRV02")
+    world.upload(first, other, who=OTHER_PROVIDER)
+    # The ICB is related to the first child's documents through its quality assurance.
+    world.request(first, "ICB01", task_type="dco-quality-assurance", reason=None)
+    first_id, second_id = uuid.UUID(first.id), uuid.UUID(second.id)
+    first_task = uuid.UUID(tasks[first.id]["id"])
+    shapes = [
+        DocumentFilters(patient_ids=[first_id]),
+        DocumentFilters(patient_ids=[first_id, first_id]),
+        DocumentFilters(patient_ids=[first_id, second_id]),
+        DocumentFilters(nhs_numbers=[second.number]),
+        DocumentFilters(patient_ids=[first_id], task_ids=[first_task]),
+        DocumentFilters(nhs_numbers=[first.number], authors=[Token(None, "x")]),
+        DocumentFilters(patient_ids=[first_id] * 3),  # more than prepared: built
+        DocumentFilters(patient_ids=[first_id], statuses=["current"]),  # built
+        DocumentFilters(),
+    ]
+    found: dict[str, int] = {}
+    with db.transaction() as session:
+        for ods in ("LA01", "PRV01", "PRV02", "ICB01"):
+            caller = _caller(session, ods)
+            for filters in shapes:
+                built = readable_documents(session, related_documents(caller, filters))
+                prepared = related_readable(session, caller, filters)
+                assert sorted(prepared, key=lambda d: d.id) == sorted(built, key=lambda d: d.id)
+                found[ods] = found.get(ods, 0) + len(built)
+    assert found["ICB01"] > 0 and found["LA01"] > 0 and found["PRV02"] > 0
