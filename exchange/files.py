@@ -27,9 +27,15 @@ def write_atomically(path: Path, pieces: Iterable[bytes], temporary_dir: Path | 
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
-    directory = os.open(path.parent, os.O_RDONLY)
+    fsync_directory(path.parent)
+    return size
+
+
+def fsync_directory(path: Path) -> None:
+    """Make the entries of the folder `path` durable (a file or folder created or renamed
+    there survives a crash once this returns)."""
+    directory = os.open(path, os.O_RDONLY)
     try:
         os.fsync(directory)
     finally:
         os.close(directory)
-    return size

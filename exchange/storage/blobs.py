@@ -15,7 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import BinaryIO, Final, Protocol
 
-from exchange.files import write_atomically
+from exchange.files import fsync_directory, write_atomically
 
 _NAME: Final = re.compile(r"^[0-9a-f]{32}$")
 READ_SIZE: Final = 1024 * 1024
@@ -88,7 +88,11 @@ class FileBlobStore:
         """Write to a temporary file, fsync, then rename into place and fsync the folder."""
         path = self._path(name)
         self._temporary.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path.parent.mkdir(mode=0o700, exist_ok=True)
+        if not path.parent.is_dir():
+            # The fan-out folder's own entry is made durable too: without it, a crash
+            # could lose the folder, and with it a blob a committed row names.
+            path.parent.mkdir(mode=0o700, exist_ok=True)
+            fsync_directory(self._root)
         return write_atomically(path, pieces, self._temporary)
 
     def read(self, name: str) -> Iterator[bytes]:

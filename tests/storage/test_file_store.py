@@ -54,3 +54,28 @@ def test_names_cannot_escape(tmp_path: Path, name: str) -> None:
         store.write(name, [b"x"])
     with pytest.raises(ValueError, match="not a blob name"):
         store.read(name)
+
+
+def test_a_new_fan_out_folder_is_made_durable_with_the_blob(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first blob under a two-character folder fsyncs the store's root (the folder's
+    entry) as well as the folder and the file; a crash cannot be caused here, so the
+    fsyncs are recorded (through the real call) by what they were given."""
+    synced: list[str] = []
+    real = os.fsync
+
+    def recording(descriptor: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{descriptor}"))
+        real(descriptor)
+
+    monkeypatch.setattr(os, "fsync", recording)
+    store = FileBlobStore(tmp_path)
+    name = new_blob_name()
+    store.write(name, [b"first"])
+    folder = str(tmp_path / name[:2])
+    assert str(tmp_path) in synced and folder in synced
+    assert synced.index(str(tmp_path)) < synced.index(folder)
+    synced.clear()
+    store.write(name[:2] + new_blob_name()[2:], [b"second"])  # the folder exists now
+    assert str(tmp_path) not in synced and folder in synced
