@@ -11,7 +11,7 @@ from sqlalchemy import ColumnElement, Select, SQLColumnExpression, and_, bindpar
 from sqlalchemy.orm import Session, aliased
 
 from exchange.agreements.models import Agreement, AgreementParty, AgreementPurpose
-from exchange.db import core_connection
+from exchange.db import Prepared, core_connection
 
 
 def _in_force(on: date | ColumnElement[date]) -> object:
@@ -50,10 +50,11 @@ def agreement_for(
     )
 
 
-#: Built once: the read decision asks this on every document read, and building the
-#: statement (and its cache key) each time cost more than running it (bench/profiles).
-_AGREEMENT_BETWEEN = agreement_for(
-    bindparam("first"), bindparam("second"), bindparam("purpose"), bindparam("on")
+#: Built and compiled once, run on the driver's cursor (`db.Prepared`): a search asks it
+#: once per custodian, and SQLAlchemy's execution layer cost more than the statement
+#: (bench/profiles/api-load.md, "Fifth pass").
+_AGREEMENT_BETWEEN = Prepared(
+    agreement_for(bindparam("first"), bindparam("second"), bindparam("purpose"), bindparam("on"))
 )
 
 
@@ -62,13 +63,10 @@ def agreement_between(
 ) -> uuid.UUID | None:
     """The id of an executed agreement in force on `on` between two organisations covering
     `purpose` (the earliest registered, for a stable audit record), or None. One query."""
-    return (
-        core_connection(session)
-        .execute(
-            _AGREEMENT_BETWEEN, {"first": first, "second": second, "purpose": purpose, "on": on}
-        )
-        .scalar()
+    row = _AGREEMENT_BETWEEN.first(
+        core_connection(session), {"first": first, "second": second, "purpose": purpose, "on": on}
     )
+    return None if row is None else row[0]
 
 
 def uncovered_purposes(
