@@ -253,18 +253,15 @@ class _Plan:
             column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
         )
         # An anonymous parameter (a literal in the statement) has a key no caller names.
-        simple = all(
+        named = compiled.bind_names.items()
+        fixed: dict[str, Any] | None = None
+        required: frozenset[str] = frozenset()
+        if all(
             (bind.key == name or isinstance(bind.key, _anonymous_label)) and not bind.callable
-            for bind, name in compiled.bind_names.items()
-        )
-        fixed = (
-            {name: bind.value for bind, name in compiled.bind_names.items() if not bind.required}
-            if simple
-            else None
-        )
-        required = frozenset(
-            name for bind, name in compiled.bind_names.items() if simple and bind.required
-        )
+            for bind, name in named
+        ):
+            fixed = {name: bind.value for bind, name in named if not bind.required}
+            required = frozenset(name for bind, name in named if bind.required)
         return cls(compiled.string, compiled, binds, positions, results, fixed, required)
 
     def bound(self, parameters: dict[str, Any]) -> Any:
@@ -473,7 +470,6 @@ class Database:
         self.reads: sessionmaker[Session] = sessionmaker(bind=self.lookups, expire_on_commit=False)
         event.listen(self.reads, "before_flush", _refuse_writes)
         self._bound: Connection | None = None
-        self._holds = self.dialect == "postgresql"
 
     @classmethod
     def bound_to(cls, connection: Connection) -> Database:
@@ -490,7 +486,6 @@ class Database:
         database.lookups = connection.engine
         database.reads = database.sessions
         database._bound = connection
-        database._holds = False
         database.writer_lock = None
         return database
 
@@ -535,7 +530,7 @@ class Database:
         held open on the server between statements. On SQLite, where a look-up is a read
         transaction, nothing changes: holding one would stretch its snapshot across the
         request."""
-        if not self._holds:
+        if self._bound is not None or self.dialect != "postgresql":
             yield
             return
         held = _Held(self)
@@ -544,8 +539,8 @@ class Database:
             yield
         finally:
             _HELD.reset(token)
-            held.users = 0
-            held.give_back()
+            if held.connection is not None:
+                held.connection.close()
 
     def _holding(self) -> _Held | None:
         held = _HELD.get()

@@ -124,6 +124,15 @@ def fresh_database_url(backend: str, database_factory: DatabaseFactory) -> str:
 
 
 @pytest.fixture
+def database(fresh_database_url: str) -> Iterator[Database]:
+    """A `Database` on `fresh_database_url` (a SQLite file has its writer lock), disposed
+    after the test."""
+    database = Database(fresh_database_url)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
 def clock() -> FrozenClock:
     return FrozenClock()
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from sqlalchemy import ColumnElement, Select, String, bindparam, select, true
+from sqlalchemy import BindParameter, ColumnElement, Select, String, bindparam, select, true
 from sqlalchemy.orm import Session
 
 from exchange.agreements.models import Organisation
@@ -64,20 +64,29 @@ class DocumentFilters:
     last_updated: Sequence[DateRange] = ()
 
 
+# The conditions a search by patient, NHS number or Task adds, for a value or a bind
+# parameter (`related_readable`'s prepared statements).
+def _of_patient(patient_id: uuid.UUID | BindParameter[uuid.UUID]) -> ColumnElement[bool]:
+    return DocumentRow.patient_id == patient_id
+
+
+def _of_nhs_number(number: str | BindParameter[str]) -> ColumnElement[bool]:
+    return DocumentRow.patient_id.in_(select(Patient.id).where(Patient.nhs_number == number))
+
+
+def _of_task(task_id: uuid.UUID | BindParameter[uuid.UUID]) -> ColumnElement[bool]:
+    return DocumentRow.task_id == task_id
+
+
 def conditions(filters: DocumentFilters) -> list[ColumnElement[bool]]:
     """The SQL conditions of `filters` (the columns the document table keeps for them)."""
-    clauses: list[ColumnElement[bool]] = [
-        DocumentRow.patient_id == patient_id for patient_id in filters.patient_ids
-    ]
-    clauses += [
-        DocumentRow.patient_id.in_(select(Patient.id).where(Patient.nhs_number == number))
-        for number in filters.nhs_numbers
-    ]
+    clauses = [_of_patient(patient_id) for patient_id in filters.patient_ids]
+    clauses += [_of_nhs_number(number) for number in filters.nhs_numbers]
     if filters.types is not None:
         clauses.append(DocumentRow.doc_type.in_(list(filters.types)))
     if filters.statuses is not None:
         clauses.append(DocumentRow.status.in_(list(filters.statuses)))
-    clauses += [DocumentRow.task_id == task_id for task_id in filters.task_ids]
+    clauses += [_of_task(task_id) for task_id in filters.task_ids]
     if filters.custodians:
         clauses.append(
             DocumentRow.custodian_id.in_(
@@ -93,9 +102,15 @@ def related_documents(caller: Caller, filters: DocumentFilters) -> Select[Any]:
     """The documents matching `filters` that the caller's organisation holds or is related
     to, with what deciding a read of each needs (`access.readable_documents` reads them);
     whether it may read each is still to be decided."""
-    return decision_select(true()).where(
-        related_to(caller.organisation_id, caller.role), *conditions(filters)
-    )
+    return _related(caller.organisation_id, caller.role, conditions(filters))
+
+
+def _related(
+    organisation: uuid.UUID | BindParameter[uuid.UUID],
+    role: str,
+    clauses: list[ColumnElement[bool]],
+) -> Select[Any]:
+    return decision_select(true()).where(related_to(organisation, role), *clauses)
 
 
 #: (patients, NHS numbers, Tasks) named in a search that asks nothing else of SQL.
@@ -128,23 +143,17 @@ def _shaped_statement(icb: bool, shape: _Shape) -> Prepared:
     """`related_documents` for one shape, with bind parameters for the reader and each
     value: `reader`, `patient_<n>`, `nhs_<n>`, `task_<n>`."""
     patients, numbers, tasks = shape
-    reader = bindparam("reader", type_=DocumentRow.custodian_id.type)
-    clauses: list[ColumnElement[bool]] = [
-        DocumentRow.patient_id == bindparam(f"patient_{n}", type_=DocumentRow.patient_id.type)
+    clauses = [
+        _of_patient(bindparam(f"patient_{n}", type_=DocumentRow.patient_id.type))
         for n in range(patients)
     ]
+    clauses += [_of_nhs_number(bindparam(f"nhs_{n}", type_=String)) for n in range(numbers)]
     clauses += [
-        DocumentRow.patient_id.in_(
-            select(Patient.id).where(Patient.nhs_number == bindparam(f"nhs_{n}", type_=String))
-        )
-        for n in range(numbers)
+        _of_task(bindparam(f"task_{n}", type_=DocumentRow.task_id.type)) for n in range(tasks)
     ]
-    clauses += [
-        DocumentRow.task_id == bindparam(f"task_{n}", type_=DocumentRow.task_id.type)
-        for n in range(tasks)
-    ]
+    reader = bindparam("reader", type_=DocumentRow.custodian_id.type)
     role = OrganisationRole.ICB if icb else OrganisationRole.LA
-    return Prepared(decision_select(true()).where(related_to(reader, role), *clauses))
+    return Prepared(_related(reader, role, clauses))
 
 
 #: The columns of `decision_select`, as `ReadableDocument` names them.

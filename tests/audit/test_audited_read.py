@@ -8,7 +8,6 @@ appends nothing. Over HTTP, every document read, search and download runs throug
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import func, select, text
@@ -20,14 +19,6 @@ from exchange.audit.service import audited_read, record
 from exchange.db import Database
 from exchange.patients.models import Patient
 from tests.factories import audit_entry
-
-
-@pytest.fixture
-def database(fresh_database_url: str) -> Iterator[Database]:
-    """A migrated database of the test's backend (a SQLite file has its writer lock)."""
-    database = Database(fresh_database_url)
-    yield database
-    database.dispose()
 
 
 def _records(database: Database) -> int:

@@ -7,7 +7,6 @@ the driver, as the ORM's flush already was; on real commits, both databases."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -36,13 +35,6 @@ def _organisation(ods: str) -> dict[str, object]:
             updated=NOW,
         )
     )
-
-
-@pytest.fixture
-def database(fresh_database_url: str) -> Iterator[Database]:
-    database = Database(fresh_database_url)
-    yield database
-    database.dispose()
 
 
 def _stored(database: Database) -> int:
