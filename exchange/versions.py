@@ -15,7 +15,7 @@ from sqlalchemy import Integer, String, Uuid, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from exchange.codes import PROFILE_ADVICE_REQUEST, PROFILE_CONSENT, PROFILE_HEALTH_ADVICE
-from exchange.db import Base, JsonDocument, UTCDateTime, core_connection, row_insert
+from exchange.db import Base, JsonDocument, UTCDateTime, Write, core_connection, row_insert
 from exchange.errors import VersionMismatch
 
 
@@ -69,8 +69,13 @@ _INSERT_VERSION: Final = row_insert(ResourceVersion)
 def keep_version(session: Session, resource: dict[str, Any], now: datetime) -> None:
     """Add a stamped resource to the version history, as it is now: one Core insert in the
     session's transaction (the unit of work's flush cost more: bench/profiles)."""
-    _INSERT_VERSION.rows(
-        core_connection(session),
+    version_write(resource, now).run(core_connection(session))
+
+
+def version_write(resource: dict[str, Any], now: datetime) -> Write:
+    """`keep_version` as one of a use case's writes (`db.write_together`)."""
+    return Write(
+        _INSERT_VERSION,
         {
             "resource_type": resource["resourceType"],
             "resource_id": uuid.UUID(resource["id"]),

@@ -25,7 +25,15 @@ from exchange.audit.chain import canonical_json
 from exchange.audit.events import AuditEntry, to_fhir
 from exchange.audit.models import AuditEntityRef, AuditRecord
 from exchange.clock import Clock, SystemClock
-from exchange.db import Database, Prepared, appending, core_connection, insert_of, row_insert
+from exchange.db import (
+    Database,
+    Prepared,
+    Write,
+    appending,
+    core_connection,
+    insert_of,
+    row_insert,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +53,12 @@ _ENTITIES: Final = cast(Table, AuditEntityRef.__table__)
 #: Built once, in Core rather than the ORM's unit of work, which cost a sixth of a
 #: document read's time (bench/profiles/api-load.md). On SQLite: the record, then its
 #: entity references.
-_new_event = insert_of(AuditRecord, omit=("id",)).returning(_EVENTS.c.id)
+#: The chain's columns are left empty (NULL) for the sealer, and not named: a document's
+#: create writes its record in one statement with four other rows (`db.write_together`),
+#: whose parameters must stay within what psycopg caches the parsing of.
+_new_event = insert_of(AuditRecord, omit=("id", "sequence", "previous_hash", "hash")).returning(
+    _EVENTS.c.id
+)
 _INSERT_EVENT: Final = Prepared(_new_event)
 _INSERT_ENTITY: Final = row_insert(AuditEntityRef)
 #: On PostgreSQL one statement (one round trip) inserts both: the record in a WITH
@@ -64,16 +77,36 @@ def record(
 ) -> Recorded:
     """Insert an (unsealed) audit record for `entry` in the session's transaction, recorded
     `at` (a use case's `now`) or by `clock`."""
+    values, references, recorded = _record_values(entry, at or clock.now())
+    deferred = session.info.get(_DEFERRED)
+    if deferred is not None:
+        deferred.append((values, references))
+    else:
+        _insert(core_connection(session), values, references)
+    return recorded
+
+
+def record_write(entry: AuditEntry, at: datetime) -> tuple[Write, Recorded]:
+    """`record()` as one of a use case's writes (`db.write_together`), and the record."""
+    values, references, recorded = _record_values(entry, at)
+    write = Write(
+        _INSERT_BOTH,
+        {**values, "entity_references": references},
+        alone=lambda connection: _insert(connection, values, references),
+    )
+    return write, recorded
+
+
+def _record_values(
+    entry: AuditEntry, recorded: datetime
+) -> tuple[dict[str, Any], list[str], Recorded]:
+    """An audit record's row, its entity references and what `record()` returns."""
     event_id = uuid.uuid4()
-    recorded = at or clock.now()
     actor = entry.actor
     payload = canonical_json(to_fhir(entry, event_id, recorded))
     values = {
         "event_id": event_id,
         "recorded": recorded,
-        "sequence": None,
-        "previous_hash": None,
-        "hash": None,
         "payload": payload,
         "kind": entry.kind.value,
         "action": entry.action.value,
@@ -89,12 +122,7 @@ def record(
         "review_reason": entry.review_reason.value if entry.review_reason is not None else None,
     }
     references = list(dict.fromkeys(e.reference[:160] for e in entry.entities))
-    deferred = session.info.get(_DEFERRED)
-    if deferred is not None:
-        deferred.append((values, references))
-    else:
-        _insert(core_connection(session), values, references)
-    return Recorded(event_id, payload)
+    return values, references, Recorded(event_id, payload)
 
 
 def _insert(connection: Connection, values: dict[str, Any], references: list[str]) -> None:

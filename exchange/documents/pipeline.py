@@ -30,7 +30,7 @@ from exchange.audit.events import Entity
 from exchange.crypto.aead import TamperedError, decrypt_stream, encrypt_stream
 from exchange.crypto.keyring import KeyringError
 from exchange.crypto.keys import KeyProvider, KeyServiceUnavailable, KeyUnwrapError, WrappedKey
-from exchange.db import core_connection, row_insert, values_of
+from exchange.db import Write, core_connection, row_insert, values_of
 from exchange.documents.content import CheckedContent
 from exchange.documents.models import BinaryRow
 from exchange.errors import (
@@ -160,6 +160,22 @@ def add_binary(
 ) -> BinaryRow:
     """Record sealed content as a Binary in the session's transaction (attached to
     `document_id` already when it is a new document's inline content)."""
+    row, write = binary_write(content, uploader_id, now, document_id)
+    # A Core insert: the unit of work's flush was a fifth of a document upload's server
+    # time (bench/profiles/api-load.md, "Third pass"). The row is returned unattached to
+    # the session; a later read loads it afresh.
+    write.run(core_connection(session))
+    return row
+
+
+def binary_write(
+    content: SealedContent,
+    uploader_id: uuid.UUID,
+    now: datetime,
+    document_id: uuid.UUID | None = None,
+) -> tuple[BinaryRow, Write]:
+    """`add_binary` as one of a use case's writes (`db.write_together`), and the row it
+    writes (unattached to any session)."""
     row = BinaryRow(
         id=content.binary_id,
         blob_name=content.blob,
@@ -174,11 +190,7 @@ def add_binary(
         document_id=document_id,
         destroyed=None,
     )
-    # A Core insert: the unit of work's flush was a fifth of a document upload's server
-    # time (bench/profiles/api-load.md, "Third pass"). The row is returned unattached to
-    # the session; a later read loads it afresh.
-    _INSERT_BINARY.rows(core_connection(session), values_of(row))
-    return row
+    return row, Write(_INSERT_BINARY, values_of(row))
 
 
 @contextmanager

@@ -28,10 +28,10 @@ from exchange.advice_requests.service import TaskPart, patient_and_roles
 from exchange.advice_requests.workflow import OWNER, REQUESTER
 from exchange.agreements.resources import reference_by_ods
 from exchange.audit.events import AuditKind, Entity, Outcome
-from exchange.audit.service import record
+from exchange.audit.service import record, record_write
 from exchange.caller import Caller
 from exchange.codes import CONFIDENTIALITY_SYSTEM, EXT_SHA256, AccessDenialReason, ReviewReason
-from exchange.db import Database, core_connection, row_insert, values_of
+from exchange.db import Database, Write, core_connection, row_insert, values_of, write_together
 from exchange.documents.access import (
     Decided,
     DocumentDecision,
@@ -48,6 +48,7 @@ from exchange.documents.pipeline import (
     ContentBackends,
     SealedContent,
     add_binary,
+    binary_write,
     content_intact,
     discarded_if_refused,
     logged_while_streaming,
@@ -77,7 +78,7 @@ from exchange.errors import (
     invalid,
 )
 from exchange.fhir.validation import validate_resource
-from exchange.patients.service import CUSTODIAN, grant_access, visible_patient_id
+from exchange.patients.service import CUSTODIAN, access_write, visible_patient_id
 from exchange.search import Found, Paging, page_of
 from exchange.versions import (
     all_versions,
@@ -86,6 +87,7 @@ from exchange.versions import (
     keep_version,
     read_version,
     stamp,
+    version_write,
 )
 
 _T = TypeVar("_T")
@@ -443,13 +445,25 @@ def attach_document(
             raise Forbidden(f"a {doc_type} document comes from the Task's {expected_role}")
         document_id = uuid.uuid4()
         content = sealed.get() if sealed is not None else None
+        written: tuple[Write, ...] = ()
         if content is None:
             binary = _unattached_upload(session, caller, resource["content"][0]["attachment"], now)
             binary.document_id = document_id
         else:
-            binary = add_binary(session, content, caller.organisation_id, now, document_id)
+            binary, write = binary_write(content, caller.organisation_id, now, document_id)
+            written = (write,)
         return _recorded_document(
-            session, caller, resource, doc_type, part, named, task_id, binary, document_id, now
+            session,
+            caller,
+            resource,
+            doc_type,
+            part,
+            named,
+            task_id,
+            binary,
+            document_id,
+            now,
+            written,
         )
 
 
@@ -464,10 +478,12 @@ def _recorded_document(
     binary: BinaryRow,
     document_id: uuid.UUID,
     now: datetime,
+    written: tuple[Write, ...] = (),
 ) -> dict[str, Any]:
     """The document `document_id`: the earlier version it replaces superseded, its row,
     its first version, the custodian's access and the audit record, for content `binary`
-    already held; the stored resource."""
+    held (`written` first: its row, when it is new); the stored resource. The rows are
+    written together (`db.write_together`: one statement on PostgreSQL)."""
     superseded = _supersede(session, resource, caller.organisation_id, now)
     given = resource["content"][0]["attachment"]
     attachment = {k: v for k, v in given.items() if k not in ("data", "url")}
@@ -501,10 +517,6 @@ def _recorded_document(
         last_updated=now,
         resource=stored,
     )
-    # Core inserts, not the unit of work (bench/profiles/api-load.md, "Third pass").
-    _INSERT_DOCUMENT.rows(core_connection(session), values_of(row))
-    keep_version(session, stored, now)
-    grant_access(session, patient_id, caller.organisation_id, CUSTODIAN, now)
     entities = [
         Entity(f"DocumentReference/{document_id}"),
         Entity(f"Binary/{binary.id}"),
@@ -512,8 +524,7 @@ def _recorded_document(
         Entity(f"Task/{task_id}"),
     ]
     entities += [Entity(f"DocumentReference/{old}") for old in superseded]
-    record(
-        session,
+    audit, _ = record_write(
         caller.audit_entry(
             AuditKind.CREATE,
             entities=tuple(entities),
@@ -521,6 +532,17 @@ def _recorded_document(
             custodian=caller.organisation,
         ),
         at=now,
+    )
+    # Core inserts, not the unit of work (bench/profiles/api-load.md, "Third pass").
+    write_together(
+        core_connection(session),
+        (
+            *written,
+            Write(_INSERT_DOCUMENT, values_of(row)),
+            version_write(stored, now),
+            access_write(patient_id, caller.organisation_id, CUSTODIAN, now),
+            audit,
+        ),
     )
     return stored
 

@@ -26,7 +26,7 @@ from exchange.audit.service import record
 from exchange.caller import Caller
 from exchange.clock import london_date
 from exchange.codes import NHS_NUMBER_SYSTEM, AccessDenialReason, ReviewReason
-from exchange.db import Database, Prepared, core_connection
+from exchange.db import Database, Prepared, Write, core_connection
 from exchange.errors import AccessDenied, Conflict, Duplicate, Forbidden, NotFound, invalid
 from exchange.fhir.validation import validate_resource
 from exchange.patients.models import Patient, PatientAccess, PatientRegistration
@@ -132,16 +132,31 @@ def grant_access(
     """Relate an organisation to a patient; True if the relationship is new. Concurrent
     grants of the same relationship are harmless (the insert ignores a duplicate)."""
     connection = core_connection(session)
-    inserted = _GRANT[connection.dialect.name].rows(
-        connection,
-        {
-            "patient_id": patient_id,
-            "organisation_id": organisation_id,
-            "relationship": relationship,
-            "since": now,
-        },
+    values = _access(patient_id, organisation_id, relationship, now)
+    return bool(_GRANT[connection.dialect.name].rows(connection, values))
+
+
+def access_write(
+    patient_id: uuid.UUID, organisation_id: uuid.UUID, relationship: str, now: datetime
+) -> Write:
+    """`grant_access` as one of a use case's writes (`db.write_together`)."""
+    values = _access(patient_id, organisation_id, relationship, now)
+    return Write(
+        _GRANT["postgresql"],
+        values,
+        alone=lambda connection: _GRANT[connection.dialect.name].rows(connection, values),
     )
-    return bool(inserted)
+
+
+def _access(
+    patient_id: uuid.UUID, organisation_id: uuid.UUID, relationship: str, now: datetime
+) -> dict[str, Any]:
+    return {
+        "patient_id": patient_id,
+        "organisation_id": organisation_id,
+        "relationship": relationship,
+        "since": now,
+    }
 
 
 def can_see(session: Session, patient_id: uuid.UUID, organisation_id: uuid.UUID) -> bool:
