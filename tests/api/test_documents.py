@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 from psycopg._queries import MAX_CACHED_STATEMENT_LENGTH, MAX_CACHED_STATEMENT_PARAMS
 from sqlalchemy import event, func, select
 
-from exchange.agreements.models import Agreement
+from exchange.agreements.models import Agreement, Organisation
 from exchange.audit.models import AuditEntityRef, AuditRecord
 from exchange.db import Database
 from exchange.documents.models import BinaryRow
@@ -466,6 +466,8 @@ def test_an_inline_documents_rows_are_one_statement_on_postgresql(
         assert len(writes) >= 5
     binary_id = created["content"][0]["attachment"]["url"].removeprefix("Binary/")
     with db.transaction() as session:
+        provider = session.scalars(select(Organisation).where(Organisation.ods == "PRV01")).one()
+        assert created["custodian"]["display"] == provider.name
         binary = session.get(BinaryRow, uuid.UUID(binary_id))
         assert binary is not None and str(binary.document_id) == created["id"]
         version = session.get(ResourceVersion, ("DocumentReference", uuid.UUID(created["id"]), 1))
