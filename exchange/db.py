@@ -614,8 +614,9 @@ class Database:
 
 @dataclass(frozen=True, slots=True)
 class Write:
-    """One row a use case writes, for `write_together`: a `Prepared` INSERT (on
-    PostgreSQL it may hold its own WITH clause) and its values; `alone` runs it by itself
+    """One row a use case writes, for `write_together`: a `Prepared` INSERT (the last of
+    the writes may hold a WITH clause of its own, as an audit record's does on
+    PostgreSQL; two such would name theirs alike) and its values; `alone` runs it by itself
     where the writes cannot be one statement (SQLite), when that takes more than the
     statement (an audit record and its entity references there)."""
 
@@ -675,6 +676,7 @@ def _with_prefix(statement: ClauseElement, prefix: str) -> ClauseElement:
                 value=element.value,
                 type_=element.type,
                 required=element.required,
+                callable_=element.callable,
             )
         return None
 

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from exchange.agreements.models import Organisation
 from exchange.auth.models import Client
-from exchange.db import Database, Write, insert_of, json_text, row_insert, write_together
+from exchange.db import Database, Write, json_text, row_insert, write_together
 
 _NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 _ORGANISATION = row_insert(Organisation)
@@ -145,4 +145,3 @@ def test_parameters_are_renamed_apart(db: Database) -> None:
             select(Organisation.ods).where(Organisation.ods.in_(["WT006", "WT007"]))
         )
         assert sorted(found) == ["WT006", "WT007"]
-    assert insert_of(Organisation) is not None
