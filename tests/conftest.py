@@ -77,14 +77,20 @@ class DatabaseFactory:
         return url
 
     def drop_all(self) -> None:
-        """Drop every PostgreSQL schema this factory made (SQLite files go with tmp)."""
+        """Drop every PostgreSQL schema this factory made (SQLite files go with tmp), each
+        in a transaction of its own: dropping a schema locks every table, index and
+        sequence in it until the transaction ends, and a session's thirty schemas in one
+        transaction outgrew the server's shared lock table (64 locks a connection by
+        default: "out of shared memory" at the end of a CI run, leaving the schemas)."""
         if not self.schemas or PG_URL is None:
             return
         engine = make_engine(PG_URL)
-        with engine.begin() as connection:
+        try:
             for schema in self.schemas:
-                connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        engine.dispose()
+                with engine.begin() as connection:
+                    connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        finally:
+            engine.dispose()
 
 
 @pytest.fixture(scope="session")
