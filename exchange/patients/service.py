@@ -17,6 +17,7 @@ from typing import Any, Final
 from sqlalchemy import Select, bindparam, exists, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -131,9 +132,9 @@ def grant_access(
 ) -> bool:
     """Relate an organisation to a patient; True if the relationship is new. Concurrent
     grants of the same relationship are harmless (the insert ignores a duplicate)."""
-    connection = core_connection(session)
-    values = _access(patient_id, organisation_id, relationship, now)
-    return bool(_GRANT[connection.dialect.name].rows(connection, values))
+    return _granted(
+        core_connection(session), _access(patient_id, organisation_id, relationship, now)
+    )
 
 
 def access_write(
@@ -142,10 +143,13 @@ def access_write(
     """`grant_access` as one of a use case's writes (`db.write_together`)."""
     values = _access(patient_id, organisation_id, relationship, now)
     return Write(
-        _GRANT["postgresql"],
-        values,
-        alone=lambda connection: _GRANT[connection.dialect.name].rows(connection, values),
+        _GRANT["postgresql"], values, alone=lambda connection: _granted(connection, values)
     )
+
+
+def _granted(connection: Connection, values: dict[str, Any]) -> bool:
+    """Insert the relationship `values` in this dialect's way; True if it is new."""
+    return bool(_GRANT[connection.dialect.name].rows(connection, values))
 
 
 def _access(

@@ -5,6 +5,8 @@ keys between them checked, on both databases."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,7 +56,10 @@ def _client(client_id: str, organisation_id: uuid.UUID) -> Write:
     )
 
 
-def _inserts(db: Database) -> list[str]:
+@contextmanager
+def _inserts(db: Database) -> Iterator[list[str]]:
+    """The INSERTs the engine sends while the block runs (the listener is removed after:
+    the engine is the session's, shared by every test)."""
     seen: list[str] = []
 
     def record(_conn: Any, _cursor: Any, sql: str, *_: Any) -> None:
@@ -62,15 +67,17 @@ def _inserts(db: Database) -> list[str]:
             seen.append(sql)
 
     event.listen(db.engine, "before_cursor_execute", record)
-    return seen
+    try:
+        yield seen
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
 
 
 def test_rows_that_refer_to_each_other_are_written_together(db: Database) -> None:
     """The client refers to the organisation written with it (its foreign key is checked
     when the statement ends); both rows are there, the JSON columns as given."""
     organisation_id = uuid.uuid4()
-    seen = _inserts(db)
-    with db.write_connection() as connection:
+    with _inserts(db) as seen, db.write_connection() as connection:
         write_together(
             connection,
             (_organisation("WT001", organisation_id), _client("wt-client", organisation_id)),
