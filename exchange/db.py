@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import functools
 import json
+import logging
 import os
 import re
 import threading
@@ -17,7 +18,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, cast
@@ -46,6 +47,8 @@ from sqlalchemy.sql.dml import Insert
 from sqlalchemy.sql.elements import BindParameter, ClauseElement, _anonymous_label
 from sqlalchemy.sql.visitors import replacement_traverse
 from sqlalchemy.types import TypeDecorator
+
+log = logging.getLogger("exchange.db")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -439,6 +442,7 @@ class WriterLock:
         self._path = path
         self._threads = threading.RLock()
         self._depth = 0
+        self._owner: int | None = None
         self._fd: int | None = None
         self._pid = 0
 
@@ -448,19 +452,125 @@ class WriterLock:
         with self._threads:
             if self._depth == 0:
                 fcntl.flock(self._descriptor(), fcntl.LOCK_EX)
+                self._owner = threading.get_ident()
             self._depth += 1
             try:
                 yield
             finally:
                 self._depth -= 1
                 if self._depth == 0:
+                    self._owner = None
                     fcntl.flock(self._descriptor(), fcntl.LOCK_UN)
+
+    def held_here(self) -> bool:
+        """Whether this thread holds the lock (only the holder sets or clears its name)."""
+        return self._owner == threading.get_ident()
 
     def _descriptor(self) -> int:
         if self._fd is None or self._pid != os.getpid():
             self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             self._pid = os.getpid()
         return self._fd
+
+
+#: A write that `GroupCommit` may commit together with other threads' writes.
+Append = Callable[[Connection], object]
+
+
+@dataclass(eq=False)
+class _Batch:
+    """The appends that will commit in one transaction, and what became of it."""
+
+    writes: list[Append] = field(default_factory=list)
+    done: threading.Event = field(default_factory=threading.Event)
+    committed: bool = False
+
+
+class GroupCommit:
+    """Appends from this process's threads committed together, in one SQLite write
+    transaction: an audited read's records, the one write of a read, search or download.
+
+    Each append on its own took the writer lock, began, inserted, committed with its
+    fsync and dirtied a dozen pages of the WAL for one record, and the appends were
+    half of an audited read's server CPU on SQLite (`bench/profiles/api-load.md`,
+    "Seventh pass"). The first thread to append while no batch is open leads: it waits
+    for the previous batch's commit and for the writer lock, closes its batch, and
+    commits every append that joined meanwhile; the others wait until it has. Nothing is
+    added to a lone append's latency (no timer): batches form only while another commit
+    is under way.
+
+    Each append still returns only after its own row has committed (durably: the commit's
+    fsync, `synchronous=FULL`). If a batch of several fails, its transaction rolls back
+    and each append runs again alone, in its own thread, so one bad append fails only its
+    own request and raises its own error there. An append must therefore do nothing but
+    write on the connection it is given. An append from inside a write transaction is
+    refused (its batch would wait for the lock its own thread holds). Without a writer
+    lock (PostgreSQL, whose appends commit as they come; a test's rolled-back
+    connection), each append is its own transaction."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        self._pid = 0
+        self._state = threading.Lock()
+        self._committing = threading.Lock()
+        self._open: _Batch | None = None
+
+    def run(self, write: Append) -> None:
+        """Commit `write`, with whatever other threads append meanwhile."""
+        lock = self._database.writer_lock
+        if lock is None:
+            self._alone(write)
+            return
+        if lock.held_here():
+            raise RuntimeError("an append inside a write transaction would wait on itself")
+        batch, leads = self._join(write)
+        if leads:
+            self._commit(batch, lock)
+        else:
+            batch.done.wait()
+        if not batch.committed:
+            self._alone(write)
+
+    def _alone(self, write: Append) -> None:
+        with self._database.write_connection() as connection:
+            write(connection)
+
+    def _join(self, write: Append) -> tuple[_Batch, bool]:
+        with self._state:
+            if self._pid != os.getpid():
+                # A forked worker starts with no batch (its parent's locks are not ours).
+                self._pid, self._open = os.getpid(), None
+                self._committing = threading.Lock()
+            leads = self._open is None
+            if leads:
+                self._open = _Batch()
+            batch = cast(_Batch, self._open)
+            batch.writes.append(write)
+            return batch, leads
+
+    def _commit(self, batch: _Batch, lock: WriterLock) -> None:
+        try:
+            with self._committing, lock.held():
+                with self._state:
+                    if self._open is batch:
+                        self._open = None
+                if len(batch.writes) == 1:
+                    # A lone append: its error is its own, raised here.
+                    self._alone(batch.writes[0])
+                    batch.committed = True
+                    return
+                try:
+                    with self._database.write_connection() as connection:
+                        for write in batch.writes:
+                            write(connection)
+                    batch.committed = True
+                except Exception as error:  # noqa: BLE001 - each append is tried again alone
+                    log.warning(
+                        "a group commit failed; its appends are tried alone",
+                        extra={"appends": len(batch.writes), "error": type(error).__name__},
+                    )
+        finally:
+            batch.done.set()
 
 
 def _writer_lock(url: str) -> WriterLock | None:
@@ -479,6 +589,7 @@ class Database:
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
         self.writer_lock = _writer_lock(url)
+        self.appends = GroupCommit(self)
         self.sessions: sessionmaker[Session] = sessionmaker(
             bind=self.engine, expire_on_commit=False
         )
@@ -506,6 +617,7 @@ class Database:
         database.reads = database.sessions
         database._bound = connection
         database.writer_lock = None
+        database.appends = GroupCommit(database)
         return database
 
     @property

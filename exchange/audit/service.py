@@ -7,6 +7,7 @@ sending any personal data; if that commit fails the request fails closed (`audit
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from collections.abc import Iterator
@@ -154,8 +155,9 @@ def audited_read(database: Database) -> Iterator[Session]:
       statement that commits itself: no BEGIN and COMMIT round trips (several records
       commit together in a transaction of their own).
     - SQLite: the reads in a read transaction that takes no writer lock, the records
-      appended in a short write transaction; holding the writer lock for the whole
-      decision serialised every read on the host.
+      appended in a short write transaction, shared with the appends other threads of
+      the process make meanwhile (`db.GroupCommit`); holding the writer lock for the
+      whole decision serialised every read on the host.
     - A SQLite database without a writer lock (in memory, or a test's rolled-back
       connection): one transaction, as before."""
     pending: list[tuple[dict[str, Any], list[str]]] = []
@@ -171,9 +173,12 @@ def audited_read(database: Database) -> Iterator[Session]:
             with appending(core_connection(session)) as connection:
                 _insert(connection, *pending.pop())
     if pending:
-        with database.write_connection() as connection:
-            for values, references in pending:
-                _insert(connection, values, references)
+        database.appends.run(functools.partial(_insert_all, pending))
+
+
+def _insert_all(pending: list[tuple[dict[str, Any], list[str]]], connection: Connection) -> None:
+    for values, references in pending:
+        _insert(connection, values, references)
 
 
 def record_refusal(database: Database, entry: AuditEntry, clock: Clock = _SYSTEM_CLOCK) -> None:

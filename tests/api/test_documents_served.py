@@ -1,5 +1,6 @@
 """Documents against the served API (gunicorn, real connections per transaction): a refused
-read answers 403 at once and its audit record names the deciding Consent; an upload in
+read answers 403 at once and its audit record names the deciding Consent; reads made at
+once each have their own audit record, committed before their answer; an upload in
 progress holds up no other write."""
 
 from __future__ import annotations
@@ -7,7 +8,10 @@ from __future__ import annotations
 import http.client
 import json
 import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import requests
 from sqlalchemy import select
@@ -20,57 +24,62 @@ from tests.factories import CB, consent_json, nhs_number, patient_json, task_jso
 from tests.server import world_server
 
 
+def _bearer(base: str, client_id: str) -> dict[str, str]:
+    token = request_token(client_id, world_client(client_id).key, f"{base}/oauth2/token")
+    return {"Authorization": f"Bearer {token['access_token']}"}
+
+
+def _advice_document(
+    base: str, la: dict[str, str], provider: dict[str, str]
+) -> tuple[str, dict[str, Any], str]:
+    """A child registered and consented by the LA, with a Task and the provider's advice
+    document: the patient's id, the Consent and the document's id."""
+    patient = requests.post(
+        f"{base}/fhir/Patient",
+        json=patient_json(nhs_number(31337), "2015-03-02"),
+        headers=la,
+        timeout=20,
+    ).json()["id"]
+    consent = requests.post(
+        f"{base}/fhir/Consent",
+        json=consent_json(patient, "2026-10-01T10:00:00+01:00"),
+        headers=la,
+        timeout=20,
+    ).json()
+    task = requests.post(
+        f"{base}/fhir/Task", json=task_json(patient), headers=la, timeout=20
+    ).json()["id"]
+    binary = requests.post(
+        f"{base}/fhir/Binary",
+        data=b"%PDF-1.7\nadvice\n%%EOF",
+        headers={**provider, "Content-Type": "application/pdf"},
+        timeout=20,
+    ).json()["id"]
+    document = requests.post(
+        f"{base}/fhir/DocumentReference",
+        headers=provider,
+        timeout=20,
+        json={
+            "resourceType": "DocumentReference",
+            "status": "current",
+            "docStatus": "final",
+            "type": {
+                "coding": [{"system": f"{CB}/CodeSystem/document-type", "code": "health-advice"}]
+            },
+            "subject": {"reference": f"Patient/{patient}"},
+            "context": {"related": [{"reference": f"Task/{task}"}]},
+            "content": [{"attachment": {"url": f"Binary/{binary}", "title": "Advice"}}],
+        },
+    ).json()["id"]
+    return patient, consent, document
+
+
 def test_refused_document_read_is_prompt_and_audited(
     tmp_path: Path, fresh_database_url: str
 ) -> None:
     with world_server(tmp_path, fresh_database_url, workers=1) as base:
-
-        def bearer(client_id: str) -> dict[str, str]:
-            token = request_token(client_id, world_client(client_id).key, f"{base}/oauth2/token")[
-                "access_token"
-            ]
-            return {"Authorization": f"Bearer {token}"}
-
-        la, provider = bearer("la01-case-system"), bearer("prv01-epr")
-        patient = requests.post(
-            f"{base}/fhir/Patient",
-            json=patient_json(nhs_number(31337), "2015-03-02"),
-            headers=la,
-            timeout=20,
-        ).json()["id"]
-        consent = requests.post(
-            f"{base}/fhir/Consent",
-            json=consent_json(patient, "2026-10-01T10:00:00+01:00"),
-            headers=la,
-            timeout=20,
-        ).json()
-        task = requests.post(
-            f"{base}/fhir/Task", json=task_json(patient), headers=la, timeout=20
-        ).json()["id"]
-        binary = requests.post(
-            f"{base}/fhir/Binary",
-            data=b"%PDF-1.7\nadvice\n%%EOF",
-            headers={**provider, "Content-Type": "application/pdf"},
-            timeout=20,
-        ).json()["id"]
-        document = requests.post(
-            f"{base}/fhir/DocumentReference",
-            headers=provider,
-            timeout=20,
-            json={
-                "resourceType": "DocumentReference",
-                "status": "current",
-                "docStatus": "final",
-                "type": {
-                    "coding": [
-                        {"system": f"{CB}/CodeSystem/document-type", "code": "health-advice"}
-                    ]
-                },
-                "subject": {"reference": f"Patient/{patient}"},
-                "context": {"related": [{"reference": f"Task/{task}"}]},
-                "content": [{"attachment": {"url": f"Binary/{binary}", "title": "Advice"}}],
-            },
-        ).json()["id"]
+        la, provider = _bearer(base, "la01-case-system"), _bearer(base, "prv01-epr")
+        patient, consent, document = _advice_document(base, la, provider)
         assert (
             requests.put(
                 f"{base}/fhir/Consent/{consent['id']}",
@@ -99,6 +108,49 @@ def test_refused_document_read_is_prompt_and_audited(
     assert f"Consent/{consent['id']}" in references
     assert f"DocumentReference/{document}" in references
     assert str(row.patient_id) == patient
+
+
+def test_reads_made_at_once_each_commit_their_own_audit_record_before_answering(
+    tmp_path: Path, fresh_database_url: str
+) -> None:
+    """Eight clients reading at once across two workers: on SQLite the records of reads
+    in one worker commit together (`db.GroupCommit`). Every read still has exactly one
+    record, its own, and it is in the database by the time its client has the answer."""
+    with world_server(tmp_path, fresh_database_url, workers=2) as base:
+        la, provider = _bearer(base, "la01-case-system"), _bearer(base, "prv01-epr")
+        patient, _, document = _advice_document(base, la, provider)
+        database = Database(fresh_database_url)
+
+        def recorded(request_id: str) -> list[AuditRecord]:
+            with database.read_session() as session:
+                return list(
+                    session.scalars(select(AuditRecord).where(AuditRecord.request_id == request_id))
+                )
+
+        def read(_: int) -> tuple[str, int, int]:
+            request_id = str(uuid.uuid4())
+            with requests.Session() as client:
+                answer = client.get(
+                    f"{base}/fhir/DocumentReference/{document}",
+                    headers={**la, "X-Request-ID": request_id},
+                    timeout=30,
+                )
+                return request_id, answer.status_code, len(recorded(request_id))
+
+        try:
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                reads = list(pool.map(read, range(64)))
+            assert {status for _, status, _ in reads} == {200}
+            # Each record was committed when its answer arrived.
+            assert {count for _, _, count in reads} == {1}
+            for request_id, _, _ in reads:
+                (row,) = recorded(request_id)
+                assert (row.outcome, row.agent_org, str(row.patient_id)) == ("0", "LA01", patient)
+                event = json.loads(row.payload)
+                references = {e["what"].get("reference") for e in event["entity"] if "what" in e}
+                assert f"DocumentReference/{document}" in references
+        finally:
+            database.dispose()
 
 
 def test_an_upload_in_progress_holds_up_no_other_write(
