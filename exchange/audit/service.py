@@ -186,11 +186,13 @@ def record_refusal(database: Database, entry: AuditEntry, clock: Clock = _SYSTEM
     work has been rolled back: the one way every front door audits a refusal.
 
     The refusal stands even if this fails (the database may be what failed), so a failure
-    is logged for the operator rather than raised.
+    is logged for the operator rather than raised. On SQLite it commits with the other
+    appends the worker's threads make meanwhile (`db.GroupCommit`): a flood of refused
+    requests would otherwise queue one write transaction each on the writer lock.
     """
+    values, references, _ = _record_values(entry, clock.now())
     try:
-        with database.transaction() as session:
-            record(session, entry, clock)
+        database.appends.run(functools.partial(_insert_all, [(values, references)]))
     except SQLAlchemyError as exc:
         log.error(
             "could not audit a refused request",

@@ -1,6 +1,7 @@
 """Regression tests for attacks that only a real server shows: chunked bodies against the
 workers' memory, forwarded headers through gunicorn, a slow `jwks_uri` host holding the
-SQLite write lock, and the warning for a server exposed without its proxy."""
+SQLite write lock, the warning for a server exposed without its proxy, and a flood of
+forged tokens, each refusal audited."""
 
 from __future__ import annotations
 
@@ -12,15 +13,20 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+from sqlalchemy import select as select_rows
 
+from exchange.audit.models import AuditRecord
 from exchange.auth.client import request_token
+from exchange.db import Database
 from tests.cli_runner import exchange
 from tests.conftest import world_client, world_document
 from tests.oauth import public_jwks, signing_key
@@ -257,3 +263,46 @@ def test_a_slow_jwks_host_does_not_hold_other_clients_on_sqlite(tmp_path: Path) 
     finally:
         host.server.shutdown()
         host.server.server_close()
+
+
+def test_forged_tokens_sent_at_once_are_each_refused_with_their_own_audit_record(
+    tmp_path: Path, fresh_database_url: str
+) -> None:
+    """A flood of forged bearer tokens from eight clients across two workers: every one is
+    refused, and every refusal has its own audit record, committed before the 401 left
+    (on SQLite the records of a worker's refusals commit together: `db.GroupCommit`)."""
+    with world_server(tmp_path, fresh_database_url, workers=2) as base:
+        database = Database(fresh_database_url)
+
+        def recorded(request_id: str) -> list[AuditRecord]:
+            with database.read_session() as session:
+                return list(
+                    session.scalars(
+                        select_rows(AuditRecord).where(AuditRecord.request_id == request_id)
+                    )
+                )
+
+        def forged(_: int) -> tuple[str, int, int]:
+            request_id = str(uuid.uuid4())
+            with requests.Session() as client:
+                answer = client.get(
+                    f"{base}/fhir/DocumentReference/{uuid.uuid4()}",
+                    headers={
+                        "Authorization": f"Bearer forged.{request_id}",
+                        "X-Request-ID": request_id,
+                    },
+                    timeout=30,
+                )
+                return request_id, answer.status_code, len(recorded(request_id))
+
+        try:
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                refusals = list(pool.map(forged, range(64)))
+            assert {status for _, status, _ in refusals} == {401}
+            assert {count for _, _, count in refusals} == {1}
+            for request_id, _, _ in refusals:
+                (row,) = recorded(request_id)
+                assert row.outcome != "0" and row.agent_client_id is None
+                assert "access token is not valid" in json.loads(row.payload)["outcomeDesc"]
+        finally:
+            database.dispose()
