@@ -5,17 +5,20 @@ endpoint, a child registered through the API, and what the instance has stored."
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import requests
-from sqlalchemy import text
+from sqlalchemy import select, text
 
+from exchange.audit.models import AuditRecord
 from exchange.auth.client import request_token
-from exchange.db import make_engine
+from exchange.db import Database, make_engine
 from tests.conftest import world_client
 from tests.factories import consent_json, nhs_number, patient_json, task_json
 from tests.server import world_server
@@ -106,3 +109,40 @@ def served_world(directory: Path, database_url: str) -> Iterator[ServedWorld]:
         world = ServedWorld(base, database_url, directory / "var")
         world.child = register_child(world)
         yield world
+
+
+@dataclass(frozen=True)
+class Answered:
+    """One of `gets_at_once`' requests: its status, and its audit records as they stood
+    in the database the moment its answer arrived."""
+
+    request_id: str
+    status: int
+    records: list[AuditRecord]
+
+
+def gets_at_once(
+    base: str, database_url: str, path: str, headers: dict[str, str], count: int = 64
+) -> list[Answered]:
+    """`count` GETs of `path` from eight clients at once, each sending its own
+    `X-Request-ID` (`{request_id}` in a header value is replaced by it)."""
+    database = Database(database_url)
+
+    def get(_: int) -> Answered:
+        request_id = str(uuid.uuid4())
+        sent = {name: value.replace("{request_id}", request_id) for name, value in headers.items()}
+        with requests.Session() as client:
+            answer = client.get(
+                f"{base}{path}", headers={**sent, "X-Request-ID": request_id}, timeout=30
+            )
+        with database.read_session() as session:
+            records = list(
+                session.scalars(select(AuditRecord).where(AuditRecord.request_id == request_id))
+            )
+        return Answered(request_id, answer.status_code, records)
+
+    try:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            return list(pool.map(get, range(count)))
+    finally:
+        database.dispose()

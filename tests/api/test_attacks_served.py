@@ -15,18 +15,15 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-from sqlalchemy import select as select_rows
 
-from exchange.audit.models import AuditRecord
 from exchange.auth.client import request_token
-from exchange.db import Database
+from tests.api.served_world import gets_at_once
 from tests.cli_runner import exchange
 from tests.conftest import world_client, world_document
 from tests.oauth import public_jwks, signing_key
@@ -272,37 +269,15 @@ def test_forged_tokens_sent_at_once_are_each_refused_with_their_own_audit_record
     refused, and every refusal has its own audit record, committed before the 401 left
     (on SQLite the records of a worker's refusals commit together: `db.GroupCommit`)."""
     with world_server(tmp_path, fresh_database_url, workers=2) as base:
-        database = Database(fresh_database_url)
-
-        def recorded(request_id: str) -> list[AuditRecord]:
-            with database.read_session() as session:
-                return list(
-                    session.scalars(
-                        select_rows(AuditRecord).where(AuditRecord.request_id == request_id)
-                    )
-                )
-
-        def forged(_: int) -> tuple[str, int, int]:
-            request_id = str(uuid.uuid4())
-            with requests.Session() as client:
-                answer = client.get(
-                    f"{base}/fhir/DocumentReference/{uuid.uuid4()}",
-                    headers={
-                        "Authorization": f"Bearer forged.{request_id}",
-                        "X-Request-ID": request_id,
-                    },
-                    timeout=30,
-                )
-                return request_id, answer.status_code, len(recorded(request_id))
-
-        try:
-            with ThreadPoolExecutor(max_workers=8) as pool:
-                refusals = list(pool.map(forged, range(64)))
-            assert {status for _, status, _ in refusals} == {401}
-            assert {count for _, _, count in refusals} == {1}
-            for request_id, _, _ in refusals:
-                (row,) = recorded(request_id)
-                assert row.outcome != "0" and row.agent_client_id is None
-                assert "access token is not valid" in json.loads(row.payload)["outcomeDesc"]
-        finally:
-            database.dispose()
+        refusals = gets_at_once(
+            base,
+            fresh_database_url,
+            f"/fhir/DocumentReference/{uuid.uuid4()}",
+            {"Authorization": "Bearer forged.{request_id}"},
+        )
+    assert {refusal.status for refusal in refusals} == {401}
+    for refusal in refusals:
+        # Exactly one record, its own, committed when the 401 arrived.
+        (row,) = refusal.records
+        assert row.outcome != "0" and row.agent_client_id is None
+        assert "access token is not valid" in json.loads(row.payload)["outcomeDesc"]

@@ -5,7 +5,6 @@ progress holds up no other write."""
 
 from __future__ import annotations
 
-import base64
 import http.client
 import json
 import time
@@ -20,9 +19,15 @@ from sqlalchemy import select
 from exchange.audit.models import AuditRecord
 from exchange.auth.client import request_token
 from exchange.db import Database
+from tests.api.served_world import gets_at_once
 from tests.conftest import world_client
-from tests.factories import CB, consent_json, nhs_number, patient_json, task_json
+from tests.factories import consent_json, nhs_number, patient_json, task_json
+from tests.scenario import Child, document_json
 from tests.server import world_server
+
+
+def _child(patient: str) -> Child:
+    return Child(patient, nhs_number(31337), "2015-03-02")
 
 
 def _bearer(base: str, client_id: str) -> dict[str, str]:
@@ -60,17 +65,7 @@ def _advice_document(
         f"{base}/fhir/DocumentReference",
         headers=provider,
         timeout=20,
-        json={
-            "resourceType": "DocumentReference",
-            "status": "current",
-            "docStatus": "final",
-            "type": {
-                "coding": [{"system": f"{CB}/CodeSystem/document-type", "code": "health-advice"}]
-            },
-            "subject": {"reference": f"Patient/{patient}"},
-            "context": {"related": [{"reference": f"Task/{task}"}]},
-            "content": [{"attachment": {"url": f"Binary/{binary}", "title": "Advice"}}],
-        },
+        json=document_json(_child(patient), task, binary_id=binary, title="Advice"),
     ).json()["id"]
     return patient, consent, task, document
 
@@ -120,38 +115,15 @@ def test_reads_made_at_once_each_commit_their_own_audit_record_before_answering(
     with world_server(tmp_path, fresh_database_url, workers=2) as base:
         la, provider = _bearer(base, "la01-case-system"), _bearer(base, "prv01-epr")
         patient, _, _, document = _advice_document(base, la, provider)
-        database = Database(fresh_database_url)
-
-        def recorded(request_id: str) -> list[AuditRecord]:
-            with database.read_session() as session:
-                return list(
-                    session.scalars(select(AuditRecord).where(AuditRecord.request_id == request_id))
-                )
-
-        def read(_: int) -> tuple[str, int, int]:
-            request_id = str(uuid.uuid4())
-            with requests.Session() as client:
-                answer = client.get(
-                    f"{base}/fhir/DocumentReference/{document}",
-                    headers={**la, "X-Request-ID": request_id},
-                    timeout=30,
-                )
-                return request_id, answer.status_code, len(recorded(request_id))
-
-        try:
-            with ThreadPoolExecutor(max_workers=8) as pool:
-                reads = list(pool.map(read, range(64)))
-            assert {status for _, status, _ in reads} == {200}
-            # Each record was committed when its answer arrived.
-            assert {count for _, _, count in reads} == {1}
-            for request_id, _, _ in reads:
-                (row,) = recorded(request_id)
-                assert (row.outcome, row.agent_org, str(row.patient_id)) == ("0", "LA01", patient)
-                event = json.loads(row.payload)
-                references = {e["what"].get("reference") for e in event["entity"] if "what" in e}
-                assert f"DocumentReference/{document}" in references
-        finally:
-            database.dispose()
+        reads = gets_at_once(base, fresh_database_url, f"/fhir/DocumentReference/{document}", la)
+    assert {read.status for read in reads} == {200}
+    for read in reads:
+        # Exactly one record, its own, committed when its answer arrived.
+        (row,) = read.records
+        assert (row.outcome, row.agent_org, str(row.patient_id)) == ("0", "LA01", patient)
+        event = json.loads(row.payload)
+        references = {e["what"].get("reference") for e in event["entity"] if "what" in e}
+        assert f"DocumentReference/{document}" in references
 
 
 def test_documents_posted_at_once_each_get_their_own_answer(
@@ -174,32 +146,12 @@ def test_documents_posted_at_once_each_get_their_own_answer(
                     f"{base}/fhir/DocumentReference",
                     headers=provider,
                     timeout=30,
-                    json={
-                        "resourceType": "DocumentReference",
-                        "status": "current",
-                        "docStatus": "final",
-                        "type": {
-                            "coding": [
-                                {
-                                    "system": f"{CB}/CodeSystem/document-type",
-                                    "code": "health-advice",
-                                }
-                            ]
-                        },
-                        "subject": {"reference": f"Patient/{patient}"},
-                        "context": {
-                            "related": [{"reference": f"Task/{task if valid else uuid.uuid4()}"}]
-                        },
-                        "content": [
-                            {
-                                "attachment": {
-                                    "contentType": "application/pdf",
-                                    "data": base64.b64encode(content).decode(),
-                                    "title": f"Advice {n}",
-                                }
-                            }
-                        ],
-                    },
+                    json=document_json(
+                        _child(patient),
+                        task if valid else str(uuid.uuid4()),
+                        data=content,
+                        title=f"Advice {n}",
+                    ),
                 )
             return n, valid, answer.status_code, answer.json(), content
 
