@@ -512,7 +512,6 @@ class GroupCommit:
         self._database = database
         self._pid = 0
         self._state = threading.Lock()
-        self._committing = threading.Lock()
         self._open: _Batch | None = None
 
     def run(self, write: Append) -> None:
@@ -538,9 +537,8 @@ class GroupCommit:
     def _join(self, write: Append) -> tuple[_Batch, bool]:
         with self._state:
             if self._pid != os.getpid():
-                # A forked worker starts with no batch (its parent's locks are not ours).
+                # A forked worker starts with no batch of its own.
                 self._pid, self._open = os.getpid(), None
-                self._committing = threading.Lock()
             leads = self._open is None
             if leads:
                 self._open = _Batch()
@@ -549,22 +547,21 @@ class GroupCommit:
             return batch, leads
 
     def _commit(self, batch: _Batch, lock: WriterLock) -> None:
+        # The writer lock is also the turn among this process's leaders: its thread lock
+        # queues them while one commits.
         try:
-            with self._committing, lock.held():
+            with lock.held():
                 with self._state:
                     if self._open is batch:
                         self._open = None
-                if len(batch.writes) == 1:
-                    # A lone append: its error is its own, raised here.
-                    self._alone(batch.writes[0])
-                    batch.committed = True
-                    return
                 try:
                     with self._database.write_connection() as connection:
                         for write in batch.writes:
                             write(connection)
                     batch.committed = True
-                except Exception as error:  # noqa: BLE001 - each append is tried again alone
+                except Exception as error:
+                    if len(batch.writes) == 1:
+                        raise  # a lone append: its error is its own, raised here
                     log.warning(
                         "a group commit failed; its appends are tried alone",
                         extra={"appends": len(batch.writes), "error": type(error).__name__},
