@@ -39,7 +39,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import InvalidRequestError
+from sqlalchemy.exc import InvalidRequestError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -49,6 +49,13 @@ from sqlalchemy.sql.visitors import replacement_traverse
 from sqlalchemy.types import TypeDecorator
 
 log = logging.getLogger("exchange.db")
+
+#: The database failed (refused, lost or never reached): what the front doors answer as
+#: "nothing was changed" (503 on the API and the console, one sentence on the CLI)
+#: without naming the library that raised it.
+DatabaseError = SQLAlchemyError
+#: Of those, the database could not be reached (or was too busy to answer in time).
+DatabaseUnreachable = OperationalError
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",

@@ -115,6 +115,20 @@ def test_commands_before_init_say_so(data_dir: Path) -> None:
     )
 
 
+def test_a_database_that_cannot_be_reached_is_one_sentence(data_dir: Path) -> None:
+    result = exchange(
+        "agreement",
+        "list",
+        data_dir=data_dir,
+        database_url="postgresql+psycopg://postgres@127.0.0.1:9/exchange?connect_timeout=5",
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "error: the database cannot be reached "
+        "(check EXCHANGE_DATABASE_URL and that it is running)."
+    )
+
+
 @pytest.mark.parametrize(
     ("variable", "value"),
     [

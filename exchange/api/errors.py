@@ -12,11 +12,11 @@ import logging
 from typing import Final
 
 from flask import Flask, Response, g, jsonify, request
-from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
 from exchange.api.auditing import audit_refusal
 from exchange.api.console.pages import error_page as console_error_page
+from exchange.db import DatabaseError
 from exchange.errors import AccessDenied, DomainError, Issue, Subject
 from exchange.fhir.outcome import FhirError
 
@@ -117,7 +117,7 @@ def _http_error(error: HTTPException) -> Response:
     return response
 
 
-def _database_down(error: SQLAlchemyError) -> Response:
+def _database_down(error: DatabaseError) -> Response:
     # Nothing was half-done: the transaction rolled back. Say so, without details.
     log.error("database error", extra={"error": type(error).__name__})
     if request.path.startswith("/console"):
@@ -154,5 +154,5 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(FhirError, fhir_error_response)
     app.register_error_handler(DomainError, _domain_error)
     app.register_error_handler(HTTPException, _http_error)
-    app.register_error_handler(SQLAlchemyError, _database_down)
+    app.register_error_handler(DatabaseError, _database_down)
     app.register_error_handler(Exception, _unexpected)

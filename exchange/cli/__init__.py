@@ -12,12 +12,12 @@ from typing import Any, NoReturn
 
 import click
 import yaml
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from exchange.audit.events import Actor, AuditKind
 from exchange.audit.sealer import seal_all
 from exchange.cli.context import CliContext, NotInitialisedError, pass_context
 from exchange.crypto.keyring import KeyringError
+from exchange.db import DatabaseError, DatabaseUnreachable
 from exchange.errors import DomainError
 from exchange.install import initialise
 from exchange.registry.service import RegistryError, apply_bootstrap, known_roles
@@ -54,14 +54,14 @@ class ExchangeGroup(click.Group):
             _fail(ctx, error, str(error))
         except DomainError as error:
             _fail(ctx, error, error.message)
-        except OperationalError as error:
+        except DatabaseUnreachable as error:
             _fail(
                 ctx,
                 error,
                 "the database cannot be reached "
                 "(check EXCHANGE_DATABASE_URL and that it is running)",
             )
-        except SQLAlchemyError as error:
+        except DatabaseError as error:
             _fail(
                 ctx,
                 error,

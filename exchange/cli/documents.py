@@ -7,7 +7,6 @@ from datetime import date, datetime
 from datetime import time as clock_time
 
 import click
-from sqlalchemy import func, select
 from tqdm import tqdm
 
 from exchange.audit.events import Action, Actor, AuditEntry, AuditKind, Outcome
@@ -19,8 +18,12 @@ from exchange.cli.context import CliContext, pass_context
 from exchange.clock import LONDON
 from exchange.crypto.keyring import load_keyring, save_keyring
 from exchange.crypto.keys import LocalKeyProvider
-from exchange.documents.housekeeping import apply_retention, rewrap_all, sweep
-from exchange.documents.models import BinaryRow
+from exchange.documents.housekeeping import (
+    apply_retention,
+    live_data_keys,
+    rotate_data_keys,
+    sweep,
+)
 
 
 @main.command("sweep")
@@ -123,32 +126,22 @@ def rotate(cli: CliContext) -> None:
     save_keyring(
         cli.settings.keyring_path, keyring
     )  # older versions stay until every key is re-wrapped
-    with database.transaction() as session:
-        total = (
-            session.scalar(
-                select(func.count())
-                .select_from(BinaryRow)
-                .where(BinaryRow.wrapped_key.is_not(None))
-            )
-            or 0
-        )
-        with tqdm(
-            total=total, unit="key", desc="re-wrapping", disable=None, file=sys.stderr
-        ) as bar:
-            changed = rewrap_all(session, LocalKeyProvider(keyring), bar.update)
-        record(
+    with (
+        database.transaction() as session,
+        tqdm(
+            total=live_data_keys(session),
+            unit="key",
+            desc="re-wrapping",
+            disable=None,
+            file=sys.stderr,
+        ) as bar,
+    ):
+        changed = rotate_data_keys(
             session,
-            AuditEntry(
-                kind=AuditKind.KEY_ROTATION,
-                action=Action.UPDATE,
-                outcome=Outcome.SUCCESS,
-                actor=Actor.operator(),
-                details={
-                    "kek-version": str(keyring.current_kek_version),
-                    "rewrapped": str(changed),
-                },
-            ),
-            cli.clock,
+            LocalKeyProvider(keyring),
+            keyring.current_kek_version,
+            cli.clock.now(),
+            bar.update,
         )
     seal_all(database)
     click.echo(f"KEK version {keyring.current_kek_version} added; {changed} data key(s) re-wrapped")

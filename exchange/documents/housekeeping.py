@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from exchange.audit.events import Action, Actor, AuditEntry, AuditKind, Outcome
+from exchange.audit.service import record
 from exchange.crypto.keys import LocalKeyProvider, WrappedKey
 from exchange.documents.models import BinaryRow, DocumentRow
 from exchange.storage.blobs import BlobStore
@@ -53,11 +55,44 @@ def sweep(session: Session, store: BlobStore, now: datetime) -> SweepResult:
     return SweepResult(orphans, len(expired))
 
 
+#: The Binaries whose content can still be read: their data key is still held, wrapped.
+_LIVE_KEYS: Final = BinaryRow.wrapped_key.is_not(None)
+
+
+def live_data_keys(session: Session) -> int:
+    """How many data keys `rotate_data_keys` will go through (for its progress bar)."""
+    return session.scalar(select(func.count()).select_from(BinaryRow).where(_LIVE_KEYS)) or 0
+
+
+def rotate_data_keys(
+    session: Session,
+    provider: LocalKeyProvider,
+    kek_version: int,
+    now: datetime,
+    progress: Callable[[int], object] | None = None,
+) -> int:
+    """`exchange keys rotate`: re-wrap every live data key with the KEK `kek_version`, now
+    the keyring's current one, and audit the rotation; how many keys changed."""
+    changed = rewrap_all(session, provider, progress)
+    record(
+        session,
+        AuditEntry(
+            kind=AuditKind.KEY_ROTATION,
+            action=Action.UPDATE,
+            outcome=Outcome.SUCCESS,
+            actor=Actor.operator(),
+            details={"kek-version": str(kek_version), "rewrapped": str(changed)},
+        ),
+        at=now,
+    )
+    return changed
+
+
 def rewrap_all(
     session: Session, provider: LocalKeyProvider, progress: Callable[[int], object] | None = None
 ) -> int:
     """Re-wrap every live data key with the current KEK (no content is re-encrypted)."""
-    rows = session.scalars(select(BinaryRow).where(BinaryRow.wrapped_key.is_not(None))).all()
+    rows = session.scalars(select(BinaryRow).where(_LIVE_KEYS)).all()
     changed = 0
     for row in rows:
         if row.wrapped_key is None:

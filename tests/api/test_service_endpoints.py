@@ -9,6 +9,7 @@ import os
 import pytest
 from flask.testing import FlaskClient
 
+from exchange.app import create_app
 from exchange.audit.service import record
 from exchange.db import Database
 from exchange.settings import Settings
@@ -128,3 +129,23 @@ def test_forwarded_for_is_trusted_only_behind_configured_proxies(
             environ_base={"REMOTE_ADDR": "127.0.0.1"},
         )
     assert seen == ["127.0.0.1", "203.0.113.9"]
+
+
+def test_a_database_that_cannot_be_reached_answers_503_and_says_nothing_changed(
+    settings: Settings, clock: FrozenClock
+) -> None:
+    unreachable = Database("postgresql+psycopg://postgres@127.0.0.1:9/exchange?connect_timeout=5")
+    try:
+        client = create_app(settings, clock=clock, database=unreachable).test_client()
+        fhir = client.get("/fhir/DocumentReference", headers={"Authorization": "Bearer abc"})
+        assert fhir.status_code == 503
+        (issue,) = fhir.get_json()["issue"]
+        assert issue["code"] == "transient"
+        assert "nothing was changed" in issue["diagnostics"]
+        other = client.post("/oauth2/revoke", data={"token": "abc"})
+        assert (other.status_code, other.get_json()) == (
+            503,
+            {"error": "service-unavailable", "status": 503},
+        )
+    finally:
+        unreachable.dispose()

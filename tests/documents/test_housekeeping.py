@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from datetime import UTC, datetime, timedelta
@@ -9,6 +10,8 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from exchange.audit.events import AuditKind
+from exchange.audit.models import AuditRecord
 from exchange.crypto.keyring import Keyring, load_keyring
 from exchange.crypto.keys import LocalKeyProvider
 from exchange.db import Database
@@ -87,7 +90,16 @@ def test_keys_rotate_rewraps_and_content_still_opens(
         rotated = session.scalars(select(BinaryRow).where(BinaryRow.id == row.id)).one()
         assert rotated.key_ref == "local:2"
         assert b"".join(open_content(rotated, store, LocalKeyProvider(keyring))).startswith(b"%PDF")
+        (audited,) = session.scalars(
+            select(AuditRecord).where(AuditRecord.kind == AuditKind.KEY_ROTATION.value)
+        ).all()
     database.dispose()
+    details = {
+        d["type"]: d["valueString"]
+        for e in json.loads(audited.payload)["entity"]
+        for d in e.get("detail", [])
+    }
+    assert details == {"kek-version": "2", "rewrapped": "1"}
 
 
 def test_retention_command(tmp_path: Path, fresh_database_url: str) -> None:
