@@ -50,7 +50,7 @@ def key_provider(settings: Settings) -> KeyProvider:
             settings.vault_role_id,
             settings.vault_secret_id,
         )
-    return LocalKeyProvider(load_keyring(settings.keyring_path))
+    return LocalKeyProvider.from_file(settings.keyring_path)
 
 
 def check_document_store(settings: Settings) -> str:

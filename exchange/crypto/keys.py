@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from exchange.crypto.keyring import Keyring
+from exchange.crypto.keyring import Keyring, KeyringError, load_keyring
 
 _NONCE: Final = 12
 
@@ -53,11 +54,43 @@ def _associated(context: str, version: int) -> bytes:
     return b"exchange-dek\x1f" + context.encode("utf-8") + b"\x1f" + str(version).encode("ascii")
 
 
+def _stamp(path: Path) -> tuple[int, int, int]:
+    """What changes when the keyring file is replaced (`save_keyring` renames a new file
+    over it): its inode, size and modification time."""
+    status = path.stat()
+    return status.st_ino, status.st_size, status.st_mtime_ns
+
+
 class LocalKeyProvider:
-    """Data keys wrapped with AES-256-GCM by the keyring's versioned KEKs."""
+    """Data keys wrapped with AES-256-GCM by the keyring's versioned KEKs.
+
+    Made `from_file`, it follows the keyring file: a running server's workers pick up
+    `exchange keys rotate` at their next key operation (a `stat` each), so they open keys
+    re-wrapped under the new KEK and wrap new ones with it, with no restart."""
 
     def __init__(self, keyring: Keyring) -> None:
         self._keyring = keyring
+        self._source: Path | None = None
+        self._seen: tuple[int, int, int] | None = None
+
+    @classmethod
+    def from_file(cls, path: Path) -> LocalKeyProvider:
+        """The provider of the keyring file at `path` (read now, re-read when replaced)."""
+        seen = _stamp(path) if path.exists() else None  # before the read: a race re-reads
+        provider = cls(load_keyring(path))
+        provider._source, provider._seen = path, seen
+        return provider
+
+    def _current(self) -> Keyring:
+        """The keyring, re-read first if its file has been replaced since it was read."""
+        if self._source is not None:
+            try:
+                stamp = _stamp(self._source)
+            except FileNotFoundError:
+                raise KeyringError(f"no keyring at {self._source}") from None
+            if stamp != self._seen:
+                self._keyring, self._seen = load_keyring(self._source), stamp
+        return self._keyring
 
     def new_data_key(self, context: str) -> tuple[bytes, WrappedKey]:
         """A fresh data key wrapped by the current KEK."""
@@ -65,9 +98,10 @@ class LocalKeyProvider:
         return data_key, self._wrap(data_key, context)
 
     def _wrap(self, data_key: bytes, context: str) -> WrappedKey:
-        version = self._keyring.current_kek_version
+        keyring = self._current()
+        version = keyring.current_kek_version
         nonce = os.urandom(_NONCE)
-        sealed = AESGCM(self._keyring.keks[version]).encrypt(
+        sealed = AESGCM(keyring.keks[version]).encrypt(
             nonce, data_key, _associated(context, version)
         )
         return WrappedKey(nonce + sealed, f"local:{version}")
@@ -78,7 +112,7 @@ class LocalKeyProvider:
         if kind != "local" or not version_text.isdigit():
             raise KeyUnwrapError("the data key was not wrapped by the local keyring")
         version = int(version_text)
-        kek = self._keyring.keks.get(version)
+        kek = self._current().keks.get(version)
         if kek is None:
             raise KeyUnwrapError(f"KEK version {version} is no longer in the keyring")
         try:

@@ -228,3 +228,43 @@ def test_an_upload_in_progress_holds_up_no_other_write(
             timeout=30,
         )
         assert content.content == body
+
+
+def test_documents_open_after_a_key_rotation_while_the_service_runs(
+    tmp_path: Path, fresh_database_url: str
+) -> None:
+    """`exchange keys rotate` with the service running (as `operations.md` has it done):
+    every worker reads the rotated keyring, so documents re-wrapped under the new KEK
+    still open, and a new upload's key is wrapped by the new KEK."""
+    from exchange.documents.models import BinaryRow
+    from tests.cli_runner import exchange
+
+    with world_server(tmp_path, fresh_database_url, workers=2) as base:
+        la, provider = _bearer(base, "la01-case-system"), _bearer(base, "prv01-epr")
+        _, _, _, document = _advice_document(base, la, provider)
+        url = f"{base}/fhir/DocumentReference/{document}"
+        attachment = requests.get(url, headers=la, timeout=20).json()["content"][0]["attachment"]
+        content = f"{base}/fhir/{attachment['url']}"
+        pdf = {**la, "Accept": "application/pdf"}
+        for _ in range(4):  # every worker has made its key provider (they take turns)
+            assert requests.get(content, headers=pdf, timeout=20).status_code == 200
+        rotated = exchange(
+            "keys", "rotate", data_dir=tmp_path / "var", database_url=fresh_database_url
+        )
+        assert rotated.returncode == 0, rotated.stderr
+        for _ in range(4):
+            answer = requests.get(content, headers=pdf, timeout=20)
+            assert answer.status_code == 200, answer.text
+            assert answer.content == b"%PDF-1.7\nadvice\n%%EOF"
+        fresh = requests.post(
+            f"{base}/fhir/Binary",
+            data=b"%PDF-1.7\nlater advice\n%%EOF",
+            headers={**provider, "Content-Type": "application/pdf"},
+            timeout=20,
+        ).json()["id"]
+    database = Database(fresh_database_url)
+    with database.transaction() as session:
+        refs = dict(session.execute(select(BinaryRow.id, BinaryRow.key_ref)).all())
+    database.dispose()
+    assert refs[uuid.UUID(fresh)] == "local:2"
+    assert set(refs.values()) == {"local:2"}

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
-from exchange.crypto.keyring import Keyring
+from exchange.crypto.keyring import Keyring, KeyringError, load_keyring, save_keyring
 from exchange.crypto.keys import KeyUnwrapError, LocalKeyProvider, WrappedKey
 
 
@@ -40,3 +41,22 @@ def test_rotation_rewraps_with_the_new_kek_and_old_versions_can_be_retired() -> 
     assert retired.unwrap(rewrapped, "binary-1") == data_key
     with pytest.raises(KeyUnwrapError, match="no longer in the keyring"):
         retired.unwrap(wrapped, "binary-1")  # crypto-shredding by retiring a KEK version
+
+
+def test_a_provider_made_from_the_keyring_file_follows_a_rotation(tmp_path: Path) -> None:
+    """A running server's provider sees `exchange keys rotate`'s new keyring file: keys
+    re-wrapped under the new KEK open, new keys are wrapped by it."""
+    path = tmp_path / "keyring.json"
+    save_keyring(path, Keyring.generate(datetime.now(UTC)))
+    provider = LocalKeyProvider.from_file(path)
+    data_key, before = provider.new_data_key("binary-1")
+    assert before.key_ref == "local:1"
+    rotated = load_keyring(path).with_new_kek()
+    save_keyring(path, rotated)
+    rewrapped = LocalKeyProvider(rotated).rewrap(before, "binary-1")
+    assert rewrapped.key_ref == "local:2"
+    assert provider.unwrap(rewrapped, "binary-1") == data_key
+    assert provider.new_data_key("binary-2")[1].key_ref == "local:2"
+    path.unlink()
+    with pytest.raises(KeyringError):
+        provider.new_data_key("binary-3")  # fails closed, never on a stale keyring
