@@ -11,17 +11,14 @@ from gunicorn.app.base import BaseApplication
 
 from exchange.api.context import services
 from exchange.app import create_app
-from exchange.audit.chain import take_sealer_lock
-from exchange.audit.events import Action, Actor, AuditEntry, AuditKind, Outcome
 from exchange.audit.sealer import Sealer
-from exchange.audit.service import record
 from exchange.auth.failures import flush_failure_windows
 from exchange.auth.tokens import purge_expired
 from exchange.backends import blob_store
 from exchange.clock import Clock
 from exchange.crypto.keyring import load_keyring
 from exchange.db import Database
-from exchange.documents.housekeeping import sweep
+from exchange.documents.housekeeping import hourly_sweep
 from exchange.settings import Settings
 
 
@@ -48,25 +45,7 @@ def housekeeping(database: Database, clock: Clock, settings: Settings) -> None:
     if now - _last_sweep.get("at", datetime.min.replace(tzinfo=UTC)) < SWEEP_INTERVAL:
         return
     _last_sweep["at"] = now
-    with database.transaction() as session:
-        if take_sealer_lock(session):
-            result = sweep(session, blob_store(settings), now)
-            if result.orphan_blobs or result.expired_uploads:
-                record(
-                    session,
-                    AuditEntry(
-                        kind=AuditKind.RETENTION,
-                        action=Action.DELETE,
-                        outcome=Outcome.SUCCESS,
-                        actor=Actor(user="exchange-sweeper"),
-                        details={
-                            "job": "sweep",
-                            "orphan-blobs": str(result.orphan_blobs),
-                            "expired-uploads": str(result.expired_uploads),
-                        },
-                    ),
-                    clock,
-                )
+    hourly_sweep(database, blob_store(settings), now)
 
 
 SWEEP_INTERVAL = timedelta(hours=1)

@@ -11,13 +11,16 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Final
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from exchange.audit.chain import SEAL_BATCH, seal_pending, take_sealer_lock
 from exchange.audit.checkpoint import create_checkpoint, latest_checkpoint
+from exchange.audit.events import Action, Actor, AuditEntry, AuditKind, Outcome
+from exchange.audit.models import AuditCheckpoint
+from exchange.audit.service import record
 from exchange.clock import Clock
 from exchange.crypto.keyring import Keyring, KeyringError
 from exchange.db import Database
@@ -52,6 +55,26 @@ def checkpoint_if_due(database: Database, keyring: Keyring, clock: Clock) -> boo
         if last is not None and now - last.created < CHECKPOINT_INTERVAL:
             return False
         return create_checkpoint(session, keyring, now) is not None
+
+
+def sign_checkpoint(database: Database, keyring: Keyring, now: datetime) -> AuditCheckpoint | None:
+    """`exchange audit checkpoint`: seal what is pending, sign the chain's head and audit the
+    signing as the operator's (sealed too, so the checkpoint's own record is in the chain);
+    None if the chain is empty."""
+    seal_all(database)
+    with database.transaction() as session:
+        made = create_checkpoint(session, keyring, now)
+        if made is not None:
+            entry = AuditEntry(
+                kind=AuditKind.AUDIT_CHECKPOINT,
+                action=Action.EXECUTE,
+                outcome=Outcome.SUCCESS,
+                actor=Actor.operator(),
+                details={"sequence": str(made.sequence), "hash": made.hash},
+            )
+            record(session, entry, at=now)
+    seal_all(database)
+    return made
 
 
 class Sealer:

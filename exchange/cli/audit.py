@@ -12,10 +12,9 @@ from tqdm import tqdm
 
 from exchange.agreements.ods import is_ods_code
 from exchange.audit.chain import sealed_count, verify_chain
-from exchange.audit.checkpoint import create_checkpoint, verify_checkpoints
-from exchange.audit.events import Action, Actor, AuditEntry, AuditKind, Outcome
-from exchange.audit.sealer import seal_all
-from exchange.audit.service import record
+from exchange.audit.checkpoint import verify_checkpoints
+from exchange.audit.events import Actor
+from exchange.audit.sealer import seal_all, sign_checkpoint
 from exchange.cli import main
 from exchange.cli.context import CliContext, pass_context
 from exchange.clock import LONDON
@@ -85,24 +84,7 @@ def verify(cli: CliContext, start: int) -> None:
 @pass_context
 def checkpoint(cli: CliContext) -> None:
     """Sign the current head of the chain with the audit signing key."""
-    database = cli.database()
-    seal_all(database)
-    keyring = load_keyring(cli.settings.keyring_path)
-    with database.transaction() as session:
-        made = create_checkpoint(session, keyring, cli.clock.now())
-        if made is not None:
-            record(
-                session,
-                AuditEntry(
-                    kind=AuditKind.AUDIT_CHECKPOINT,
-                    action=Action.EXECUTE,
-                    outcome=Outcome.SUCCESS,
-                    actor=Actor.operator(),
-                    details={"sequence": str(made.sequence), "hash": made.hash},
-                ),
-                cli.clock,
-            )
-    seal_all(database)
+    made = sign_checkpoint(cli.database(), load_keyring(cli.settings.keyring_path), cli.clock.now())
     if made is None:
         click.echo("the audit chain is empty: nothing to sign")
     else:

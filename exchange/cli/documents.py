@@ -9,9 +9,7 @@ from datetime import time as clock_time
 import click
 from tqdm import tqdm
 
-from exchange.audit.events import Action, Actor, AuditEntry, AuditKind, Outcome
 from exchange.audit.sealer import seal_all
-from exchange.audit.service import record
 from exchange.backends import blob_store
 from exchange.cli import main
 from exchange.cli.context import CliContext, pass_context
@@ -30,25 +28,8 @@ from exchange.documents.housekeeping import (
 @pass_context
 def sweep_command(cli: CliContext) -> None:
     """Remove orphan blobs and Binaries not attached within 24 hours."""
-    store = blob_store(cli.settings)
     database = cli.database()
-    with database.transaction() as session:
-        result = sweep(session, store, cli.clock.now())
-        record(
-            session,
-            AuditEntry(
-                kind=AuditKind.RETENTION,
-                action=Action.DELETE,
-                outcome=Outcome.SUCCESS,
-                actor=Actor.operator(),
-                details={
-                    "job": "sweep",
-                    "orphan-blobs": str(result.orphan_blobs),
-                    "expired-uploads": str(result.expired_uploads),
-                },
-            ),
-            cli.clock,
-        )
+    result = sweep(database, blob_store(cli.settings), cli.clock.now())
     seal_all(database)
     click.echo(
         f"removed {result.orphan_blobs} orphan blob(s) and "
@@ -78,26 +59,7 @@ def retention_apply(cli: CliContext, before_text: str, dry_run: bool) -> None:
         raise click.ClickException(f"--before {before_text!r} is not a date (YYYY-MM-DD)") from None
     before = datetime.combine(day, clock_time(), LONDON)
     database = cli.database()
-    with database.transaction() as session:
-        result = apply_retention(
-            session, blob_store(cli.settings), before, cli.clock.now(), dry_run
-        )
-        if not dry_run:
-            record(
-                session,
-                AuditEntry(
-                    kind=AuditKind.RETENTION,
-                    action=Action.DELETE,
-                    outcome=Outcome.SUCCESS,
-                    actor=Actor.operator(),
-                    details={
-                        "before": day.isoformat(),
-                        "documents": str(result.documents),
-                        "shredded": str(result.binaries),
-                    },
-                ),
-                cli.clock,
-            )
+    result = apply_retention(database, blob_store(cli.settings), before, cli.clock.now(), dry_run)
     seal_all(database)
     verb = "would crypto-shred" if dry_run else "crypto-shredded"
     click.echo(

@@ -11,9 +11,11 @@ from typing import Final
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from exchange.audit.chain import take_sealer_lock
 from exchange.audit.events import Action, Actor, AuditEntry, AuditKind, Outcome
 from exchange.audit.service import record
 from exchange.crypto.keys import LocalKeyProvider, WrappedKey
+from exchange.db import Database
 from exchange.documents.models import BinaryRow, DocumentRow
 from exchange.storage.blobs import BlobStore
 
@@ -30,17 +32,38 @@ class SweepResult:
     expired_uploads: int
 
 
-def sweep(session: Session, store: BlobStore, now: datetime) -> SweepResult:
-    """Remove blobs no Binary row names (older than the grace period, so in-flight uploads
-    are safe), and Binaries never attached within 24 hours: their key is destroyed, then
-    their blob; the row stays as a record (crypto-shredded)."""
+def sweep(database: Database, store: BlobStore, now: datetime) -> SweepResult:
+    """`exchange sweep`, as the operator, audited: see `_sweep`."""
+    with database.transaction() as session:
+        result, names = _sweep(session, store, now, Actor.operator(), audit_idle=True)
+    _delete_blobs(store, names)
+    return result
+
+
+def hourly_sweep(database: Database, store: BlobStore, now: datetime) -> None:
+    """The server's hourly sweep: skipped while another process is making one, and audited
+    (as `exchange-sweeper`) only when it removed something."""
+    with database.transaction() as session:
+        if not take_sealer_lock(session):
+            return
+        _, names = _sweep(session, store, now, Actor(user="exchange-sweeper"), audit_idle=False)
+    _delete_blobs(store, names)
+
+
+def _sweep(
+    session: Session, store: BlobStore, now: datetime, actor: Actor, *, audit_idle: bool
+) -> tuple[SweepResult, list[str]]:
+    """Find blobs no Binary row names (older than the grace period, so in-flight uploads
+    are safe), and destroy the keys of Binaries never attached within 24 hours (the row
+    stays as a record, crypto-shredded); audit the run as `actor`'s. Returns the blobs to
+    delete once this has committed: a failure in between leaves undecryptable ciphertext
+    for the next sweep, never a row that offers content that is gone."""
     known = set(session.scalars(select(BinaryRow.blob_name)))
-    orphans = 0
-    for name in list(store.names()):
-        age = store.age(name)
-        if name not in known and age is not None and age > ORPHAN_GRACE:
-            store.delete(name)
-            orphans += 1
+    orphans = [
+        name
+        for name in list(store.names())
+        if name not in known and (age := store.age(name)) is not None and age > ORPHAN_GRACE
+    ]
     expired = session.scalars(
         select(BinaryRow).where(
             BinaryRow.document_id.is_(None),
@@ -51,8 +74,31 @@ def sweep(session: Session, store: BlobStore, now: datetime) -> SweepResult:
     for row in expired:
         row.wrapped_key = None
         row.destroyed = now
-        store.delete(row.blob_name)
-    return SweepResult(orphans, len(expired))
+    result = SweepResult(len(orphans), len(expired))
+    if audit_idle or orphans or expired:
+        details = {
+            "job": "sweep",
+            "orphan-blobs": str(result.orphan_blobs),
+            "expired-uploads": str(result.expired_uploads),
+        }
+        record(session, _housekeeping_entry(actor, details), at=now)
+    return result, orphans + [row.blob_name for row in expired]
+
+
+def _delete_blobs(store: BlobStore, names: list[str]) -> None:
+    for name in names:
+        store.delete(name)
+
+
+def _housekeeping_entry(actor: Actor, details: dict[str, str]) -> AuditEntry:
+    """The audit entry of a run that deleted document content (a sweep or retention)."""
+    return AuditEntry(
+        kind=AuditKind.RETENTION,
+        action=Action.DELETE,
+        outcome=Outcome.SUCCESS,
+        actor=actor,
+        details=details,
+    )
 
 
 #: The Binaries whose content can still be read: their data key is still held, wrapped.
@@ -115,22 +161,34 @@ class RetentionResult:
 
 
 def apply_retention(
-    session: Session, store: BlobStore, before: datetime, now: datetime, dry_run: bool
+    database: Database, store: BlobStore, before: datetime, now: datetime, dry_run: bool
 ) -> RetentionResult:
-    """Crypto-shred every document dated before `before`: its data key is destroyed, then its
-    blob; the DocumentReference and the audit trail are kept (`documents.md`, Changes)."""
-    documents = session.scalars(select(DocumentRow).where(DocumentRow.date < before)).all()
-    binary_ids = [document.binary_id for document in documents]
-    binaries = (
-        session.scalars(
-            select(BinaryRow).where(BinaryRow.id.in_(binary_ids), BinaryRow.destroyed.is_(None))
-        ).all()
-        if binary_ids
-        else []
-    )
-    if not dry_run:
+    """`exchange retention apply`: crypto-shred every document dated before `before`, as the
+    operator, audited. Its data key is destroyed and the run recorded in one transaction,
+    then its blob is deleted; the DocumentReference and the audit trail are kept
+    (`documents.md`, Changes). A dry run only counts, and records nothing."""
+    with database.transaction() as session:
+        documents = session.scalars(select(DocumentRow).where(DocumentRow.date < before)).all()
+        binary_ids = [document.binary_id for document in documents]
+        binaries = (
+            session.scalars(
+                select(BinaryRow).where(BinaryRow.id.in_(binary_ids), BinaryRow.destroyed.is_(None))
+            ).all()
+            if binary_ids
+            else []
+        )
+        result = RetentionResult(len(documents), len(binaries))
+        if dry_run:
+            return result
         for row in binaries:
             row.wrapped_key = None
             row.destroyed = now
-            store.delete(row.blob_name)
-    return RetentionResult(len(documents), len(binaries))
+        details = {
+            "before": before.date().isoformat(),
+            "documents": str(result.documents),
+            "shredded": str(result.binaries),
+        }
+        record(session, _housekeeping_entry(Actor.operator(), details), at=now)
+        shredded = [row.blob_name for row in binaries]
+    _delete_blobs(store, shredded)
+    return result

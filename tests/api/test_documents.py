@@ -351,27 +351,61 @@ def test_retention_crypto_shreds_content_and_keeps_metadata(
     world = Scenario(client, tokens)
     child, _, task = _requested(world)
     document = world.upload(child, task, content=ADVICE)
-    with db.transaction() as session:
-        dry = apply_retention(
-            session,
-            blob_store(settings),
-            datetime(2026, 11, 24, tzinfo=UTC),
-            datetime(2026, 11, 25, tzinfo=UTC),
-            dry_run=True,
-        )
+    dry = apply_retention(
+        db,
+        blob_store(settings),
+        datetime(2026, 11, 24, tzinfo=UTC),
+        datetime(2026, 11, 25, tzinfo=UTC),
+        dry_run=True,
+    )
     assert (dry.documents, dry.binaries) == (1, 1)
     assert world.get(f"/fhir/{document['content'][0]['attachment']['url']}", LA).status_code == 200
-    with db.transaction() as session:
-        apply_retention(
-            session,
+    apply_retention(
+        db,
+        blob_store(settings),
+        datetime(2026, 11, 24, tzinfo=UTC),
+        datetime(2026, 11, 25, tzinfo=UTC),
+        dry_run=False,
+    )
+    assert world.get(f"/fhir/{document['content'][0]['attachment']['url']}", LA).status_code == 410
+    assert world.get(f"/fhir/DocumentReference/{document['id']}", LA).status_code == 200
+    assert [p for p in (settings.data_dir / "blobs").rglob("*") if p.is_file()] == []
+
+
+def test_a_retention_run_that_fails_to_commit_shreds_nothing(
+    client: FlaskClient,
+    tokens: Tokens,
+    db: Database,
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The keys' destruction and the run's audit record commit before a blob is deleted: if
+    they fail (the audit insert here, a fault not otherwise causable), the LA can still
+    download the document."""
+    from datetime import UTC, datetime
+
+    from exchange.backends import blob_store
+    from exchange.documents import housekeeping
+
+    world = Scenario(client, tokens)
+    child, _, task = _requested(world)
+    document = world.upload(child, task, content=ADVICE)
+
+    def failing_record(*_: object, **__: object) -> None:
+        raise RuntimeError("the audit insert failed")
+
+    monkeypatch.setattr(housekeeping, "record", failing_record)
+    with pytest.raises(RuntimeError):
+        housekeeping.apply_retention(
+            db,
             blob_store(settings),
             datetime(2026, 11, 24, tzinfo=UTC),
             datetime(2026, 11, 25, tzinfo=UTC),
             dry_run=False,
         )
-    assert world.get(f"/fhir/{document['content'][0]['attachment']['url']}", LA).status_code == 410
-    assert world.get(f"/fhir/DocumentReference/{document['id']}", LA).status_code == 200
-    assert [p for p in (settings.data_dir / "blobs").rglob("*") if p.is_file()] == []
+    download = world.get(f"/fhir/{document['content'][0]['attachment']['url']}", LA)
+    assert download.status_code == 200
+    assert download.data == ADVICE
 
 
 def test_status_changes_and_history(client: FlaskClient, tokens: Tokens) -> None:
