@@ -18,6 +18,7 @@ from exchange.crypto.keys import LocalKeyProvider, WrappedKey
 from exchange.db import Database
 from exchange.documents.models import BinaryRow, DocumentRow
 from exchange.storage.blobs import BlobStore
+from exchange.users.service import seal_totp_secrets
 
 UNATTACHED_LIFETIME: Final = timedelta(hours=24)
 #: A blob younger than this may belong to an upload whose row is not committed yet.
@@ -118,8 +119,10 @@ def rotate_data_keys(
     progress: Callable[[int], object] | None = None,
 ) -> int:
     """`exchange keys rotate`: re-wrap every live data key with the KEK `kek_version`, now
-    the keyring's current one, and audit the rotation; how many keys changed."""
+    the keyring's current one, and the console's sealed TOTP secrets with it, and audit
+    the rotation; how many data keys changed."""
     changed = rewrap_all(session, provider, progress)
+    secrets = seal_totp_secrets(session, provider)
     record(
         session,
         AuditEntry(
@@ -127,7 +130,11 @@ def rotate_data_keys(
             action=Action.UPDATE,
             outcome=Outcome.SUCCESS,
             actor=Actor.operator(),
-            details={"kek-version": str(kek_version), "rewrapped": str(changed)},
+            details={
+                "kek-version": str(kek_version),
+                "rewrapped": str(changed),
+                "totp-secrets": str(secrets),
+            },
         ),
         at=now,
     )

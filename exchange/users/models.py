@@ -25,7 +25,7 @@ class ConsoleUser(Base):
     password_hash: Mapped[str] = mapped_column(String(512))
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     must_change_password: Mapped[bool] = mapped_column(Boolean, default=True)
-    totp_secret: Mapped[str | None] = mapped_column(String(512))
+    totp_secret: Mapped[str | None] = mapped_column(String(1024))  # sealed (crypto.sealed)
     #: The last TOTP time step accepted: a code is good once (RFC 6238 s.5.2).
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
@@ -51,7 +51,7 @@ class ConsoleSession(Base):
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("console_user.id"), index=True)
     stage: Mapped[str] = mapped_column(String(16))
     #: A TOTP secret shown for enrolment, kept until the user confirms a code from it.
-    pending_totp_secret: Mapped[str | None] = mapped_column(String(64))
+    pending_totp_secret: Mapped[str | None] = mapped_column(String(1024))  # sealed
     created: Mapped[datetime] = mapped_column(UTCDateTime)
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime)
     ended: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -11,6 +11,7 @@ is stored, so a copy of the table opens no session.
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import uuid
 from collections.abc import Callable
@@ -25,10 +26,22 @@ from sqlalchemy.orm import Session
 
 from exchange.audit.events import Action, Actor, AuditEntry, AuditKind, Outcome
 from exchange.audit.service import record
-from exchange.errors import Invalid, Issue
+from exchange.crypto.keyring import KeyringError
+from exchange.crypto.keys import KeyProvider, KeyServiceUnavailable, LocalKeyProvider
+from exchange.crypto.sealed import (
+    SealedValueError,
+    is_sealed,
+    open_sealed,
+    rewrap_sealed,
+    seal,
+    sealed_key_ref,
+)
+from exchange.errors import Invalid, Issue, Unavailable
 from exchange.users import totp
 from exchange.users.models import ConsoleSession, ConsoleUser
 from exchange.users.passwords import MIN_PASSWORD_LENGTH, hash_password, verify_password
+
+log = logging.getLogger(__name__)
 
 #: A signed-in session ends after this long without a request (NHS DSPT-style idle lock).
 IDLE_TIMEOUT: Final = timedelta(minutes=15)
@@ -287,11 +300,49 @@ def _signed_in(
 
 #: A sign-in step that checks a code from an authenticator app (`verify_code`,
 #: `confirm_enrolment`), as the console's front door submits it.
-CodeCheck = Callable[[Session, str, str, str | None, str | None, datetime], Proceed | Refused]
+CodeCheck = Callable[
+    [Session, KeyProvider, str, str, str | None, str | None, datetime], Proceed | Refused
+]
+
+
+def _user_context(user: ConsoleUser) -> str:
+    return f"console-user/{user.id}/totp"
+
+
+def _sign_in_context(row: ConsoleSession) -> str:
+    return f"console-sign-in/{row.token_hash}/totp"
+
+
+def _opened(keys: KeyProvider, stored: str, context: str) -> str | None:
+    """A stored TOTP secret in plain: sealed (`crypto.sealed`), or a value enrolled before
+    secrets were sealed. A key service that does not answer refuses the step (503), with
+    nothing changed. A sealed value that does not open for its row (altered, copied from
+    another row, or its KEK gone) is None: no code matches it, and the operators are told."""
+    if not is_sealed(stored):
+        return stored
+    try:
+        return open_sealed(keys, stored, context)
+    except _KEYS_DOWN:
+        raise Unavailable("the key service is unavailable; nothing was changed") from None
+    except SealedValueError:
+        log.error("a stored TOTP secret does not open for its row", extra={"context": "totp"})
+        return None
+
+
+def _sealed(keys: KeyProvider, secret: str, context: str) -> str:
+    try:
+        return seal(keys, secret, context)
+    except _KEYS_DOWN:
+        raise Unavailable("the key service is unavailable; nothing was changed") from None
+
+
+#: The key provider could not answer: its service is down or the local keyring unreadable.
+_KEYS_DOWN: Final = (KeyServiceUnavailable, KeyringError)
 
 
 def verify_code(
     session: Session,
+    keys: KeyProvider,
     token: str,
     code: str,
     address: str | None,
@@ -306,16 +357,16 @@ def verify_code(
     if user.locked_until is not None and user.locked_until > now:
         row.ended = now
         return Refused("locked", locked=True)
-    step = (
-        totp.matching_step(user.totp_secret, code, now, user.totp_last_step)
-        if user.totp_secret
-        else None
-    )
+    secret = user.totp_secret and _opened(keys, user.totp_secret, _user_context(user))
+    step = totp.matching_step(secret, code, now, user.totp_last_step) if secret else None
     if step is None:
-        refused = _failed(session, user, "wrong-code", address, request_id, now)
+        reason = "unreadable-secret" if user.totp_secret and not secret else "wrong-code"
+        refused = _failed(session, user, reason, address, request_id, now)
         if refused.locked:
             row.ended = now
         return refused
+    if secret and not is_sealed(user.totp_secret or ""):
+        user.totp_secret = _sealed(keys, secret, _user_context(user))
     return _signed_in(session, row, step, address, request_id, now)
 
 
@@ -369,20 +420,25 @@ def change_password(
     return _new_session(session, user, _next_stage(user), now)
 
 
-def enrolment(session: Session, token: str, now: datetime) -> Enrolment | None:
-    """The TOTP secret to enrol (made once per sign-in and kept until confirmed)."""
+def enrolment(session: Session, keys: KeyProvider, token: str, now: datetime) -> Enrolment | None:
+    """The TOTP secret to enrol (made once per sign-in and kept, sealed, until confirmed)."""
     row = _pending(session, token, Stage.ENROL_TOTP, now)
     if row is None:
         return None
     if row.pending_totp_secret is None:
-        row.pending_totp_secret = totp.new_secret()
-    return Enrolment(
-        row.pending_totp_secret, totp.provisioning_uri(row.pending_totp_secret, row.user.username)
-    )
+        secret = totp.new_secret()
+        row.pending_totp_secret = _sealed(keys, secret, _sign_in_context(row))
+    else:
+        opened = _opened(keys, row.pending_totp_secret, _sign_in_context(row))
+        if opened is None:
+            return None
+        secret = opened
+    return Enrolment(secret, totp.provisioning_uri(secret, row.user.username))
 
 
 def confirm_enrolment(
     session: Session,
+    keys: KeyProvider,
     token: str,
     code: str,
     address: str | None,
@@ -394,15 +450,54 @@ def confirm_enrolment(
     row = _pending(session, token, Stage.ENROL_TOTP, now)
     if row is None or row.pending_totp_secret is None:
         return Refused("no-sign-in")
-    step = totp.matching_step(row.pending_totp_secret, code, now, None)
+    secret = _opened(keys, row.pending_totp_secret, _sign_in_context(row))
+    if secret is None:
+        return Refused("no-sign-in")
+    step = totp.matching_step(secret, code, now, None)
     if step is None:
         refused = _failed(session, row.user, "wrong-enrolment-code", address, request_id, now)
         if refused.locked:
             row.ended = now
         return refused
-    row.user.totp_secret = row.pending_totp_secret
+    row.user.totp_secret = _sealed(keys, secret, _user_context(row.user))
     row.pending_totp_secret = None
     return _signed_in(session, row, step, address, request_id, now, {"totp": "enrolled"})
+
+
+def seal_totp_secrets(session: Session, provider: LocalKeyProvider) -> int:
+    """`exchange keys rotate`: every console user's TOTP secret sealed under the keyring's
+    current KEK (a sealed one re-wrapped, one enrolled before secrets were sealed sealed
+    now), and every pending enrolment's too; how many changed."""
+    changed = 0
+    users = session.scalars(select(ConsoleUser).where(ConsoleUser.totp_secret.is_not(None)))
+    for user in users:
+        if user.totp_secret is not None:
+            user.totp_secret, moved = _resealed(provider, user.totp_secret, _user_context(user))
+            changed += moved
+    pending = session.scalars(
+        select(ConsoleSession).where(ConsoleSession.pending_totp_secret.is_not(None))
+    )
+    for row in pending:
+        if row.pending_totp_secret is not None:
+            row.pending_totp_secret, moved = _resealed(
+                provider, row.pending_totp_secret, _sign_in_context(row)
+            )
+            changed += moved
+    return changed
+
+
+def _resealed(provider: LocalKeyProvider, stored: str, context: str) -> tuple[str, bool]:
+    """`stored` sealed under the current KEK, and whether that changed its key. One that
+    does not open is left as it is (its person is refused at sign-in until an admin resets
+    their authenticator): it does not stop the rotation of every other key."""
+    if not is_sealed(stored):
+        return seal(provider, stored, context), True
+    try:
+        rewrapped = rewrap_sealed(provider, stored, context)
+    except SealedValueError:
+        log.error("a stored TOTP secret does not open for its row", extra={"context": "totp"})
+        return stored, False
+    return rewrapped, sealed_key_ref(rewrapped) != sealed_key_ref(stored)
 
 
 def current(session: Session, token: str, now: datetime) -> Identity | None:

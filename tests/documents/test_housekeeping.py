@@ -162,7 +162,7 @@ def test_keys_rotate_rewraps_and_content_still_opens(
         for e in json.loads(audited.payload)["entity"]
         for d in e.get("detail", [])
     }
-    assert details == {"kek-version": "2", "rewrapped": "1"}
+    assert details == {"kek-version": "2", "rewrapped": "1", "totp-secrets": "0"}
 
 
 def test_retention_command(tmp_path: Path, fresh_database_url: str) -> None:

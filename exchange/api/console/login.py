@@ -112,6 +112,7 @@ def _submit_code(check: users.CodeCheck, token: str, next_page: str | None) -> R
     with ctx.database.transaction() as session:
         result = check(
             session,
+            ctx.key_provider(),
             token,
             request.form.get("code", "")[:32],
             _address(),
@@ -212,7 +213,7 @@ def login_authenticator() -> Response:
             return answered
         errors["code"] = _WRONG_CODE
     with ctx.database.transaction() as session:
-        enrolment = users.enrolment(session, token, ctx.clock.now())
+        enrolment = users.enrolment(session, ctx.key_provider(), token, ctx.clock.now())
     if enrolment is None:
         return _start_again()
     grouped = " ".join(enrolment.secret[i : i + 4] for i in range(0, len(enrolment.secret), 4))
