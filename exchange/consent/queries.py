@@ -74,21 +74,30 @@ def tag_of(system: str | None, code: str) -> Tag:
 
 @dataclass(frozen=True, slots=True)
 class ConsentFilters:
-    """What to find among the Consents the caller may read: each field narrows."""
+    """What to find among the Consents the caller may read: every field given must hold.
+    A Consent has one patient and one status, so those are the values it may have
+    (alternatives; None: any, []: none). Categories and tags are lists of groups, every
+    group met by one of its alternatives (FHIR's repeated parameter, then comma)."""
 
     #: The Consent is of one of these patients.
-    patient_ids: Sequence[uuid.UUID] = ()
-    #: The Consent's patient has every one of these NHS numbers: the values are not
-    #: alternatives (so two different numbers match nothing), as the API has always had it.
-    nhs_numbers: Sequence[str] = ()
-    #: One of these statuses; None: any (an empty list matches nothing).
+    patient_ids: Sequence[uuid.UUID] | None = None
+    #: The Consent's patient has one of these NHS numbers.
+    nhs_numbers: Sequence[str] | None = None
     statuses: Sequence[str] | None = None
     #: `Consent.dateTime` within every one of these.
     dates: Sequence[DateRange] = ()
-    #: Every one of these categories (any OTHER: nothing matches).
-    categories: Sequence[Category] = ()
-    #: Every one of these tags (any OTHER: nothing matches).
-    tags: Sequence[Tag] = ()
+    #: Groups of categories (OTHER: none has it).
+    categories: Sequence[Sequence[Category]] = ()
+    #: Groups of tags (OTHER: none has it).
+    tags: Sequence[Sequence[Tag]] = ()
+
+
+def _has_tag(tag: Tag) -> ColumnElement[bool]:
+    if tag is Tag.DECISION_MAKER_NOT_VALID:
+        return ConsentRow.maker_valid.is_(False)
+    if tag is Tag.CONTESTED:
+        return ConsentRow.contested.is_(True)
+    return false()
 
 
 def visible_to(organisation_id: uuid.UUID) -> ColumnElement[bool]:
@@ -113,21 +122,23 @@ def visible_consent(
 def conditions(filters: ConsentFilters) -> list[ColumnElement[bool]]:
     """The SQL conditions of `filters` (all must hold)."""
     clauses: list[ColumnElement[bool]] = []
-    if filters.patient_ids:
+    if filters.patient_ids is not None:
         clauses.append(ConsentRow.patient_id.in_(list(filters.patient_ids)))
-    for number in filters.nhs_numbers:
+    if filters.nhs_numbers is not None:
         clauses.append(
-            ConsentRow.patient_id.in_(select(Patient.id).where(Patient.nhs_number == number))
+            ConsentRow.patient_id.in_(
+                select(Patient.id).where(Patient.nhs_number.in_(list(filters.nhs_numbers)))
+            )
         )
     if filters.statuses is not None:
         clauses.append(ConsentRow.status.in_(list(filters.statuses)))
     clauses += [bound.clause(ConsentRow.date_time) for bound in filters.dates]
-    if Category.OTHER in filters.categories or Tag.OTHER in filters.tags:
+    # Every Consent has the one category the profile requires, and no other.
+    if any(Category.PATIENT_CONSENT not in group for group in filters.categories):
         clauses.append(false())
-    if Tag.DECISION_MAKER_NOT_VALID in filters.tags:
-        clauses.append(ConsentRow.maker_valid.is_(False))
-    if Tag.CONTESTED in filters.tags:
-        clauses.append(ConsentRow.contested.is_(True))
+    for group in filters.tags:
+        tags = [_has_tag(tag) for tag in group]
+        clauses.append(or_(*tags) if tags else false())
     return clauses
 
 

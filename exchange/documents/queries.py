@@ -12,7 +12,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from sqlalchemy import BindParameter, ColumnElement, Select, String, bindparam, select, true
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Select,
+    String,
+    bindparam,
+    false,
+    or_,
+    select,
+    true,
+)
 from sqlalchemy.orm import Session
 
 from exchange.agreements.models import Organisation
@@ -43,25 +53,32 @@ class Token:
 
 @dataclass(frozen=True, slots=True)
 class DocumentFilters:
-    """What to find. Within `types`, `statuses`, `custodians`, `authors` and `categories`
-    the values are alternatives; every patient, NHS number and Task named must match (as
-    the API has always answered: naming two patients finds nothing)."""
+    """What to find: every field given must hold. A document has one patient, Task,
+    type, status and custodian, so each of those is the list of values it may have
+    (alternatives; None: any, []: none). It may have several authors and categories:
+    each of those is a list of groups, every group met by one of its alternatives (FHIR's
+    repeated parameter, then comma)."""
 
-    patient_ids: Sequence[uuid.UUID] = ()
-    nhs_numbers: Sequence[str] = ()
-    #: document-type codes; None: any type ([]: none).
+    patient_ids: Sequence[uuid.UUID] | None = None
+    nhs_numbers: Sequence[str] | None = None
+    #: document-type codes.
     types: Sequence[str] | None = None
-    #: `profile.DOCUMENT_STATUSES`; None: any status ([]: none).
+    #: `profile.DOCUMENT_STATUSES`.
     statuses: Sequence[str] | None = None
     #: `related`: the Task the document belongs to.
-    task_ids: Sequence[uuid.UUID] = ()
+    task_ids: Sequence[uuid.UUID] | None = None
     #: ODS codes of the custodian.
-    custodians: Sequence[str] = ()
+    custodians: Sequence[str] | None = None
     #: Author identifiers.
-    authors: Sequence[Token] = ()
-    categories: Sequence[Token] = ()
+    authors: Sequence[Sequence[Token]] = ()
+    categories: Sequence[Sequence[Token]] = ()
     dates: Sequence[DateRange] = ()
     last_updated: Sequence[DateRange] = ()
+
+
+def _any(clauses: list[ColumnElement[bool]]) -> ColumnElement[bool]:
+    """One of `clauses` holds (none given: nothing does)."""
+    return or_(*clauses) if clauses else false()
 
 
 # The conditions a search by patient, NHS number or Task adds, for a value or a bind
@@ -80,14 +97,18 @@ def _of_task(task_id: uuid.UUID | BindParameter[uuid.UUID]) -> ColumnElement[boo
 
 def conditions(filters: DocumentFilters) -> list[ColumnElement[bool]]:
     """The SQL conditions of `filters` (the columns the document table keeps for them)."""
-    clauses = [_of_patient(patient_id) for patient_id in filters.patient_ids]
-    clauses += [_of_nhs_number(number) for number in filters.nhs_numbers]
+    clauses: list[ColumnElement[bool]] = []
+    if filters.patient_ids is not None:
+        clauses.append(_any([_of_patient(patient_id) for patient_id in filters.patient_ids]))
+    if filters.nhs_numbers is not None:
+        clauses.append(_any([_of_nhs_number(number) for number in filters.nhs_numbers]))
     if filters.types is not None:
         clauses.append(DocumentRow.doc_type.in_(list(filters.types)))
     if filters.statuses is not None:
         clauses.append(DocumentRow.status.in_(list(filters.statuses)))
-    clauses += [_of_task(task_id) for task_id in filters.task_ids]
-    if filters.custodians:
+    if filters.task_ids is not None:
+        clauses.append(_any([_of_task(task_id) for task_id in filters.task_ids]))
+    if filters.custodians is not None:
         clauses.append(
             DocumentRow.custodian_id.in_(
                 select(Organisation.id).where(Organisation.ods.in_(list(filters.custodians)))
@@ -125,17 +146,26 @@ _SHAPED: dict[tuple[bool, _Shape], Prepared] = {}
 
 def _shape(filters: DocumentFilters) -> _Shape | None:
     """The shape of a search by patient, NHS number or Task and nothing else in SQL (the
-    searches clients make: `patient=`, `patient.identifier=`, `related=`); None for any
-    other. Authors and categories are matched on the resource afterwards either way."""
+    searches clients make: `patient=`, `patient.identifier=`, `related=`): how many
+    alternatives of each it names. None for any other search, and for one that names a
+    kind with no alternative left (it matches nothing). Authors and categories are
+    matched on the resource afterwards either way."""
     if (
         filters.types is not None
         or filters.statuses is not None
-        or filters.custodians
+        or filters.custodians is not None
         or filters.dates
         or filters.last_updated
     ):
         return None
-    shape = (len(filters.patient_ids), len(filters.nhs_numbers), len(filters.task_ids))
+    named = (filters.patient_ids, filters.nhs_numbers, filters.task_ids)
+    if any(values is not None and not values for values in named):
+        return None
+    shape = (
+        len(filters.patient_ids or ()),
+        len(filters.nhs_numbers or ()),
+        len(filters.task_ids or ()),
+    )
     return shape if max(shape) <= _MOST_OF_EACH else None
 
 
@@ -143,14 +173,15 @@ def _shaped_statement(icb: bool, shape: _Shape) -> Prepared:
     """`related_documents` for one shape, with bind parameters for the reader and each
     value: `reader`, `patient_<n>`, `nhs_<n>`, `task_<n>`."""
     patients, numbers, tasks = shape
-    clauses = [
-        _of_patient(bindparam(f"patient_{n}", type_=DocumentRow.patient_id.type))
-        for n in range(patients)
-    ]
-    clauses += [_of_nhs_number(bindparam(f"nhs_{n}", type_=String)) for n in range(numbers)]
-    clauses += [
-        _of_task(bindparam(f"task_{n}", type_=DocumentRow.task_id.type)) for n in range(tasks)
-    ]
+    alternatives = (
+        [
+            _of_patient(bindparam(f"patient_{n}", type_=DocumentRow.patient_id.type))
+            for n in range(patients)
+        ],
+        [_of_nhs_number(bindparam(f"nhs_{n}", type_=String)) for n in range(numbers)],
+        [_of_task(bindparam(f"task_{n}", type_=DocumentRow.task_id.type)) for n in range(tasks)],
+    )
+    clauses = [or_(*kind) for kind in alternatives if kind]
     reader = bindparam("reader", type_=DocumentRow.custodian_id.type)
     role = OrganisationRole.ICB if icb else OrganisationRole.LA
     return Prepared(_related(reader, role, clauses))
@@ -175,9 +206,9 @@ def related_readable(
     if prepared is None:
         prepared = _SHAPED[(icb, shape)] = _shaped_statement(icb, shape)
     parameters: dict[str, Any] = {"reader": caller.organisation_id}
-    parameters.update({f"patient_{n}": v for n, v in enumerate(filters.patient_ids)})
-    parameters.update({f"nhs_{n}": v for n, v in enumerate(filters.nhs_numbers)})
-    parameters.update({f"task_{n}": v for n, v in enumerate(filters.task_ids)})
+    parameters.update({f"patient_{n}": v for n, v in enumerate(filters.patient_ids or ())})
+    parameters.update({f"nhs_{n}": v for n, v in enumerate(filters.nhs_numbers or ())})
+    parameters.update({f"task_{n}": v for n, v in enumerate(filters.task_ids or ())})
     return [
         ReadableDocument(**{**dict(zip(_FIELDS, row, strict=True)), "related": True})
         for row in prepared.rows(core_connection(session), parameters)
@@ -206,19 +237,18 @@ def _matches(values: list[dict[str, Any]], key: str, tokens: Sequence[Token]) ->
 
 
 def matches_resource(resource: dict[str, Any], filters: DocumentFilters) -> bool:
-    """Whether the stored DocumentReference has one of the authors and one of the
-    categories asked for (when asked)."""
+    """Whether the stored DocumentReference meets every group of authors and of
+    categories asked for, each by one of its alternatives."""
     if filters.authors:
         identifiers = [
             (author.get("identifier") or {})
             for author in resource.get("author") or []
             if isinstance(author, dict)
         ]
-        if not _matches(identifiers, "value", filters.authors):
+        if not all(_matches(identifiers, "value", group) for group in filters.authors):
             return False
-    return not filters.categories or _matches(
-        _codings(resource, "category"), "code", filters.categories
-    )
+    codings = _codings(resource, "category") if filters.categories else []
+    return all(_matches(codings, "code", group) for group in filters.categories)
 
 
 def sort_position(document: ReadableDocument, sort: SortKey) -> tuple[Any, str]:

@@ -31,7 +31,11 @@ class Agent:
 
 @dataclass(frozen=True, slots=True)
 class EventFilters:
-    """What to find: each field narrows (values within a field are alternatives)."""
+    """What to find: each field narrows (values within a field are alternatives; an empty
+    field does not narrow). `agents` and `entities` are groups, every group met by one of
+    its alternatives, since a record names several of each (FHIR's repeated parameter,
+    then comma). `nothing` is set when a parameter's repetitions leave no value a record
+    could hold (`outcome=0&outcome=4`)."""
 
     recorded: Sequence[DateRange] = ()
     outcomes: Sequence[str] = ()
@@ -39,14 +43,15 @@ class EventFilters:
     purposes: Sequence[str] = ()
     #: AuditKind values (`area:interaction`), as type/subtype codes map to them.
     kinds: Sequence[str] | None = None
-    agents: Sequence[Agent] = ()
+    agents: Sequence[Sequence[Agent]] = ()
     #: Acting organisations (ODS codes); narrows together with `agents` (a client or user).
     organisations: Sequence[str] = ()
     patient_ids: Sequence[uuid.UUID] = ()
     nhs_numbers: Sequence[str] = ()
-    entities: Sequence[str] = ()
+    entities: Sequence[Sequence[str]] = ()
     break_glass: bool | None = None
     review_reasons: Sequence[str] = field(default_factory=tuple)
+    nothing: bool = False
 
 
 def visible_to(organisation: str) -> ColumnElement[bool]:
@@ -83,8 +88,10 @@ def conditions(filters: EventFilters) -> list[ColumnElement[bool]]:
             clauses.append(column.in_(list(values)))
     if filters.kinds is not None:
         clauses.append(AuditRecord.kind.in_(list(filters.kinds)) if filters.kinds else false())
-    if filters.agents:
-        clauses.append(or_(*(_agent_clause(agent) for agent in filters.agents)))
+    if filters.nothing:
+        clauses.append(false())
+    for agents in filters.agents:
+        clauses.append(or_(*(_agent_clause(agent) for agent in agents)) if agents else false())
     if filters.organisations:
         clauses.append(AuditRecord.agent_org.in_(list(filters.organisations)))
     if filters.patient_ids:
@@ -95,11 +102,11 @@ def conditions(filters: EventFilters) -> list[ColumnElement[bool]]:
                 select(Patient.id).where(Patient.nhs_number.in_(list(filters.nhs_numbers)))
             )
         )
-    if filters.entities:
+    for references in filters.entities:
         clauses.append(
             AuditRecord.id.in_(
                 select(AuditEntityRef.audit_id).where(
-                    AuditEntityRef.reference.in_(list(filters.entities))
+                    AuditEntityRef.reference.in_(list(references))
                 )
             )
         )

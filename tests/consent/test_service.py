@@ -328,15 +328,20 @@ def test_search_filters(session: Session, la01: Caller, now: datetime) -> None:
 
     assert total(patient_ids=[patient_id, other_id]) == 2
     assert total(nhs_numbers=[number]) == 1
-    assert total(nhs_numbers=[number, other_number]) == 0  # not alternatives: every one must hold
+    assert total(nhs_numbers=[number, other_number]) == 2  # alternatives
+    assert total(nhs_numbers=[]) == 0  # no number is both of two (repeated, AND)
+    assert total(patient_ids=[]) == 0
     assert total(patient_ids=[patient_id], statuses=["active"]) == 1
     assert total(patient_ids=[patient_id], statuses=[]) == 0
-    assert total(patient_ids=[patient_id], categories=[Category.PATIENT_CONSENT]) == 1
+    assert total(patient_ids=[patient_id], categories=[[Category.PATIENT_CONSENT]]) == 1
+    either = [Category.PATIENT_CONSENT, Category.OTHER]
+    assert total(patient_ids=[patient_id], categories=[either]) == 1  # one of them
     assert (
-        total(patient_ids=[patient_id], categories=[Category.PATIENT_CONSENT, Category.OTHER]) == 0
+        total(patient_ids=[patient_id], categories=[[Category.PATIENT_CONSENT], [Category.OTHER]])
+        == 0  # both
     )
-    assert total(patient_ids=[patient_id], tags=[Tag.CONTESTED]) == 0
-    assert total(patient_ids=[patient_id], tags=[Tag.OTHER]) == 0
+    assert total(patient_ids=[patient_id], tags=[[Tag.CONTESTED]]) == 0
+    assert total(patient_ids=[patient_id], tags=[[Tag.OTHER]]) == 0
 
 
 def test_search_tokens_mean_what_the_server_sets() -> None:

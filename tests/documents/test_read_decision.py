@@ -287,10 +287,12 @@ def test_a_search_by_patient_nhs_number_or_task_finds_what_the_built_query_finds
     shapes = [
         DocumentFilters(patient_ids=[first_id]),
         DocumentFilters(patient_ids=[first_id, first_id]),
-        DocumentFilters(patient_ids=[first_id, second_id]),
+        DocumentFilters(patient_ids=[first_id, second_id]),  # alternatives
+        DocumentFilters(patient_ids=[]),  # no patient can be both: nothing, built
         DocumentFilters(nhs_numbers=[second.number]),
+        DocumentFilters(nhs_numbers=[second.number, first.number], task_ids=[first_task]),
         DocumentFilters(patient_ids=[first_id], task_ids=[first_task]),
-        DocumentFilters(nhs_numbers=[first.number], authors=[Token(None, "x")]),
+        DocumentFilters(nhs_numbers=[first.number], authors=[[Token(None, "x")]]),
         DocumentFilters(patient_ids=[first_id] * 3),  # more than prepared: built
         DocumentFilters(patient_ids=[first_id], statuses=["current"]),  # built
         DocumentFilters(),

@@ -118,7 +118,7 @@ def log_query(args: Mapping[str, str]) -> LogQuery:
         recorded=tuple(ranges),
         outcomes=outcomes,
         purposes=purposes,
-        agents=who,
+        agents=(who,) if who else (),
         organisations=organisations,
         nhs_numbers=nhs_numbers,
         break_glass=break_glass,

@@ -14,13 +14,14 @@ from exchange.api.fhir.responses import fhir_response, searchset
 from exchange.api.fhir.rest import resource_uuid
 from exchange.api.fhir.search import (
     SearchRequest,
+    groups,
     nhs_number_value,
     ods_value,
+    one_of,
     parse_date,
     parse_search,
     reference_id,
     split_token,
-    split_values,
 )
 from exchange.api.guards import requires_scope
 from exchange.audit.events import AuditKind
@@ -108,34 +109,54 @@ def _agent(value: str) -> Agent:
 
 
 def _filters(search: SearchRequest) -> EventFilters:
+    """The search parameters as EventFilters: repetitions of a parameter must all be met
+    (AND), each by one of its comma-separated values (OR). A record has one kind,
+    outcome, action, purpose and patient, so repetitions of those narrow to the values
+    they all allow; it names several agents and entities, so those stay groups."""
     params = search.params
-    kinds: list[str] | None = None
-    for name, coding in (("type", "type_coding"), ("subtype", "subtype_coding")):
-        if name in params:
-            matching = _kinds(split_values(params[name]), coding)
-            kinds = matching if kinds is None else [kind for kind in kinds if kind in matching]
+    kinds = one_of(
+        [
+            _kinds(group, coding)
+            for name, coding in (("type", "type_coding"), ("subtype", "subtype_coding"))
+            for group in groups(search, name)
+        ]
+    )
+
+    def codes_of(name: str) -> list[str] | None:
+        return one_of([[split_token(v)[1] for v in group] for group in groups(search, name)])
+
+    outcomes, actions, purposes = codes_of("outcome"), codes_of("action"), codes_of("purpose")
+    patient_ids = one_of(
+        [
+            [reference_id(v, "patient", "Patient") for v in group]
+            for group in groups(search, "patient", keep_empty=False)
+        ]
+    )
+    nhs_numbers = one_of(
+        [
+            [nhs_number_value(v, "patient.identifier") for v in group]
+            for group in groups(search, "patient.identifier", keep_empty=False)
+        ]
+    )
+    narrowed = (outcomes, actions, purposes, patient_ids, nhs_numbers)
     return EventFilters(
         recorded=[
             parse_date(value, name)
             for name in ("date", "_lastUpdated")
             for value in params.get(name, [])
         ],
-        outcomes=[split_token(v)[1] for v in split_values(params.get("outcome", []))],
-        actions=[split_token(v)[1] for v in split_values(params.get("action", []))],
-        purposes=[split_token(v)[1] for v in split_values(params.get("purpose", []))],
+        outcomes=outcomes or (),
+        actions=actions or (),
+        purposes=purposes or (),
         kinds=kinds,
         agents=[
-            _agent(v)
-            for v in split_values(params.get("agent", []) + params.get("agent:identifier", []))
+            [_agent(v) for v in group]
+            for group in groups(search, "agent", "agent:identifier", keep_empty=False)
         ],
-        patient_ids=[
-            reference_id(v, "patient", "Patient") for v in split_values(params.get("patient", []))
-        ],
-        nhs_numbers=[
-            nhs_number_value(v, "patient.identifier")
-            for v in split_values(params.get("patient.identifier", []))
-        ],
-        entities=split_values(params.get("entity", [])),
+        patient_ids=patient_ids or (),
+        nhs_numbers=nhs_numbers or (),
+        entities=groups(search, "entity", keep_empty=False),
+        nothing=any(values == [] for values in narrowed),
     )
 
 

@@ -25,13 +25,14 @@ from exchange.api.fhir.rest import (
 from exchange.api.fhir.search import (
     SearchRequest,
     code_value,
+    groups,
     nhs_number_value,
     ods_value,
+    one_of,
     parse_date,
     parse_search,
     reference_id,
     split_token,
-    split_values,
 )
 from exchange.api.guards import requires_scope
 from exchange.consent import service
@@ -140,23 +141,33 @@ def consent_update(resource_id: str) -> Response:
 
 
 def _filters(search: SearchRequest) -> ConsentFilters:
+    """The search parameters as ConsentFilters: repetitions of a parameter must all be
+    met (AND), each by one of its comma-separated values (OR)."""
     params = search.params
     return ConsentFilters(
-        patient_ids=[
-            reference_id(v, "patient", "Patient") for v in split_values(params.get("patient", []))
-        ],
-        nhs_numbers=[
-            nhs_number_value(v, "patient.identifier")
-            for v in split_values(params.get("patient.identifier", []))
-        ],
-        statuses=(
-            [code_value(v, "status", CONSENT_STATUSES) for v in split_values(params["status"])]
-            if "status" in params
-            else None
+        patient_ids=one_of(
+            [
+                [reference_id(v, "patient", "Patient") for v in group]
+                for group in groups(search, "patient", keep_empty=False)
+            ]
+        ),
+        nhs_numbers=one_of(
+            [
+                [nhs_number_value(v, "patient.identifier") for v in group]
+                for group in groups(search, "patient.identifier", keep_empty=False)
+            ]
+        ),
+        statuses=one_of(
+            [
+                [code_value(v, "status", CONSENT_STATUSES) for v in group]
+                for group in groups(search, "status")
+            ]
         ),
         dates=[parse_date(value, "date") for value in params.get("date", [])],
-        categories=[category_of(*split_token(v)) for v in split_values(params.get("category", []))],
-        tags=[tag_of(*split_token(v)) for v in split_values(params.get("_tag", []))],
+        categories=[
+            [category_of(*split_token(v)) for v in group] for group in groups(search, "category")
+        ],
+        tags=[[tag_of(*split_token(v)) for v in group] for group in groups(search, "_tag")],
     )
 
 

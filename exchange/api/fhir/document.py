@@ -25,13 +25,14 @@ from exchange.api.fhir.rest import (
 from exchange.api.fhir.search import (
     SearchRequest,
     code_value,
+    groups,
     nhs_number_value,
     ods_value,
+    one_of,
     parse_date,
     parse_search,
     reference_id,
     split_token,
-    split_values,
 )
 from exchange.api.guards import requires_scope
 from exchange.audit.service import audited_read
@@ -110,46 +111,61 @@ def document_read(resource_id: str) -> Response:
     return read_response(resource)
 
 
-def _values(search: SearchRequest, *names: str) -> list[str]:
-    """Every value of the parameters `names`, comma-separated alternatives split."""
-    return split_values([value for name in names for value in search.params.get(name, [])])
-
-
 def _filters(search: SearchRequest) -> DocumentFilters:
+    """The search parameters as DocumentFilters (400 for a value a parameter cannot take):
+    repetitions of a parameter must all be met (AND), each by one of its comma-separated
+    values (OR). A reference parameter without a value narrows nothing; a token parameter
+    without one matches nothing."""
     params = search.params
     document_types = codes.code_system_url("document-type")
+
+    def references(*names: str) -> list[list[str]]:
+        return groups(search, *names, keep_empty=False)
+
     return DocumentFilters(
-        patient_ids=[
-            reference_id(value, name, "Patient")
-            for name in ("patient", "subject")
-            for value in _values(search, name)
-        ],
-        nhs_numbers=[
-            nhs_number_value(value, "patient.identifier")
-            for value in _values(search, "patient.identifier")
-        ],
-        types=(
+        patient_ids=one_of(
             [
-                code_value(value, "type", codes.DocumentType, document_types)
-                for value in _values(search, "type")
+                [reference_id(value, "patient", "Patient") for value in group]
+                for group in references("patient", "subject")
             ]
-            if "type" in params
-            else None
         ),
-        statuses=(
-            [code_value(value, "status", DOCUMENT_STATUSES) for value in _values(search, "status")]
-            if "status" in params
-            else None
+        nhs_numbers=one_of(
+            [
+                [nhs_number_value(value, "patient.identifier") for value in group]
+                for group in references("patient.identifier")
+            ]
         ),
-        task_ids=[reference_id(value, "related", "Task") for value in _values(search, "related")],
-        custodians=[
-            ods_value(value, "custodian")
-            for value in _values(search, "custodian", "custodian:identifier")
-        ],
+        types=one_of(
+            [
+                [code_value(value, "type", codes.DocumentType, document_types) for value in group]
+                for group in groups(search, "type")
+            ]
+        ),
+        statuses=one_of(
+            [
+                [code_value(value, "status", DOCUMENT_STATUSES) for value in group]
+                for group in groups(search, "status")
+            ]
+        ),
+        task_ids=one_of(
+            [
+                [reference_id(value, "related", "Task") for value in group]
+                for group in references("related")
+            ]
+        ),
+        custodians=one_of(
+            [
+                [ods_value(value, "custodian") for value in group]
+                for group in references("custodian", "custodian:identifier")
+            ]
+        ),
         authors=[
-            Token(*split_token(value)) for value in _values(search, "author", "author:identifier")
+            [Token(*split_token(value)) for value in group]
+            for group in references("author", "author:identifier")
         ],
-        categories=[Token(*split_token(value)) for value in _values(search, "category")],
+        categories=[
+            [Token(*split_token(value)) for value in group] for group in groups(search, "category")
+        ],
         dates=[parse_date(value, "date") for value in params.get("date", [])],
         last_updated=[
             parse_date(value, "_lastUpdated") for value in params.get("_lastUpdated", [])

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 from urllib.parse import urlencode
 
 from flask import request
@@ -32,6 +32,8 @@ MAX_COUNT: Final = 100
 _CONTROL: Final = frozenset({"_count", "_cursor", "_format", "_sort"})
 #: NUL and the other C0 controls are in no search value (PostgreSQL cannot even compare NUL).
 _CONTROL_CHARACTER: Final = re.compile(r"[\x00-\x1f\x7f]")
+
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -298,6 +300,27 @@ def parse_date(value: str, name: str) -> DateRange:
     return bound
 
 
-def split_values(values: list[str]) -> list[str]:
-    """Comma-separated alternatives of a parameter (OR), over all its repetitions."""
-    return [item for value in values for item in value.split(",") if item]
+def groups(search: SearchRequest, *names: str, keep_empty: bool = True) -> list[list[str]]:
+    """Each repetition of the parameters `names` (a parameter and its aliases) as the list
+    of its comma-separated alternatives. FHIR R4 search: every repetition must be met
+    (AND), by any one of its values (OR). With `keep_empty=False` a repetition with no
+    value is left out (a reference without a value narrows nothing); kept, it is a group
+    nothing meets (a token without a value matches nothing)."""
+    found = [
+        [item for item in value.split(",") if item]
+        for name in names
+        for value in search.params.get(name, [])
+    ]
+    return found if keep_empty else [group for group in found if group]
+
+
+def one_of(given: list[list[_T]]) -> list[_T] | None:
+    """The values an element holding a single value may have to meet every group of
+    alternatives: their intersection, in the first group's order (`status=a,b&status=b`
+    is `b`; `patient=A&patient=B` can be nobody: []). None when no group was given."""
+    if not given:
+        return None
+    allowed = list(dict.fromkeys(given[0]))
+    for group in given[1:]:
+        allowed = [value for value in allowed if value in group]
+    return allowed

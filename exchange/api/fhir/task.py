@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
+from collections.abc import Iterable
 from typing import Final
 
 from flask import Response, request
@@ -28,12 +29,13 @@ from exchange.api.fhir.rest import (
 from exchange.api.fhir.search import (
     SearchRequest,
     code_value,
+    groups,
     nhs_number_value,
     ods_value,
+    one_of,
     parse_date,
     parse_search,
     reference_id,
-    split_values,
 )
 from exchange.api.guards import requires_scope
 from exchange.codes import TaskBusinessStatus
@@ -178,16 +180,9 @@ def task_patch(resource_id: str) -> Response:
     return write_response(stored, 200)
 
 
-def _values(search: SearchRequest, *names: str) -> list[str]:
-    """The alternatives given for any of `names` (comma-separated, over repetitions)."""
-    return split_values([value for name in names for value in search.params.get(name, [])])
-
-
-def _organisations(values: list[str], parameter: str) -> list[OrganisationKey] | None:
+def _organisations(values: list[str], parameter: str) -> list[OrganisationKey]:
     """Organisations named by `system|ODS`, a bare ODS code or `Organization/<id>` (an id
-    that is not a UUID names no organisation, so matches nothing); None if none is named."""
-    if not values:
-        return None
+    that is not a UUID names no organisation, so matches nothing)."""
     keys: list[OrganisationKey] = []
     for value in values:
         if value.startswith("Organization/"):
@@ -199,40 +194,45 @@ def _organisations(values: list[str], parameter: str) -> list[OrganisationKey] |
 
 
 def _filters(search: SearchRequest) -> TaskFilters:
-    """The search parameters as TaskFilters (400 for a value a parameter cannot take). A
-    reference parameter without a value narrows nothing; a token parameter without one
-    matches nothing."""
+    """The search parameters as TaskFilters (400 for a value a parameter cannot take).
+    Every element searched holds one value, so a parameter repeated (AND) narrows to the
+    values all its repetitions allow. A reference parameter without a value narrows
+    nothing; a token parameter without one matches nothing."""
     params = search.params
-    owners = _organisations(_values(search, "owner", "owner:identifier"), "owner")
-    requesters = _organisations(_values(search, "requester", "requester:identifier"), "requester")
-    patient_ids = [reference_id(v, "patient", "Patient") for v in _values(search, "patient")]
-    nhs_numbers = [
-        nhs_number_value(v, "patient.identifier") for v in _values(search, "patient.identifier")
-    ]
-    statuses = [code_value(v, "status", TASK_STATUSES) for v in _values(search, "status")]
-    task_types = [
-        code_value(v, "code", codes.TaskType, codes.code_system_url("task-type"))
-        for v in _values(search, "code")
-    ]
-    business = [
-        TaskBusinessStatus(
-            code_value(
-                v,
-                "business-status",
-                TaskBusinessStatus,
-                codes.code_system_url("task-business-status"),
-            )
+
+    def references(name: str, *aliases: str) -> list[list[str]]:
+        return groups(search, name, *aliases, keep_empty=False)
+
+    def tokens(name: str, codes_: Iterable[str], system: str | None = None) -> list[str] | None:
+        return one_of(
+            [[code_value(v, name, codes_, system) for v in group] for group in groups(search, name)]
         )
-        for v in _values(search, "business-status")
-    ]
+
+    business = tokens(
+        "business-status", TaskBusinessStatus, codes.code_system_url("task-business-status")
+    )
     return TaskFilters(
-        patient_ids=patient_ids or None,
-        nhs_numbers=nhs_numbers or None,
-        owners=owners,
-        requesters=requesters,
-        statuses=statuses if "status" in params else None,
-        codes=task_types if "code" in params else None,
-        business_statuses=business if "business-status" in params else None,
+        patient_ids=one_of(
+            [[reference_id(v, "patient", "Patient") for v in g] for g in references("patient")]
+        ),
+        nhs_numbers=one_of(
+            [
+                [nhs_number_value(v, "patient.identifier") for v in g]
+                for g in references("patient.identifier")
+            ]
+        ),
+        owners=one_of(
+            [_organisations(g, "owner") for g in references("owner", "owner:identifier")]
+        ),
+        requesters=one_of(
+            [
+                _organisations(g, "requester")
+                for g in references("requester", "requester:identifier")
+            ]
+        ),
+        statuses=tokens("status", TASK_STATUSES),
+        codes=tokens("code", codes.TaskType, codes.code_system_url("task-type")),
+        business_statuses=(None if business is None else [TaskBusinessStatus(v) for v in business]),
         authored=[parse_date(value, "authored-on") for value in params.get("authored-on", [])],
         last_updated=[
             parse_date(value, "_lastUpdated") for value in params.get("_lastUpdated", [])
