@@ -36,6 +36,11 @@ class RegistryError(LookupError):
     """A registry entry the caller named does not exist, or cannot change as asked."""
 
 
+class RegistryRefused(RegistryError):
+    """A change the registry will not make (an administrator disabling their own account,
+    which would leave nobody able to undo it from the console)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Change:
     """One registry entry that was created or updated, and which fields changed."""
@@ -305,7 +310,10 @@ def set_user_password(
 def set_user_enabled(
     session: Session, username: str, enabled: bool, clock: Clock, actor: Actor
 ) -> Change | None:
-    """Enable or disable a console user."""
+    """Enable or disable a console user. A person at the console cannot disable their own
+    account (another administrator, or the operator, can)."""
+    if not enabled and actor.user == username:
+        raise RegistryRefused("you cannot disable your own account")
     user = _user(session, username)
     if user.enabled == enabled:
         return None
@@ -346,6 +354,11 @@ def list_organisations(session: Session) -> list[Organisation]:
 def list_clients(session: Session) -> list[Client]:
     """Every client, by id."""
     return list(session.scalars(select(Client).order_by(Client.client_id)))
+
+
+def list_users(session: Session) -> list[ConsoleUser]:
+    """Every console user, by username (with their organisation)."""
+    return list(session.scalars(select(ConsoleUser).order_by(ConsoleUser.username)))
 
 
 def list_agreements(session: Session) -> list[Agreement]:

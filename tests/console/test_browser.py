@@ -243,3 +243,28 @@ def test_a_dco_reviews_break_glass_and_reads_the_dashboard(browser: Browser, liv
     )
     check_accessibility(page, "icb01-09-verified")
     context.close()
+
+
+def test_an_admin_disables_a_client_and_registers_an_organisation(
+    browser: Browser, live: Live
+) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    first_sign_in(page, live, "admin@icb01", "admin")
+    page.get_by_role("link", name="Organisations, clients and users").first.click()
+    expect(page.get_by_role("heading", name="Organisations, clients and users")).to_be_visible()
+    check_accessibility(page, "admin-05-registry")
+    row = page.locator("#clients-table tr", has_text="la01-case-system")
+    row.get_by_role("button", name="Disable la01-case-system").click()
+    expect(page.get_by_text("client la01-case-system: updated (enabled)")).to_be_visible()
+    expect(page.locator("#clients-table tr", has_text="la01-case-system")).to_contain_text(
+        "disabled"
+    )
+    page.get_by_label("ODS code").fill("PRV77")
+    page.get_by_label("Name").fill("Riverside Community Trust")
+    page.get_by_label("provider").check()
+    page.get_by_role("button", name="Register the organisation").click()
+    expect(page.get_by_text("organisation PRV77: created")).to_be_visible()
+    expect(page.locator("#organisations-table")).to_contain_text("Riverside Community Trust")
+    check_accessibility(page, "admin-06-registered")
+    context.close()

@@ -24,6 +24,7 @@ from exchange.api.console import (  # noqa: F401
     formatting,
     integrity,
     login,
+    registry,
     reviews,
 )
 from exchange.api.console.blueprint import bp

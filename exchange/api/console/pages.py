@@ -24,6 +24,7 @@ NAVIGATION: Final = (
     ("console.agreements", "Agreements", ("ig-lead", "admin")),
     ("console.dashboard", "6-week dashboard", ("dco",)),
     ("console.integrity", "Audit integrity", ("ig-lead", "admin")),
+    ("console.registry", "Organisations, clients and users", ("admin",)),
 )
 
 ERROR_TITLES: Final = {
