@@ -234,6 +234,13 @@ def test_a_dco_reviews_break_glass_and_reads_the_dashboard(browser: Browser, liv
     expect(page.locator("#exceptions-table")).to_contain_text("outstanding overdue")
     check_accessibility(page, "icb01-07-dashboard")
 
+    page.get_by_role("link", name="Requests", exact=True).first.click()
+    expect(page.locator("#requests-table")).to_contain_text("EHC-2026-00412")
+    page.get_by_label("Type").select_option("dco-quality-assurance")
+    page.get_by_role("button", name="Show requests").click()
+    expect(page.locator("#requests-count")).to_have_text("1 request.")
+    check_accessibility(page, "icb01-08a-requests")
+
     page.get_by_role("link", name="Audit integrity").first.click()
     check_accessibility(page, "icb01-08-integrity")
     page.get_by_role("button", name="Verify now").click()

@@ -26,6 +26,7 @@ from exchange.api.console import (  # noqa: F401
     login,
     registry,
     reviews,
+    worklist,
 )
 from exchange.api.console.blueprint import bp
 from exchange.api.console.pages import assets_built

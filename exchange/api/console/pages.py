@@ -22,6 +22,7 @@ NAVIGATION: Final = (
     ("console.child", "Child view", ("ig-lead",)),
     ("console.reviews", "Review queue", ("ig-lead",)),
     ("console.agreements", "Agreements", ("ig-lead", "admin")),
+    ("console.requests_list", "Requests", ("dco",)),
     ("console.dashboard", "6-week dashboard", ("dco",)),
     ("console.integrity", "Audit integrity", ("ig-lead", "admin")),
     ("console.registry", "Organisations, clients and users", ("admin",)),
