@@ -14,13 +14,14 @@ from exchange.api.fhir.responses import fhir_response, searchset
 from exchange.api.fhir.rest import resource_uuid
 from exchange.api.fhir.search import (
     SearchRequest,
+    any_of,
     groups,
-    nhs_number_value,
+    nhs_numbers,
     ods_value,
     one_of,
     parse_date,
     parse_search,
-    reference_id,
+    patient_ids,
     split_token,
 )
 from exchange.api.guards import requires_scope
@@ -123,22 +124,11 @@ def _filters(search: SearchRequest) -> EventFilters:
     )
 
     def codes_of(name: str) -> list[str] | None:
-        return one_of([[split_token(v)[1] for v in group] for group in groups(search, name)])
+        return any_of(search, lambda value: split_token(value)[1], name)
 
     outcomes, actions, purposes = codes_of("outcome"), codes_of("action"), codes_of("purpose")
-    patient_ids = one_of(
-        [
-            [reference_id(v, "patient", "Patient") for v in group]
-            for group in groups(search, "patient", keep_empty=False)
-        ]
-    )
-    nhs_numbers = one_of(
-        [
-            [nhs_number_value(v, "patient.identifier") for v in group]
-            for group in groups(search, "patient.identifier", keep_empty=False)
-        ]
-    )
-    narrowed = (outcomes, actions, purposes, patient_ids, nhs_numbers)
+    patients, numbers = patient_ids(search, "patient"), nhs_numbers(search)
+    narrowed = (outcomes, actions, purposes, patients, numbers)
     return EventFilters(
         recorded=[
             parse_date(value, name)
@@ -153,8 +143,8 @@ def _filters(search: SearchRequest) -> EventFilters:
             [_agent(v) for v in group]
             for group in groups(search, "agent", "agent:identifier", keep_empty=False)
         ],
-        patient_ids=patient_ids or (),
-        nhs_numbers=nhs_numbers or (),
+        patient_ids=patients or (),
+        nhs_numbers=numbers or (),
         entities=groups(search, "entity", keep_empty=False),
         nothing=any(values == [] for values in narrowed),
     )

@@ -24,14 +24,15 @@ from exchange.api.fhir.rest import (
 )
 from exchange.api.fhir.search import (
     SearchRequest,
+    any_of,
     code_value,
     groups,
     nhs_number_value,
+    nhs_numbers,
     ods_value,
-    one_of,
     parse_date,
     parse_search,
-    reference_id,
+    patient_ids,
     split_token,
 )
 from exchange.api.guards import requires_scope
@@ -145,24 +146,9 @@ def _filters(search: SearchRequest) -> ConsentFilters:
     met (AND), each by one of its comma-separated values (OR)."""
     params = search.params
     return ConsentFilters(
-        patient_ids=one_of(
-            [
-                [reference_id(v, "patient", "Patient") for v in group]
-                for group in groups(search, "patient", keep_empty=False)
-            ]
-        ),
-        nhs_numbers=one_of(
-            [
-                [nhs_number_value(v, "patient.identifier") for v in group]
-                for group in groups(search, "patient.identifier", keep_empty=False)
-            ]
-        ),
-        statuses=one_of(
-            [
-                [code_value(v, "status", CONSENT_STATUSES) for v in group]
-                for group in groups(search, "status")
-            ]
-        ),
+        patient_ids=patient_ids(search, "patient"),
+        nhs_numbers=nhs_numbers(search),
+        statuses=any_of(search, lambda v: code_value(v, "status", CONSENT_STATUSES), "status"),
         dates=[parse_date(value, "date") for value in params.get("date", [])],
         categories=[
             [category_of(*split_token(v)) for v in group] for group in groups(search, "category")

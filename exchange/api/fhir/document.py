@@ -24,13 +24,14 @@ from exchange.api.fhir.rest import (
 )
 from exchange.api.fhir.search import (
     SearchRequest,
+    any_of,
     code_value,
     groups,
-    nhs_number_value,
+    nhs_numbers,
     ods_value,
-    one_of,
     parse_date,
     parse_search,
+    patient_ids,
     reference_id,
     split_token,
 )
@@ -123,41 +124,21 @@ def _filters(search: SearchRequest) -> DocumentFilters:
         return groups(search, *names, keep_empty=False)
 
     return DocumentFilters(
-        patient_ids=one_of(
-            [
-                [reference_id(value, "patient", "Patient") for value in group]
-                for group in references("patient", "subject")
-            ]
+        patient_ids=patient_ids(search, "patient", "subject"),
+        nhs_numbers=nhs_numbers(search),
+        types=any_of(
+            search, lambda v: code_value(v, "type", codes.DocumentType, document_types), "type"
         ),
-        nhs_numbers=one_of(
-            [
-                [nhs_number_value(value, "patient.identifier") for value in group]
-                for group in references("patient.identifier")
-            ]
+        statuses=any_of(search, lambda v: code_value(v, "status", DOCUMENT_STATUSES), "status"),
+        task_ids=any_of(
+            search, lambda v: reference_id(v, "related", "Task"), "related", keep_empty=False
         ),
-        types=one_of(
-            [
-                [code_value(value, "type", codes.DocumentType, document_types) for value in group]
-                for group in groups(search, "type")
-            ]
-        ),
-        statuses=one_of(
-            [
-                [code_value(value, "status", DOCUMENT_STATUSES) for value in group]
-                for group in groups(search, "status")
-            ]
-        ),
-        task_ids=one_of(
-            [
-                [reference_id(value, "related", "Task") for value in group]
-                for group in references("related")
-            ]
-        ),
-        custodians=one_of(
-            [
-                [ods_value(value, "custodian") for value in group]
-                for group in references("custodian", "custodian:identifier")
-            ]
+        custodians=any_of(
+            search,
+            lambda v: ods_value(v, "custodian"),
+            "custodian",
+            "custodian:identifier",
+            keep_empty=False,
         ),
         authors=[
             [Token(*split_token(value)) for value in group]

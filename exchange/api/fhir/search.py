@@ -10,7 +10,7 @@ import binascii
 import json
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final, TypeVar
@@ -312,6 +312,42 @@ def groups(search: SearchRequest, *names: str, keep_empty: bool = True) -> list[
         for value in search.params.get(name, [])
     ]
     return found if keep_empty else [group for group in found if group]
+
+
+def any_of(
+    search: SearchRequest, convert: Callable[[str], _T], *names: str, keep_empty: bool = True
+) -> list[_T] | None:
+    """`one_of` the groups of the parameters `names`, each value converted (400 for one
+    that does not convert)."""
+    return one_of(
+        [
+            [convert(value) for value in group]
+            for group in groups(search, *names, keep_empty=keep_empty)
+        ]
+    )
+
+
+def patient_ids(search: SearchRequest, *names: str) -> list[uuid.UUID] | None:
+    """The patients a resource's one patient may be, named by `names` (`patient`, and
+    its aliases): `Patient/<id>` or a bare id; a repetition without a value narrows
+    nothing."""
+    return one_of(
+        [
+            [reference_id(value, name, "Patient") for value in group]
+            for name in names
+            for group in groups(search, name, keep_empty=False)
+        ]
+    )
+
+
+def nhs_numbers(search: SearchRequest) -> list[str] | None:
+    """The NHS numbers a resource's one patient may have (`patient.identifier`)."""
+    return any_of(
+        search,
+        lambda value: nhs_number_value(value, "patient.identifier"),
+        "patient.identifier",
+        keep_empty=False,
+    )
 
 
 def one_of(given: list[list[_T]]) -> list[_T] | None:

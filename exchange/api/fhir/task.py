@@ -30,12 +30,12 @@ from exchange.api.fhir.search import (
     SearchRequest,
     code_value,
     groups,
-    nhs_number_value,
+    nhs_numbers,
     ods_value,
     one_of,
     parse_date,
     parse_search,
-    reference_id,
+    patient_ids,
 )
 from exchange.api.guards import requires_scope
 from exchange.codes import TaskBusinessStatus
@@ -212,15 +212,8 @@ def _filters(search: SearchRequest) -> TaskFilters:
         "business-status", TaskBusinessStatus, codes.code_system_url("task-business-status")
     )
     return TaskFilters(
-        patient_ids=one_of(
-            [[reference_id(v, "patient", "Patient") for v in g] for g in references("patient")]
-        ),
-        nhs_numbers=one_of(
-            [
-                [nhs_number_value(v, "patient.identifier") for v in g]
-                for g in references("patient.identifier")
-            ]
-        ),
+        patient_ids=patient_ids(search, "patient"),
+        nhs_numbers=nhs_numbers(search),
         owners=one_of(
             [_organisations(g, "owner") for g in references("owner", "owner:identifier")]
         ),
