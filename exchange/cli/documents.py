@@ -33,7 +33,16 @@ def sweep_command(cli: CliContext) -> None:
     seal_all(database)
     click.echo(
         f"removed {result.orphan_blobs} orphan blob(s) and "
-        f"{result.expired_uploads} expired upload(s)"
+        f"{result.expired_uploads} expired upload(s)" + _left(result.left)
+    )
+
+
+def _left(left: int) -> str:
+    if not left:
+        return ""
+    return (
+        f"; {left} blob(s) of destroyed keys could not be deleted now (the store did not "
+        "answer) and go at the next sweep"
     )
 
 
@@ -64,7 +73,7 @@ def retention_apply(cli: CliContext, before_text: str, dry_run: bool) -> None:
     verb = "would crypto-shred" if dry_run else "crypto-shredded"
     click.echo(
         f"{verb} {result.binaries} document content(s) of {result.documents} document(s) "
-        f"dated before {day}"
+        f"dated before {day}" + _left(result.left)
     )
 
 

@@ -3,8 +3,9 @@ data keys after a key rotation (`documents.md`)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Final
 
@@ -17,8 +18,10 @@ from exchange.audit.service import record
 from exchange.crypto.keys import LocalKeyProvider, WrappedKey
 from exchange.db import Database
 from exchange.documents.models import BinaryRow, DocumentRow
-from exchange.storage.blobs import BlobStore
+from exchange.storage.blobs import BlobStore, StorageUnavailable
 from exchange.users.service import seal_totp_secrets
+
+log = logging.getLogger(__name__)
 
 UNATTACHED_LIFETIME: Final = timedelta(hours=24)
 #: A blob younger than this may belong to an upload whose row is not committed yet.
@@ -27,18 +30,19 @@ ORPHAN_GRACE: Final = timedelta(hours=1)
 
 @dataclass(frozen=True, slots=True)
 class SweepResult:
-    """What a sweep removed."""
+    """What a sweep removed: `orphan_blobs` and the keys of `expired_uploads`; `left`
+    blobs the store would not delete now (the next sweep removes them)."""
 
     orphan_blobs: int
     expired_uploads: int
+    left: int = 0
 
 
 def sweep(database: Database, store: BlobStore, now: datetime) -> SweepResult:
     """`exchange sweep`, as the operator, audited: see `_sweep`."""
     with database.transaction() as session:
         result, names = _sweep(session, store, now, Actor.operator(), audit_idle=True)
-    _delete_blobs(store, names)
-    return result
+    return replace(result, left=_delete_blobs(store, names))
 
 
 def hourly_sweep(database: Database, store: BlobStore, now: datetime) -> None:
@@ -54,12 +58,13 @@ def hourly_sweep(database: Database, store: BlobStore, now: datetime) -> None:
 def _sweep(
     session: Session, store: BlobStore, now: datetime, actor: Actor, *, audit_idle: bool
 ) -> tuple[SweepResult, list[str]]:
-    """Find blobs no Binary row names (older than the grace period, so in-flight uploads
-    are safe), and destroy the keys of Binaries never attached within 24 hours (the row
-    stays as a record, crypto-shredded); audit the run as `actor`'s. Returns the blobs to
-    delete once this has committed: a failure in between leaves undecryptable ciphertext
-    for the next sweep, never a row that offers content that is gone."""
-    known = set(session.scalars(select(BinaryRow.blob_name)))
+    """Find blobs no live Binary names (older than the grace period, so in-flight uploads
+    are safe; a crypto-shredded Binary's blob is ciphertext nobody can open), and destroy
+    the keys of Binaries never attached within 24 hours (the row stays as a record,
+    crypto-shredded); audit the run as `actor`'s. Returns the blobs to delete once this
+    has committed: a failure in between leaves undecryptable ciphertext, which the next
+    sweep removes, never a row that offers content that is gone."""
+    known = set(session.scalars(select(BinaryRow.blob_name).where(BinaryRow.destroyed.is_(None))))
     orphans = [
         name
         for name in list(store.names())
@@ -86,9 +91,20 @@ def _sweep(
     return result, orphans + [row.blob_name for row in expired]
 
 
-def _delete_blobs(store: BlobStore, names: list[str]) -> None:
+def _delete_blobs(store: BlobStore, names: list[str]) -> int:
+    """Delete blobs whose keys are gone (committed); how many the store would not delete
+    now. Those are ciphertext nobody can open, and the next sweep removes them."""
+    left = 0
     for name in names:
-        store.delete(name)
+        try:
+            store.delete(name)
+        except (StorageUnavailable, OSError) as error:
+            left += 1
+            log.warning(
+                "a blob could not be deleted; the next sweep will",
+                extra={"error": type(error).__name__},
+            )
+    return left
 
 
 def _housekeeping_entry(actor: Actor, details: dict[str, str]) -> AuditEntry:
@@ -161,10 +177,12 @@ def rewrap_all(
 
 @dataclass(frozen=True, slots=True)
 class RetentionResult:
-    """The documents a retention run covers (or would cover, in a dry run)."""
+    """The documents a retention run covers (or would cover, in a dry run); `left` blobs
+    the store would not delete now (the next sweep removes them)."""
 
     documents: int
     binaries: int
+    left: int = 0
 
 
 def apply_retention(
@@ -197,5 +215,4 @@ def apply_retention(
         }
         record(session, _housekeeping_entry(Actor.operator(), details), at=now)
         shredded = [row.blob_name for row in binaries]
-    _delete_blobs(store, shredded)
-    return result
+    return replace(result, left=_delete_blobs(store, shredded))

@@ -108,6 +108,34 @@ def test_a_sweep_that_fails_to_commit_deletes_no_content(
         assert b"".join(open_content(kept, store, keys)).startswith(b"%PDF")
 
 
+def test_a_shredded_blob_whose_delete_failed_goes_at_the_next_sweep(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store refuses the delete after the keys' destruction has committed (an S3
+    outage, say: a fault not otherwise causable here). The ciphertext stays, opened by
+    nobody, and the next sweep removes it once it is past the grace period."""
+    store, keys = FileBlobStore(tmp_path / "blobs"), LocalKeyProvider(Keyring.generate(NOW))
+    expired = _upload(db, store, keys, _organisation(db), NOW - timedelta(hours=25))
+
+    def refused(*_: object) -> None:
+        raise OSError("the store did not answer")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(FileBlobStore, "delete", refused)
+        first = sweep(db, store, NOW)
+    assert (first.expired_uploads, first.left) == (1, 1)
+    with db.transaction() as session:
+        shredded = session.get(BinaryRow, expired.id)
+        assert shredded is not None and shredded.wrapped_key is None
+    assert expired.blob_name in set(store.names())
+    two_hours_ago = time.time() - 7200
+    name = expired.blob_name
+    os.utime(tmp_path / "blobs" / name[:2] / name, (two_hours_ago, two_hours_ago))
+    again = sweep(db, store, NOW + timedelta(hours=1))
+    assert (again.orphan_blobs, again.expired_uploads) == (1, 0)
+    assert name not in set(store.names())
+
+
 def _retention_records(db: Database) -> list[AuditRecord]:
     with db.transaction() as session:
         return list(
