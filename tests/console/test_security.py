@@ -280,3 +280,29 @@ def test_pages_showing_personal_data_are_audited(
     (export,) = _events(db, "operator:audit-export")
     assert export.agent_user == "ig.lead@la01"
     assert month.child.number not in export.payload
+
+
+def test_control_characters_anywhere_in_a_console_request_are_400(
+    month: Month, app: Flask, clock: FrozenClock
+) -> None:
+    """A NUL in a URL part reached PostgreSQL, which cannot compare it: a 503 for a request
+    that is simply bad. Every console request with a control character is now refused
+    before any work: in the path, the query string or a posted form."""
+    admin = person(app, clock, "admin@icb01")
+    for path in (
+        "/console/registry/users/a%00b/disable",
+        "/console/registry/clients/a%00b/disable",
+        "/console/registry/users/a%00b/reset-authenticator",
+        "/console/agreements/a%01b/terminate",
+    ):
+        refused = admin.post(path, {}, form_page="/console/registry")
+        assert refused.status_code == 400, path
+        assert "The request could not be read" in admin.last_page
+    form = {"ods": "A\x00B", "name": "Nul Trust", "role": "la"}
+    posted = admin.post("/console/registry/organisations", form, form_page="/console/registry")
+    assert posted.status_code == 400
+    assert "Nul Trust" not in admin.get("/console/registry").get_data(as_text=True)
+    assert admin.get("/console/agreements?changed=%1b[31m").status_code == 400
+    assert app.test_client().get("/console/login?next=%00").status_code == 400
+    # Tab, CR and LF are what a textarea sends: still allowed.
+    assert admin.get("/console/agreements?changed=a%0D%0Ab%09c").status_code == 200

@@ -5,10 +5,12 @@ Each page's views are in a module of their own (`login`, `access_log`, `child`, 
 from __future__ import annotations
 
 import logging
+import re
+from typing import Final
 
 from flask import Blueprint, g, request
 from werkzeug import Response
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import BadRequest, HTTPException
 
 from exchange.api.console import security
 from exchange.api.console.pages import error_page, render
@@ -29,10 +31,26 @@ bp = Blueprint(
 )
 
 
+#: C0 controls but tab, LF and CR (which a textarea sends), and DEL: in no console value
+#: (PostgreSQL cannot even compare NUL, so one in a URL reached the database as a 503).
+_CONTROL: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _has_control_characters() -> bool:
+    """Whether the URL's parts, the query string or a posted form hold a control character."""
+    values = [str(value) for value in (request.view_args or {}).values()]
+    values += [text for name, given in request.args.lists() for text in (name, *given)]
+    if request.method == "POST":
+        values += [text for name, given in request.form.lists() for text in (name, *given)]
+    return any(_CONTROL.search(text) for text in values)
+
+
 @bp.before_request
 def _before() -> None:
     if request.endpoint == "console.static":
         return
+    if _has_control_characters():
+        raise BadRequest("control characters are not allowed in a console request")
     security.load_identity()
     if request.method == "POST":
         security.check_csrf()
