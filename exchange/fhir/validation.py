@@ -160,7 +160,7 @@ _CONTROL_CHARACTER: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _ALLOWED_ASCII: Final = bytes(range(0x20, 0x7F)) + b"\t\n\r"
 
 
-def _has_control_character(text: str) -> bool:
+def has_control_character(text: str) -> bool:
     """Whether `text` holds a control character R4 strings do not allow. An ASCII string
     (the usual case, and 64 KiB of inline base64: 0.2 ms in the regular expression) is
     checked by deleting every allowed byte at C speed and seeing whether any is left."""
@@ -181,7 +181,7 @@ def _control_character_issues(data: Any, path: str) -> list[Issue]:
                     (path,),
                 )
             ]
-            if _has_control_character(data)
+            if has_control_character(data)
             else []
         )
     if isinstance(data, dict):

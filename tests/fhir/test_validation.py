@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from exchange.errors import Invalid, Issue, Malformed
 from exchange.fhir.outcome import operation_outcome
 from exchange.fhir.validation import (
-    _has_control_character,
     check_coding,
+    has_control_character,
     parse_json,
     validate_resource,
 )
@@ -101,7 +101,7 @@ def test_check_coding() -> None:
 def test_the_control_character_check_agrees_with_r4s_pattern(text: str) -> None:
     # The fast ASCII path must refuse exactly what R4's `[ \r\n\t\S]+` does.
     expected = re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", text) is not None
-    assert _has_control_character(text) is expected
+    assert has_control_character(text) is expected
 
 
 def test_a_control_character_in_inline_base64_is_refused_at_its_path() -> None:

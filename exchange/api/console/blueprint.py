@@ -5,8 +5,6 @@ Each page's views are in a module of their own (`login`, `access_log`, `child`, 
 from __future__ import annotations
 
 import logging
-import re
-from typing import Final
 
 from flask import Blueprint, g, request
 from werkzeug import Response
@@ -19,6 +17,7 @@ from exchange.api.errors import DOMAIN_ERRORS
 from exchange.audit.events import Action, Actor, AuditEntry, AuditKind, Outcome
 from exchange.audit.service import record_refusal
 from exchange.errors import DomainError, Subject
+from exchange.fhir.validation import has_control_character
 
 log = logging.getLogger(__name__)
 
@@ -31,18 +30,15 @@ bp = Blueprint(
 )
 
 
-#: C0 controls but tab, LF and CR (which a textarea sends), and DEL: in no console value
-#: (PostgreSQL cannot even compare NUL, so one in a URL reached the database as a 503).
-_CONTROL: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-
 def _has_control_characters() -> bool:
-    """Whether the URL's parts, the query string or a posted form hold a control character."""
+    """Whether the URL's parts, the query string or a posted form hold a control character
+    R4 strings do not allow (tab, LF and CR pass: a textarea sends them). PostgreSQL cannot
+    even compare NUL, so one in a URL reached the database as a 503."""
     values = [str(value) for value in (request.view_args or {}).values()]
     values += [text for name, given in request.args.lists() for text in (name, *given)]
     if request.method == "POST":
         values += [text for name, given in request.form.lists() for text in (name, *given)]
-    return any(_CONTROL.search(text) for text in values)
+    return any(has_control_character(text) for text in values)
 
 
 @bp.before_request
