@@ -14,7 +14,8 @@ import hashlib
 import logging
 import secrets
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -313,31 +314,34 @@ def _sign_in_context(row: ConsoleSession) -> str:
     return f"console-sign-in/{row.token_hash}/totp"
 
 
+@contextmanager
+def _key_service() -> Iterator[None]:
+    """A key provider that cannot answer (its service down, the local keyring unreadable)
+    refuses the sign-in step (503), with nothing changed."""
+    try:
+        yield
+    except (KeyServiceUnavailable, KeyringError):
+        raise Unavailable("the key service is unavailable; nothing was changed") from None
+
+
 def _opened(keys: KeyProvider, stored: str, context: str) -> str | None:
     """A stored TOTP secret in plain: sealed (`crypto.sealed`), or a value enrolled before
-    secrets were sealed. A key service that does not answer refuses the step (503), with
-    nothing changed. A sealed value that does not open for its row (altered, copied from
-    another row, or its KEK gone) is None: no code matches it, and the operators are told."""
+    secrets were sealed. A sealed value that does not open for its row (altered, copied
+    from another row, or its KEK gone) is None: no code matches it, and the operators are
+    told."""
     if not is_sealed(stored):
         return stored
     try:
-        return open_sealed(keys, stored, context)
-    except _KEYS_DOWN:
-        raise Unavailable("the key service is unavailable; nothing was changed") from None
+        with _key_service():
+            return open_sealed(keys, stored, context)
     except SealedValueError:
         log.error("a stored TOTP secret does not open for its row", extra={"context": "totp"})
         return None
 
 
 def _sealed(keys: KeyProvider, secret: str, context: str) -> str:
-    try:
+    with _key_service():
         return seal(keys, secret, context)
-    except _KEYS_DOWN:
-        raise Unavailable("the key service is unavailable; nothing was changed") from None
-
-
-#: The key provider could not answer: its service is down or the local keyring unreadable.
-_KEYS_DOWN: Final = (KeyServiceUnavailable, KeyringError)
 
 
 def verify_code(
