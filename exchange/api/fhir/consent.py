@@ -24,8 +24,7 @@ from exchange.api.fhir.rest import (
 )
 from exchange.api.fhir.search import (
     SearchRequest,
-    any_of,
-    code_value,
+    codes_of,
     groups,
     nhs_number_value,
     nhs_numbers,
@@ -148,7 +147,7 @@ def _filters(search: SearchRequest) -> ConsentFilters:
     return ConsentFilters(
         patient_ids=patient_ids(search, "patient"),
         nhs_numbers=nhs_numbers(search),
-        statuses=any_of(search, lambda v: code_value(v, "status", CONSENT_STATUSES), "status"),
+        statuses=codes_of(search, "status", CONSENT_STATUSES),
         dates=[parse_date(value, "date") for value in params.get("date", [])],
         categories=[
             [category_of(*split_token(v)) for v in group] for group in groups(search, "category")

@@ -25,7 +25,7 @@ from exchange.api.fhir.rest import (
 from exchange.api.fhir.search import (
     SearchRequest,
     any_of,
-    code_value,
+    codes_of,
     groups,
     nhs_numbers,
     ods_value,
@@ -126,10 +126,8 @@ def _filters(search: SearchRequest) -> DocumentFilters:
     return DocumentFilters(
         patient_ids=patient_ids(search, "patient", "subject"),
         nhs_numbers=nhs_numbers(search),
-        types=any_of(
-            search, lambda v: code_value(v, "type", codes.DocumentType, document_types), "type"
-        ),
-        statuses=any_of(search, lambda v: code_value(v, "status", DOCUMENT_STATUSES), "status"),
+        types=codes_of(search, "type", codes.DocumentType, document_types),
+        statuses=codes_of(search, "status", DOCUMENT_STATUSES),
         task_ids=any_of(
             search, lambda v: reference_id(v, "related", "Task"), "related", keep_empty=False
         ),

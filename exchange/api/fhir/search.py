@@ -327,6 +327,14 @@ def any_of(
     )
 
 
+def codes_of(
+    search: SearchRequest, name: str, codes: Iterable[str], system: str | None = None
+) -> list[str] | None:
+    """The codes (of `codes`, in `system` when given) a resource's one value of the token
+    parameter `name` may be: `one_of` its groups, 400 for a code it does not take."""
+    return any_of(search, lambda value: code_value(value, name, codes, system), name)
+
+
 def patient_ids(search: SearchRequest, *names: str) -> list[uuid.UUID] | None:
     """The patients a resource's one patient may be, named by `names` (`patient`, and
     its aliases): `Patient/<id>` or a bare id; a repetition without a value narrows

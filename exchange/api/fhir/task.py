@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Iterable
 from typing import Final
 
 from flask import Response, request
@@ -28,7 +27,7 @@ from exchange.api.fhir.rest import (
 )
 from exchange.api.fhir.search import (
     SearchRequest,
-    code_value,
+    codes_of,
     groups,
     nhs_numbers,
     ods_value,
@@ -203,13 +202,8 @@ def _filters(search: SearchRequest) -> TaskFilters:
     def references(name: str, *aliases: str) -> list[list[str]]:
         return groups(search, name, *aliases, keep_empty=False)
 
-    def tokens(name: str, codes_: Iterable[str], system: str | None = None) -> list[str] | None:
-        return one_of(
-            [[code_value(v, name, codes_, system) for v in group] for group in groups(search, name)]
-        )
-
-    business = tokens(
-        "business-status", TaskBusinessStatus, codes.code_system_url("task-business-status")
+    business = codes_of(
+        search, "business-status", TaskBusinessStatus, codes.code_system_url("task-business-status")
     )
     return TaskFilters(
         patient_ids=patient_ids(search, "patient"),
@@ -223,8 +217,8 @@ def _filters(search: SearchRequest) -> TaskFilters:
                 for g in references("requester", "requester:identifier")
             ]
         ),
-        statuses=tokens("status", TASK_STATUSES),
-        codes=tokens("code", codes.TaskType, codes.code_system_url("task-type")),
+        statuses=codes_of(search, "status", TASK_STATUSES),
+        codes=codes_of(search, "code", codes.TaskType, codes.code_system_url("task-type")),
         business_statuses=(None if business is None else [TaskBusinessStatus(v) for v in business]),
         authored=[parse_date(value, "authored-on") for value in params.get("authored-on", [])],
         last_updated=[
