@@ -53,8 +53,13 @@ def seal(keys: KeyProvider, value: str, context: str) -> str:
     data_key, wrapped = keys.new_data_key(context)
     nonce = os.urandom(_NONCE)
     sealed = AESGCM(data_key).encrypt(nonce, value.encode("utf-8"), _associated(context))
+    return _stored(wrapped, nonce + sealed)
+
+
+def _stored(wrapped: WrappedKey, sealed: bytes) -> str:
+    """The stored form of a value sealed (nonce and ciphertext) under `wrapped`."""
     return ".".join(
-        (PREFIX, _b64(wrapped.key_ref.encode("utf-8")), _b64(wrapped.wrapped), _b64(nonce + sealed))
+        (PREFIX, _b64(wrapped.key_ref.encode("utf-8")), _b64(wrapped.wrapped), _b64(sealed))
     )
 
 
@@ -95,6 +100,4 @@ def rewrap_sealed(provider: LocalKeyProvider, stored: str, context: str) -> str:
         rewrapped = provider.rewrap(wrapped, context)
     except KeyUnwrapError:
         raise SealedValueError("the sealed value does not open for this row") from None
-    return ".".join(
-        (PREFIX, _b64(rewrapped.key_ref.encode("utf-8")), _b64(rewrapped.wrapped), _b64(sealed))
-    )
+    return _stored(rewrapped, sealed)
