@@ -15,6 +15,8 @@ from __future__ import annotations
 import codecs
 import hashlib
 import io
+import queue
+import threading
 import zipfile
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -68,13 +70,19 @@ class CheckedContent:
         self._declared = declared
         self._max = max_bytes
         self.size = 0
-        self._sha256 = hashlib.sha256()
-        self._sha1 = hashlib.sha1(usedforsecurity=False)  # R4 Attachment.hash is SHA-1
+        self._digests = _Digests()
         self._text = codecs.getincrementaldecoder("utf-8")() if declared == "text/plain" else None
         keep = {PDF: PDF_TRAILER_WINDOW, DOCX: DOCX_TAIL}.get(declared, 0)
         self._tail = _Tail(keep)
 
     def __iter__(self) -> Iterator[bytes]:
+        try:
+            yield from self._checked()
+        finally:
+            # Ended, refused or abandoned: the digest thread (if any) stops either way.
+            self._digests.end()
+
+    def _checked(self) -> Iterator[bytes]:
         head = b""
         for piece in self._pieces:
             if not piece:
@@ -88,8 +96,7 @@ class CheckedContent:
                     self._check_magic(head)
             self._check_text(piece, final=False)
             self._tail.add(piece)
-            self._sha256.update(piece)
-            self._sha1.update(piece)
+            self._digests.update(piece)
             yield piece
         if self.size == 0:
             raise EmptyContent("the document is empty")
@@ -146,12 +153,77 @@ class CheckedContent:
 
     @property
     def sha256_hex(self) -> str:
-        """Lowercase hex SHA-256 of the plaintext (the `sha256` extension, ETag)."""
-        return self._sha256.hexdigest()
+        """Lowercase hex SHA-256 of the plaintext (the `sha256` extension, ETag); read
+        once the stream has been consumed."""
+        return self._digests.sha256_hex()
 
     @property
     def sha1_digest(self) -> bytes:
-        """Raw SHA-1 (R4 `Attachment.hash`)."""
+        """Raw SHA-1 (R4 `Attachment.hash`); read once the stream has been consumed."""
+        return self._digests.sha1_digest()
+
+
+class _Digests:
+    """The SHA-256 and SHA-1 of a stream of pieces. Small pieces are hashed in the
+    caller's thread (a thread costs more than hashing them: inline content of a few
+    hundred KiB); from the first large piece on, they are hashed in a thread of the
+    stream's own, since hashlib releases the interpreter lock over large pieces, so an
+    upload's two digests run beside its socket reads, encryption, writes and fsync
+    (they were a quarter of a 5 MiB upload's time: bench/profiles/documents.md). The
+    queue holds a few pieces at most, so memory stays bounded by the piece size; `end`
+    tells the thread to stop after the pieces it holds, and reading a digest waits for
+    that."""
+
+    #: The smallest piece worth hashing in the thread (1 MiB reads of a request body).
+    LARGE: Final = 256 * 1024
+    #: Pieces waiting to be hashed, at most (1 MiB each from a request body).
+    WAITING: Final = 4
+
+    def __init__(self) -> None:
+        self._sha256 = hashlib.sha256()
+        self._sha1 = hashlib.sha1(usedforsecurity=False)  # R4 Attachment.hash is SHA-1
+        self._waiting: queue.Queue[bytes | None] = queue.Queue(self.WAITING)
+        self._thread: threading.Thread | None = None
+        self._ended = False
+
+    def update(self, piece: bytes) -> None:
+        if self._ended:
+            raise ValueError("the stream has ended")
+        if self._thread is None and len(piece) < self.LARGE:
+            self._hash(piece)
+            return
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="digests", daemon=True)
+            self._thread.start()
+        # The thread reads the piece later: it must not change meanwhile.
+        self._waiting.put(piece if isinstance(piece, bytes) else bytes(piece))
+
+    def _hash(self, piece: bytes) -> None:
+        self._sha256.update(piece)
+        self._sha1.update(piece)
+
+    def _run(self) -> None:
+        while (piece := self._waiting.get()) is not None:
+            self._hash(piece)
+
+    def end(self) -> None:
+        """No more pieces (the stream ended, or was refused or abandoned)."""
+        if not self._ended:
+            self._ended = True
+            if self._thread is not None:
+                self._waiting.put(None)
+
+    def _done(self) -> None:
+        self.end()
+        if self._thread is not None:
+            self._thread.join()
+
+    def sha256_hex(self) -> str:
+        self._done()
+        return self._sha256.hexdigest()
+
+    def sha1_digest(self) -> bytes:
+        self._done()
         return self._sha1.digest()
 
 
