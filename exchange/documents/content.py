@@ -182,35 +182,43 @@ class _Digests:
     def __init__(self) -> None:
         self._sha256 = hashlib.sha256()
         self._sha1 = hashlib.sha1(usedforsecurity=False)  # R4 Attachment.hash is SHA-1
-        self._waiting: queue.Queue[bytes | None] = queue.Queue(self.WAITING)
+        # Made at the first large piece, with the thread: inline content needs neither.
+        self._waiting: queue.Queue[bytes | None] | None = None
         self._thread: threading.Thread | None = None
         self._ended = False
 
     def update(self, piece: bytes) -> None:
         if self._ended:
             raise ValueError("the stream has ended")
-        if self._thread is None and len(piece) < self.LARGE:
-            self._hash(piece)
-            return
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="digests", daemon=True)
-            self._thread.start()
+        if self._waiting is None:
+            if len(piece) < self.LARGE:
+                self._hash(piece)
+                return
+            self._waiting = self._start()
         # The thread reads the piece later: it must not change meanwhile.
         self._waiting.put(piece if isinstance(piece, bytes) else bytes(piece))
+
+    def _start(self) -> queue.Queue[bytes | None]:
+        waiting: queue.Queue[bytes | None] = queue.Queue(self.WAITING)
+        self._thread = threading.Thread(
+            target=self._run, args=(waiting,), name="digests", daemon=True
+        )
+        self._thread.start()
+        return waiting
 
     def _hash(self, piece: bytes) -> None:
         self._sha256.update(piece)
         self._sha1.update(piece)
 
-    def _run(self) -> None:
-        while (piece := self._waiting.get()) is not None:
+    def _run(self, waiting: queue.Queue[bytes | None]) -> None:
+        while (piece := waiting.get()) is not None:
             self._hash(piece)
 
     def end(self) -> None:
         """No more pieces (the stream ended, or was refused or abandoned)."""
         if not self._ended:
             self._ended = True
-            if self._thread is not None:
+            if self._waiting is not None:
                 self._waiting.put(None)
 
     def _done(self) -> None:
