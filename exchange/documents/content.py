@@ -183,8 +183,12 @@ class _Digests:
         self._sha256 = hashlib.sha256()
         self._sha1 = hashlib.sha1(usedforsecurity=False)  # R4 Attachment.hash is SHA-1
         # Made at the first large piece, with the thread: inline content needs neither.
-        self._waiting: queue.Queue[bytes | None] | None = None
+        self._waiting: queue.SimpleQueue[bytes | None] | None = None
         self._thread: threading.Thread | None = None
+        # Room for a piece in the queue, taken by `update` and given back once hashed.
+        # The queue itself is unbounded, so `end` never blocks: an abandoned stream may
+        # be closed by the garbage collector in any thread, even the digests' own.
+        self._room = threading.Semaphore(self.WAITING)
         self._ended = False
 
     def update(self, piece: bytes) -> None:
@@ -195,11 +199,12 @@ class _Digests:
                 self._hash(piece)
                 return
             self._waiting = self._start()
+        self._room.acquire()
         # The thread reads the piece later: it must not change meanwhile.
         self._waiting.put(piece if isinstance(piece, bytes) else bytes(piece))
 
-    def _start(self) -> queue.Queue[bytes | None]:
-        waiting: queue.Queue[bytes | None] = queue.Queue(self.WAITING)
+    def _start(self) -> queue.SimpleQueue[bytes | None]:
+        waiting: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self._thread = threading.Thread(
             target=self._run, args=(waiting,), name="digests", daemon=True
         )
@@ -210,9 +215,10 @@ class _Digests:
         self._sha256.update(piece)
         self._sha1.update(piece)
 
-    def _run(self, waiting: queue.Queue[bytes | None]) -> None:
+    def _run(self, waiting: queue.SimpleQueue[bytes | None]) -> None:
         while (piece := waiting.get()) is not None:
             self._hash(piece)
+            self._room.release()
 
     def end(self) -> None:
         """No more pieces (the stream ended, or was refused or abandoned)."""

@@ -99,3 +99,43 @@ def test_a_refusal_at_the_end_still_ends_the_thread() -> None:
     for thread in _digest_threads():
         thread.join(timeout=5)
     assert not _digest_threads()
+
+
+def test_ending_never_waits_for_the_digest_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An abandoned stream may be closed by the garbage collector in any thread, the
+    digests' own included: ending it must not wait for room in the queue (the thread
+    would wait on itself). The thread is held inside a hash (a fault that cannot be
+    caused otherwise) while a producer fills the queue, and the stream is ended from
+    another thread."""
+    from exchange.documents import content
+
+    hashing, go_on = threading.Event(), threading.Event()
+    real_hash = content._Digests._hash
+
+    def held_hash(self: content._Digests, piece: bytes) -> None:
+        if threading.current_thread().name == "digests":
+            hashing.set()
+            go_on.wait(timeout=10)
+        real_hash(self, piece)
+
+    monkeypatch.setattr(content._Digests, "_hash", held_hash)
+    digests = content._Digests()
+
+    def produce() -> None:
+        for n in range(1 + content._Digests.WAITING):
+            digests.update(bytes([n]) * MIB)
+
+    producer = threading.Thread(target=produce, daemon=True)
+    producer.start()
+    assert hashing.wait(timeout=5)
+    producer.join(timeout=0.5)  # the queue fills up behind the held hash
+    ender = threading.Thread(target=digests.end, daemon=True)
+    ender.start()
+    ender.join(timeout=2)
+    ended_at_once = not ender.is_alive()
+    go_on.set()
+    producer.join(timeout=5)
+    for thread in _digest_threads():
+        thread.join(timeout=5)
+    assert ended_at_once
+    assert not _digest_threads()
