@@ -14,14 +14,8 @@ from exchange.backends import blob_store
 from exchange.cli import main
 from exchange.cli.context import CliContext, pass_context
 from exchange.clock import LONDON
-from exchange.crypto.keyring import load_keyring, save_keyring
-from exchange.crypto.keys import LocalKeyProvider
-from exchange.documents.housekeeping import (
-    apply_retention,
-    live_data_keys,
-    rotate_data_keys,
-    sweep,
-)
+from exchange.documents.housekeeping import apply_retention, sweep
+from exchange.key_rotation import live_data_keys, rotate_keys
 
 
 @main.command("sweep")
@@ -92,27 +86,22 @@ def rotate(cli: CliContext) -> None:
             "(KMS key rotation, "
             "Vault `transit/keys/<name>/rotate`); nothing to do here"
         )
-    keyring = load_keyring(cli.settings.keyring_path).with_new_kek()
     database = cli.database()
-    save_keyring(
-        cli.settings.keyring_path, keyring
-    )  # older versions stay until every key is re-wrapped
-    with (
-        database.transaction() as session,
-        tqdm(
-            total=live_data_keys(session),
-            unit="key",
-            desc="re-wrapping",
-            disable=None,
-            file=sys.stderr,
-        ) as bar,
-    ):
-        changed = rotate_data_keys(
-            session,
-            LocalKeyProvider(keyring),
-            keyring.current_kek_version,
-            cli.clock.now(),
-            bar.update,
-        )
+    with tqdm(
+        total=live_data_keys(database),
+        unit="key",
+        desc="re-wrapping",
+        disable=None,
+        file=sys.stderr,
+    ) as bar:
+        rotation = rotate_keys(database, cli.settings.keyring_path, cli.clock.now(), bar.update)
     seal_all(database)
-    click.echo(f"KEK version {keyring.current_kek_version} added; {changed} data key(s) re-wrapped")
+    not_opened = (
+        f"; {rotation.not_opened} data key(s) did not open and were left as they were (see the log)"
+        if rotation.not_opened
+        else ""
+    )
+    click.echo(
+        f"KEK version {rotation.kek_version} added; {rotation.data_keys} data key(s) "
+        f"re-wrapped" + not_opened
+    )

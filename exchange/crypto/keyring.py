@@ -8,9 +8,13 @@ half keyring; a keyring readable by group or others is refused (fail closed).
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
+import os
 import secrets
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -109,6 +113,23 @@ def load_keyring(path: Path) -> Keyring:
 def save_keyring(path: Path, keyring: Keyring) -> None:
     """Write the keyring atomically with mode 0600."""
     write_secret_file(path, json.dumps(keyring.to_json(), indent=2).encode("utf-8"))
+
+
+@contextmanager
+def keyring_changing(path: Path) -> Iterator[None]:
+    """The keyring at `path` changed by this process alone for the block (an exclusive
+    `flock` on a lock file beside it). Two rotations at once would each add "the next"
+    KEK version and the later save would drop the other's, with the keys it had wrapped:
+    their documents could never be opened again. A second one waits its turn."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(
+        path.with_name(f".{path.name}.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
+    )
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # closing releases the lock
 
 
 def write_secret_file(path: Path, content: bytes) -> None:

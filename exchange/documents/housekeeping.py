@@ -1,25 +1,22 @@
-"""Operator jobs on document content: sweeping orphans and expired uploads, and re-wrapping
-data keys after a key rotation (`documents.md`)."""
+"""Operator jobs on document content: sweeping orphans and expired uploads, and retention's
+crypto-shredding (`documents.md`). Re-wrapping data keys is `exchange.key_rotation`."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Final
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from exchange.audit.chain import take_sealer_lock
 from exchange.audit.events import Action, Actor, AuditEntry, AuditKind, Outcome
 from exchange.audit.service import record
-from exchange.crypto.keys import LocalKeyProvider, WrappedKey
 from exchange.db import Database
 from exchange.documents.models import BinaryRow, DocumentRow
 from exchange.storage.blobs import BlobStore, StorageUnavailable
-from exchange.users.service import seal_totp_secrets
 
 log = logging.getLogger(__name__)
 
@@ -116,63 +113,6 @@ def _housekeeping_entry(actor: Actor, details: dict[str, str]) -> AuditEntry:
         actor=actor,
         details=details,
     )
-
-
-#: The Binaries whose content can still be read: their data key is still held, wrapped.
-_LIVE_KEYS: Final = BinaryRow.wrapped_key.is_not(None)
-
-
-def live_data_keys(session: Session) -> int:
-    """How many data keys `rotate_data_keys` will go through (for its progress bar)."""
-    return session.scalar(select(func.count()).select_from(BinaryRow).where(_LIVE_KEYS)) or 0
-
-
-def rotate_data_keys(
-    session: Session,
-    provider: LocalKeyProvider,
-    kek_version: int,
-    now: datetime,
-    progress: Callable[[int], object] | None = None,
-) -> int:
-    """`exchange keys rotate`: re-wrap every live data key with the KEK `kek_version`, now
-    the keyring's current one, and the console's sealed TOTP secrets with it, and audit
-    the rotation; how many data keys changed."""
-    changed = rewrap_all(session, provider, progress)
-    secrets = seal_totp_secrets(session, provider)
-    record(
-        session,
-        AuditEntry(
-            kind=AuditKind.KEY_ROTATION,
-            action=Action.UPDATE,
-            outcome=Outcome.SUCCESS,
-            actor=Actor.operator(),
-            details={
-                "kek-version": str(kek_version),
-                "rewrapped": str(changed),
-                "totp-secrets": str(secrets),
-            },
-        ),
-        at=now,
-    )
-    return changed
-
-
-def rewrap_all(
-    session: Session, provider: LocalKeyProvider, progress: Callable[[int], object] | None = None
-) -> int:
-    """Re-wrap every live data key with the current KEK (no content is re-encrypted)."""
-    rows = session.scalars(select(BinaryRow).where(_LIVE_KEYS)).all()
-    changed = 0
-    for row in rows:
-        if row.wrapped_key is None:
-            continue
-        rewrapped = provider.rewrap(WrappedKey(row.wrapped_key, row.key_ref), str(row.id))
-        if rewrapped.key_ref != row.key_ref:
-            row.wrapped_key, row.key_ref = rewrapped.wrapped, rewrapped.key_ref
-            changed += 1
-        if progress is not None:
-            progress(1)
-    return changed
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,6 @@ import pytest
 from sqlalchemy import select
 
 from exchange.audit.models import AuditRecord
-from exchange.crypto.keyring import load_keyring, save_keyring
 from exchange.crypto.keys import KeyServiceUnavailable, LocalKeyProvider
 from exchange.crypto.sealed import is_sealed, sealed_key_ref
 from exchange.db import Database
@@ -161,10 +160,10 @@ def test_a_key_service_that_is_down_refuses_the_code_with_nothing_changed(
 def test_a_key_rotation_rewraps_the_secrets_and_sign_in_goes_on(
     app: Any, console_world: None, clock: FrozenClock, db: Database, settings: Any
 ) -> None:
-    """What `exchange keys rotate` does (its use case, in this test's transaction): a new
-    KEK version in the keyring file, every sealed secret re-wrapped with it and one
-    enrolled before sealing sealed now; the running console follows the new keyring."""
-    from exchange.documents.housekeeping import rotate_data_keys
+    """What `exchange keys rotate` does (its use case): a new KEK version in the keyring
+    file, every sealed secret re-wrapped with it and one enrolled before sealing sealed
+    now; the running console follows the new keyring."""
+    from exchange.key_rotation import rotate_keys
 
     sealed_one = person(app, clock, IG_LEAD)
     plain_one = person(app, clock, DCO)
@@ -172,10 +171,8 @@ def test_a_key_rotation_rewraps_the_secrets_and_sign_in_goes_on(
     _set_secret(db, DCO, plain_one.secret)  # as an older release stored it
     before = _secret_of(db, IG_LEAD)
     assert before is not None and sealed_key_ref(before) == "local:1"
-    rotated = load_keyring(settings.keyring_path).with_new_kek()
-    save_keyring(settings.keyring_path, rotated)
-    with db.transaction() as session:
-        rotate_data_keys(session, LocalKeyProvider(rotated), 2, clock.now())
+    rotation = rotate_keys(db, settings.keyring_path, clock.now())
+    assert rotation.kek_version == 2 and rotation.totp_secrets == 2
     for someone in (sealed_one, plain_one):
         stored = _secret_of(db, someone.username)
         assert stored is not None and sealed_key_ref(stored) == "local:2"

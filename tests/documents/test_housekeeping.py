@@ -1,4 +1,4 @@
-"""`exchange sweep` (orphans, expired uploads) and `exchange keys rotate` (re-wrap)."""
+"""`exchange sweep` (orphans, expired uploads) and `exchange retention apply`."""
 
 from __future__ import annotations
 
@@ -13,17 +13,15 @@ from sqlalchemy import select
 
 from exchange.audit.events import AuditKind
 from exchange.audit.models import AuditRecord
-from exchange.crypto.keyring import Keyring, load_keyring
+from exchange.crypto.keyring import Keyring
 from exchange.crypto.keys import LocalKeyProvider
 from exchange.db import Database
 from exchange.documents.housekeeping import hourly_sweep, sweep
 from exchange.documents.models import BinaryRow
 from exchange.documents.pipeline import add_binary, open_content, seal_content
-from exchange.install import prepare_data_directory
-from exchange.settings import Settings
 from exchange.storage.blobs import FileBlobStore, new_blob_name
 from tests.cli_runner import exchange
-from tests.factories import FrozenClock, make_organisation, pdf_bytes
+from tests.factories import make_organisation, pdf_bytes
 
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
 
@@ -155,42 +153,6 @@ def _details(audited: AuditRecord) -> dict[str, str]:
         for e in json.loads(audited.payload)["entity"]
         for d in e.get("detail", [])
     }
-
-
-def test_keys_rotate_rewraps_and_content_still_opens(
-    tmp_path: Path, fresh_database_url: str
-) -> None:
-    data_dir = tmp_path / "var"
-    assert exchange("init", data_dir=data_dir, database_url=fresh_database_url).returncode == 0
-    settings = Settings(data_dir=data_dir, database_url=fresh_database_url)
-    prepare_data_directory(settings, FrozenClock())
-    database = Database(fresh_database_url)
-    store = FileBlobStore(data_dir / "blobs")
-    row = _upload(
-        database,
-        store,
-        LocalKeyProvider(load_keyring(settings.keyring_path)),
-        _organisation(database),
-        NOW,
-    )
-    result = exchange("keys", "rotate", data_dir=data_dir, database_url=fresh_database_url)
-    assert result.returncode == 0, result.stderr
-    assert "KEK version 2 added; 1 data key(s) re-wrapped" in result.stdout
-    keyring = load_keyring(settings.keyring_path)
-    with database.transaction() as session:
-        rotated = session.scalars(select(BinaryRow).where(BinaryRow.id == row.id)).one()
-        assert rotated.key_ref == "local:2"
-        assert b"".join(open_content(rotated, store, LocalKeyProvider(keyring))).startswith(b"%PDF")
-        (audited,) = session.scalars(
-            select(AuditRecord).where(AuditRecord.kind == AuditKind.KEY_ROTATION.value)
-        ).all()
-    database.dispose()
-    details = {
-        d["type"]: d["valueString"]
-        for e in json.loads(audited.payload)["entity"]
-        for d in e.get("detail", [])
-    }
-    assert details == {"kek-version": "2", "rewrapped": "1", "totp-secrets": "0"}
 
 
 def test_retention_command(tmp_path: Path, fresh_database_url: str) -> None:
