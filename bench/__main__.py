@@ -13,9 +13,9 @@ from bench import (
     audit_verify,
     consent_decision,
     documents,
-    key_rotation,
     mixed,
     national,
+    operator_jobs,
     token_endpoint,
 )
 
@@ -28,7 +28,7 @@ def main() -> None:
     consent_decision.main()
     aead.main()
     documents.main()
-    key_rotation.main([])
+    operator_jobs.main([])
     api_load.main()
     mixed.main()
     # Last: about 35 minutes (loads 1% of the national figures, then grows to 10%).

@@ -7,7 +7,7 @@ National scale holds 10,000,000 documents (`quality.md`). The data keys therefor
 batches of `BATCH` rows, in id order, each batch read as plain rows and written back in
 one statement, in a transaction of its own. Memory stays flat whatever the count (the
 whole table used to be loaded into one session: 565 MiB for 100,000 keys,
-bench/key_rotation.py). On SQLite the writer lock is held for one batch at a time, so a
+bench/operator_jobs.py). On SQLite the writer lock is held for one batch at a time, so a
 running server's writes go on between batches. A rotation that stops part-way loses
 nothing: every key opens under the KEK version its reference names, and running the
 command again finishes the work under a newer version.

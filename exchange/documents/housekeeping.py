@@ -1,20 +1,30 @@
 """Operator jobs on document content: sweeping orphans and expired uploads, and retention's
-crypto-shredding (`documents.md`). Re-wrapping data keys is `exchange.key_rotation`."""
+crypto-shredding (`documents.md`). Re-wrapping data keys is `exchange.key_rotation`.
+
+National scale holds 10,000,000 documents (`quality.md`), so no job here holds every blob
+name or row in memory: the store's names are checked against the database `BATCH` at a
+time, and retention goes through the documents in batches, each shredded and audited in
+a transaction of its own (bench/operator_jobs.py measures the sweep, and key rotation,
+which goes the same way).
+"""
 
 from __future__ import annotations
 
+import itertools
 import logging
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Final
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from exchange.audit.chain import take_sealer_lock
 from exchange.audit.events import Action, Actor, AuditEntry, AuditKind, Outcome
 from exchange.audit.service import record
-from exchange.db import Database
+from exchange.db import Database, among
 from exchange.documents.models import BinaryRow, DocumentRow
 from exchange.storage.blobs import BlobStore, StorageUnavailable
 
@@ -23,6 +33,11 @@ log = logging.getLogger(__name__)
 UNATTACHED_LIFETIME: Final = timedelta(hours=24)
 #: A blob younger than this may belong to an upload whose row is not committed yet.
 ORPHAN_GRACE: Final = timedelta(hours=1)
+#: Blob names checked against the database, or documents shredded, at a time.
+BATCH: Final = 1000
+#: The most blobs one sweep removes, and keys it destroys (the rest go at the next): the
+#: names it deletes once its transaction has committed are held until then.
+SWEEP_LIMIT: Final = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,18 +76,15 @@ def _sweep(
     crypto-shredded); audit the run as `actor`'s. Returns the blobs to delete once this
     has committed: a failure in between leaves undecryptable ciphertext, which the next
     sweep removes, never a row that offers content that is gone."""
-    known = set(session.scalars(select(BinaryRow.blob_name).where(BinaryRow.destroyed.is_(None))))
-    orphans = [
-        name
-        for name in list(store.names())
-        if name not in known and (age := store.age(name)) is not None and age > ORPHAN_GRACE
-    ]
+    orphans = list(itertools.islice(_orphans(session, store), SWEEP_LIMIT))
     expired = session.scalars(
-        select(BinaryRow).where(
+        select(BinaryRow)
+        .where(
             BinaryRow.document_id.is_(None),
             BinaryRow.destroyed.is_(None),
             BinaryRow.created < now - UNATTACHED_LIFETIME,
         )
+        .limit(SWEEP_LIMIT)
     ).all()
     for row in expired:
         row.wrapped_key = None
@@ -86,6 +98,24 @@ def _sweep(
         }
         record(session, _housekeeping_entry(actor, details), at=now)
     return result, orphans + [row.blob_name for row in expired]
+
+
+def _orphans(session: Session, store: BlobStore) -> Iterator[str]:
+    """The store's blobs that no live Binary names, past the grace period: the store's
+    names are read as they are listed and checked `BATCH` at a time (by the unique index
+    on `blob_name`), never all held at once."""
+    names = iter(store.names())
+    while batch := list(itertools.islice(names, BATCH)):
+        live = set(
+            session.scalars(
+                select(BinaryRow.blob_name).where(
+                    among(session, BinaryRow.blob_name, batch), BinaryRow.destroyed.is_(None)
+                )
+            )
+        )
+        for name in batch:
+            if name not in live and (age := store.age(name)) is not None and age > ORPHAN_GRACE:
+                yield name
 
 
 def _delete_blobs(store: BlobStore, names: list[str]) -> int:
@@ -129,30 +159,68 @@ def apply_retention(
     database: Database, store: BlobStore, before: datetime, now: datetime, dry_run: bool
 ) -> RetentionResult:
     """`exchange retention apply`: crypto-shred every document dated before `before`, as the
-    operator, audited. Its data key is destroyed and the run recorded in one transaction,
-    then its blob is deleted; the DocumentReference and the audit trail are kept
-    (`documents.md`, Changes). A dry run only counts, and records nothing."""
-    with database.transaction() as session:
-        documents = session.scalars(select(DocumentRow).where(DocumentRow.date < before)).all()
-        binary_ids = [document.binary_id for document in documents]
-        binaries = (
-            session.scalars(
-                select(BinaryRow).where(BinaryRow.id.in_(binary_ids), BinaryRow.destroyed.is_(None))
-            ).all()
-            if binary_ids
-            else []
-        )
-        result = RetentionResult(len(documents), len(binaries))
-        if dry_run:
-            return result
-        for row in binaries:
-            row.wrapped_key = None
-            row.destroyed = now
-        details = {
-            "before": before.date().isoformat(),
-            "documents": str(result.documents),
-            "shredded": str(result.binaries),
-        }
-        record(session, _housekeeping_entry(Actor.operator(), details), at=now)
-        shredded = [row.blob_name for row in binaries]
-    return replace(result, left=_delete_blobs(store, shredded))
+    operator, audited. The documents go in batches of `BATCH`, in id order: a batch's data
+    keys are destroyed and recorded in one transaction, then its blobs are deleted; the
+    DocumentReference and the audit trail are kept (`documents.md`, Changes). A run that
+    stops part-way leaves whole batches done, each audited, and running it again goes on.
+    A dry run only counts, and records nothing."""
+    if dry_run:
+        with database.transaction() as session:
+            return _retention_counts(session, before)
+    documents = shredded = left = 0
+    after: uuid.UUID | None = None
+    while True:
+        with database.transaction() as session:
+            batch = _documents_before(session, before, after)
+            names = _shred(session, [binary for _, binary in batch], now)
+            if names or (not batch and shredded == 0):
+                # Each batch that destroyed keys is audited with it; a run that destroyed
+                # none is audited once, at its end, with the documents it went through.
+                details = {
+                    "before": before.date().isoformat(),
+                    "documents": str(len(batch) if batch else documents),
+                    "shredded": str(len(names)),
+                }
+                record(session, _housekeeping_entry(Actor.operator(), details), at=now)
+        if not batch:
+            break
+        left += _delete_blobs(store, names)
+        documents, shredded, after = documents + len(batch), shredded + len(names), batch[-1][0]
+    return RetentionResult(documents, shredded, left)
+
+
+def _retention_counts(session: Session, before: datetime) -> RetentionResult:
+    dated = select(DocumentRow.binary_id).where(DocumentRow.date < before)
+    documents = session.scalar(select(func.count()).select_from(dated.subquery()))
+    binaries = session.scalar(
+        select(func.count())
+        .select_from(BinaryRow)
+        .where(BinaryRow.id.in_(dated), BinaryRow.destroyed.is_(None))
+    )
+    return RetentionResult(documents or 0, binaries or 0)
+
+
+def _documents_before(
+    session: Session, before: datetime, after: uuid.UUID | None
+) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """The next documents dated before `before`, in id order (the primary key's index,
+    read once over the whole run): (document id, its Binary's id)."""
+    query = select(DocumentRow.id, DocumentRow.binary_id).where(DocumentRow.date < before)
+    if after is not None:
+        query = query.where(DocumentRow.id > after)
+    rows = session.execute(query.order_by(DocumentRow.id).limit(BATCH))
+    return [(row.id, row.binary_id) for row in rows]
+
+
+def _shred(session: Session, binary_ids: list[uuid.UUID], now: datetime) -> list[str]:
+    """Destroy the data keys of those Binaries not destroyed yet; their blobs' names."""
+    if not binary_ids:
+        return []
+    shredded = session.execute(
+        update(BinaryRow)
+        .where(BinaryRow.id.in_(binary_ids), BinaryRow.destroyed.is_(None))
+        .values(wrapped_key=None, destroyed=now)
+        .returning(BinaryRow.blob_name),
+        execution_options={"synchronize_session": False},
+    )
+    return list(shredded.scalars())

@@ -512,3 +512,60 @@ def test_an_inline_documents_rows_are_one_statement_on_postgresql(
             .where(AuditEntityRef.reference == f"DocumentReference/{created['id']}")
         )
     assert world.get(f"/fhir/Binary/{binary_id}", LA, Accept="application/pdf").data == REVISED
+
+
+def test_retention_goes_in_batches_each_audited(
+    client: FlaskClient,
+    tokens: Tokens,
+    db: Database,
+    settings: Any,
+    clock: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Three documents past retention in batches of two: each batch's keys destroyed and
+    audited together; the document dated after is untouched. A second run finds nothing
+    left to destroy and is audited once."""
+    from datetime import timedelta
+
+    from exchange.backends import blob_store
+    from exchange.documents import housekeeping
+
+    monkeypatch.setattr(housekeeping, "BATCH", 2)
+    world = Scenario(client, tokens)
+    old = []
+    for _ in range(3):
+        child, _, task = _requested(world)
+        old.append(world.upload(child, task, content=ADVICE))
+    clock.advance(seconds=10)
+    child, _, task = _requested(world)
+    kept = world.upload(child, task, content=ADVICE)
+    before = clock.now() - timedelta(seconds=5)
+    result = housekeeping.apply_retention(db, blob_store(settings), before, clock.now(), False)
+    assert (result.documents, result.binaries, result.left) == (3, 3, 0)
+    for document in old:
+        assert (
+            world.get(f"/fhir/{document['content'][0]['attachment']['url']}", LA).status_code == 410
+        )
+    download = world.get(f"/fhir/{kept['content'][0]['attachment']['url']}", LA)
+    assert download.status_code == 200 and download.data == ADVICE
+    again = housekeeping.apply_retention(db, blob_store(settings), before, clock.now(), False)
+    assert (again.documents, again.binaries) == (3, 0)
+    with db.transaction() as session:
+        runs = [
+            {
+                d["type"]: d["valueString"]
+                for e in json.loads(row.payload)["entity"]
+                for d in e.get("detail", [])
+            }
+            for row in session.scalars(
+                select(AuditRecord)
+                .where(AuditRecord.kind == "operator:retention")
+                .order_by(AuditRecord.id)
+            )
+        ]
+    day = before.date().isoformat()
+    assert runs == [
+        {"before": day, "documents": "2", "shredded": "2"},
+        {"before": day, "documents": "1", "shredded": "1"},
+        {"before": day, "documents": "3", "shredded": "0"},
+    ]

@@ -177,3 +177,34 @@ def test_retention_command(tmp_path: Path, fresh_database_url: str) -> None:
     )
     assert bad.returncode == 1
     assert "is not a date" in bad.stderr
+
+
+def test_a_sweep_checks_the_store_a_batch_at_a_time_and_stops_at_its_limit(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Blob names are checked against the database a few at a time (two here), and one
+    sweep removes at most its limit (three here): the rest go at the next. Live blobs,
+    in whichever batch they fall, are kept."""
+    from exchange.documents import housekeeping
+
+    monkeypatch.setattr(housekeeping, "BATCH", 2)
+    monkeypatch.setattr(housekeeping, "SWEEP_LIMIT", 3)
+    store, keys = FileBlobStore(tmp_path / "blobs"), LocalKeyProvider(Keyring.generate(NOW))
+    uploader = _organisation(db)
+    live = [_upload(db, store, keys, uploader, NOW - timedelta(hours=2)) for _ in range(3)]
+    with db.transaction() as session:
+        for row in live:
+            session.get(BinaryRow, row.id).document_id = row.id  # type: ignore[union-attr]
+    orphans = [new_blob_name() for _ in range(5)]
+    two_hours_ago = time.time() - 7200
+    for name in orphans + [row.blob_name for row in live]:
+        if name in orphans:
+            store.write(name, [b"ciphertext"])
+        os.utime(tmp_path / "blobs" / name[:2] / name, (two_hours_ago, two_hours_ago))
+    first = sweep(db, store, NOW)
+    assert first.orphan_blobs == 3
+    second = sweep(db, store, NOW)
+    assert second.orphan_blobs == 2
+    names = set(store.names())
+    assert names == {row.blob_name for row in live}
+    assert all(b"".join(open_content(row, store, keys)).startswith(b"%PDF") for row in live)
