@@ -38,6 +38,7 @@ from sqlalchemy import (
     create_engine,
     event,
     insert,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.engine import Connection, Engine, make_url
@@ -239,6 +240,21 @@ class _Held:
 
 #: The held look-up connection of the request this context serves, if any.
 _HELD: ContextVar[_Held | None] = ContextVar("exchange_held_lookup", default=None)
+
+
+def take_job_lock(session: Session, job: str) -> bool:
+    """Make this transaction the only one doing `job` now; False if another process's
+    holds it. PostgreSQL: a transaction-scoped advisory lock, keyed by schema (so
+    separate schemas, as test sessions use, do not contend) and job (so one job, the
+    sweep say, does not hold another up, the audit sealer). SQLite: every write
+    transaction is BEGIN IMMEDIATE, which already excludes other writers."""
+    if session.get_bind().dialect.name != "postgresql":
+        return True
+    locked = session.execute(
+        text("SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || '/' || :name))"),
+        {"name": job},
+    ).scalar_one()
+    return bool(locked)
 
 
 def among(session: Session, column: Any, values: list[Any]) -> ColumnElement[bool]:

@@ -63,7 +63,7 @@ class Rotation:
     """What a rotation did."""
 
     kek_version: int
-    #: Data keys now wrapped under the new KEK.
+    #: Data keys now wrapped under the new KEK (those made under it meanwhile not counted).
     data_keys: int
     #: Data keys that did not open and were left as they were (logged; their documents
     #: answer as corrupted, as before the rotation).
@@ -133,6 +133,8 @@ def _rewrap(session: Session, provider: LocalKeyProvider, batch: list[Any]) -> t
             log.error("a data key did not open for its Binary", extra={"binary": str(binary_id)})
             not_opened += 1
             continue
+        if new.key_ref == key_ref:
+            continue  # wrapped under this KEK already (made while the rotation ran)
         changes.append(
             {
                 "row_id": binary_id,

@@ -27,6 +27,7 @@ from sqlalchemy import Table, bindparam, func, select, text, update
 from sqlalchemy.orm import Session
 
 from exchange.audit.models import AuditRecord
+from exchange.db import take_job_lock
 
 log = logging.getLogger(__name__)
 
@@ -82,19 +83,9 @@ def chain_head(session: Session) -> ChainHead:
 
 
 def take_sealer_lock(session: Session) -> bool:
-    """Make this transaction the only sealer; False if another process holds the lock.
-
-    PostgreSQL: a transaction-scoped advisory lock, keyed by schema so separate schemas
-    (test sessions) do not contend. SQLite: every write transaction is BEGIN IMMEDIATE,
-    which already excludes other writers.
-    """
-    if session.get_bind().dialect.name != "postgresql":
-        return True
-    locked = session.execute(
-        text("SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || '/' || :name))"),
-        {"name": "audit-sealer"},
-    ).scalar_one()
-    return bool(locked)
+    """Make this transaction the only sealer; False if another process holds the lock
+    (`db.take_job_lock`)."""
+    return take_job_lock(session, "audit-sealer")
 
 
 _EVENTS: Final = cast(Table, AuditRecord.__table__)

@@ -21,10 +21,9 @@ from typing import Final
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from exchange.audit.chain import take_sealer_lock
 from exchange.audit.events import Action, Actor, AuditEntry, AuditKind, Outcome
 from exchange.audit.service import record
-from exchange.db import Database, among
+from exchange.db import Database, among, take_job_lock
 from exchange.documents.models import BinaryRow, DocumentRow
 from exchange.storage.blobs import BlobStore, StorageUnavailable
 
@@ -61,7 +60,7 @@ def hourly_sweep(database: Database, store: BlobStore, now: datetime) -> None:
     """The server's hourly sweep: skipped while another process is making one, and audited
     (as `exchange-sweeper`) only when it removed something."""
     with database.transaction() as session:
-        if not take_sealer_lock(session):
+        if not take_job_lock(session, "blob-sweeper"):
             return
         _, names = _sweep(session, store, now, Actor(user="exchange-sweeper"), audit_idle=False)
     _delete_blobs(store, names)

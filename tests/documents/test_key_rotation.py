@@ -184,3 +184,34 @@ def test_two_rotations_take_turns_with_the_keyring(service: _Service) -> None:
     assert outcome == ["KEK version 2 added; 1 data key(s) re-wrapped"]
     assert sorted(load_keyring(service.settings.keyring_path).keks) == [1, 2]
     assert service.opens(row)
+
+
+def test_a_key_made_under_the_new_kek_while_the_rotation_runs_is_not_counted(
+    service: _Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server wraps new keys under the new version as soon as the keyring file is
+    saved, and commits them between the rotation's batches: such a key is left as it
+    is, and not counted."""
+    import uuid
+
+    from exchange.key_rotation import rotate_keys
+
+    monkeypatch.setattr("exchange.key_rotation.BATCH", 1)
+    service.upload(2)
+    made: list[BinaryRow] = []
+
+    def upload_between_batches(_: int) -> None:
+        if not made:
+            with monkeypatch.context() as patched:
+                # Its id the last in id order, so the rotation comes to it (a data key is
+                # bound to its Binary's id, so the id is chosen, not changed afterwards).
+                patched.setattr(
+                    "exchange.documents.pipeline.uuid.uuid4", lambda: uuid.UUID(int=2**128 - 1)
+                )
+                made.extend(service.upload(1))  # a fresh provider: the saved keyring, v2
+
+    rotation = rotate_keys(
+        service.database, service.settings.keyring_path, NOW, upload_between_batches
+    )
+    assert (rotation.kek_version, rotation.data_keys, rotation.not_opened) == (2, 2, 0)
+    assert made and made[0].key_ref == "local:2" and service.opens(made[0])
