@@ -34,7 +34,7 @@ from exchange.audit.events import Action, Actor, AuditEntry, AuditKind, Outcome
 from exchange.audit.service import record
 from exchange.crypto.keyring import keyring_changing, load_keyring, save_keyring
 from exchange.crypto.keys import KeyUnwrapError, LocalKeyProvider, WrappedKey
-from exchange.db import Database, core_connection
+from exchange.db import Database, DatabaseError, core_connection
 from exchange.documents.models import BinaryRow
 from exchange.users.service import seal_totp_secrets
 
@@ -95,22 +95,38 @@ def rotate_keys(
         provider = LocalKeyProvider(keyring)
         rewrapped = not_opened = 0
         after: uuid.UUID | None = None
-        while True:
+        try:
+            while True:
+                with database.transaction() as session:
+                    batch = _batch_after(session, after)
+                    if batch:
+                        done, failed = _rewrap(session, provider, batch)
+                        rewrapped, not_opened = rewrapped + done, not_opened + failed
+                if not batch:
+                    break
+                after = batch[-1][0]
+                if progress is not None:
+                    progress(len(batch))
             with database.transaction() as session:
-                batch = _batch_after(session, after)
-                if batch:
-                    done, failed = _rewrap(session, provider, batch)
-                    rewrapped, not_opened = rewrapped + done, not_opened + failed
-            if not batch:
-                break
-            after = batch[-1][0]
-            if progress is not None:
-                progress(len(batch))
-        with database.transaction() as session:
-            secrets = seal_totp_secrets(session, provider)
-            rotation = Rotation(keyring.current_kek_version, rewrapped, not_opened, secrets)
-            record(session, _audit_entry(rotation), at=now)
+                secrets = seal_totp_secrets(session, provider)
+                rotation = Rotation(keyring.current_kek_version, rewrapped, not_opened, secrets)
+                record(session, _audit_entry(rotation), at=now)
+        except Exception:
+            # The batches committed so far stay done: the rotation's failure is recorded
+            # with them (if the database still answers), then raised.
+            _record_failure(
+                database, Rotation(keyring.current_kek_version, rewrapped, not_opened, 0), now
+            )
+            raise
     return rotation
+
+
+def _record_failure(database: Database, partial: Rotation, now: datetime) -> None:
+    try:
+        with database.transaction() as session:
+            record(session, _audit_entry(partial, Outcome.SERIOUS_FAILURE), at=now)
+    except DatabaseError:  # the rotation's own error is the one to raise
+        log.error("the key rotation's failure could not be audited")
 
 
 def _batch_after(session: Session, after: uuid.UUID | None) -> list[Any]:
@@ -149,11 +165,11 @@ def _rewrap(session: Session, provider: LocalKeyProvider, batch: list[Any]) -> t
     return written, not_opened
 
 
-def _audit_entry(rotation: Rotation) -> AuditEntry:
+def _audit_entry(rotation: Rotation, outcome: Outcome = Outcome.SUCCESS) -> AuditEntry:
     return AuditEntry(
         kind=AuditKind.KEY_ROTATION,
         action=Action.UPDATE,
-        outcome=Outcome.SUCCESS,
+        outcome=outcome,
         actor=Actor.operator(),
         details={
             "kek-version": str(rotation.kek_version),

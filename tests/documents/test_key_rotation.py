@@ -215,3 +215,41 @@ def test_a_key_made_under_the_new_kek_while_the_rotation_runs_is_not_counted(
     )
     assert (rotation.kek_version, rotation.data_keys, rotation.not_opened) == (2, 2, 0)
     assert made and made[0].key_ref == "local:2" and service.opens(made[0])
+
+
+def test_a_rotation_that_stops_part_way_loses_nothing_and_is_audited(
+    service: _Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database fails at the second batch (a fault not otherwise causable here): the
+    first batch stays re-wrapped, every key still opens, the failure is audited with what
+    was done, and the next rotation finishes the work."""
+    from exchange import key_rotation
+    from exchange.db import DatabaseError
+
+    monkeypatch.setattr(key_rotation, "BATCH", 2)
+    rows = service.upload(5)
+    real_rewrap = key_rotation._rewrap
+    calls: list[int] = []
+
+    def failing_second_batch(*args: object) -> tuple[int, int]:
+        calls.append(1)
+        if len(calls) == 2:
+            raise DatabaseError("the database went away")
+        return real_rewrap(*args)  # type: ignore[arg-type]
+
+    with monkeypatch.context() as patched:
+        patched.setattr(key_rotation, "_rewrap", failing_second_batch)
+        with pytest.raises(DatabaseError):
+            key_rotation.rotate_keys(service.database, service.settings.keyring_path, NOW)
+    refs = sorted(service.binary(row).key_ref for row in rows)
+    assert refs == ["local:1", "local:1", "local:1", "local:2", "local:2"]
+    assert all(service.opens(row) for row in rows)
+    with service.database.transaction() as session:
+        (failed,) = session.scalars(
+            select(AuditRecord).where(AuditRecord.kind == AuditKind.KEY_ROTATION.value)
+        ).all()
+        assert json.loads(failed.payload)["outcome"] == "8"
+    assert service.rotation_details()[0]["rewrapped"] == "2"
+    again = key_rotation.rotate_keys(service.database, service.settings.keyring_path, NOW)
+    assert (again.kek_version, again.data_keys) == (3, 5)
+    assert all(service.binary(row).key_ref == "local:3" and service.opens(row) for row in rows)
