@@ -164,7 +164,7 @@ def apply_retention(
     stops part-way leaves whole batches done, each audited, and running it again goes on.
     A dry run only counts, and records nothing."""
     if dry_run:
-        with database.transaction() as session:
+        with database.read_session() as session:  # a count: no writer lock on SQLite
             return _retention_counts(session, before)
     documents = shredded = left = 0
     after: uuid.UUID | None = None
