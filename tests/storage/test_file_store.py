@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import os
 import stat
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from exchange import files
 from exchange.storage.blobs import BlobMissing, FileBlobStore, new_blob_name
 
 
@@ -79,3 +83,63 @@ def test_a_new_fan_out_folder_is_made_durable_with_the_blob(
     synced.clear()
     store.write(name[:2] + new_blob_name()[2:], [b"second"])  # the folder exists now
     assert str(tmp_path) not in synced and folder in synced
+
+
+linux_only = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="sync_file_range is a Linux call"
+)
+
+
+@linux_only
+def test_the_write_behind_call_is_the_kernels() -> None:
+    """The binding reaches the real system call: a file's range is accepted, a descriptor
+    that is not open is refused with EBADF (wrong argument types would not get there)."""
+    assert files.start_writeback is not None
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    os.close(write_end)
+    assert files.start_writeback(write_end, 0, 4096) == -1
+    assert ctypes.get_errno() == errno.EBADF
+
+
+@linux_only
+def test_a_large_blob_reaches_the_disk_while_it_is_still_arriving(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every FLUSH_AFTER bytes, the kernel is asked (through the real call) to start
+    writing what came before, in order and without gaps, before the next piece is taken;
+    the blob is whole afterwards."""
+    kicked: list[tuple[int, int, int]] = []
+    taken = 0
+    real = files.start_writeback
+    assert real is not None
+
+    def recording(descriptor: int, offset: int, length: int) -> int:
+        # The file holds every byte of the range when the kernel is asked.
+        assert os.fstat(descriptor).st_size >= offset + length
+        result = real(descriptor, offset, length)
+        assert result == 0
+        kicked.append((offset, length, taken))
+        return result
+
+    monkeypatch.setattr(files, "start_writeback", recording)
+    data = os.urandom(5 * files.FLUSH_AFTER + 12_345)
+
+    def arriving() -> Iterator[bytes]:
+        nonlocal taken
+        for start in range(0, len(data), 300_000):
+            taken = start + 300_000
+            yield data[start : start + 300_000]
+
+    store = FileBlobStore(tmp_path)
+    name = new_blob_name()
+    assert store.write(name, arriving()) == len(data)
+    assert b"".join(store.read(name)) == data
+    assert [offset for offset, _, _ in kicked] == [0] + [
+        offset + length for offset, length, _ in kicked[:-1]
+    ]
+    flushed = sum(length for _, length, _ in kicked)
+    assert len(data) - files.FLUSH_AFTER < flushed <= len(data)
+    assert all(length >= files.FLUSH_AFTER for _, length, _ in kicked)
+    # Each range was handed over while later pieces had still to come.
+    assert all(when < len(data) for _, _, when in kicked[:-1])
