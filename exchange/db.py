@@ -242,6 +242,11 @@ class _Held:
 _HELD: ContextVar[_Held | None] = ContextVar("exchange_held_lookup", default=None)
 
 
+#: A job's advisory-lock key: by schema (so separate schemas, as test sessions use, do not
+#: contend) and job name. `take_job_lock` and `Database.job` share it.
+_JOB_KEY: Final = "hashtext(current_schema() || '/' || :name)"
+
+
 def take_job_lock(session: Session, job: str) -> bool:
     """Make this transaction the only one doing `job` now; False if another process's
     holds it. PostgreSQL: a transaction-scoped advisory lock, keyed by schema (so
@@ -251,7 +256,7 @@ def take_job_lock(session: Session, job: str) -> bool:
     if session.get_bind().dialect.name != "postgresql":
         return True
     locked = session.execute(
-        text("SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || '/' || :name))"),
+        text(f"SELECT pg_try_advisory_xact_lock({_JOB_KEY})"),
         {"name": job},
     ).scalar_one()
     return bool(locked)
@@ -607,6 +612,10 @@ class GroupCommit:
             batch.done.set()
 
 
+#: `Database.job`'s locks where there is no file to lock (in memory, or a test's connection).
+_JOB_THREADS: dict[tuple[str, str], threading.Lock] = {}
+
+
 def _writer_lock(url: str) -> WriterLock | None:
     """The writer lock beside a SQLite database file (None for PostgreSQL, whose row locks
     queue writers without polling, and for an in-memory SQLite)."""
@@ -683,6 +692,68 @@ class Database:
     def _turn(self) -> AbstractContextManager[object]:
         """A write's turn: the writer lock on SQLite, nothing to wait for otherwise."""
         return self.writer_lock.held() if self.writer_lock is not None else nullcontext()
+
+    @contextmanager
+    def job(self, name: str, *, wait: bool) -> Iterator[bool]:
+        """Run the operator job `name` (the sweep, say) alone among every process on this
+        database: True while this process holds it; False at once if another does and
+        `wait` is false, else wait for it. Unlike `take_job_lock` it holds no transaction
+        open, so the job can read in batches and write in short transactions of its own
+        (on SQLite, holding the writer lock only for those). PostgreSQL: a session-level
+        advisory lock on a look-up connection of its own (a connection that cannot give
+        the lock back is closed, which releases it); SQLite: a file lock beside the
+        database; in memory or bound to a test's connection: this process's threads."""
+        if self._bound is None and self.dialect == "postgresql":
+            with self._advisory_lock(name, wait=wait) as held:
+                yield held
+            return
+        with self._job_file_lock(name, wait=wait) as held:
+            yield held
+
+    @contextmanager
+    def _advisory_lock(self, name: str, *, wait: bool) -> Iterator[bool]:
+        key = {"name": name}
+        connection = self.lookups.connect()
+        try:
+            if wait:
+                connection.execute(text(f"SELECT pg_advisory_lock({_JOB_KEY})"), key)
+                held = True
+            else:
+                taken = connection.execute(text(f"SELECT pg_try_advisory_lock({_JOB_KEY})"), key)
+                held = bool(taken.scalar_one())
+            yield held
+            if held:
+                connection.execute(text(f"SELECT pg_advisory_unlock({_JOB_KEY})"), key)
+        except BaseException:
+            connection.invalidate()  # closed, not pooled: the server drops its locks
+            raise
+        finally:
+            connection.close()
+
+    @contextmanager
+    def _job_file_lock(self, name: str, *, wait: bool) -> Iterator[bool]:
+        parsed = make_url(self.url)
+        if self._bound is not None or parsed.database in (None, "", ":memory:"):
+            lock = _JOB_THREADS.setdefault((self.url, name), threading.Lock())
+            if not lock.acquire(blocking=wait):
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                lock.release()
+            return
+        path = Path(f"{parsed.database}.{name}.job-lock")
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            yield True
+        finally:
+            os.close(descriptor)  # releases the lock
 
     @contextmanager
     def holding_lookups(self) -> Iterator[None]:

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from exchange.audit.events import Action, Actor, AuditEntry, AuditKind, Outcome
 from exchange.audit.service import record
-from exchange.db import Database, among, take_job_lock
+from exchange.db import Database, among
 from exchange.documents.models import BinaryRow, DocumentRow
 from exchange.storage.blobs import BlobStore, StorageUnavailable
 
@@ -37,6 +37,8 @@ BATCH: Final = 1000
 #: The most blobs one sweep removes, and keys it destroys (the rest go at the next): the
 #: names it deletes once its transaction has committed are held until then.
 SWEEP_LIMIT: Final = 100_000
+#: The job lock a sweep holds (`Database.job`): one sweep at a time across processes.
+SWEEPER: Final = "blob-sweeper"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,68 +52,75 @@ class SweepResult:
 
 
 def sweep(database: Database, store: BlobStore, now: datetime) -> SweepResult:
-    """`exchange sweep`, as the operator, audited: see `_sweep`."""
-    with database.transaction() as session:
-        result, names = _sweep(session, store, now, Actor.operator(), audit_idle=True)
-    return replace(result, left=_delete_blobs(store, names))
+    """`exchange sweep`, as the operator, audited: see `_sweep`. A sweep already running
+    (a server's hourly one) is waited for."""
+    with database.job(SWEEPER, wait=True):
+        result, names = _sweep(database, store, now, Actor.operator(), audit_idle=True)
+        return replace(result, left=_delete_blobs(store, names))
 
 
 def hourly_sweep(database: Database, store: BlobStore, now: datetime) -> None:
     """The server's hourly sweep: skipped while another process is making one, and audited
     (as `exchange-sweeper`) only when it removed something."""
-    with database.transaction() as session:
-        if not take_job_lock(session, "blob-sweeper"):
-            return
-        _, names = _sweep(session, store, now, Actor(user="exchange-sweeper"), audit_idle=False)
-    _delete_blobs(store, names)
+    with database.job(SWEEPER, wait=False) as ours:
+        if ours:
+            _, names = _sweep(
+                database, store, now, Actor(user="exchange-sweeper"), audit_idle=False
+            )
+            _delete_blobs(store, names)
 
 
 def _sweep(
-    session: Session, store: BlobStore, now: datetime, actor: Actor, *, audit_idle: bool
+    database: Database, store: BlobStore, now: datetime, actor: Actor, *, audit_idle: bool
 ) -> tuple[SweepResult, list[str]]:
     """Find blobs no live Binary names (older than the grace period, so in-flight uploads
     are safe; a crypto-shredded Binary's blob is ciphertext nobody can open), and destroy
     the keys of Binaries never attached within 24 hours (the row stays as a record,
-    crypto-shredded); audit the run as `actor`'s. Returns the blobs to delete once this
-    has committed: a failure in between leaves undecryptable ciphertext, which the next
-    sweep removes, never a row that offers content that is gone."""
-    orphans = list(itertools.islice(_orphans(session, store), SWEEP_LIMIT))
-    expired = session.scalars(
-        select(BinaryRow)
-        .where(
-            BinaryRow.document_id.is_(None),
-            BinaryRow.destroyed.is_(None),
-            BinaryRow.created < now - UNATTACHED_LIFETIME,
-        )
-        .limit(SWEEP_LIMIT)
-    ).all()
-    for row in expired:
-        row.wrapped_key = None
-        row.destroyed = now
-    result = SweepResult(len(orphans), len(expired))
-    if audit_idle or orphans or expired:
-        details = {
-            "job": "sweep",
-            "orphan-blobs": str(result.orphan_blobs),
-            "expired-uploads": str(result.expired_uploads),
-        }
-        record(session, _housekeeping_entry(actor, details), at=now)
+    crypto-shredded); audit the run as `actor`'s. Run under the sweeper's job lock. The
+    store is listed outside any write transaction (on SQLite, writers are not held up
+    while it is: bench/operator_jobs.py); only the keys' destruction and the audit record
+    take one. Returns the blobs to delete once that has committed: a failure in between
+    leaves undecryptable ciphertext, which the next sweep removes, never a row that offers
+    content that is gone."""
+    orphans = list(itertools.islice(_orphans(database, store), SWEEP_LIMIT))
+    with database.transaction() as session:
+        expired = session.scalars(
+            select(BinaryRow)
+            .where(
+                BinaryRow.document_id.is_(None),
+                BinaryRow.destroyed.is_(None),
+                BinaryRow.created < now - UNATTACHED_LIFETIME,
+            )
+            .limit(SWEEP_LIMIT)
+        ).all()
+        for row in expired:
+            row.wrapped_key = None
+            row.destroyed = now
+        result = SweepResult(len(orphans), len(expired))
+        if audit_idle or orphans or expired:
+            details = {
+                "job": "sweep",
+                "orphan-blobs": str(result.orphan_blobs),
+                "expired-uploads": str(result.expired_uploads),
+            }
+            record(session, _housekeeping_entry(actor, details), at=now)
     return result, orphans + [row.blob_name for row in expired]
 
 
-def _orphans(session: Session, store: BlobStore) -> Iterator[str]:
+def _orphans(database: Database, store: BlobStore) -> Iterator[str]:
     """The store's blobs that no live Binary names, past the grace period: the store's
     names are read as they are listed and checked `BATCH` at a time (by the unique index
-    on `blob_name`), never all held at once."""
+    on `blob_name`, in a read session of each batch's own), never all held at once."""
     names = iter(store.names())
     while batch := list(itertools.islice(names, BATCH)):
-        live = set(
-            session.scalars(
-                select(BinaryRow.blob_name).where(
-                    among(session, BinaryRow.blob_name, batch), BinaryRow.destroyed.is_(None)
+        with database.read_session() as session:
+            live = set(
+                session.scalars(
+                    select(BinaryRow.blob_name).where(
+                        among(session, BinaryRow.blob_name, batch), BinaryRow.destroyed.is_(None)
+                    )
                 )
             )
-        )
         for name in batch:
             if name not in live and (age := store.age(name)) is not None and age > ORPHAN_GRACE:
                 yield name

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from exchange.audit.models import AuditRecord
 from exchange.crypto.keyring import Keyring
 from exchange.crypto.keys import LocalKeyProvider
 from exchange.db import Database
+from exchange.documents import housekeeping
 from exchange.documents.housekeeping import hourly_sweep, sweep
 from exchange.documents.models import BinaryRow
 from exchange.documents.pipeline import add_binary, open_content, seal_content
@@ -89,7 +92,6 @@ def test_a_sweep_that_fails_to_commit_deletes_no_content(
     """The keys' destruction and its audit record commit before any blob is deleted: a
     failure in between (here the audit insert, a fault not otherwise causable) leaves the
     rows and their bytes as they were."""
-    from exchange.documents import housekeeping
 
     store, keys = FileBlobStore(tmp_path / "blobs"), LocalKeyProvider(Keyring.generate(NOW))
     expired = _upload(db, store, keys, _organisation(db), NOW - timedelta(hours=25))
@@ -185,7 +187,6 @@ def test_a_sweep_checks_the_store_a_batch_at_a_time_and_stops_at_its_limit(
     """Blob names are checked against the database a few at a time (two here), and one
     sweep removes at most its limit (three here): the rest go at the next. Live blobs,
     in whichever batch they fall, are kept."""
-    from exchange.documents import housekeeping
 
     monkeypatch.setattr(housekeeping, "BATCH", 2)
     monkeypatch.setattr(housekeeping, "SWEEP_LIMIT", 3)
@@ -208,3 +209,81 @@ def test_a_sweep_checks_the_store_a_batch_at_a_time_and_stops_at_its_limit(
     names = set(store.names())
     assert names == {row.blob_name for row in live}
     assert all(b"".join(open_content(row, store, keys)).startswith(b"%PDF") for row in live)
+
+
+class _PausedListing(FileBlobStore):
+    """The real file store, whose listing stops half-way until `go_on` is set (a store
+    slow to list, as at national scale: its duration cannot be caused otherwise here)."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.listing, self.go_on = threading.Event(), threading.Event()
+
+    def names(self) -> Iterator[str]:
+        for position, name in enumerate(super().names()):
+            if position == 1:
+                self.listing.set()
+                assert self.go_on.wait(30)
+            yield name
+
+
+@pytest.mark.parametrize("job", [sweep, hourly_sweep])
+def test_writers_are_not_held_up_while_a_sweep_lists_the_store(
+    database: Database, tmp_path: Path, job: object
+) -> None:
+    """While a sweep lists the store (on a real database, SQLite's writer lock
+    included), another transaction writes and commits; the sweep then finishes."""
+    store = _PausedListing(tmp_path / "blobs")
+    two_hours_ago = time.time() - 7200
+    for _ in range(3):
+        name = new_blob_name()
+        store.write(name, [b"ciphertext"])
+        os.utime(tmp_path / "blobs" / name[:2] / name, (two_hours_ago, two_hours_ago))
+    sweeping = threading.Thread(target=job, args=(database, store, NOW))  # type: ignore[arg-type]
+    sweeping.start()
+    try:
+        assert store.listing.wait(30)
+        written = threading.Thread(target=make_organisation, args=(database, "PRV77"))
+        written.start()
+        written.join(10)
+        assert not written.is_alive(), "a write waited for the sweep's listing"
+        assert sweeping.is_alive()  # still listing
+    finally:
+        store.go_on.set()
+        sweeping.join(30)
+    assert list(store.names()) == []
+
+
+def test_one_sweep_at_a_time(database: Database, fresh_database_url: str, tmp_path: Path) -> None:
+    """While another process (its own connection, or its own file lock) holds the sweep,
+    the hourly sweep does nothing and `exchange sweep` waits for it; the lock is free
+    again after a job that failed."""
+    store = FileBlobStore(tmp_path / "blobs")
+    orphan = new_blob_name()
+    store.write(orphan, [b"ciphertext"])
+    two_hours_ago = time.time() - 7200
+    os.utime(tmp_path / "blobs" / orphan[:2] / orphan, (two_hours_ago, two_hours_ago))
+    other = Database(fresh_database_url)
+    try:
+        with other.job(housekeeping.SWEEPER, wait=False) as held:
+            assert held
+            hourly_sweep(database, store, NOW)
+            assert list(store.names()) == [orphan] and _retention_records(database) == []
+            waiting = threading.Thread(target=sweep, args=(database, store, NOW))
+            waiting.start()
+            waiting.join(1)
+            assert waiting.is_alive()  # waits for the other's sweep
+        waiting.join(30)
+        assert list(store.names()) == []
+
+        def failing_job() -> None:
+            with other.job(housekeeping.SWEEPER, wait=False) as held:
+                assert held
+                raise RuntimeError("the job failed")
+
+        with pytest.raises(RuntimeError, match="the job failed"):
+            failing_job()
+        with database.job(housekeeping.SWEEPER, wait=False) as held:
+            assert held
+    finally:
+        other.dispose()
