@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +25,15 @@ def running_server(
 ) -> Iterator[str]:
     """Run `exchange serve` until the block ends; yields its base URL (its output is in
     `exchange-serve.log` beside the data directory)."""
+    with serving(data_dir, database_url, workers, **env) as (base, _):
+        yield base
+
+
+@contextmanager
+def serving(
+    data_dir: Path, database_url: str, workers: int = 2, **env: str
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`running_server`, yielding the gunicorn master's process too (to kill it)."""
     port = free_ports(1)[0]
     base = f"http://127.0.0.1:{port}"
     environment = {k: v for k, v in os.environ.items() if not k.startswith("EXCHANGE_")}
@@ -54,7 +64,7 @@ def running_server(
             "exchange serve",
             30,
         )
-        yield base
+        yield base, process
 
 
 @contextmanager

@@ -27,8 +27,16 @@ def sweep_command(cli: CliContext) -> None:
     seal_all(database)
     click.echo(
         f"removed {result.orphan_blobs} orphan blob(s) and "
-        f"{result.expired_uploads} expired upload(s)" + _left(result.left)
+        f"{result.expired_uploads} expired upload(s)"
+        + _abandoned(result.abandoned_writes)
+        + _left(result.left)
     )
+
+
+def _abandoned(abandoned: int) -> str:
+    if not abandoned:
+        return ""
+    return f", and what {abandoned} upload(s) that never finished left in the store"
 
 
 def _left(left: int) -> str:

@@ -43,12 +43,14 @@ SWEEPER: Final = "blob-sweeper"
 
 @dataclass(frozen=True, slots=True)
 class SweepResult:
-    """What a sweep removed: `orphan_blobs` and the keys of `expired_uploads`; `left`
-    blobs the store would not delete now (the next sweep removes them)."""
+    """What a sweep removed: `orphan_blobs`, the keys of `expired_uploads`, and what
+    `abandoned_writes` left in the store (a process killed mid-upload); `left` blobs the
+    store would not delete now (the next sweep removes them)."""
 
     orphan_blobs: int
     expired_uploads: int
     left: int = 0
+    abandoned_writes: int = 0
 
 
 def sweep(database: Database, store: BlobStore, now: datetime) -> SweepResult:
@@ -81,7 +83,9 @@ def _sweep(
     while it is: bench/operator_jobs.py); only the keys' destruction and the audit record
     take one. Returns the blobs to delete once that has committed: a failure in between
     leaves undecryptable ciphertext, which the next sweep removes, never a row that offers
-    content that is gone."""
+    content that is gone. What writes that never finished left in the store (no row or
+    key ever named it) is removed first, past the same grace period, and counted."""
+    abandoned = store.clear_abandoned(ORPHAN_GRACE)
     orphans = list(itertools.islice(_orphans(database, store), SWEEP_LIMIT))
     with database.transaction() as session:
         expired = session.scalars(
@@ -96,13 +100,15 @@ def _sweep(
         for row in expired:
             row.wrapped_key = None
             row.destroyed = now
-        result = SweepResult(len(orphans), len(expired))
-        if audit_idle or orphans or expired:
+        result = SweepResult(len(orphans), len(expired), abandoned_writes=abandoned)
+        if audit_idle or orphans or expired or abandoned:
             details = {
                 "job": "sweep",
                 "orphan-blobs": str(result.orphan_blobs),
                 "expired-uploads": str(result.expired_uploads),
             }
+            if abandoned:
+                details["abandoned-writes"] = str(abandoned)
             record(session, _housekeeping_entry(actor, details), at=now)
     return result, orphans + [row.blob_name for row in expired]
 

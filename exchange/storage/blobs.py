@@ -7,6 +7,7 @@ name, fsynced and renamed, so a crash never leaves half an object under a real n
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 import time
@@ -52,6 +53,12 @@ class BlobStore(Protocol):
 
     def age(self, name: str) -> timedelta | None:
         """How long ago the blob was written, or None if it is gone (for the sweeper)."""
+        ...
+
+    def clear_abandoned(self, older_than: timedelta) -> int:
+        """Remove what writes that never finished left behind, untouched for longer than
+        `older_than` (a process killed part-way through an upload); how many (for the
+        sweeper). Never a blob: those only go by `delete`."""
         ...
 
 
@@ -113,6 +120,27 @@ class FileBlobStore:
             return timedelta(seconds=time.time() - self._path(name).stat().st_mtime)
         except FileNotFoundError:
             return None
+
+    def clear_abandoned(self, older_than: timedelta) -> int:
+        """Remove temporary files (`.incoming/`) no write has touched for `older_than`: a
+        process killed while writing leaves its file there, under no blob's name."""
+        removed = 0
+        limit = time.time() - older_than.total_seconds()
+        try:
+            entries = os.scandir(self._temporary)
+        except FileNotFoundError:
+            return 0
+        with entries:
+            for entry in entries:
+                if not entry.name.endswith(".tmp"):
+                    continue
+                try:
+                    if entry.stat(follow_symlinks=False).st_mtime < limit:
+                        os.unlink(entry.path)
+                        removed += 1
+                except FileNotFoundError:
+                    continue  # its write failed and removed it meanwhile
+        return removed
 
     def names(self) -> Iterator[str]:
         """Every stored blob (temporary files are not blobs)."""

@@ -105,7 +105,7 @@ class S3BlobStore:
                 Bucket=self._bucket, Key=key, UploadId=upload, MultipartUpload={"Parts": parts}
             )
         except BaseException as error:
-            # If the abort fails too, the bucket's lifecycle rule removes the abandoned upload.
+            # If the abort fails too, the sweeper aborts the upload (`clear_abandoned`).
             with contextlib.suppress(ClientError, BotoCoreError):
                 self._s3.abort_multipart_upload(Bucket=self._bucket, Key=key, UploadId=upload)
             if isinstance(error, ClientError | BotoCoreError):
@@ -154,6 +154,27 @@ class S3BlobStore:
             ) from None
         age: timedelta = datetime.now(UTC) - modified
         return age
+
+    def clear_abandoned(self, older_than: timedelta) -> int:
+        """Abort multipart uploads under the prefix begun more than `older_than` ago and
+        never completed (a process killed part-way, or an abort that failed): their parts
+        are stored, and billed, until then."""
+        limit = datetime.now(UTC) - older_than
+        aborted = 0
+        try:
+            paginator = self._s3.get_paginator("list_multipart_uploads")
+            for page in paginator.paginate(Bucket=self._bucket, Prefix=self._prefix):
+                for upload in page.get("Uploads", []):
+                    if upload["Initiated"] < limit:
+                        self._s3.abort_multipart_upload(
+                            Bucket=self._bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                        )
+                        aborted += 1
+        except (ClientError, BotoCoreError) as error:
+            raise StorageUnavailable(
+                f"the object store did not list its uploads ({type(error).__name__})"
+            ) from None
+        return aborted
 
     def names(self) -> Iterator[str]:
         """Every blob under the prefix."""

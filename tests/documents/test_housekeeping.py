@@ -72,6 +72,30 @@ def test_sweep(db: Database, tmp_path: Path) -> None:
     assert _details(audited) == {"job": "sweep", "orphan-blobs": "1", "expired-uploads": "1"}
 
 
+def test_a_sweep_clears_what_a_killed_upload_left(db: Database, tmp_path: Path) -> None:
+    """A temporary file no write has touched for the grace period (a process killed
+    mid-upload left it) goes with the sweep, counted in its audit record and its
+    answer; one still being written stays."""
+    store = FileBlobStore(tmp_path / "blobs")
+    incoming = tmp_path / "blobs" / ".incoming"
+    incoming.mkdir(parents=True)
+    stale, fresh = incoming / f".{new_blob_name()}.aa.tmp", incoming / f".{new_blob_name()}.bb.tmp"
+    stale.write_bytes(b"half")
+    fresh.write_bytes(b"still arriving")
+    two_hours_ago = time.time() - 7200
+    os.utime(stale, (two_hours_ago, two_hours_ago))
+    result = sweep(db, store, NOW)
+    assert (result.orphan_blobs, result.expired_uploads, result.abandoned_writes) == (0, 0, 1)
+    assert not stale.exists() and fresh.exists()
+    (audited,) = _retention_records(db)
+    assert _details(audited) == {
+        "job": "sweep",
+        "orphan-blobs": "0",
+        "expired-uploads": "0",
+        "abandoned-writes": "1",
+    }
+
+
 def test_the_hourly_sweep_is_audited_only_when_it_removed_something(
     db: Database, tmp_path: Path
 ) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import boto3
@@ -73,6 +74,33 @@ def test_s3_failed_multipart_upload_leaves_no_object(s3_store: S3BlobStore) -> N
     with pytest.raises(ConnectionResetError):
         s3_store.write(name, broken())
     assert name not in list(s3_store.names())
+
+
+def test_s3_multipart_uploads_never_finished_are_aborted_past_the_grace(
+    s3_store: S3BlobStore,
+) -> None:
+    """A process killed part-way through a large upload leaves a multipart upload open
+    (its parts stored, and billed); the sweeper's `clear_abandoned` aborts it once it is
+    older than the grace period given, never a younger one, never a blob."""
+    client = s3_store._s3
+    blob = new_blob_name()
+    s3_store.write(blob, [b"ciphertext"])
+    key = f"blobs/{new_blob_name()}"
+    started = client.create_multipart_upload(Bucket=s3_store._bucket, Key=key)["UploadId"]
+    client.upload_part(
+        Bucket=s3_store._bucket, Key=key, UploadId=started, PartNumber=1, Body=b"part"
+    )
+
+    def open_uploads() -> list[str]:
+        listed = client.list_multipart_uploads(Bucket=s3_store._bucket, Prefix="blobs/")
+        return [upload["UploadId"] for upload in listed.get("Uploads", [])]
+
+    assert open_uploads() == [started]
+    assert s3_store.clear_abandoned(timedelta(hours=1)) == 0
+    assert open_uploads() == [started]
+    assert s3_store.clear_abandoned(timedelta(0)) == 1
+    assert open_uploads() == []
+    assert list(s3_store.names()) == [blob]
 
 
 def test_s3_enforces_signatures(s3_server: S3Server, s3_store: S3BlobStore) -> None:

@@ -7,7 +7,9 @@ import errno
 import os
 import stat
 import sys
+import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -143,3 +145,23 @@ def test_a_large_blob_reaches_the_disk_while_it_is_still_arriving(
     assert all(length >= files.FLUSH_AFTER for _, length, _ in kicked)
     # Each range was handed over while later pieces had still to come.
     assert all(when < len(data) for _, _, when in kicked[:-1])
+
+
+def test_what_a_killed_write_left_is_cleared_past_the_grace(tmp_path: Path) -> None:
+    """A process killed while writing leaves its temporary file under `.incoming/`, under
+    no blob's name; `clear_abandoned` removes such a file once no write has touched it for
+    the grace period, never a younger one (a write still going on), never a blob."""
+    store = FileBlobStore(tmp_path)
+    blob = new_blob_name()
+    store.write(blob, [b"ciphertext"])
+    incoming = tmp_path / ".incoming"
+    stale, fresh = incoming / f".{new_blob_name()}.0a1b.tmp", incoming / f".{blob}.2c3d.tmp"
+    stale.write_bytes(b"half a blob")
+    fresh.write_bytes(b"a blob being written")
+    two_hours_ago = time.time() - 7200
+    os.utime(stale, (two_hours_ago, two_hours_ago))
+    os.utime(tmp_path / blob[:2] / blob, (two_hours_ago, two_hours_ago))
+    assert store.clear_abandoned(timedelta(hours=1)) == 1
+    assert not stale.exists() and fresh.exists()
+    assert list(store.names()) == [blob]
+    assert FileBlobStore(tmp_path / "never-written").clear_abandoned(timedelta(0)) == 0
