@@ -88,70 +88,96 @@ class S3Server:
         )
 
 
+class SeaweedFS:
+    """`weed mini` with S3 on its own port, SigV4 credentials and encryption at rest; it can
+    be stopped and started again on the same ports and data (a dependency that goes away
+    and comes back)."""
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
+        access, secret = "exchange-test", "exchange-test-secret"
+        config = directory / "s3.json"
+        config.write_text(
+            json.dumps(
+                {
+                    "identities": [
+                        {
+                            "name": "exchange",
+                            "credentials": [{"accessKey": access, "secretKey": secret}],
+                            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                        }
+                    ]
+                }
+            )
+        )
+        ports = free_ports(12)
+        names = [
+            "master.port",
+            "master.port.grpc",
+            "volume.port",
+            "volume.port.grpc",
+            "filer.port",
+            "filer.port.grpc",
+            "s3.port",
+            "s3.port.grpc",
+            "admin.port",
+            "admin.port.grpc",
+            "webdav.port",
+            "debug.port",
+        ]
+        self._args = [
+            str(BIN / "weed"),
+            "mini",
+            f"-dir={directory / 'data'}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            "-admin.ui=false",
+            f"-s3.config={config}",
+            "-s3.encryptVolumeData",
+            # Off: their fixed default ports (8181, 9101) clash between servers run in parallel.
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            *(f"-{name}={port}" for name, port in zip(names, ports, strict=True)),
+        ]
+        self.server = S3Server(f"http://127.0.0.1:{ports[6]}", access, secret)
+        self._running: ExitStack | None = None
+
+    def start(self) -> None:
+        """Run it, and wait until it accepts our credentials."""
+        client = self.server.client(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=5)
+
+        def accepts_our_credentials() -> bool:
+            # Ready only once a signed request succeeds: the port answers before the
+            # identities are loaded.
+            try:
+                client.list_buckets()
+            except (BotoCoreError, ClientError):
+                return False
+            return True
+
+        running = ExitStack()
+        process = running.enter_context(process_running(self._args, self.directory / "weed.log"))
+        self._running = running
+        wait_until(accepts_our_credentials, process, "SeaweedFS")
+
+    def stop(self) -> None:
+        """Stop it (its data stays for the next start)."""
+        if self._running is not None:
+            self._running.close()
+            self._running = None
+
+
 @contextmanager
 def seaweedfs(directory: Path) -> Iterator[S3Server]:
-    """`weed mini` with S3 on its own port, SigV4 credentials and encryption at rest."""
-    directory.mkdir(parents=True, exist_ok=True)
-    access, secret = "exchange-test", "exchange-test-secret"
-    config = directory / "s3.json"
-    config.write_text(
-        json.dumps(
-            {
-                "identities": [
-                    {
-                        "name": "exchange",
-                        "credentials": [{"accessKey": access, "secretKey": secret}],
-                        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-                    }
-                ]
-            }
-        )
-    )
-    ports = free_ports(12)
-    names = [
-        "master.port",
-        "master.port.grpc",
-        "volume.port",
-        "volume.port.grpc",
-        "filer.port",
-        "filer.port.grpc",
-        "s3.port",
-        "s3.port.grpc",
-        "admin.port",
-        "admin.port.grpc",
-        "webdav.port",
-        "debug.port",
-    ]
-    args = [
-        str(BIN / "weed"),
-        "mini",
-        f"-dir={directory / 'data'}",
-        "-ip=127.0.0.1",
-        "-ip.bind=127.0.0.1",
-        "-admin.ui=false",
-        f"-s3.config={config}",
-        "-s3.encryptVolumeData",
-        # Off: their fixed default ports (8181, 9101) clash between servers run in parallel.
-        "-s3.port.iceberg=0",
-        "-s3.port.lance=0",
-        *(f"-{name}={port}" for name, port in zip(names, ports, strict=True)),
-    ]
-    server = S3Server(f"http://127.0.0.1:{ports[6]}", access, secret)
-    client = server.client(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=5)
-
-    def accepts_our_credentials() -> bool:
-        # Ready only once a signed request succeeds: the port answers before the
-        # identities are loaded.
-        try:
-            client.list_buckets()
-        except (BotoCoreError, ClientError):
-            return False
-        return True
-
-    with process_running(args, directory / "weed.log") as process:
-        wait_until(accepts_our_credentials, process, "SeaweedFS")
-        yield server
-    shutil.rmtree(directory / "data", ignore_errors=True)
+    """SeaweedFS running for the block; its data removed after."""
+    server = SeaweedFS(directory)
+    server.start()
+    try:
+        yield server.server
+    finally:
+        server.stop()
+        shutil.rmtree(directory / "data", ignore_errors=True)
 
 
 @contextmanager

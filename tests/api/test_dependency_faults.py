@@ -1,0 +1,179 @@
+"""Dependency faults against the served API (`quality.md`, Reliability): the S3 server
+(SeaweedFS) stopped part-way through an upload and while a download is asked for. Each
+answer is 503 with an OperationOutcome, nothing is half-written, readiness names the
+part, and the service resumes by itself once the server is back, without a restart. What
+the cut-off upload left in the bucket (a multipart upload never completed, whose abort
+could not reach the server either) is what the sweeper clears."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import socket
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import requests
+from sqlalchemy import func
+from sqlalchemy import select as sql_select
+
+from exchange.auth.client import request_token
+from exchange.db import Database
+from exchange.documents.models import BinaryRow
+from exchange.storage.s3 import S3BlobStore
+from tests.cli_runner import exchange
+from tests.conftest import world_client, world_document
+from tests.scenario import PROVIDER
+from tests.server import serving
+from tests.servers import SeaweedFS
+
+MIB = 1024 * 1024
+
+
+def _pdf(size: int) -> bytes:
+    return b"%PDF-1.7\n" + os.urandom(size - 16) + b"\n%%EOF\n"
+
+
+def _response(sock: socket.socket) -> tuple[int, dict[str, Any]]:
+    """Read one HTTP response from `sock`: its status and JSON body."""
+    sock.settimeout(60)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        received = sock.recv(65536)
+        if not received:
+            break
+        data += received
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, v in (x.split(":", 1) for x in lines[1:])}
+    length = int(headers.get("content-length", "0"))
+    while len(body) < length:
+        received = sock.recv(65536)
+        if not received:
+            break
+        body += received
+    return int(lines[0].split(" ", 2)[1]), json.loads(body)
+
+
+def _upload_cut_off(base: str, token: str, body: bytes, stop_at: int, stop: Any) -> tuple[int, Any]:
+    """POST `body` a MiB at a time, calling `stop` once `stop_at` bytes are sent, and go on
+    sending until the server answers; its status and OperationOutcome."""
+    host, port = base.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=60)
+    try:
+        sock.sendall(
+            (
+                f"POST /fhir/Binary HTTP/1.1\r\nHost: {host}\r\n"
+                f"Authorization: Bearer {token}\r\nContent-Type: application/pdf\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n"
+            ).encode()
+        )
+        for start in range(0, len(body), MIB):
+            if start >= stop_at and stop is not None:
+                stop()
+                stop = None
+            readable, _, _ = select.select([sock], [], [], 0)
+            if readable:
+                break
+            try:
+                sock.sendall(body[start : start + MIB])
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            time.sleep(0.01)
+        return _response(sock)
+    finally:
+        sock.close()
+
+
+def _binaries(url: str) -> int:
+    database = Database(url)
+    try:
+        with database.read_session() as session:
+            return int(session.scalar(sql_select(func.count()).select_from(BinaryRow)) or 0)
+    finally:
+        database.dispose()
+
+
+def test_s3_going_away_mid_upload_and_coming_back(tmp_path: Path, fresh_database_url: str) -> None:
+    weed = SeaweedFS(tmp_path / "seaweedfs")
+    weed.start()
+    try:
+        s3 = weed.server
+        bucket = f"faults-{os.urandom(4).hex()}"
+        s3.client().create_bucket(Bucket=bucket)
+        data_dir = tmp_path / "var"
+        world = tmp_path / "world.json"
+        world.write_text(json.dumps(world_document()), encoding="utf-8")
+        for args in (("init",), ("bootstrap", str(world))):
+            done = exchange(*args, data_dir=data_dir, database_url=fresh_database_url)
+            assert done.returncode == 0, done.stderr
+        environment = {
+            "EXCHANGE_BLOB_STORE": "s3",
+            "EXCHANGE_S3_BUCKET": bucket,
+            "EXCHANGE_S3_ENDPOINT_URL": s3.endpoint,
+            "AWS_ACCESS_KEY_ID": s3.access_key,
+            "AWS_SECRET_ACCESS_KEY": s3.secret_key,
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "EXCHANGE_MAX_DOCUMENT_BYTES": "64MiB",
+        }
+        with serving(data_dir, fresh_database_url, **environment) as (base, _):
+            token = request_token(PROVIDER, world_client(PROVIDER).key, f"{base}/oauth2/token")
+            bearer = {"Authorization": f"Bearer {token['access_token']}"}
+            stored_body = _pdf(3 * MIB)
+            stored = requests.post(
+                f"{base}/fhir/Binary",
+                data=stored_body,
+                headers={**bearer, "Content-Type": "application/pdf"},
+                timeout=60,
+            )
+            assert stored.status_code == 201, stored.text
+            binary = f"{base}/fhir/Binary/{stored.json()['id']}"
+            before = _binaries(fresh_database_url)
+
+            # Part-way through a 24 MiB upload (multipart: 8 MiB parts), the server stops.
+            status, outcome = _upload_cut_off(
+                base, token["access_token"], _pdf(24 * MIB), 12 * MIB, weed.stop
+            )
+            assert status == 503, outcome
+            assert outcome["resourceType"] == "OperationOutcome"
+            assert _binaries(fresh_database_url) == before  # nothing half-written
+
+            ready = requests.get(f"{base}/readyz", timeout=60)
+            assert ready.status_code == 503
+            assert ready.json()["checks"]["document-store"] != "ok"
+            refused = requests.get(
+                binary, headers={**bearer, "Accept": "application/pdf"}, timeout=60
+            )
+            assert refused.status_code == 503
+            assert refused.json()["resourceType"] == "OperationOutcome"
+
+            weed.start()
+            deadline = time.monotonic() + 60
+            while requests.get(f"{base}/readyz", timeout=60).status_code != 200:
+                assert time.monotonic() < deadline, "readiness did not come back"
+                time.sleep(0.5)
+            again = requests.get(
+                binary, headers={**bearer, "Accept": "application/pdf"}, timeout=60
+            )
+            assert again.status_code == 200 and again.content == stored_body
+            later = _pdf(10 * MIB)
+            resumed = requests.post(
+                f"{base}/fhir/Binary",
+                data=later,
+                headers={**bearer, "Content-Type": "application/pdf"},
+                timeout=60,
+            )
+            assert resumed.status_code == 201, resumed.text
+
+        # The cut-off upload's parts: an open multipart upload, which the sweeper aborts
+        # once past its grace period (here at once).
+        store = S3BlobStore(bucket, client=s3.client())
+        open_uploads = s3.client().list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+        assert len(open_uploads) == 1
+        assert store.clear_abandoned(timedelta(0)) == 1
+        assert s3.client().list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    finally:
+        weed.stop()
