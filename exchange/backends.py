@@ -7,7 +7,9 @@ Each backend sits behind a small interface (`storage.blobs.BlobStore`,
 from __future__ import annotations
 
 import os
+import shutil
 from datetime import datetime
+from typing import Final
 
 import boto3
 from botocore.config import Config
@@ -53,6 +55,11 @@ def key_provider(settings: Settings) -> KeyProvider:
     return LocalKeyProvider.from_file(settings.keyring_path)
 
 
+#: Less free space than this where the file store keeps its blobs, and readiness says the
+#: store is full: uploads would fail (503); reads still work.
+LOW_SPACE: Final = 16 * 1024 * 1024
+
+
 def check_document_store(settings: Settings) -> str:
     """`ok`, or why the document store cannot take documents (for `/readyz`)."""
     if settings.blob_store == "s3":
@@ -74,6 +81,9 @@ def check_document_store(settings: Settings) -> str:
         return "the blob directory is missing: run `exchange init`"
     if not os.access(blobs, os.W_OK | os.X_OK):
         return "the blob directory is not writable"
+    free = shutil.disk_usage(blobs).free
+    if free < LOW_SPACE:
+        return f"the blob directory's file system is full ({free // (1024 * 1024)} MiB free)"
     return "ok"
 
 

@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -31,9 +31,15 @@ def running_server(
 
 @contextmanager
 def serving(
-    data_dir: Path, database_url: str, workers: int = 2, **env: str
+    data_dir: Path,
+    database_url: str,
+    workers: int = 2,
+    *,
+    prefix: Sequence[str] = (),
+    **env: str,
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """`running_server`, yielding the gunicorn master's process too (to kill it)."""
+    """`running_server`, yielding the gunicorn master's process too (to kill it); the
+    command is run after `prefix` (a command that ends by running its arguments)."""
     port = free_ports(1)[0]
     base = f"http://127.0.0.1:{port}"
     environment = {k: v for k, v in os.environ.items() if not k.startswith("EXCHANGE_")}
@@ -44,6 +50,7 @@ def serving(
         **env,
     }
     args = [
+        *prefix,
         sys.executable,
         "-m",
         "exchange",

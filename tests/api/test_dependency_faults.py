@@ -1,21 +1,31 @@
-"""Dependency faults against the served API (`quality.md`, Reliability): the S3 server
-(SeaweedFS) stopped part-way through an upload and while a download is asked for. Each
-answer is 503 with an OperationOutcome, nothing is half-written, readiness names the
-part, and the service resumes by itself once the server is back, without a restart. What
-the cut-off upload left in the bucket (a multipart upload never completed, whose abort
-could not reach the server either) is what the sweeper clears."""
+"""Dependency faults against the served API (`quality.md`, Reliability).
+
+The S3 server (SeaweedFS) stopped part-way through an upload and while a download is
+asked for: each answer is 503 with an OperationOutcome, nothing is half-written, readiness
+names the part, and the service resumes by itself once the server is back, without a
+restart. What the cut-off upload left in the bucket (a multipart upload never completed,
+whose abort could not reach the server either) is what the sweeper clears.
+
+The file store's disk full (a small tmpfs mounted over the blob folder, in a mount
+namespace of the server's own): an upload is 503 and leaves nothing; readiness says the
+store is full; reads go on (nothing needs space to be read); once space is freed, uploads
+work again."""
 
 from __future__ import annotations
 
 import json
 import os
 import select
+import shutil
 import socket
+import subprocess
+import sys
 import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 from sqlalchemy import func
 from sqlalchemy import select as sql_select
@@ -177,3 +187,90 @@ def test_s3_going_away_mid_upload_and_coming_back(tmp_path: Path, fresh_database
         assert s3.client().list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
     finally:
         weed.stop()
+
+
+#: A mount namespace of its own: as root, no more; otherwise in a user namespace too.
+_NAMESPACES = "-m" if os.geteuid() == 0 else "-rm"
+
+
+def _can_mount_in_a_namespace(tmp_path: Path) -> bool:
+    """Whether this machine lets a process mount a tmpfs in a mount namespace of its own
+    (as root, or through an unprivileged user namespace)."""
+    unshare = shutil.which("unshare")
+    if unshare is None or not sys.platform.startswith("linux"):
+        return False
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    tried = subprocess.run(
+        [unshare, _NAMESPACES, "sh", "-c", 'mount -t tmpfs -o size=1m tmpfs "$0"', str(probe)],
+        capture_output=True,
+        check=False,
+    )
+    return tried.returncode == 0
+
+
+def _fill(path: Path) -> None:
+    """Write zeros to `path` until its file system is full (ENOSPC)."""
+    with path.open("wb", buffering=0) as handle:
+        while True:
+            handle.write(bytes(MIB))
+
+
+def test_the_file_store_full_and_freed(tmp_path: Path, fresh_database_url: str) -> None:
+    if not _can_mount_in_a_namespace(tmp_path):
+        pytest.skip("this machine lets no process mount a tmpfs in a namespace of its own")
+    data_dir = tmp_path / "var"
+    world = tmp_path / "world.json"
+    world.write_text(json.dumps(world_document()), encoding="utf-8")
+    for args in (("init",), ("bootstrap", str(world))):
+        done = exchange(*args, data_dir=data_dir, database_url=fresh_database_url)
+        assert done.returncode == 0, done.stderr
+    blobs = data_dir / "blobs"
+    # The server runs in a mount namespace where the blob folder is a 24 MiB tmpfs.
+    mounted = [
+        "unshare",
+        _NAMESPACES,
+        "sh",
+        "-c",
+        'mount -t tmpfs -o size=24m,mode=0700 tmpfs "$0" && exec "$@"',
+        str(blobs),
+    ]
+    with serving(data_dir, fresh_database_url, prefix=mounted) as (base, master):
+        inside = Path(f"/proc/{master.pid}/root{blobs}")  # the tmpfs, seen from here
+        token = request_token(PROVIDER, world_client(PROVIDER).key, f"{base}/oauth2/token")
+        bearer = {"Authorization": f"Bearer {token['access_token']}"}
+        upload = {**bearer, "Content-Type": "application/pdf"}
+        stored_body = _pdf(MIB)
+        stored = requests.post(f"{base}/fhir/Binary", data=stored_body, headers=upload, timeout=60)
+        assert stored.status_code == 201, stored.text
+        binary = f"{base}/fhir/Binary/{stored.json()['id']}"
+        assert requests.get(f"{base}/readyz", timeout=60).json()["checks"]["document-store"] == "ok"
+
+        filler = inside / "filler"
+        with pytest.raises(OSError, match="No space left on device"):
+            _fill(filler)
+        before = _binaries(fresh_database_url)
+        refused = requests.post(
+            f"{base}/fhir/Binary", data=_pdf(2 * MIB), headers=upload, timeout=60
+        )
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["resourceType"] == "OperationOutcome"
+        assert _binaries(fresh_database_url) == before
+        assert [p.name for p in (inside / ".incoming").iterdir()] == []  # nothing half-written
+        ready = requests.get(f"{base}/readyz", timeout=60)
+        assert ready.status_code == 503
+        assert "full" in ready.json()["checks"]["document-store"]
+        read = requests.get(binary, headers={**bearer, "Accept": "application/pdf"}, timeout=60)
+        assert read.status_code == 200 and read.content == stored_body
+
+        filler.unlink()  # space returns
+        assert requests.get(f"{base}/readyz", timeout=60).status_code == 200
+        later = _pdf(2 * MIB)
+        resumed = requests.post(f"{base}/fhir/Binary", data=later, headers=upload, timeout=60)
+        assert resumed.status_code == 201, resumed.text
+        again = requests.get(
+            f"{base}/fhir/Binary/{resumed.json()['id']}",
+            headers={**bearer, "Accept": "application/pdf"},
+            timeout=60,
+        )
+        assert again.content == later
