@@ -98,6 +98,27 @@ def _upload_cut_off(base: str, token: str, body: bytes, stop_at: int, stop: Any)
         sock.close()
 
 
+def _download_cut_off(url: str, bearer: dict[str, str], stop: Any) -> bytes:
+    """GET `url` a MiB at a time, calling `stop` after the first MiB; the bytes received
+    before the stream ended (early, or with an error)."""
+    received = bytearray()
+    response = requests.get(
+        url, headers={**bearer, "Accept": "application/pdf"}, stream=True, timeout=60
+    )
+    assert response.status_code == 200
+    try:
+        for piece in response.iter_content(MIB):
+            received += piece
+            if stop is not None:
+                stop()
+                stop = None
+    except requests.RequestException:
+        pass  # the connection ended before Content-Length: what a cut stream looks like
+    finally:
+        response.close()
+    return bytes(received)
+
+
 def _binaries(url: str) -> int:
     database = Database(url)
     try:
@@ -177,6 +198,24 @@ def test_s3_going_away_mid_upload_and_coming_back(tmp_path: Path, fresh_database
                 timeout=60,
             )
             assert resumed.status_code == 201, resumed.text
+
+            # Part-way through a download's stream, the server stops: the 200 and its
+            # headers are gone already, so the connection ends early; a client never
+            # receives a body of the full length that is not the document.
+            large = _pdf(48 * MIB)
+            posted = requests.post(
+                f"{base}/fhir/Binary",
+                data=large,
+                headers={**bearer, "Content-Type": "application/pdf"},
+                timeout=60,
+            )
+            assert posted.status_code == 201, posted.text
+            received = _download_cut_off(
+                f"{base}/fhir/Binary/{posted.json()['id']}", bearer, weed.stop
+            )
+            assert len(received) < len(large)
+            assert large.startswith(received)
+            weed.start()
 
         # The cut-off upload's parts: an open multipart upload, which the sweeper aborts
         # once past its grace period (here at once).
