@@ -170,14 +170,7 @@ class _Direct:
 def _store_env(s3: S3Server | None, bucket: str | None) -> dict[str, str]:
     if s3 is None or bucket is None:
         return {}
-    return {
-        "EXCHANGE_BLOB_STORE": "s3",
-        "EXCHANGE_S3_BUCKET": bucket,
-        "EXCHANGE_S3_ENDPOINT_URL": s3.endpoint,
-        "AWS_ACCESS_KEY_ID": s3.access_key,
-        "AWS_SECRET_ACCESS_KEY": s3.secret_key,
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
+    return s3.exchange_env(bucket)
 
 
 def _transfers(work: Path, key: ECKey, s3: S3Server | None) -> None:

@@ -78,6 +78,15 @@ def serving(
 def world_server(tmp_path: Path, database_url: str, workers: int = 2, **env: str) -> Iterator[str]:
     """`exchange init` + bootstrap of the test world (tests.conftest), then serve it (with
     extra `EXCHANGE_*` settings in `env`, e.g. a raised rate limit)."""
+    with running_server(
+        world_data_dir(tmp_path, database_url), database_url, workers=workers, **env
+    ) as base:
+        yield base
+
+
+def world_data_dir(tmp_path: Path, database_url: str) -> Path:
+    """`exchange init` and the bootstrap of the test world (tests.conftest) into
+    `tmp_path/var` and `database_url`, as an operator would; the data directory."""
     data_dir = tmp_path / "var"
     world = tmp_path / "world.json"
     world.write_text(json.dumps(world_document()), encoding="utf-8")
@@ -85,5 +94,4 @@ def world_server(tmp_path: Path, database_url: str, workers: int = 2, **env: str
         result = exchange(*args, data_dir=data_dir, database_url=database_url)
         if result.returncode != 0:
             raise RuntimeError(f"exchange {args[0]} failed: {result.stderr}")
-    with running_server(data_dir, database_url, workers=workers, **env) as base:
-        yield base
+    return data_dir

@@ -75,6 +75,17 @@ class S3Server:
     access_key: str
     secret_key: str
 
+    def exchange_env(self, bucket: str) -> dict[str, str]:
+        """The settings that make `exchange serve` keep its blobs in `bucket` here."""
+        return {
+            "EXCHANGE_BLOB_STORE": "s3",
+            "EXCHANGE_S3_BUCKET": bucket,
+            "EXCHANGE_S3_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": self.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.secret_key,
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+
     def client(self, **config: Any) -> Any:
         """A boto3 S3 client of this endpoint (path-style), `config` added to its botocore
         Config."""
@@ -148,13 +159,17 @@ class SeaweedFS:
         client = self.server.client(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=5)
 
         def accepts_our_credentials() -> bool:
-            # Ready only once a signed request succeeds: the port answers before the
-            # identities are loaded.
+            # Ready only once a signed request succeeds (the port answers before the
+            # identities are loaded) and an object can be written and read back (the
+            # buckets answer before the volume server has joined: reads then fail).
             try:
-                client.list_buckets()
+                if "readiness" not in {b["Name"] for b in client.list_buckets()["Buckets"]}:
+                    client.create_bucket(Bucket="readiness")
+                client.put_object(Bucket="readiness", Key="probe", Body=b"probe")
+                read = client.get_object(Bucket="readiness", Key="probe")["Body"].read()
             except (BotoCoreError, ClientError):
                 return False
-            return True
+            return bool(read == b"probe")
 
         running = ExitStack()
         process = running.enter_context(process_running(self._args, self.directory / "weed.log"))

@@ -24,9 +24,9 @@ from exchange.auth.client import request_token
 from exchange.db import Database
 from exchange.documents.models import BinaryRow
 from tests.cli_runner import exchange
-from tests.conftest import world_client, world_document
+from tests.conftest import world_client
 from tests.scenario import PROVIDER
-from tests.server import serving
+from tests.server import serving, world_data_dir
 
 UPLOADS = 50
 PIECE = 256 * 1024
@@ -90,11 +90,7 @@ def _age(folder: Path, seconds: float) -> None:
 def test_uploads_survive_a_kill_and_the_sweeper_removes_what_they_left(
     tmp_path: Path, fresh_database_url: str
 ) -> None:
-    data_dir = tmp_path / "var"
-    world = tmp_path / "world.json"
-    world.write_text(json.dumps(world_document()), encoding="utf-8")
-    for args in (("init",), ("bootstrap", str(world))):
-        assert exchange(*args, data_dir=data_dir, database_url=fresh_database_url).returncode == 0
+    data_dir = world_data_dir(tmp_path, fresh_database_url)
     key = world_client(PROVIDER).key
     killed = threading.Event()
     with serving(data_dir, fresh_database_url, EXCHANGE_RATE_LIMIT="off") as (base, master):

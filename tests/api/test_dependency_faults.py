@@ -34,10 +34,9 @@ from exchange.auth.client import request_token
 from exchange.db import Database
 from exchange.documents.models import BinaryRow
 from exchange.storage.s3 import S3BlobStore
-from tests.cli_runner import exchange
-from tests.conftest import world_client, world_document
+from tests.conftest import world_client
 from tests.scenario import PROVIDER
-from tests.server import serving
+from tests.server import serving, world_data_dir
 from tests.servers import SeaweedFS
 
 MIB = 1024 * 1024
@@ -119,6 +118,23 @@ def _download_cut_off(url: str, bearer: dict[str, str], stop: Any) -> bytes:
     return bytes(received)
 
 
+class _Provider:
+    """The provider's client against a served API: uploads and downloads of Binaries."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        token = request_token(PROVIDER, world_client(PROVIDER).key, f"{base}/oauth2/token")
+        self.token = str(token["access_token"])
+        self.bearer = {"Authorization": f"Bearer {self.token}"}
+
+    def post(self, body: bytes) -> requests.Response:
+        headers = {**self.bearer, "Content-Type": "application/pdf"}
+        return requests.post(f"{self.base}/fhir/Binary", data=body, headers=headers, timeout=60)
+
+    def get(self, url: str) -> requests.Response:
+        return requests.get(url, headers={**self.bearer, "Accept": "application/pdf"}, timeout=60)
+
+
 def _binaries(url: str) -> int:
     database = Database(url)
     try:
@@ -135,38 +151,19 @@ def test_s3_going_away_mid_upload_and_coming_back(tmp_path: Path, fresh_database
         s3 = weed.server
         bucket = f"faults-{os.urandom(4).hex()}"
         s3.client().create_bucket(Bucket=bucket)
-        data_dir = tmp_path / "var"
-        world = tmp_path / "world.json"
-        world.write_text(json.dumps(world_document()), encoding="utf-8")
-        for args in (("init",), ("bootstrap", str(world))):
-            done = exchange(*args, data_dir=data_dir, database_url=fresh_database_url)
-            assert done.returncode == 0, done.stderr
-        environment = {
-            "EXCHANGE_BLOB_STORE": "s3",
-            "EXCHANGE_S3_BUCKET": bucket,
-            "EXCHANGE_S3_ENDPOINT_URL": s3.endpoint,
-            "AWS_ACCESS_KEY_ID": s3.access_key,
-            "AWS_SECRET_ACCESS_KEY": s3.secret_key,
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "EXCHANGE_MAX_DOCUMENT_BYTES": "64MiB",
-        }
+        data_dir = world_data_dir(tmp_path, fresh_database_url)
+        environment = {**s3.exchange_env(bucket), "EXCHANGE_MAX_DOCUMENT_BYTES": "64MiB"}
         with serving(data_dir, fresh_database_url, **environment) as (base, _):
-            token = request_token(PROVIDER, world_client(PROVIDER).key, f"{base}/oauth2/token")
-            bearer = {"Authorization": f"Bearer {token['access_token']}"}
+            provider = _Provider(base)
             stored_body = _pdf(3 * MIB)
-            stored = requests.post(
-                f"{base}/fhir/Binary",
-                data=stored_body,
-                headers={**bearer, "Content-Type": "application/pdf"},
-                timeout=60,
-            )
+            stored = provider.post(stored_body)
             assert stored.status_code == 201, stored.text
             binary = f"{base}/fhir/Binary/{stored.json()['id']}"
             before = _binaries(fresh_database_url)
 
             # Part-way through a 24 MiB upload (multipart: 8 MiB parts), the server stops.
             status, outcome = _upload_cut_off(
-                base, token["access_token"], _pdf(24 * MIB), 12 * MIB, weed.stop
+                base, provider.token, _pdf(24 * MIB), 12 * MIB, weed.stop
             )
             assert status == 503, outcome
             assert outcome["resourceType"] == "OperationOutcome"
@@ -175,9 +172,7 @@ def test_s3_going_away_mid_upload_and_coming_back(tmp_path: Path, fresh_database
             ready = requests.get(f"{base}/readyz", timeout=60)
             assert ready.status_code == 503
             assert ready.json()["checks"]["document-store"] != "ok"
-            refused = requests.get(
-                binary, headers={**bearer, "Accept": "application/pdf"}, timeout=60
-            )
+            refused = provider.get(binary)
             assert refused.status_code == 503
             assert refused.json()["resourceType"] == "OperationOutcome"
 
@@ -186,32 +181,20 @@ def test_s3_going_away_mid_upload_and_coming_back(tmp_path: Path, fresh_database
             while requests.get(f"{base}/readyz", timeout=60).status_code != 200:
                 assert time.monotonic() < deadline, "readiness did not come back"
                 time.sleep(0.5)
-            again = requests.get(
-                binary, headers={**bearer, "Accept": "application/pdf"}, timeout=60
-            )
+            again = provider.get(binary)
             assert again.status_code == 200 and again.content == stored_body
             later = _pdf(10 * MIB)
-            resumed = requests.post(
-                f"{base}/fhir/Binary",
-                data=later,
-                headers={**bearer, "Content-Type": "application/pdf"},
-                timeout=60,
-            )
+            resumed = provider.post(later)
             assert resumed.status_code == 201, resumed.text
 
             # Part-way through a download's stream, the server stops: the 200 and its
             # headers are gone already, so the connection ends early; a client never
             # receives a body of the full length that is not the document.
             large = _pdf(48 * MIB)
-            posted = requests.post(
-                f"{base}/fhir/Binary",
-                data=large,
-                headers={**bearer, "Content-Type": "application/pdf"},
-                timeout=60,
-            )
+            posted = provider.post(large)
             assert posted.status_code == 201, posted.text
             received = _download_cut_off(
-                f"{base}/fhir/Binary/{posted.json()['id']}", bearer, weed.stop
+                f"{base}/fhir/Binary/{posted.json()['id']}", provider.bearer, weed.stop
             )
             assert len(received) < len(large)
             assert large.startswith(received)
@@ -258,12 +241,7 @@ def _fill(path: Path) -> None:
 def test_the_file_store_full_and_freed(tmp_path: Path, fresh_database_url: str) -> None:
     if not _can_mount_in_a_namespace(tmp_path):
         pytest.skip("this machine lets no process mount a tmpfs in a namespace of its own")
-    data_dir = tmp_path / "var"
-    world = tmp_path / "world.json"
-    world.write_text(json.dumps(world_document()), encoding="utf-8")
-    for args in (("init",), ("bootstrap", str(world))):
-        done = exchange(*args, data_dir=data_dir, database_url=fresh_database_url)
-        assert done.returncode == 0, done.stderr
+    data_dir = world_data_dir(tmp_path, fresh_database_url)
     blobs = data_dir / "blobs"
     # The server runs in a mount namespace where the blob folder is a 24 MiB tmpfs.
     mounted = [
@@ -276,11 +254,9 @@ def test_the_file_store_full_and_freed(tmp_path: Path, fresh_database_url: str) 
     ]
     with serving(data_dir, fresh_database_url, prefix=mounted) as (base, master):
         inside = Path(f"/proc/{master.pid}/root{blobs}")  # the tmpfs, seen from here
-        token = request_token(PROVIDER, world_client(PROVIDER).key, f"{base}/oauth2/token")
-        bearer = {"Authorization": f"Bearer {token['access_token']}"}
-        upload = {**bearer, "Content-Type": "application/pdf"}
+        provider = _Provider(base)
         stored_body = _pdf(MIB)
-        stored = requests.post(f"{base}/fhir/Binary", data=stored_body, headers=upload, timeout=60)
+        stored = provider.post(stored_body)
         assert stored.status_code == 201, stored.text
         binary = f"{base}/fhir/Binary/{stored.json()['id']}"
         assert requests.get(f"{base}/readyz", timeout=60).json()["checks"]["document-store"] == "ok"
@@ -289,9 +265,7 @@ def test_the_file_store_full_and_freed(tmp_path: Path, fresh_database_url: str) 
         with pytest.raises(OSError, match="No space left on device"):
             _fill(filler)
         before = _binaries(fresh_database_url)
-        refused = requests.post(
-            f"{base}/fhir/Binary", data=_pdf(2 * MIB), headers=upload, timeout=60
-        )
+        refused = provider.post(_pdf(2 * MIB))
         assert refused.status_code == 503, refused.text
         assert refused.json()["resourceType"] == "OperationOutcome"
         assert _binaries(fresh_database_url) == before
@@ -299,17 +273,13 @@ def test_the_file_store_full_and_freed(tmp_path: Path, fresh_database_url: str) 
         ready = requests.get(f"{base}/readyz", timeout=60)
         assert ready.status_code == 503
         assert "full" in ready.json()["checks"]["document-store"]
-        read = requests.get(binary, headers={**bearer, "Accept": "application/pdf"}, timeout=60)
+        read = provider.get(binary)
         assert read.status_code == 200 and read.content == stored_body
 
         filler.unlink()  # space returns
         assert requests.get(f"{base}/readyz", timeout=60).status_code == 200
         later = _pdf(2 * MIB)
-        resumed = requests.post(f"{base}/fhir/Binary", data=later, headers=upload, timeout=60)
+        resumed = provider.post(later)
         assert resumed.status_code == 201, resumed.text
-        again = requests.get(
-            f"{base}/fhir/Binary/{resumed.json()['id']}",
-            headers={**bearer, "Accept": "application/pdf"},
-            timeout=60,
-        )
+        again = provider.get(f"{base}/fhir/Binary/{resumed.json()['id']}")
         assert again.content == later
