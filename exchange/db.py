@@ -51,6 +51,8 @@ from sqlalchemy.sql.elements import BindParameter, ClauseElement, _anonymous_lab
 from sqlalchemy.sql.visitors import replacement_traverse
 from sqlalchemy.types import TypeDecorator
 
+from exchange.files import file_lock
+
 log = logging.getLogger("exchange.db")
 
 #: The database failed (refused, lost or never reached): what the front doors answer as
@@ -743,17 +745,8 @@ class Database:
             finally:
                 lock.release()
             return
-        path = Path(f"{parsed.database}.{name}.job-lock")
-        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            try:
-                fcntl.flock(descriptor, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                yield False
-                return
-            yield True
-        finally:
-            os.close(descriptor)  # releases the lock
+        with file_lock(Path(f"{parsed.database}.{name}.job-lock"), wait=wait) as held:
+            yield held
 
     @contextmanager
     def holding_lookups(self) -> Iterator[None]:

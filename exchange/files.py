@@ -4,10 +4,12 @@ crash never leaves half a file under its real name (keyring, secrets, blobs)."""
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import os
 import secrets
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Final
 
@@ -80,3 +82,21 @@ def fsync_directory(path: Path) -> None:
         os.fsync(directory)
     finally:
         os.close(directory)
+
+
+@contextmanager
+def file_lock(path: Path, *, wait: bool = True) -> Iterator[bool]:
+    """An exclusive `flock` on the file at `path` (made if missing, mode 0600) for the
+    block: True while this holds it; False at once if another open file holds it and
+    `wait` is false, else wait for it. Closing the file releases the lock, so a process
+    that dies gives it back."""
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(descriptor)

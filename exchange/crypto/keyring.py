@@ -8,9 +8,7 @@ half keyring; a keyring readable by group or others is refused (fail closed).
 from __future__ import annotations
 
 import base64
-import fcntl
 import json
-import os
 import secrets
 import stat
 from collections.abc import Iterator
@@ -23,7 +21,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from exchange.files import write_atomically
+from exchange.files import file_lock, write_atomically
 
 
 class KeyringError(RuntimeError):
@@ -122,14 +120,8 @@ def keyring_changing(path: Path) -> Iterator[None]:
     KEK version and the later save would drop the other's, with the keys it had wrapped:
     their documents could never be opened again. A second one waits its turn."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(
-        path.with_name(f".{path.name}.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
-    )
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX)
+    with file_lock(path.with_name(f".{path.name}.lock")):
         yield
-    finally:
-        os.close(descriptor)  # closing releases the lock
 
 
 def write_secret_file(path: Path, content: bytes) -> None:
