@@ -20,6 +20,7 @@ from typing import Final
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from exchange.audit.events import Action, Actor, AuditEntry, AuditKind, Outcome
 from exchange.audit.service import record
@@ -88,18 +89,16 @@ def _sweep(
     abandoned = store.clear_abandoned(ORPHAN_GRACE)
     orphans = list(itertools.islice(_orphans(database, store), SWEEP_LIMIT))
     with database.transaction() as session:
-        expired = session.scalars(
-            select(BinaryRow)
+        unattached = (
+            select(BinaryRow.id)
             .where(
                 BinaryRow.document_id.is_(None),
                 BinaryRow.destroyed.is_(None),
                 BinaryRow.created < now - UNATTACHED_LIFETIME,
             )
             .limit(SWEEP_LIMIT)
-        ).all()
-        for row in expired:
-            row.wrapped_key = None
-            row.destroyed = now
+        )
+        expired = _shred(session, BinaryRow.id.in_(unattached), now)
         result = SweepResult(len(orphans), len(expired), abandoned_writes=abandoned)
         if audit_idle or orphans or expired or abandoned:
             details = {
@@ -110,7 +109,7 @@ def _sweep(
             if abandoned:
                 details["abandoned-writes"] = str(abandoned)
             record(session, _housekeeping_entry(actor, details), at=now)
-    return result, orphans + [row.blob_name for row in expired]
+    return result, orphans + expired
 
 
 def _orphans(database: Database, store: BlobStore) -> Iterator[str]:
@@ -186,7 +185,8 @@ def apply_retention(
     while True:
         with database.transaction() as session:
             batch = _documents_before(session, before, after)
-            names = _shred(session, [binary for _, binary in batch], now)
+            ids = [binary for _, binary in batch]
+            names = _shred(session, BinaryRow.id.in_(ids), now) if ids else []
             if names or (not batch and shredded == 0):
                 # Each batch that destroyed keys is audited with it; a run that destroyed
                 # none is audited once, at its end, with the documents it went through.
@@ -226,13 +226,12 @@ def _documents_before(
     return [(row.id, row.binary_id) for row in rows]
 
 
-def _shred(session: Session, binary_ids: list[uuid.UUID], now: datetime) -> list[str]:
-    """Destroy the data keys of those Binaries not destroyed yet; their blobs' names."""
-    if not binary_ids:
-        return []
+def _shred(session: Session, which: ColumnElement[bool], now: datetime) -> list[str]:
+    """Destroy the data keys of the Binaries `which` selects, those not destroyed yet (the
+    sweep's expired uploads, a retention batch): one statement; their blobs' names."""
     shredded = session.execute(
         update(BinaryRow)
-        .where(BinaryRow.id.in_(binary_ids), BinaryRow.destroyed.is_(None))
+        .where(which, BinaryRow.destroyed.is_(None))
         .values(wrapped_key=None, destroyed=now)
         .returning(BinaryRow.blob_name),
         execution_options={"synchronize_session": False},
