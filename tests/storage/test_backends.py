@@ -20,8 +20,8 @@ from exchange.crypto.cloud_keys import AwsKmsKeyProvider, VaultTransitKeyProvide
 from exchange.crypto.keys import KeyUnwrapError
 from exchange.db import Database
 from exchange.settings import Settings
-from exchange.storage.blobs import BlobMissing, new_blob_name
-from exchange.storage.s3 import PART_SIZE, S3BlobStore
+from exchange.storage.blobs import BlobMissing, StorageUnavailable, new_blob_name
+from exchange.storage.s3 import IN_FLIGHT, PART_SIZE, S3BlobStore
 from tests.factories import FrozenClock
 from tests.servers import S3Server, VaultServer, moto_kms, openbao, seaweedfs
 
@@ -51,7 +51,10 @@ def s3_store(s3_server: S3Server) -> S3BlobStore:
     return S3BlobStore(bucket, "blobs", client=client)
 
 
-@pytest.mark.parametrize("size", [1, 64 * 1024 - 1, 64 * 1024 + 1, PART_SIZE + 3 * 1024 * 1024])
+@pytest.mark.parametrize(
+    "size",
+    [1, 64 * 1024 - 1, 64 * 1024 + 1, PART_SIZE + 3 * 1024 * 1024, 3 * PART_SIZE + 5],
+)
 def test_s3_round_trip_encrypted(s3_store: S3BlobStore, size: int) -> None:
     key, name, data = os.urandom(32), new_blob_name(), os.urandom(size)
     pieces = (data[i : i + 1_000_000] for i in range(0, size, 1_000_000))
@@ -64,16 +67,72 @@ def test_s3_round_trip_encrypted(s3_store: S3BlobStore, size: int) -> None:
         s3_store.read(name)
 
 
+def _open_uploads(store: S3BlobStore) -> list[str]:
+    listed = store._s3.list_multipart_uploads(Bucket=store._bucket, Prefix="blobs/")
+    return [upload["UploadId"] for upload in listed.get("Uploads", [])]
+
+
 def test_s3_failed_multipart_upload_leaves_no_object(s3_store: S3BlobStore) -> None:
+    """The source failing after several parts were sent (some perhaps still on their way)
+    leaves neither an object nor an open multipart upload."""
     name = new_blob_name()
 
     def broken() -> Iterator[bytes]:
-        yield os.urandom(PART_SIZE + 10)
+        for _ in range(3):
+            yield os.urandom(PART_SIZE + 10)
         raise ConnectionResetError("the client went away")
 
     with pytest.raises(ConnectionResetError):
         s3_store.write(name, broken())
     assert name not in list(s3_store.names())
+    assert _open_uploads(s3_store) == []
+
+
+def test_s3_part_refused_by_the_store_is_unavailable(s3_store: S3BlobStore) -> None:
+    """The store refusing a part (here: the multipart upload aborted under the writer by
+    someone else) is StorageUnavailable, and no object appears."""
+    name = new_blob_name()
+
+    def source() -> Iterator[bytes]:
+        yield os.urandom(PART_SIZE + 10)
+        for upload in _open_uploads(s3_store):
+            s3_store._s3.abort_multipart_upload(
+                Bucket=s3_store._bucket, Key=f"blobs/{name}", UploadId=upload
+            )
+        for _ in range(3):
+            yield os.urandom(PART_SIZE)
+
+    with pytest.raises(StorageUnavailable):
+        s3_store.write(name, source())
+    assert name not in list(s3_store.names())
+    assert _open_uploads(s3_store) == []
+
+
+def test_s3_upload_reads_at_most_a_few_parts_ahead_of_the_store(s3_store: S3BlobStore) -> None:
+    """Parts are sent while the next is read, but the writer never holds more than
+    `IN_FLIGHT` parts on their way and one being filled: a source far faster than the
+    store is read only as fast as the store takes the parts (memory stays flat)."""
+    name, piece = new_blob_name(), os.urandom(1024 * 1024)
+    stored, ahead = [0], []
+
+    def part_stored(**_: object) -> None:  # boto3's event once a part's answer is in
+        stored[0] += 1
+
+    s3_store._s3.meta.events.register("after-call.s3.UploadPart", part_stored)
+    pieces = 5 * PART_SIZE // len(piece)
+
+    def source() -> Iterator[bytes]:
+        for n in range(pieces):
+            ahead.append(n * len(piece) - stored[0] * PART_SIZE)
+            yield piece
+
+    try:
+        assert s3_store.write(name, source()) == pieces * len(piece)
+    finally:
+        s3_store._s3.meta.events.unregister("after-call.s3.UploadPart", part_stored)
+    assert max(ahead) <= (IN_FLIGHT + 1) * PART_SIZE
+    assert max(ahead) >= 2 * PART_SIZE  # it read on while parts were on their way
+    s3_store.delete(name)
 
 
 def test_s3_multipart_uploads_never_finished_are_aborted_past_the_grace(
@@ -91,15 +150,11 @@ def test_s3_multipart_uploads_never_finished_are_aborted_past_the_grace(
         Bucket=s3_store._bucket, Key=key, UploadId=started, PartNumber=1, Body=b"part"
     )
 
-    def open_uploads() -> list[str]:
-        listed = client.list_multipart_uploads(Bucket=s3_store._bucket, Prefix="blobs/")
-        return [upload["UploadId"] for upload in listed.get("Uploads", [])]
-
-    assert open_uploads() == [started]
+    assert _open_uploads(s3_store) == [started]
     assert s3_store.clear_abandoned(timedelta(hours=1)) == 0
-    assert open_uploads() == [started]
+    assert _open_uploads(s3_store) == [started]
     assert s3_store.clear_abandoned(timedelta(0)) == 1
-    assert open_uploads() == []
+    assert _open_uploads(s3_store) == []
     assert list(s3_store.names()) == [blob]
 
 
