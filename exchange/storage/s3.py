@@ -49,6 +49,11 @@ class S3BlobStore:
                 retries={"max_attempts": 3, "mode": "standard"},
                 connect_timeout=5,
                 read_timeout=60,
+                # Every chunk read is authenticated by its AES-GCM tag (a flipped bit or a
+                # swapped object fails it), so botocore's CRC32 of every GET body repeated
+                # that work (5% of a 5 MiB download, bench/profiles/documents.md). Uploads
+                # keep theirs: it catches damage in transit before the object is stored.
+                response_checksum_validation="when_required",
             ),
         )
 

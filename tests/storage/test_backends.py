@@ -15,7 +15,7 @@ from botocore.config import Config
 
 from exchange.app import create_app
 from exchange.backends import blob_store, key_provider
-from exchange.crypto.aead import decrypt_stream, encrypt_stream
+from exchange.crypto.aead import TamperedError, decrypt_stream, encrypt_stream
 from exchange.crypto.cloud_keys import AwsKmsKeyProvider, VaultTransitKeyProvider
 from exchange.crypto.keys import KeyUnwrapError
 from exchange.db import Database
@@ -70,6 +70,25 @@ def test_s3_round_trip_encrypted(s3_store: S3BlobStore, size: int) -> None:
 def _open_uploads(store: S3BlobStore) -> list[str]:
     listed = store._s3.list_multipart_uploads(Bucket=store._bucket, Prefix="blobs/")
     return [upload["UploadId"] for upload in listed.get("Uploads", [])]
+
+
+@pytest.mark.parametrize("size", [64 * 1024 + 1, PART_SIZE + 3 * 1024 * 1024])
+def test_s3_object_altered_in_the_bucket_fails_its_tag(
+    s3_server: S3Server, s3_store: S3BlobStore, monkeypatch: pytest.MonkeyPatch, size: int
+) -> None:
+    """The store as the service builds it (its own client, which leaves botocore's CRC32 of
+    GET bodies off): an object whose bytes were changed in the bucket (re-uploaded whole,
+    so the bucket's own checksums agree with it) is refused by the AEAD on read."""
+    for variable, value in s3_server.exchange_env(s3_store._bucket).items():
+        monkeypatch.setenv(variable, value)
+    store = S3BlobStore(s3_store._bucket, "blobs", endpoint_url=s3_server.endpoint)
+    key, name, data = os.urandom(32), new_blob_name(), os.urandom(size)
+    store.write(name, encrypt_stream(key, name, [data]))
+    stored = bytearray(b"".join(store.read(name)))
+    stored[len(stored) // 2] ^= 0x01
+    s3_store._s3.put_object(Bucket=s3_store._bucket, Key=f"blobs/{name}", Body=bytes(stored))
+    with pytest.raises(TamperedError):
+        b"".join(decrypt_stream(key, name, store.read(name)))
 
 
 def test_s3_failed_multipart_upload_leaves_no_object(s3_store: S3BlobStore) -> None:
