@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import itertools
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -93,9 +92,11 @@ class S3BlobStore:
             ) from None
         parts = _Parts(self._s3, self._bucket, key, upload)
         try:
-            for piece in itertools.chain(held, rest):
+            for piece in held:
                 parts.add(piece)
-            del held[:]
+            held.clear()  # the first part's pieces are not kept through the whole upload
+            for piece in rest:
+                parts.add(piece)
             self._s3.complete_multipart_upload(
                 Bucket=self._bucket,
                 Key=key,
