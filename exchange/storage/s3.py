@@ -48,6 +48,9 @@ class S3BlobStore:
                 retries={"max_attempts": 3, "mode": "standard"},
                 connect_timeout=5,
                 read_timeout=60,
+                # Each of a worker's request threads may have IN_FLIGHT parts on their way
+                # besides its own reads (botocore's default pool is 10 connections).
+                max_pool_connections=32,
                 # Every chunk read is authenticated by its AES-GCM tag (a flipped bit or a
                 # swapped object fails it), so botocore's CRC32 of every GET body repeated
                 # that work (5% of a 5 MiB download, bench/profiles/documents.md). Uploads

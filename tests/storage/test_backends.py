@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
@@ -82,6 +83,11 @@ def test_s3_object_altered_in_the_bucket_fails_its_tag(
     for variable, value in s3_server.exchange_env(s3_store._bucket).items():
         monkeypatch.setenv(variable, value)
     store = S3BlobStore(s3_store._bucket, "blobs", endpoint_url=s3_server.endpoint)
+    asked: list[str | None] = []
+    store._s3.meta.events.register(
+        "before-send.s3.GetObject",
+        lambda request, **_: asked.append(request.headers.get("x-amz-checksum-mode")),
+    )
     key, name, data = os.urandom(32), new_blob_name(), os.urandom(size)
     store.write(name, encrypt_stream(key, name, [data]))
     stored = bytearray(b"".join(store.read(name)))
@@ -89,22 +95,43 @@ def test_s3_object_altered_in_the_bucket_fails_its_tag(
     s3_store._s3.put_object(Bucket=s3_store._bucket, Key=f"blobs/{name}", Body=bytes(stored))
     with pytest.raises(TamperedError):
         b"".join(decrypt_stream(key, name, store.read(name)))
+    assert asked == [None, None]  # no CRC asked of S3: the tag is the check
+
+
+def _part_threads() -> list[str]:
+    return [thread.name for thread in threading.enumerate() if thread.name.startswith("s3-part")]
 
 
 def test_s3_failed_multipart_upload_leaves_no_object(s3_store: S3BlobStore) -> None:
-    """The source failing after several parts were sent (some perhaps still on their way)
-    leaves neither an object nor an open multipart upload."""
+    """The source failing while parts are on their way: the upload is aborted only once
+    every part begun has had its answer (none lands after the abort), leaving neither an
+    object, nor an open multipart upload, nor a thread."""
     name = new_blob_name()
+    calls: list[str] = []
+    events = s3_store._s3.meta.events
+    hooks = {
+        "after-call.s3.UploadPart": lambda **_: calls.append("part answered"),
+        "before-call.s3.AbortMultipartUpload": lambda **_: calls.append("abort"),
+    }
 
     def broken() -> Iterator[bytes]:
         for _ in range(3):
             yield os.urandom(PART_SIZE + 10)
         raise ConnectionResetError("the client went away")
 
-    with pytest.raises(ConnectionResetError):
-        s3_store.write(name, broken())
+    for event, hook in hooks.items():
+        events.register(event, hook)
+    try:
+        with pytest.raises(ConnectionResetError):
+            s3_store.write(name, broken())
+    finally:
+        for event, hook in hooks.items():
+            events.unregister(event, hook)
+    assert calls[-1] == "abort" and calls.count("abort") == 1
+    assert calls.count("part answered") >= 1
     assert name not in list(s3_store.names())
     assert _open_uploads(s3_store) == []
+    assert _part_threads() == []
 
 
 def test_s3_part_refused_by_the_store_is_unavailable(s3_store: S3BlobStore) -> None:
@@ -125,6 +152,7 @@ def test_s3_part_refused_by_the_store_is_unavailable(s3_store: S3BlobStore) -> N
         s3_store.write(name, source())
     assert name not in list(s3_store.names())
     assert _open_uploads(s3_store) == []
+    assert _part_threads() == []
 
 
 def test_s3_upload_reads_at_most_a_few_parts_ahead_of_the_store(s3_store: S3BlobStore) -> None:
@@ -132,10 +160,11 @@ def test_s3_upload_reads_at_most_a_few_parts_ahead_of_the_store(s3_store: S3Blob
     `IN_FLIGHT` parts on their way and one being filled: a source far faster than the
     store is read only as fast as the store takes the parts (memory stays flat)."""
     name, piece = new_blob_name(), os.urandom(1024 * 1024)
-    stored, ahead = [0], []
+    stored, ahead, counting = [0], [], threading.Lock()
 
     def part_stored(**_: object) -> None:  # boto3's event once a part's answer is in
-        stored[0] += 1
+        with counting:
+            stored[0] += 1
 
     s3_store._s3.meta.events.register("after-call.s3.UploadPart", part_stored)
     pieces = 5 * PART_SIZE // len(piece)
