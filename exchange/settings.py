@@ -155,6 +155,14 @@ class Settings:
         """Refuse a backend chosen without what it needs, before anything is opened."""
         if self.blob_store == "s3" and not self.s3_bucket:
             raise SettingsError("EXCHANGE_S3_BUCKET is required when EXCHANGE_BLOB_STORE=s3.")
+        if self.blob_store == "s3":
+            from exchange.storage.s3 import LARGEST_DOCUMENT
+
+            if self.max_document_bytes > LARGEST_DOCUMENT:
+                raise SettingsError(
+                    "EXCHANGE_MAX_DOCUMENT_BYTES must be at most 64GiB when "
+                    "EXCHANGE_BLOB_STORE=s3 (S3 takes an object in 10,000 parts at most)."
+                )
         if self.key_provider == "aws-kms" and not self.kms_key_id:
             raise SettingsError(
                 "EXCHANGE_KMS_KEY_ID is required when EXCHANGE_KEY_PROVIDER=aws-kms."

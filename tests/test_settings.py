@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from exchange.settings import RateLimit, Settings, SettingsError
+from exchange.storage.s3 import LARGEST_DOCUMENT, PART_SIZE
 
 
 def test_defaults(tmp_path: Path) -> None:
@@ -86,6 +87,14 @@ def test_rate_limit(value: str, expected: RateLimit, tmp_path: Path) -> None:
         ),
         ({"EXCHANGE_MAX_DOCUMENT_BYTES": "-1"}, "EXCHANGE_MAX_DOCUMENT_BYTES"),
         ({"EXCHANGE_MAX_DOCUMENT_BYTES": "1TB"}, "EXCHANGE_MAX_DOCUMENT_BYTES"),
+        (
+            {
+                "EXCHANGE_BLOB_STORE": "s3",
+                "EXCHANGE_S3_BUCKET": "b",
+                "EXCHANGE_MAX_DOCUMENT_BYTES": "65GiB",
+            },
+            "EXCHANGE_MAX_DOCUMENT_BYTES",
+        ),
         ({"EXCHANGE_RATE_LIMIT": "fast"}, "EXCHANGE_RATE_LIMIT"),
         ({"EXCHANGE_LOG_LEVEL": "LOUD"}, "EXCHANGE_LOG_LEVEL"),
         ({"EXCHANGE_LOG_FORMAT": "xml"}, "EXCHANGE_LOG_FORMAT"),
@@ -111,3 +120,18 @@ def test_vault_approle_is_enough(tmp_path: Path) -> None:
         dotenv_path=tmp_path / "none",
     )
     assert "secret" not in repr(settings)
+
+
+def test_the_largest_document_s3_takes(tmp_path: Path) -> None:
+    """64 GiB is S3's ceiling (10,000 parts of 8 MiB, with room for the encryption's
+    framing); the file store has none of its own."""
+    s3 = {"EXCHANGE_BLOB_STORE": "s3", "EXCHANGE_S3_BUCKET": "b"}
+    largest = Settings.from_env(
+        {**s3, "EXCHANGE_MAX_DOCUMENT_BYTES": "64GiB"}, dotenv_path=tmp_path / "none"
+    )
+    assert largest.max_document_bytes == 64 * 1024**3 == LARGEST_DOCUMENT
+    assert 10_000 * PART_SIZE > LARGEST_DOCUMENT * 1.01
+    files = Settings.from_env(
+        {"EXCHANGE_MAX_DOCUMENT_BYTES": "65GiB"}, dotenv_path=tmp_path / "none"
+    )
+    assert files.max_document_bytes == 65 * 1024**3

@@ -22,6 +22,9 @@ PART_SIZE: Final = 8 * 1024 * 1024
 READ_SIZE: Final = 1024 * 1024
 #: Parts of one upload being sent to the store at once (`_Parts`).
 IN_FLIGHT: Final = 2
+#: The largest document this store takes: S3 allows 10,000 parts, which at PART_SIZE
+#: hold 80,000 MiB of ciphertext; 64 GiB of content leaves room for the AEAD's framing.
+LARGEST_DOCUMENT: Final = 64 * 1024**3
 
 
 class S3BlobStore:
