@@ -153,11 +153,11 @@ class Settings:
 
     def _check_backends(self) -> None:
         """Refuse a backend chosen without what it needs, before anything is opened."""
-        if self.blob_store == "s3" and not self.s3_bucket:
-            raise SettingsError("EXCHANGE_S3_BUCKET is required when EXCHANGE_BLOB_STORE=s3.")
         if self.blob_store == "s3":
             from exchange.storage.s3 import LARGEST_DOCUMENT
 
+            if not self.s3_bucket:
+                raise SettingsError("EXCHANGE_S3_BUCKET is required when EXCHANGE_BLOB_STORE=s3.")
             if self.max_document_bytes > LARGEST_DOCUMENT:
                 raise SettingsError(
                     "EXCHANGE_MAX_DOCUMENT_BYTES must be at most 64GiB when "

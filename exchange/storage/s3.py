@@ -232,8 +232,7 @@ class _Parts:
             self._room()
             self._submit(b"".join(self._held))
             self._held = []
-        while self._pending:
-            self._stored.append(self._pending.popleft().result())
+        self._collect(down_to=0)
         self._pool.shutdown()
         return self._stored
 
@@ -245,7 +244,13 @@ class _Parts:
         self._pending.clear()
 
     def _room(self) -> None:
-        while len(self._pending) >= IN_FLIGHT:
+        """Wait until one more part may go (`IN_FLIGHT` at most on their way)."""
+        self._collect(down_to=IN_FLIGHT - 1)
+
+    def _collect(self, down_to: int) -> None:
+        """Take the oldest parts' answers, in order, until at most `down_to` are on their
+        way (a part that failed raises)."""
+        while len(self._pending) > down_to:
             self._stored.append(self._pending.popleft().result())
 
     def _submit(self, data: bytes) -> None:

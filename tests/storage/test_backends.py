@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -98,6 +99,19 @@ def test_s3_object_altered_in_the_bucket_fails_its_tag(
     assert asked == [None, None]  # no CRC asked of S3: the tag is the check
 
 
+@contextmanager
+def _hooked(store: S3BlobStore, hooks: dict[str, Callable[..., None]]) -> Iterator[None]:
+    """boto3's `event: hook`s on the store's client for the block."""
+    events = store._s3.meta.events
+    for event, hook in hooks.items():
+        events.register(event, hook)
+    try:
+        yield
+    finally:
+        for event, hook in hooks.items():
+            events.unregister(event, hook)
+
+
 def _part_threads() -> list[str]:
     return [thread.name for thread in threading.enumerate() if thread.name.startswith("s3-part")]
 
@@ -108,7 +122,6 @@ def test_s3_failed_multipart_upload_leaves_no_object(s3_store: S3BlobStore) -> N
     object, nor an open multipart upload, nor a thread."""
     name = new_blob_name()
     calls: list[str] = []
-    events = s3_store._s3.meta.events
     hooks = {
         "after-call.s3.UploadPart": lambda **_: calls.append("part answered"),
         "before-call.s3.AbortMultipartUpload": lambda **_: calls.append("abort"),
@@ -119,14 +132,8 @@ def test_s3_failed_multipart_upload_leaves_no_object(s3_store: S3BlobStore) -> N
             yield os.urandom(PART_SIZE + 10)
         raise ConnectionResetError("the client went away")
 
-    for event, hook in hooks.items():
-        events.register(event, hook)
-    try:
-        with pytest.raises(ConnectionResetError):
-            s3_store.write(name, broken())
-    finally:
-        for event, hook in hooks.items():
-            events.unregister(event, hook)
+    with _hooked(s3_store, hooks), pytest.raises(ConnectionResetError):
+        s3_store.write(name, broken())
     assert calls[-1] == "abort" and calls.count("abort") == 1
     assert calls.count("part answered") >= 1
     assert name not in list(s3_store.names())
@@ -166,7 +173,6 @@ def test_s3_upload_reads_at_most_a_few_parts_ahead_of_the_store(s3_store: S3Blob
         with counting:
             stored[0] += 1
 
-    s3_store._s3.meta.events.register("after-call.s3.UploadPart", part_stored)
     pieces = 5 * PART_SIZE // len(piece)
 
     def source() -> Iterator[bytes]:
@@ -174,10 +180,8 @@ def test_s3_upload_reads_at_most_a_few_parts_ahead_of_the_store(s3_store: S3Blob
             ahead.append(n * len(piece) - stored[0] * PART_SIZE)
             yield piece
 
-    try:
+    with _hooked(s3_store, {"after-call.s3.UploadPart": part_stored}):
         assert s3_store.write(name, source()) == pieces * len(piece)
-    finally:
-        s3_store._s3.meta.events.unregister("after-call.s3.UploadPart", part_stored)
     assert max(ahead) <= (IN_FLIGHT + 1) * PART_SIZE
     assert max(ahead) >= 2 * PART_SIZE  # it read on while parts were on their way
     s3_store.delete(name)
