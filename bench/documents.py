@@ -4,7 +4,10 @@ file store and on S3 (SeaweedFS):
 - upload (`POST /fhir/Binary`, 5 MiB and 100 MiB) vs writing the same bytes straight to the
   same store with the same durability (file: temp + fsync + rename; S3: boto3's multipart
   upload): target >= 0.5;
-- download vs reading the same stored object directly: target >= 0.5;
+- download vs reading the same stored object directly: target >= 0.5; on the file store
+  twice, from the page cache (the object just written) and from the disk (every blob's
+  pages evicted before each read, the API's and the direct one's alike: a national store
+  of terabytes is read from its disk);
 - the server worker's peak RSS growth while uploading and downloading 1 GiB, on each store:
   < 64 MiB.
 
@@ -142,7 +145,8 @@ class _Direct:
     (multipart, as the service) and a streamed `get_object`."""
 
     def __init__(self, work: Path, s3: S3Server | None, bucket: str | None) -> None:
-        self._files = FileBlobStore(work / "direct")
+        self.folder = work / "direct"
+        self._files = FileBlobStore(self.folder)
         self._s3 = None if s3 is None else s3.client()
         self._bucket = bucket
 
@@ -166,6 +170,23 @@ class _Direct:
             for _ in body.iter_chunks(MIB):
                 pass
         return size / MIB / (time.perf_counter() - started)
+
+
+def _evict(folder: Path) -> None:
+    """Drop every file under `folder` from the page cache, so that its next read comes from
+    the disk (`POSIX_FADV_DONTNEED`; a blob's pages are clean once its write has fsynced, so
+    the kernel drops them all: `fincore` shows none left)."""
+    for path in folder.rglob("*"):
+        if path.is_file():
+            descriptor = os.open(path, os.O_RDONLY)
+            try:
+                os.posix_fadvise(descriptor, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(descriptor)
+
+
+def _row(what: str, api: float, direct: float) -> None:
+    print(f"{what:<48} {api:>14.0f} {direct:>14.0f} {api / direct:>7.2f} {'>=0.5':>7}")
 
 
 def _store_env(s3: S3Server | None, bucket: str | None) -> dict[str, str]:
@@ -205,9 +226,11 @@ def _transfers(work: Path, key: ECKey, s3: S3Server | None) -> None:
                 # Each operation REPEATS times, the API's and the direct one taking turns
                 # (so a disturbance of the machine falls on both); the medians compared.
                 rates: dict[str, list[float]] = {key: [] for key in ("up", "write", "down", "read")}
+                stored: list[tuple[str, str]] = []
                 for _ in range(REPEATS):
                     binary_id, upload = _upload(base, token, payload, size)
                     name, baseline_write = direct.write(payload, size)
+                    stored.append((binary_id, name))
                     rates["up"].append(upload)
                     rates["write"].append(baseline_write)
                     rates["down"].append(_download(base, token, binary_id, size))
@@ -216,14 +239,22 @@ def _transfers(work: Path, key: ECKey, s3: S3Server | None) -> None:
                     statistics.median(rates[key]) for key in ("up", "write", "down", "read")
                 )
                 label = f"{size // MIB} MiB, {store} store"
-                print(
-                    f"{'upload ' + label + ' vs direct (MiB/s)':<48} {upload:>14.0f} "
-                    f"{baseline_write:>14.0f} {upload / baseline_write:>7.2f} {'>=0.5':>7}"
-                )
-                print(
-                    f"{'download ' + label + ' vs direct (MiB/s)':<48} {download:>14.0f} "
-                    f"{baseline_read:>14.0f} {download / baseline_read:>7.2f} {'>=0.5':>7}"
-                )
+                _row(f"upload {label} vs direct (MiB/s)", upload, baseline_write)
+                _row(f"download {label} vs direct (MiB/s)", download, baseline_read)
+                if s3 is None:
+                    # The same objects again, each read from the disk: before each read,
+                    # the API's store and the direct one are both evicted from the cache.
+                    cold: dict[str, list[float]] = {"down": [], "read": []}
+                    for binary_id, name in stored:
+                        _evict(data_dir / "blobs")
+                        cold["down"].append(_download(base, token, binary_id, size))
+                        _evict(direct.folder)
+                        cold["read"].append(direct.read(name, size))
+                    _row(
+                        f"download {label}, from disk (MiB/s)",
+                        statistics.median(cold["down"]),
+                        statistics.median(cold["read"]),
+                    )
                 payload.unlink()
             _memory(work, base, token, store)
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Final
 
 from cryptography.exceptions import InvalidTag
@@ -43,6 +43,33 @@ class TamperedError(Exception):
 
 def _nonce(prefix: bytes, index: int, final: bool) -> bytes:
     return prefix + struct.pack(">IB", index, 1 if final else 0)
+
+
+def _complete_chunks(
+    buffer: bytearray,
+    view: memoryview,
+    size: int,
+    process: Callable[[bytes | bytearray | memoryview, bool], bytes],
+) -> list[bytes]:
+    """`process` (seal or open, not final) every chunk of `size` bytes that `view`
+    completes and that more bytes follow: the last chunk must be processed as final, so at
+    least one byte is always held back. A chunk begun in an earlier call is completed in
+    `buffer`; whole chunks are taken straight from `view`; the rest is kept in `buffer`,
+    so it never holds more than one chunk."""
+    done: list[bytes] = []
+    offset = 0
+    if buffer:
+        offset = size - len(buffer)
+        buffer += view[:offset]
+        if len(view) <= offset:
+            return done  # no byte follows the chunk yet: it may be the last
+        done.append(process(buffer, False))
+        buffer.clear()
+    while len(view) - offset > size:
+        done.append(process(view[offset : offset + size], False))
+        offset += size
+    buffer += view[offset:]
+    return done
 
 
 def _associated_data(header: bytes, object_id: bytes, index: int, final: bool) -> bytes:
@@ -72,7 +99,7 @@ class StreamEncryptor:
         """The 16-byte header, written first."""
         return self._header
 
-    def _seal(self, plaintext: bytes | memoryview, final: bool) -> bytes:
+    def _seal(self, plaintext: bytes | bytearray | memoryview, final: bool) -> bytes:
         if self._index > MAX_CHUNKS:
             raise ValueError("the object is too large for this chunk size")
         sealed = self._aead.encrypt(
@@ -88,20 +115,14 @@ class StreamEncryptor:
         return b"".join(self.sealed_chunks(data))
 
     def sealed_chunks(self, data: bytes) -> list[bytes]:
-        """`update`, one sealed chunk at a time: each chunk is sealed from a view of the
-        buffer, and the buffer is compacted once per call (slicing and deleting from its
-        front per chunk copied every byte three more times: bench/profiles/api-load.md)."""
+        """`update`, one sealed chunk at a time. Whole chunks are sealed straight from a
+        view of `data`; only a chunk that spans two calls is gathered in the buffer, which
+        never holds more than one chunk (buffering every byte, then compacting, cost more
+        than the sealing itself: bench/profiles/documents.md, "Twelfth pass")."""
         if self._done:
             raise ValueError("the stream is finalised")
-        self._buffer += data
-        sealed, offset = [], 0
-        with memoryview(self._buffer) as view:
-            # Keep at least one byte back: the last chunk must be sealed as final.
-            while len(self._buffer) - offset > self._chunk:
-                sealed.append(self._seal(view[offset : offset + self._chunk], final=False))
-                offset += self._chunk
-        del self._buffer[:offset]
-        return sealed
+        with memoryview(data) as view:
+            return _complete_chunks(self._buffer, view, self._chunk, self._seal)
 
     def finalize(self) -> bytes:
         """The final chunk (sealed as final even when empty)."""
@@ -129,16 +150,22 @@ class StreamDecryptor:
         self._index = 0
         self._done = False
 
-    def _read_header(self) -> None:
-        header = bytes(self._buffer[:HEADER_SIZE])
+    def _read_header(self, view: memoryview) -> memoryview:
+        """Take the header from the buffer and `view`; what follows it in `view`."""
+        missing = HEADER_SIZE - len(self._buffer)
+        self._buffer += view[:missing]
+        if len(self._buffer) < HEADER_SIZE:
+            return view[len(view) :]
+        header = bytes(self._buffer)
         magic, version, size = header[:4], header[4], struct.unpack(">I", header[5:9])[0]
         if magic != MAGIC or version != VERSION or not MIN_CHUNK <= size <= MAX_CHUNK:
             raise TamperedError("the ciphertext header is not valid")
         self._header, self._prefix = header, header[9:HEADER_SIZE]
         self._sealed_chunk = size + TAG_SIZE
-        del self._buffer[:HEADER_SIZE]
+        self._buffer.clear()
+        return view[missing:]
 
-    def _open(self, sealed: bytes | memoryview, final: bool) -> bytes:
+    def _open(self, sealed: bytes | bytearray | memoryview, final: bool) -> bytes:
         if self._header is None:
             raise TamperedError("the ciphertext header is missing")
         try:
@@ -157,24 +184,18 @@ class StreamDecryptor:
         return b"".join(self.plaintext_chunks(data))
 
     def plaintext_chunks(self, data: bytes) -> list[bytes]:
-        """`update`, one verified chunk at a time, each opened from a view of the buffer,
-        which is compacted once per call."""
+        """`update`, one verified chunk at a time: whole chunks are opened straight from a
+        view of `data`, and only a chunk that spans two calls is gathered in the buffer
+        (never more than one chunk)."""
         if self._done:
             raise ValueError("the stream is finalised")
-        self._buffer += data
-        if self._header is None:
-            if len(self._buffer) < HEADER_SIZE:
-                return []
-            self._read_header()
-        plaintext, offset = [], 0
-        with memoryview(self._buffer) as view:
-            # A complete chunk followed by more bytes cannot be the final one.
-            while len(self._buffer) - offset > self._sealed_chunk:
-                end = offset + self._sealed_chunk
-                plaintext.append(self._open(view[offset:end], final=False))
-                offset = end
-        del self._buffer[:offset]
-        return plaintext
+        with memoryview(data) as view:
+            if self._header is None:
+                with self._read_header(view) as rest:
+                    if self._header is None:
+                        return []
+                    return _complete_chunks(self._buffer, rest, self._sealed_chunk, self._open)
+            return _complete_chunks(self._buffer, view, self._sealed_chunk, self._open)
 
     def finalize(self) -> bytes:
         """The last chunk's plaintext; TamperedError if the stream was cut or altered."""
