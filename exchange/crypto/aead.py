@@ -150,12 +150,13 @@ class StreamDecryptor:
         self._index = 0
         self._done = False
 
-    def _read_header(self, view: memoryview) -> memoryview:
-        """Take the header from the buffer and `view`; what follows it in `view`."""
+    def _read_header(self, view: memoryview) -> int:
+        """Take the header from the buffer and `view`; how many bytes of `view` it took
+        (all of them while the header is still incomplete)."""
         missing = HEADER_SIZE - len(self._buffer)
         self._buffer += view[:missing]
         if len(self._buffer) < HEADER_SIZE:
-            return view[len(view) :]
+            return len(view)
         header = bytes(self._buffer)
         magic, version, size = header[:4], header[4], struct.unpack(">I", header[5:9])[0]
         if magic != MAGIC or version != VERSION or not MIN_CHUNK <= size <= MAX_CHUNK:
@@ -163,7 +164,7 @@ class StreamDecryptor:
         self._header, self._prefix = header, header[9:HEADER_SIZE]
         self._sealed_chunk = size + TAG_SIZE
         self._buffer.clear()
-        return view[missing:]
+        return missing
 
     def _open(self, sealed: bytes | bytearray | memoryview, final: bool) -> bytes:
         if self._header is None:
@@ -190,12 +191,10 @@ class StreamDecryptor:
         if self._done:
             raise ValueError("the stream is finalised")
         with memoryview(data) as view:
+            start = 0 if self._header is not None else self._read_header(view)
             if self._header is None:
-                with self._read_header(view) as rest:
-                    if self._header is None:
-                        return []
-                    return _complete_chunks(self._buffer, rest, self._sealed_chunk, self._open)
-            return _complete_chunks(self._buffer, view, self._sealed_chunk, self._open)
+                return []
+            return _complete_chunks(self._buffer, view[start:], self._sealed_chunk, self._open)
 
     def finalize(self) -> bytes:
         """The last chunk's plaintext; TamperedError if the stream was cut or altered."""
